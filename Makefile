@@ -1,0 +1,26 @@
+# Two entry points for a fresh clone:
+#   make train [ARGS="--gpu 0 --epoch 5"]   set up .venv, then train on MNIST
+#   make test                                set up .venv, then run the tests
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Chainer's sdist must build with setuptools < 81 (see constraints.txt). Pip
+# before 26.2 applies PIP_CONSTRAINT to isolated build environments, later
+# releases read PIP_BUILD_CONSTRAINT instead; setting both covers every pip.
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export PIP_BUILD_CONSTRAINT := $(CURDIR)/constraints.txt
+
+.PHONY: setup train test
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+train: setup
+	$(PY) train_mnist.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)

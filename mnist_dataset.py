@@ -1,0 +1,326 @@
+"""MNIST from IDX files: a local directory, a verified cache, or a download.
+
+:func:`get_mnist` returns what ``chainer.datasets.get_mnist()`` returns
+(float32 images of 784 values in ``[0, 1]``, int32 labels, 60000 training and
+10000 test examples), without depending on the original site, which has
+refused the downloads (HTTP 403) since 2024. It looks, in this order, at
+
+1. ``dataset_dir`` (``--dataset-dir``) or else the ``MNIST_DIR`` environment
+   variable: a directory holding the four IDX files under their canonical
+   names, each gzip-compressed (``.gz``) or raw. Any data set in MNIST's IDX
+   layout is accepted (Fashion-MNIST, KMNIST, ...): the structure is checked,
+   and a checksum other than MNIST's is reported as a notice only.
+2. A cache in Chainer's dataset root
+   (``$CHAINER_DATASET_ROOT/pfnet/chainer/mnist``, by default under
+   ``~/.chainer/dataset``), each file verified before use.
+3. The maintained mirrors, then the original site. Each download goes to a
+   temporary file that is verified and only then renamed into the cache.
+
+A file is MNIST when the MD5 of the canonical ``.gz`` or the SHA-256 of the
+decompressed bytes matches; the second survives recompression.
+"""
+import gzip
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+
+import numpy
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer.datasets import _mnist_helper
+
+
+class DatasetError(Exception):
+    """The data set cannot be read; the message says which file and why."""
+
+
+#: name -> (MD5 of the canonical .gz, SHA-256 of the decompressed file)
+MNIST_CHECKSUMS = {
+    'train-images-idx3-ubyte': (
+        'f68b3c2dcbeaaa9fbdd348bbdeb94873',
+        'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db'),
+    'train-labels-idx1-ubyte': (
+        'd53e105ee54ea40749a09fcbcd1e9432',
+        '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5'),
+    't10k-images-idx3-ubyte': (
+        '9fb629c4189551a2d022fa330f9573f3',
+        '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7'),
+    't10k-labels-idx1-ubyte': (
+        'ec29112dd5afa0611ce80d1b7f02629c',
+        'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2'),
+}
+
+#: Tried in order; each serves ``<mirror><name>.gz``.
+MNIST_MIRRORS = (
+    'https://ossci-datasets.s3.amazonaws.com/mnist/',
+    'https://storage.googleapis.com/cvdf-datasets/mnist/',
+    'http://yann.lecun.com/exdb/mnist/',
+)
+
+SPLITS = (
+    ('train', 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    ('test', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+)
+
+IMAGE_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+LABEL_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+IMAGE_SIDE = 28
+N_CLASSES = 10
+DOWNLOAD_TIMEOUT = 60  # seconds without an answer before a mirror is skipped
+
+
+def default_cache_dir():
+    """Where verified downloads are kept, inside Chainer's dataset root."""
+    return os.path.join(chainer.dataset.get_dataset_root(),
+                        'pfnet', 'chainer', 'mnist')
+
+
+def _notice(message):
+    print('notice: ' + message, file=sys.stderr)
+
+
+def _decompress(path, data):
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(
+            '{} is not a readable gzip file ({}); it is truncated or corrupt. '
+            'Replace it with a good copy.'.format(path, e))
+
+
+def _matches(raw, gz, checksum):
+    md5_gz, sha256_raw = checksum
+    if gz is not None and hashlib.md5(gz).hexdigest() == md5_gz:
+        return True
+    return hashlib.sha256(raw).hexdigest() == sha256_raw
+
+
+def _parse_images(path, raw):
+    if len(raw) < 16:
+        raise DatasetError(
+            '{} is too short ({} bytes) for an IDX image header; '
+            'it is truncated.'.format(path, len(raw)))
+    magic, n, rows, cols = numpy.frombuffer(raw, '>u4', 4)
+    if magic != IMAGE_MAGIC:
+        raise DatasetError(
+            '{} is not an IDX image file: magic number {:#010x}, expected '
+            '{:#010x}. Is it a label file, or another format?'.format(
+                path, magic, IMAGE_MAGIC))
+    if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DatasetError(
+            '{} holds {}x{} images; the network takes {}x{} (MNIST '
+            'layout).'.format(path, rows, cols, IMAGE_SIDE, IMAGE_SIDE))
+    expected = 16 + int(n) * rows * cols
+    if len(raw) != expected:
+        raise DatasetError(
+            '{} should be {} bytes for {} images but is {}; it is {}. '
+            'Replace it with a good copy.'.format(
+                path, expected, n, len(raw),
+                'truncated' if len(raw) < expected else 'followed by junk'))
+    return numpy.frombuffer(raw, numpy.uint8, offset=16).reshape(
+        int(n), rows * cols)
+
+
+def _parse_labels(path, raw):
+    if len(raw) < 8:
+        raise DatasetError(
+            '{} is too short ({} bytes) for an IDX label header; '
+            'it is truncated.'.format(path, len(raw)))
+    magic, n = numpy.frombuffer(raw, '>u4', 2)
+    if magic != LABEL_MAGIC:
+        raise DatasetError(
+            '{} is not an IDX label file: magic number {:#010x}, expected '
+            '{:#010x}. Is it an image file, or another format?'.format(
+                path, magic, LABEL_MAGIC))
+    expected = 8 + int(n)
+    if len(raw) != expected:
+        raise DatasetError(
+            '{} should be {} bytes for {} labels but is {}; it is {}. '
+            'Replace it with a good copy.'.format(
+                path, expected, n, len(raw),
+                'truncated' if len(raw) < expected else 'followed by junk'))
+    labels = numpy.frombuffer(raw, numpy.uint8, offset=8)
+    if len(labels) and labels.max() >= N_CLASSES:
+        raise DatasetError(
+            '{} has label {}; the network has {} classes (0-{}).'.format(
+                path, labels.max(), N_CLASSES, N_CLASSES - 1))
+    return labels
+
+
+def _read(path, checksum, gzipped=None):
+    """Returns the decompressed bytes of ``path`` and whether it is MNIST.
+
+    ``gzipped`` defaults to whether the name ends in ``.gz``.
+    """
+    if gzipped is None:
+        gzipped = path.endswith('.gz')
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        raise DatasetError('cannot read {}: {}'.format(path, e.strerror))
+    if not gzipped:
+        return data, _matches(data, None, checksum)
+    raw = _decompress(path, data)
+    return raw, _matches(raw, data, checksum)
+
+
+def _find_local(directory, name):
+    candidates = [os.path.join(directory, name + ext) for ext in ('.gz', '')]
+    path = next((p for p in candidates if os.path.isfile(p)), None)
+    if path is None:
+        raise DatasetError(
+            '{} is missing from {}: expected {} or {} (IDX format, as '
+            'published with MNIST).'.format(
+                name, directory, *[os.path.basename(p) for p in candidates]))
+    return path
+
+
+def _to_datasets(files):
+    """``files``: name -> (path, raw bytes); returns ``(train, test)``."""
+    datasets = []
+    for _, images_name, labels_name in SPLITS:
+        images_path, images_raw = files[images_name]
+        labels_path, labels_raw = files[labels_name]
+        images = _parse_images(images_path, images_raw)
+        labels = _parse_labels(labels_path, labels_raw)
+        if len(images) != len(labels):
+            raise DatasetError(
+                '{} holds {} images but {} holds {} labels; they are not a '
+                'pair.'.format(images_path, len(images), labels_path,
+                               len(labels)))
+        # The same preprocessing as chainer.datasets.get_mnist().
+        datasets.append(_mnist_helper.preprocess_mnist(
+            {'x': images, 'y': labels}, withlabel=True, ndim=1, scale=1.,
+            image_dtype=numpy.float32, label_dtype=numpy.int32,
+            rgb_format=False))
+    return tuple(datasets)
+
+
+def _load_dir(directory, checksums):
+    if not os.path.isdir(directory):
+        raise DatasetError(
+            'dataset directory {} does not exist; give a directory that '
+            'holds the four MNIST IDX files.'.format(directory))
+    files = {}
+    others = []
+    for name, checksum in checksums.items():
+        path = _find_local(directory, name)
+        raw, is_mnist = _read(path, checksum)
+        files[name] = path, raw
+        if not is_mnist:
+            others.append(path)
+    datasets = _to_datasets(files)
+    if others:
+        _notice('{} {} not the canonical MNIST (checksum differs); using '
+                'it as a data set in the same IDX layout.'.format(
+                    ', '.join(others), 'is' if len(others) == 1 else 'are'))
+    return datasets
+
+
+def _download(url, path, checksum):
+    """Fetches ``url`` to ``path`` if verified; returns (raw, why it failed)."""
+    directory, name = os.path.split(path)
+    try:
+        handle = tempfile.NamedTemporaryFile(
+            dir=directory, prefix='.' + name, suffix='.part', delete=False)
+    except OSError as e:
+        raise DatasetError('cannot write to the MNIST cache {}: {}. Set '
+                           'CHAINER_DATASET_ROOT to a writable directory, '
+                           'or pass --dataset-dir.'.format(
+                               directory, e.strerror))
+    try:
+        with handle:
+            try:
+                with urllib.request.urlopen(
+                        url, timeout=DOWNLOAD_TIMEOUT) as response:
+                    while True:
+                        chunk = response.read(1 << 20)
+                        if not chunk:
+                            break
+                        handle.write(chunk)
+            except urllib.error.HTTPError as e:
+                return None, 'HTTP {} {}'.format(e.code, e.reason)
+            except (urllib.error.URLError, OSError) as e:
+                return None, str(getattr(e, 'reason', e))
+        try:
+            raw, is_mnist = _read(handle.name, checksum, gzipped=True)
+        except DatasetError:
+            return None, 'not a gzip file'
+        if not is_mnist:
+            return None, 'checksum mismatch'
+        os.replace(handle.name, path)
+        return raw, None
+    finally:
+        if os.path.exists(handle.name):
+            os.remove(handle.name)
+
+
+def _cached(directory, name, mirrors, checksum):
+    """Decompressed bytes of the verified cached ``name``, downloading it
+    when missing or failing verification."""
+    path = os.path.join(directory, name + '.gz')
+    if os.path.isfile(path):
+        try:
+            raw, is_mnist = _read(path, checksum)
+        except DatasetError:
+            is_mnist = False
+        if is_mnist:
+            return path, raw
+        _notice('cached {} fails verification; downloading it '
+                'again.'.format(path))
+        os.remove(path)
+    failures = []
+    for mirror in mirrors:
+        url = mirror + name + '.gz'
+        print('Downloading {}'.format(url), file=sys.stderr)
+        raw, failure = _download(url, path, checksum)
+        if failure is None:
+            return path, raw
+        failures.append('  {}: {}'.format(url, failure))
+    raise DatasetError(
+        'could not download {} from any mirror:\n{}\nDownload the four '
+        'MNIST files by hand and pass their directory with --dataset-dir '
+        '(or set MNIST_DIR).'.format(name + '.gz', '\n'.join(failures)))
+
+
+def get_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
+              checksums=MNIST_CHECKSUMS):
+    """MNIST as ``(train, test)`` :class:`~chainer.datasets.TupleDataset`.
+
+    Args:
+        dataset_dir (str): Directory with the four IDX files (``.gz`` or
+            raw). Defaults to the ``MNIST_DIR`` environment variable; when
+            neither is set, the verified cache (downloading what is missing)
+            is used.
+        cache_dir (str): Cache directory; defaults to
+            :func:`default_cache_dir`.
+        mirrors (sequence of str): Base URLs tried in order.
+        checksums (dict): ``name -> (md5 of .gz, sha256 of raw bytes)``.
+
+    Returns:
+        tuple: ``(train, test)``; each example is a float32 image of 784
+        values in ``[0, 1]`` and an int32 label.
+
+    Raises:
+        DatasetError: A file is missing, truncated, corrupt or not in the
+            MNIST IDX layout, or no mirror served a verified copy.
+    """
+    dataset_dir = dataset_dir or os.environ.get('MNIST_DIR')
+    if dataset_dir:
+        return _load_dir(dataset_dir, checksums)
+    cache_dir = cache_dir or default_cache_dir()
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError as e:
+        raise DatasetError('cannot create the MNIST cache {}: {}. Set '
+                           'CHAINER_DATASET_ROOT to a writable directory, or '
+                           'pass --dataset-dir.'.format(cache_dir, e.strerror))
+    return _to_datasets({
+        name: _cached(cache_dir, name, mirrors, checksum)
+        for name, checksum in checksums.items()})

@@ -1,0 +1,41 @@
+"""WeightClip: keeps every parameter in [low, high] after each update."""
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+from chainer import backend
+
+
+class WeightClip(object):
+    """Optimizer hook that clips parameters in place after each update.
+
+    Hubara et al. keep real-valued weights for the update and clip them to
+    ``[-1, 1]``, beyond which the straight-through estimator no longer moves
+    the quantized value. Like the original, the hook applies to every
+    parameter of the optimizer's target. It clips in place on NumPy and CuPy
+    arrays alike (the original's CPU path discarded the clipped copy).
+
+    Args:
+        low (float): Lower bound.
+        high (float): Upper bound, at least ``low``.
+
+    Use::
+
+        optimizer.add_hook(WeightClip())
+    """
+
+    name = 'WeightClip'
+    call_for_each_param = True
+    timing = 'post'
+
+    def __init__(self, low=-1.0, high=1.0):
+        if not low <= high:
+            raise ValueError(
+                'WeightClip needs low <= high, got low={} high={}'.format(
+                    low, high))
+        self.low = low
+        self.high = high
+
+    def __call__(self, rule, param):
+        p = param.array
+        if p is None:
+            return
+        xp = backend.get_array_module(p)
+        xp.clip(p, self.low, self.high, out=p)
