@@ -61,7 +61,7 @@ SEED_SCALE = 64.0
 
 
 def _check_float32(x):
-    if x.dtype != numpy.float32:
+    if x.dtype != numpy.float32:  # the bit rule is float32's
         raise TypeError(
             'quantizers work on float32 arrays, got {}'.format(x.dtype))
 
@@ -143,12 +143,15 @@ def log_quant(x, fsr):
         and device, each element zero, a signed power of two, ``+-F`` or
         NaN.
     """
-    _check_float32(x)
     if not fsr > 0:
         raise ValueError('fsr must be positive, got {}'.format(fsr))
-    if isinstance(x, numpy.ndarray):
-        return _log_quant_cpu(numpy.ascontiguousarray(x), fsr)
-    return _log_quant_gpu(x, fsr)
+    if isinstance(x, cuda.ndarray):
+        _check_float32(x)
+        return _log_quant_gpu(x, fsr)
+    x = numpy.asarray(x)
+    _check_float32(x)
+    # 1-d: NumPy turns 0-d results into scalars, which have no out=.
+    return _log_quant_cpu(x.reshape(-1), fsr).reshape(x.shape)
 
 
 def ap2(x):

@@ -1,0 +1,109 @@
+"""Shared fixtures: the project root on sys.path, IDX files made on the spot."""
+import gzip
+import os
+import sys
+
+import numpy
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import chainer_compat  # noqa: E402,F401  (before chainer: NumPy 2)
+from chainer.backends import cuda  # noqa: E402
+
+NAMES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+
+
+def gpu_available():
+    if not cuda.available:
+        return False
+    try:
+        return cuda.cupy.cuda.runtime.getDeviceCount() > 0
+    except cuda.cupy.cuda.runtime.CUDARuntimeError:
+        return False
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'gpu: needs CuPy and a CUDA GPU (skipped without them)')
+
+
+def pytest_collection_modifyitems(config, items):
+    if gpu_available():
+        return
+    skip = pytest.mark.skip(reason='needs CuPy and a CUDA GPU')
+    for item in items:
+        if 'gpu' in item.keywords:
+            item.add_marker(skip)
+
+
+def idx_images(images):
+    """IDX3 bytes of uint8 images of shape (N, rows, cols)."""
+    n, rows, cols = images.shape
+    header = numpy.array([2051, n, rows, cols], '>u4').tobytes()
+    return header + images.astype(numpy.uint8).tobytes()
+
+
+def idx_labels(labels):
+    """IDX1 bytes of uint8 labels."""
+    header = numpy.array([2049, len(labels)], '>u4').tobytes()
+    return header + numpy.asarray(labels, numpy.uint8).tobytes()
+
+
+def write_idx(directory, split, images, labels, gz=True):
+    """Writes one split under its canonical names; returns the two paths."""
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for name, data in zip(NAMES[split],
+                          (idx_images(images), idx_labels(labels))):
+        path = os.path.join(directory, name + ('.gz' if gz else ''))
+        with open(path, 'wb') as f:
+            f.write(gzip.compress(data) if gz else data)
+        paths.append(path)
+    return paths
+
+
+def synthetic_digits(n, seed):
+    """``n`` 28x28 images of 10 noisy class prototypes, and their labels."""
+    prototypes = numpy.random.RandomState(1234).rand(10, 28, 28) * 255
+    rng = numpy.random.RandomState(seed)
+    labels = rng.randint(0, 10, n).astype(numpy.uint8)
+    noise = rng.normal(0, 60, (n, 28, 28))
+    images = numpy.clip(prototypes[labels] + noise, 0, 255)
+    return images.astype(numpy.uint8), labels
+
+
+@pytest.fixture
+def synthetic_dir(tmp_path):
+    """A directory with a small synthetic data set in MNIST's IDX layout."""
+    directory = str(tmp_path / 'synthetic')
+    write_idx(directory, 'train', *synthetic_digits(600, seed=1))
+    write_idx(directory, 'test', *synthetic_digits(200, seed=2))
+    return directory
+
+
+def real_mnist_dir():
+    return os.environ.get('MNIST_DIR')
+
+
+@pytest.fixture
+def small_mnist_dir(tmp_path, synthetic_dir):
+    """2000 training and 500 test images of real MNIST when ``MNIST_DIR``
+    is set, else the synthetic set."""
+    source = real_mnist_dir()
+    if not source:
+        return synthetic_dir
+    import chainer
+    import mnist_dataset
+    train, test = mnist_dataset.get_mnist(source)
+    directory = str(tmp_path / 'mnist_subset')
+    for split, data, n in (('train', train, 2000), ('test', test, 500)):
+        images, labels = chainer.dataset.concat_examples(data[:n])
+        write_idx(directory, split,
+                  numpy.rint(images * 255).reshape(n, 28, 28),
+                  labels)
+    return directory

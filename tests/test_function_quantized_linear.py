@@ -1,0 +1,114 @@
+import numpy
+import pytest
+
+import chainer
+from chainer import utils
+
+from function_quantized_linear import quantized_linear
+import quantizers
+from test_quantizers import original_seed_formula
+
+
+def log_quant64(v):
+    """The original's LogQuant(64 v, 64), values up to 64."""
+    return original_seed_formula(v) * numpy.float32(64)
+
+
+def make(n=8, k=12, m=5, seed=0):
+    rng = numpy.random.RandomState(seed)
+    x = rng.rand(n, k).astype(numpy.float32)
+    W = (rng.randn(m, k) * 0.3).astype(numpy.float32)
+    b = rng.randn(m).astype(numpy.float32)
+    return x, W, b
+
+
+def test_forward_is_original_formula():
+    x, W, b = make()
+    y = quantized_linear(x, W, b).array
+    expected = log_quant64(x).dot(log_quant64(W).T) / 4096 + b
+    numpy.testing.assert_allclose(y, expected, rtol=1e-6, atol=0)
+    assert y.dtype == numpy.float32
+
+
+def test_forward_uses_quantized_values_only():
+    x, W, b = make()
+    # Quantizing is idempotent: pre-quantized operands give the same output.
+    numpy.testing.assert_array_equal(
+        quantized_linear(x, W, b).array,
+        quantized_linear(quantizers.seed_quant(x), quantizers.seed_quant(W),
+                         b).array)
+
+
+def test_backward_is_original_formula():
+    x, W, b = make()
+    gy = (numpy.random.RandomState(1).randn(8, 5) * 0.01).astype(
+        numpy.float32)
+    xv, Wv, bv = (chainer.Variable(a) for a in (x, W, b))
+    y = quantized_linear(xv, Wv, bv)
+    y.grad = gy
+    y.backward()
+    gq = log_quant64(gy)
+    numpy.testing.assert_allclose(xv.grad, gq.dot(log_quant64(W)) / 4096,
+                                  rtol=1e-6)
+    numpy.testing.assert_allclose(Wv.grad, gq.T.dot(log_quant64(x)) / 4096,
+                                  rtol=1e-6)
+    numpy.testing.assert_allclose(bv.grad, gy.sum(axis=0), rtol=1e-6)
+
+
+def test_without_bias():
+    x, W, b = make()
+    with_bias = quantized_linear(x, W, b).array
+    without = quantized_linear(x, W).array
+    numpy.testing.assert_allclose(with_bias - b, without, rtol=1e-6,
+                                  atol=1e-6)
+    Wv = chainer.Variable(W)
+    y = quantized_linear(x, Wv)
+    y.grad = numpy.ones_like(y.array)
+    y.backward()
+    assert Wv.grad.shape == W.shape
+
+
+def test_more_than_two_dimensions_are_flattened():
+    rng = numpy.random.RandomState(2)
+    x = rng.rand(4, 3, 2, 2).astype(numpy.float32)
+    W = rng.randn(6, 12).astype(numpy.float32)
+    xv = chainer.Variable(x)
+    y = quantized_linear(xv, W)
+    assert y.shape == (4, 6)
+    numpy.testing.assert_array_equal(
+        y.array, quantized_linear(x.reshape(4, 12), W).array)
+    y.grad = numpy.ones((4, 6), numpy.float32)
+    y.backward()
+    assert xv.grad.shape == x.shape
+
+
+@pytest.mark.parametrize('x_shape,w_shape,b_shape,dtype', [
+    ((4, 12), (5, 11), (5,), numpy.float32),   # K mismatch
+    ((4, 12), (5, 12), (4,), numpy.float32),   # bias length
+    ((4, 12), (5, 12), (5,), numpy.float64),   # dtype
+])
+def test_type_errors(x_shape, w_shape, b_shape, dtype):
+    with pytest.raises(utils.type_check.InvalidType):
+        quantized_linear(numpy.zeros(x_shape, dtype),
+                         numpy.zeros(w_shape, dtype),
+                         numpy.zeros(b_shape, dtype))
+
+
+@pytest.mark.gpu
+def test_gpu_equals_cpu():
+    import cupy
+    x, W, b = make(n=100, k=784, m=300, seed=3)
+    gy = (numpy.random.RandomState(4).randn(100, 300) * 0.01).astype(
+        numpy.float32)
+    results = []
+    for xp in (numpy, cupy):
+        vs = [chainer.Variable(xp.asarray(a)) for a in (x, W, b)]
+        y = quantized_linear(*vs)
+        y.grad = xp.asarray(gy)
+        y.backward()
+        results.append([cupy.asnumpy(a) for a in
+                        [y.array] + [v.grad for v in vs]])
+    for cpu, gpu in zip(*results):
+        # Same quantized operands; only the summation order of the
+        # matrix products differs.
+        numpy.testing.assert_allclose(cpu, gpu, rtol=1e-5, atol=1e-6)

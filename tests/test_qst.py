@@ -1,0 +1,73 @@
+import numpy
+import pytest
+
+import chainer
+from chainer import utils
+
+import quantizers
+from qst import qst
+
+
+def test_forward_is_original_formula():
+    x = numpy.array([-3.0, -1.0, -0.3, 0.0, 0.2, 0.75, 1.0, 2.5],
+                    numpy.float32)
+    y = qst(x).array
+    # LogQuant(64 x, 64) / 4096
+    expected = numpy.array([-64, -64, -16, 0, 16, 64, 64, 64],
+                           numpy.float32) / 4096
+    numpy.testing.assert_array_equal(y, expected)
+    assert y.dtype == numpy.float32
+
+
+def test_forward_equals_seed_quant_over_64():
+    x = numpy.random.RandomState(0).randn(50, 30).astype(numpy.float32)
+    numpy.testing.assert_array_equal(qst(x).array,
+                                     quantizers.seed_quant(x) / 64)
+
+
+def test_backward_passes_where_abs_x_at_most_one():
+    x = numpy.array([-2.0, -1.0000001, -1.0, -0.5, 0.0, 0.5, 1.0, 1.0000001,
+                     7.0], numpy.float32)
+    gy = numpy.arange(1, 10, dtype=numpy.float32)
+    v = chainer.Variable(x)
+    y = qst(v)
+    y.grad = gy
+    y.backward()
+    numpy.testing.assert_array_equal(
+        v.grad, [0, 0, 3, 4, 5, 6, 7, 0, 0])
+
+
+def test_backward_is_differentiable():
+    x = chainer.Variable(numpy.array([0.5, 2.0], numpy.float32))
+    gy = chainer.Variable(numpy.array([3.0, 4.0], numpy.float32))
+    y = qst(x)
+    gx, = chainer.grad([y], [x], grad_outputs=[gy], enable_double_backprop=True)
+    ggx = chainer.grad([gx], [gy], grad_outputs=[numpy.ones(2, numpy.float32)])
+    numpy.testing.assert_array_equal(ggx[0].array, [1, 0])
+
+
+def test_shape_kept():
+    x = numpy.zeros((2, 3, 4), numpy.float32)
+    assert qst(x).shape == (2, 3, 4)
+
+
+def test_rejects_float64():
+    with pytest.raises(utils.type_check.InvalidType):
+        qst(numpy.zeros(3, numpy.float64))
+
+
+@pytest.mark.gpu
+def test_gpu_equals_cpu():
+    import cupy
+    rng = numpy.random.RandomState(1)
+    x = (rng.randn(64, 100) * 2).astype(numpy.float32)
+    gy = rng.randn(64, 100).astype(numpy.float32)
+    results = []
+    for xp in (numpy, cupy):
+        v = chainer.Variable(xp.asarray(x))
+        y = qst(v)
+        y.grad = xp.asarray(gy)
+        y.backward()
+        results.append((cupy.asnumpy(y.array), cupy.asnumpy(v.grad)))
+    for cpu, gpu in zip(*results):
+        numpy.testing.assert_array_equal(cpu, gpu)
