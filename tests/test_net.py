@@ -1,0 +1,98 @@
+import numpy
+import pytest
+
+import chainer
+import chainer.links as L
+
+import net
+from weight_clip import WeightClip
+
+
+def batch(n=32, seed=0):
+    rng = numpy.random.RandomState(seed)
+    return (rng.rand(n, 784).astype(numpy.float32),
+            rng.randint(0, 10, n).astype(numpy.int32))
+
+
+def test_structure():
+    model = net.MnistMLP(784, 50, 10)
+    shapes = {name: p.shape for name, p in model.namedparams()}
+    assert shapes['/l1/W'] == (50, 784)
+    assert shapes['/l2/W'] == (50, 50)
+    assert shapes['/l3/W'] == (10, 50)
+    assert shapes['/b3/gamma'] == (10,)  # the logits are batch-normalised
+
+
+def test_logits_are_batch_normalised_in_training():
+    numpy.random.seed(0)
+    model = net.MnistMLP(784, 50, 10)
+    x, _ = batch()
+    y = model(x).array
+    assert y.shape == (32, 10)
+    numpy.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-5)
+    # Unit variance but for BN's eps (2e-5), which is not small next to the
+    # variance of products of activations scaled by 1/64.
+    assert ((0.5 < y.std(axis=0)) & (y.std(axis=0) <= 1)).all()
+
+
+def test_test_mode_uses_running_statistics():
+    numpy.random.seed(0)
+    model = net.MnistMLP(784, 50, 10)
+    x, _ = batch()
+    with chainer.using_config('train', False):
+        first = model(x[:1]).array
+        again = model(x[:2]).array[:1]
+    numpy.testing.assert_array_equal(first, again)  # no batch dependence
+
+
+def test_one_step_lowers_the_loss_on_that_batch():
+    numpy.random.seed(0)
+    model = L.Classifier(net.MnistMLP(784, 50, 10))
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    optimizer.add_hook(WeightClip())
+    x, t = batch()
+    losses = []
+    for _ in range(5):
+        model.cleargrads()
+        loss = model(x, t)
+        loss.backward()
+        optimizer.update()
+        losses.append(float(loss.array))
+    assert losses[-1] < losses[0]
+    for p in model.params():
+        assert numpy.isfinite(p.array).all()
+
+
+def train_steps(xp, steps=3):
+    numpy.random.seed(0)
+    model = L.Classifier(net.MnistMLP(784, 100, 10))
+    model.to_device(chainer.get_device(
+        '@numpy' if xp is numpy else '@cupy:0'))
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    optimizer.add_hook(WeightClip())
+    x, t = batch(100)
+    losses = []
+    for _ in range(steps):
+        model.cleargrads()
+        loss = model(xp.asarray(x), xp.asarray(t))
+        loss.backward()
+        optimizer.update()
+        losses.append(float(loss.array))
+    with chainer.using_config('train', False):
+        y = chainer.backends.cuda.to_cpu(model.predictor(xp.asarray(x)).array)
+    return losses, y, {n: chainer.backends.cuda.to_cpu(p.array)
+                       for n, p in model.namedparams()}
+
+
+@pytest.mark.gpu
+def test_gpu_training_steps_equal_cpu():
+    import cupy
+    cpu = train_steps(numpy)
+    gpu = train_steps(cupy)
+    numpy.testing.assert_allclose(cpu[0], gpu[0], rtol=1e-4)
+    numpy.testing.assert_allclose(cpu[1], gpu[1], rtol=1e-3, atol=1e-3)
+    for name in cpu[2]:
+        numpy.testing.assert_allclose(cpu[2][name], gpu[2][name],
+                                      rtol=1e-3, atol=1e-4, err_msg=name)
