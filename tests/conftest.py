@@ -86,24 +86,18 @@ def synthetic_dir(tmp_path):
     return directory
 
 
-def real_mnist_dir():
-    return os.environ.get('MNIST_DIR')
-
-
-@pytest.fixture
-def small_mnist_dir(tmp_path, synthetic_dir):
-    """2000 training and 500 test images of real MNIST when ``MNIST_DIR``
-    is set, else the synthetic set."""
-    source = real_mnist_dir()
+def write_subset(directory, n_train=2000, n_test=500):
+    """The first images of real MNIST when ``MNIST_DIR`` is set, else as
+    many synthetic ones, written to ``directory``."""
+    source = os.environ.get('MNIST_DIR')
     if not source:
-        return synthetic_dir
+        write_idx(directory, 'train', *synthetic_digits(n_train, seed=1))
+        write_idx(directory, 'test', *synthetic_digits(n_test, seed=2))
+        return
     import chainer
     import mnist_dataset
     train, test = mnist_dataset.get_mnist(source)
-    directory = str(tmp_path / 'mnist_subset')
-    for split, data, n in (('train', train, 2000), ('test', test, 500)):
+    for split, data, n in (('train', train, n_train), ('test', test, n_test)):
         images, labels = chainer.dataset.concat_examples(data[:n])
         write_idx(directory, split,
-                  numpy.rint(images * 255).reshape(n, 28, 28),
-                  labels)
-    return directory
+                  numpy.rint(images * 255).reshape(n, 28, 28), labels)

@@ -1,0 +1,161 @@
+"""train_mnist.py as a user runs it: in a subprocess, reading its output."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, gpu_available
+
+SCRIPT = os.path.join(ROOT, 'train_mnist.py')
+FAST = ['--unit', '100', '--batchsize', '50', '--noplot']
+
+
+def run(*args, env=None, cwd=None):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args],
+                          capture_output=True, text=True, env=full_env,
+                          cwd=cwd)
+
+
+def read_log(out):
+    with open(os.path.join(out, 'log')) as f:
+        return json.load(f)
+
+
+def without_time(log):
+    return [{k: v for k, v in entry.items() if k != 'elapsed_time'}
+            for entry in log]
+
+
+def assert_clean_error(result, *fragments, code=1):
+    assert result.returncode == code, result.stderr
+    assert 'Traceback' not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+@pytest.fixture(scope='module')
+def two_epochs(tmp_path_factory):
+    """A 2-epoch seeded run on a small data set, and its inputs."""
+    import conftest
+    tmp = tmp_path_factory.mktemp('train')
+    data = str(tmp / 'data')
+    conftest.write_subset(data)
+    out = str(tmp / 'full')
+    result = run('--dataset-dir', data, '--epoch', 2, '--seed', 7,
+                 '--out', out, *FAST)
+    assert result.returncode == 0, result.stderr
+    return data, out, result
+
+
+def test_short_run_learns(two_epochs):
+    _, out, result = two_epochs
+    log = read_log(out)
+    assert [entry['epoch'] for entry in log] == [1, 2]
+    assert log[-1]['validation/main/accuracy'] > 0.8  # chance is 0.1
+    assert log[-1]['main/loss'] < log[0]['main/loss']
+    for column in ('main/loss', 'validation/main/loss', 'main/accuracy',
+                   'validation/main/accuracy', 'elapsed_time'):
+        assert column in result.stdout
+    assert '# seed: 7' in result.stdout
+    assert sorted(os.listdir(out)) == ['cg.dot', 'log', 'snapshot_iter_80']
+
+
+def test_same_seed_same_log(two_epochs, tmp_path):
+    data, out, _ = two_epochs
+    again = str(tmp_path / 'again')
+    result = run('--dataset-dir', data, '--epoch', 2, '--seed', 7,
+                 '--out', again, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert without_time(read_log(again)) == without_time(read_log(out))
+
+
+def test_resume_continues_the_same_run(two_epochs, tmp_path):
+    data, out, _ = two_epochs
+    part = str(tmp_path / 'part')
+    first = run('--dataset-dir', data, '--epoch', 1, '--seed', 7,
+                '--out', part, *FAST)
+    assert first.returncode == 0, first.stderr
+    second = run('--dataset-dir', data, '--epoch', 2, '--out', part,
+                 '--resume', os.path.join(part, 'snapshot_iter_40'), *FAST)
+    assert second.returncode == 0, second.stderr
+    assert without_time(read_log(part)) == without_time(read_log(out))
+
+
+def test_plots_written(two_epochs, tmp_path):
+    data, _, _ = two_epochs
+    out = str(tmp_path / 'plots')
+    result = run('--dataset-dir', data, '--epoch', 1, '--unit', 20,
+                 '--out', out)
+    assert result.returncode == 0, result.stderr
+    for name in ('loss.png', 'accuracy.png'):
+        with open(os.path.join(out, name), 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.mark.skipif(gpu_available(), reason='a GPU is present')
+def test_gpu_without_gpu_is_a_clear_error(two_epochs, tmp_path):
+    data, _, _ = two_epochs
+    for flags in (['--gpu', '0'], ['--gpu=0'], ['--device', '@cupy:0']):
+        result = run('--dataset-dir', data, '--out', str(tmp_path), *flags)
+        assert_clean_error(result, 'train_mnist.py: error:')
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert ('cupy-cuda12x' in result.stderr
+                or 'no usable CUDA GPU' in result.stderr)
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--epoch', '0'], 'argument --epoch/-e: must be at least 1, got 0'),
+    (['--batchsize', 'ten'], "expected an integer, got 'ten'"),
+    (['--gpu', '-2'], 'must be at least -1'),
+    (['--unit', '-5'], 'must be at least 1'),
+    (['--frequency', '0'], 'must be at least 1'),
+    (['--seed', '-1'], 'must be at least 0'),
+    (['--gpu', '0', '--device', '@numpy'], 'either --device or --gpu'),
+    (['--bogus'], 'unrecognized arguments: --bogus'),
+])
+def test_bad_flags_are_argparse_errors(flags, message):
+    assert_clean_error(run(*flags), message, code=2)
+
+
+def test_bad_device_specifier(tmp_path):
+    assert_clean_error(run('--device', 'tpu:3', '--out', str(tmp_path)),
+                       "invalid device 'tpu:3'")
+
+
+def test_bad_dataset_is_a_clear_error(tmp_path):
+    assert_clean_error(run('--dataset-dir', str(tmp_path)),
+                       'train-images-idx3-ubyte is missing from')
+
+
+def test_resume_errors(two_epochs, tmp_path):
+    data, out, _ = two_epochs
+    snapshot = os.path.join(out, 'snapshot_iter_80')
+    assert_clean_error(
+        run('--dataset-dir', data, '--resume', str(tmp_path / 'none'),
+            '--out', str(tmp_path), *FAST),
+        'cannot resume: snapshot', 'does not exist')
+    corrupt = tmp_path / 'corrupt'
+    corrupt.write_bytes(b'PK\x03\x04 not a zip')
+    assert_clean_error(
+        run('--dataset-dir', data, '--resume', str(corrupt),
+            '--out', str(tmp_path), *FAST),
+        'cannot resume from', 'not a snapshot of this network')
+    assert_clean_error(
+        run('--dataset-dir', data, '--resume', snapshot, '--unit', 30,
+            '--out', str(tmp_path / 'other'), '--noplot'),
+        'cannot resume from', 'same --unit')
+
+
+@pytest.mark.skipif(not os.environ.get('MNIST_DIR'),
+                    reason='MNIST_DIR (the real MNIST files) not set')
+def test_one_epoch_on_real_mnist(tmp_path):
+    out = str(tmp_path / 'real')
+    result = run('--epoch', 1, '--seed', 0, '--noplot', '--out', out)
+    assert result.returncode == 0, result.stderr
+    log = read_log(out)
+    assert log[0]['validation/main/accuracy'] >= 0.955
