@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_BUILD_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup train test
+.PHONY: setup train test wheels
 
 setup: $(VENV)/.installed
 
@@ -24,3 +24,10 @@ train: setup
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Wheels for a GPU machine whose Python (3.12) has NumPy and CuPy but not
+# Chainer: ./check_gpu.sh installs what it finds in .whl.
+wheels: setup
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir .whl chainer==7.8.1
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \
+		--python-version 3.12 --dest .whl 'setuptools<81'

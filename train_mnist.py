@@ -90,6 +90,9 @@ def parse_args(argv=None):
         parser.error('give either --device or --gpu, not both')
     if args.device is None:
         args.device = args.gpu
+        args.device_flag = '--gpu {}'.format(args.gpu)
+    else:
+        args.device_flag = '--device {}'.format(args.device)
     return args
 
 
@@ -98,10 +101,11 @@ def _wants_gpu(spec):
     return text.startswith('@cupy') or text.isdigit()
 
 
-def select_device(spec):
-    """The chainer device for ``spec``, or UsageError saying what is wrong."""
+def select_device(spec, flag):
+    """The chainer device for ``spec`` (given as ``flag``), or UsageError
+    saying what is wrong."""
     if _wants_gpu(spec) and not cuda.available:
-        raise UsageError(NO_CUPY.format('--gpu/--device {}'.format(spec)))
+        raise UsageError(NO_CUPY.format(flag))
     try:
         device = chainer.get_device(spec)
     except (RuntimeError, ValueError) as e:
@@ -128,7 +132,7 @@ def seed_everything(seed, device):
 
 
 def train(args):
-    device = select_device(args.device)
+    device = select_device(args.device, args.device_flag)
     if args.seed is not None:
         seed_everything(args.seed, device)
 
