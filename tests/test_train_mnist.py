@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, gpu_available
 
 SCRIPT = os.path.join(ROOT, 'train_mnist.py')
-FAST = ['--unit', '100', '--batchsize', '50', '--noplot']
+FAST = ['--unit', '500', '--batchsize', '50', '--noplot']
 
 
 def run(*args, env=None, cwd=None):
@@ -55,7 +55,7 @@ def test_short_run_learns(two_epochs):
     _, out, result = two_epochs
     log = read_log(out)
     assert [entry['epoch'] for entry in log] == [1, 2]
-    assert log[-1]['validation/main/accuracy'] > 0.8  # chance is 0.1
+    assert log[-1]['validation/main/accuracy'] > 0.7  # chance is 0.1
     assert log[-1]['main/loss'] < log[0]['main/loss']
     for column in ('main/loss', 'validation/main/loss', 'main/accuracy',
                    'validation/main/accuracy', 'elapsed_time'):
