@@ -69,6 +69,11 @@ SPLITS = (
 
 IMAGE_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABEL_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+#: kind -> (magic number, dimensions, what a swapped file would be)
+IDX_KINDS = {
+    'image': (IMAGE_MAGIC, 3, 'a label'),
+    'label': (LABEL_MAGIC, 1, 'an image'),
+}
 IMAGE_SIDE = 28
 N_CLASSES = 10
 DOWNLOAD_TIMEOUT = 60  # seconds without an answer before a mirror is skipped
@@ -100,51 +105,46 @@ def _matches(raw, gz, checksum):
     return hashlib.sha256(raw).hexdigest() == sha256_raw
 
 
-def _parse_images(path, raw):
-    if len(raw) < 16:
+def _parse_idx(path, raw, kind):
+    """The array in an IDX file of unsigned bytes, its size checked.
+
+    ``kind`` is ``'image'`` (3 dimensions) or ``'label'`` (1 dimension).
+    """
+    magic, ndim, other = IDX_KINDS[kind]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
         raise DatasetError(
-            '{} is too short ({} bytes) for an IDX image header; '
-            'it is truncated.'.format(path, len(raw)))
-    magic, n, rows, cols = numpy.frombuffer(raw, '>u4', 4)
-    if magic != IMAGE_MAGIC:
+            '{} is too short ({} bytes) for an IDX {} header; '
+            'it is truncated.'.format(path, len(raw), kind))
+    fields = [int(f) for f in numpy.frombuffer(raw, '>u4', 1 + ndim)]
+    if fields[0] != magic:
         raise DatasetError(
-            '{} is not an IDX image file: magic number {:#010x}, expected '
-            '{:#010x}. Is it a label file, or another format?'.format(
-                path, magic, IMAGE_MAGIC))
-    if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DatasetError(
-            '{} holds {}x{} images; the network takes {}x{} (MNIST '
-            'layout).'.format(path, rows, cols, IMAGE_SIDE, IMAGE_SIDE))
-    expected = 16 + int(n) * rows * cols
+            '{} is not an IDX {} file: magic number {:#010x}, expected '
+            '{:#010x}. Is it {} file, or another format?'.format(
+                path, kind, fields[0], magic, other))
+    shape = fields[1:]
+    expected = header + int(numpy.prod(shape))
     if len(raw) != expected:
         raise DatasetError(
-            '{} should be {} bytes for {} images but is {}; it is {}. '
+            '{} should be {} bytes for {} {}s but is {}; it is {}. '
             'Replace it with a good copy.'.format(
-                path, expected, n, len(raw),
+                path, expected, shape[0], kind, len(raw),
                 'truncated' if len(raw) < expected else 'followed by junk'))
-    return numpy.frombuffer(raw, numpy.uint8, offset=16).reshape(
-        int(n), rows * cols)
+    return numpy.frombuffer(raw, numpy.uint8, offset=header).reshape(shape)
+
+
+def _parse_images(path, raw):
+    images = _parse_idx(path, raw, 'image')
+    if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DatasetError(
+            '{} holds {}x{} images; the network takes {}x{} (MNIST '
+            'layout).'.format(path, *images.shape[1:], IMAGE_SIDE,
+                              IMAGE_SIDE))
+    return images.reshape(len(images), -1)
 
 
 def _parse_labels(path, raw):
-    if len(raw) < 8:
-        raise DatasetError(
-            '{} is too short ({} bytes) for an IDX label header; '
-            'it is truncated.'.format(path, len(raw)))
-    magic, n = numpy.frombuffer(raw, '>u4', 2)
-    if magic != LABEL_MAGIC:
-        raise DatasetError(
-            '{} is not an IDX label file: magic number {:#010x}, expected '
-            '{:#010x}. Is it an image file, or another format?'.format(
-                path, magic, LABEL_MAGIC))
-    expected = 8 + int(n)
-    if len(raw) != expected:
-        raise DatasetError(
-            '{} should be {} bytes for {} labels but is {}; it is {}. '
-            'Replace it with a good copy.'.format(
-                path, expected, n, len(raw),
-                'truncated' if len(raw) < expected else 'followed by junk'))
-    labels = numpy.frombuffer(raw, numpy.uint8, offset=8)
+    labels = _parse_idx(path, raw, 'label')
     if len(labels) and labels.max() >= N_CLASSES:
         raise DatasetError(
             '{} has label {}; the network has {} classes (0-{}).'.format(

@@ -20,6 +20,12 @@ def run(*args, env=None, cwd=None):
                           cwd=cwd)
 
 
+def run_ok(*args):
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def read_log(out):
     with open(os.path.join(out, 'log')) as f:
         return json.load(f)
@@ -45,9 +51,8 @@ def two_epochs(tmp_path_factory):
     data = str(tmp / 'data')
     conftest.write_subset(data)
     out = str(tmp / 'full')
-    result = run('--dataset-dir', data, '--epoch', 2, '--seed', 7,
-                 '--out', out, *FAST)
-    assert result.returncode == 0, result.stderr
+    result = run_ok('--dataset-dir', data, '--epoch', 2, '--seed', 7,
+                    '--out', out, *FAST)
     return data, out, result
 
 
@@ -67,30 +72,25 @@ def test_short_run_learns(two_epochs):
 def test_same_seed_same_log(two_epochs, tmp_path):
     data, out, _ = two_epochs
     again = str(tmp_path / 'again')
-    result = run('--dataset-dir', data, '--epoch', 2, '--seed', 7,
-                 '--out', again, *FAST)
-    assert result.returncode == 0, result.stderr
+    run_ok('--dataset-dir', data, '--epoch', 2, '--seed', 7, '--out', again,
+           *FAST)
     assert without_time(read_log(again)) == without_time(read_log(out))
 
 
 def test_resume_continues_the_same_run(two_epochs, tmp_path):
     data, out, _ = two_epochs
     part = str(tmp_path / 'part')
-    first = run('--dataset-dir', data, '--epoch', 1, '--seed', 7,
-                '--out', part, *FAST)
-    assert first.returncode == 0, first.stderr
-    second = run('--dataset-dir', data, '--epoch', 2, '--out', part,
-                 '--resume', os.path.join(part, 'snapshot_iter_40'), *FAST)
-    assert second.returncode == 0, second.stderr
+    run_ok('--dataset-dir', data, '--epoch', 1, '--seed', 7, '--out', part,
+           *FAST)
+    run_ok('--dataset-dir', data, '--epoch', 2, '--out', part,
+           '--resume', os.path.join(part, 'snapshot_iter_40'), *FAST)
     assert without_time(read_log(part)) == without_time(read_log(out))
 
 
 def test_plots_written(two_epochs, tmp_path):
     data, _, _ = two_epochs
     out = str(tmp_path / 'plots')
-    result = run('--dataset-dir', data, '--epoch', 1, '--unit', 20,
-                 '--out', out)
-    assert result.returncode == 0, result.stderr
+    run_ok('--dataset-dir', data, '--epoch', 1, '--unit', 20, '--out', out)
     for name in ('loss.png', 'accuracy.png'):
         with open(os.path.join(out, name), 'rb') as f:
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'
@@ -155,7 +155,6 @@ def test_resume_errors(two_epochs, tmp_path):
                     reason='MNIST_DIR (the real MNIST files) not set')
 def test_one_epoch_on_real_mnist(tmp_path):
     out = str(tmp_path / 'real')
-    result = run('--epoch', 1, '--seed', 0, '--noplot', '--out', out)
-    assert result.returncode == 0, result.stderr
+    run_ok('--epoch', 1, '--seed', 0, '--noplot', '--out', out)
     log = read_log(out)
     assert log[0]['validation/main/accuracy'] >= 0.955
