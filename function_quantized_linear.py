@@ -15,39 +15,55 @@ class QuantizedGradient(function_node.FunctionNode):
 
     .. math::
 
-        y = \\mathrm{clip}(\\mathrm{AP2}(x), -1, 1), \\qquad g_x = g_y
+        y = q_g(x), \\qquad g_x = g_y
     """
+
+    def __init__(self, quantizer):
+        self.quantizer = quantizer
 
     def forward(self, inputs):
         x, = inputs
-        return quantizers.seed_quant(x),
+        return self.quantizer(x),
 
     def backward(self, indexes, grad_outputs):
         return grad_outputs
 
 
 class QuantizedLinearFunction(function_node.FunctionNode):
-    """Linear function of the original suite.
+    """Linear function on quantized inputs and weights.
 
-    With :math:`q(v) = \\mathrm{LogQuant}(64 v, 64) / 64 =
-    \\mathrm{clip}(\\mathrm{AP2}(v), -1, 1)` (see :mod:`quantizers`), the
-    original's ``LogQuant(64 x, 64) @ LogQuant(64 W, 64).T / 4096 + b`` is
-
-    .. math::
-
-        y = q(x)\\, q(W)^\\top + b
-
-    and its backward quantizes the output gradient too:
+    With quantizers :math:`q_x, q_W, q_g` for inputs, weights and output
+    gradients,
 
     .. math::
 
-        g_x = q(g_y)\\, q(W), \\qquad
-        g_W = q(g_y)^\\top q(x), \\qquad
+        y = q_x(x)\\, q_W(W)^\\top + b
+
+    and the backward quantizes the output gradient too, passing straight
+    through the quantizers of ``x`` and ``W``:
+
+    .. math::
+
+        g_x = q_g(g_y)\\, q_W(W), \\qquad
+        g_W = q_g(g_y)^\\top q_x(x), \\qquad
         g_b = \\textstyle\\sum_n g_{y,n}
 
+    With the original's quantizer for all three, :math:`q(v) =
+    \\mathrm{LogQuant}(64 v, 64) / 64 = \\mathrm{clip}(\\mathrm{AP2}(v), -1, 1)`
+    (``seed``, see :mod:`quantizers`), this is the original's
+    ``LogQuant(64 x, 64) @ LogQuant(64 W, 64).T / 4096 + b`` and its backward.
     The quantized ``x`` and ``W`` are computed once in forward and reused by
     backward.
+
+    Args:
+        input_quant, weight_quant, grad_quant (quantizers.Quantizer): The
+            quantizers of ``x``, ``W`` and the output gradient.
     """
+
+    def __init__(self, input_quant, weight_quant, grad_quant):
+        self.input_quant = input_quant
+        self.weight_quant = weight_quant
+        self.grad_quant = grad_quant
 
     def check_type_forward(self, in_types):
         n_in = in_types.size()
@@ -72,8 +88,8 @@ class QuantizedLinearFunction(function_node.FunctionNode):
 
     def forward(self, inputs):
         x, W = inputs[:2]
-        self._xq = quantizers.seed_quant(x)
-        self._Wq = quantizers.seed_quant(W)
+        self._xq = self.input_quant(x)
+        self._Wq = self.weight_quant(W)
         y = self._xq.dot(self._Wq.T)
         if len(inputs) == 3:
             y += inputs[2]
@@ -81,7 +97,10 @@ class QuantizedLinearFunction(function_node.FunctionNode):
 
     def backward(self, indexes, grad_outputs):
         gy, = grad_outputs
-        gq, = QuantizedGradient().apply((gy,))
+        if isinstance(self.grad_quant, quantizers.Identity):
+            gq = gy
+        else:
+            gq, = QuantizedGradient(self.grad_quant).apply((gy,))
         ret = []
         if 0 in indexes:
             ret.append(chainer.functions.matmul(gq, self._Wq))
@@ -92,10 +111,12 @@ class QuantizedLinearFunction(function_node.FunctionNode):
         return ret
 
 
-def quantized_linear(x, W, b=None):
-    """Linear function on log-quantized weights and inputs.
+def quantized_linear(x, W, b=None, input_quant='seed', weight_quant='seed',
+                     grad_quant='seed'):
+    """Linear function on quantized inputs and weights.
 
-    See :class:`QuantizedLinearFunction` for the formulas.
+    See :class:`QuantizedLinearFunction` for the formulas. The defaults are
+    the original suite's log quantizer for all three.
 
     Args:
         x (:class:`~chainer.Variable` or :ref:`ndarray`): float32 input of
@@ -105,6 +126,8 @@ def quantized_linear(x, W, b=None):
             shape ``(M, K)``.
         b (:class:`~chainer.Variable` or :ref:`ndarray`): Optional float32
             bias of shape ``(M,)``.
+        input_quant, weight_quant, grad_quant (str or quantizers.Quantizer):
+            Quantizer specs of ``x``, ``W`` and the output gradient.
 
     Returns:
         ~chainer.Variable: Output of shape ``(N, M)``.
@@ -112,5 +135,7 @@ def quantized_linear(x, W, b=None):
     if x.ndim > 2:
         x = chainer.functions.reshape(x, (x.shape[0], -1))
     args = (x, W) if b is None else (x, W, b)
-    y, = QuantizedLinearFunction().apply(args)
+    y, = QuantizedLinearFunction(
+        quantizers.parse(input_quant), quantizers.parse(weight_quant),
+        quantizers.parse(grad_quant)).apply(args)
     return y

@@ -1,7 +1,8 @@
-"""qst: the quantized activation of the original suite, with its STE."""
+"""qst: a quantized activation with its straight-through estimator."""
 import numpy
 
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
 from chainer import function_node
 from chainer.utils import type_check
 
@@ -9,9 +10,10 @@ import quantizers
 
 
 class QuantizedStraightThrough(function_node.FunctionNode):
-    """Log-quantized activation with a straight-through estimator.
+    """Quantized activation with a straight-through estimator.
 
-    Forward, as the original: ``LogQuant(64 x, 64) / 4096``, i.e.
+    Forward: the quantizer's activation map; for the original's ``seed``
+    quantizer ``LogQuant(64 x, 64) / 4096``, i.e.
 
     .. math::
 
@@ -23,7 +25,13 @@ class QuantizedStraightThrough(function_node.FunctionNode):
     .. math::
 
         g_x = g_y \\cdot 1_{|x| \\le 1}
+
+    Args:
+        quantizer (quantizers.Quantizer): The quantizer.
     """
+
+    def __init__(self, quantizer):
+        self.quantizer = quantizer
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('x',))
@@ -33,9 +41,7 @@ class QuantizedStraightThrough(function_node.FunctionNode):
     def forward(self, inputs):
         self.retain_inputs((0,))
         x, = inputs
-        y = quantizers.seed_quant(x)
-        y *= numpy.float32(1.0 / quantizers.SEED_SCALE)
-        return y,
+        return self.quantizer.activation(x),
 
     def backward(self, indexes, grad_outputs):
         x, = self.get_retained_inputs()
@@ -45,16 +51,22 @@ class QuantizedStraightThrough(function_node.FunctionNode):
         return gy * passes,
 
 
-def qst(x):
-    """Quantized activation of the original suite.
+def qst(x, quantizer='seed'):
+    """Quantized activation, by default the original suite's.
 
     Args:
         x (:class:`~chainer.Variable` or :ref:`ndarray`): float32 input of
             any shape (a batch-normalised pre-activation in ``net.py``).
+        quantizer (str or quantizers.Quantizer): Quantizer spec; ``'none'``
+            returns ``x`` itself, with no cancellation of the gradient.
 
     Returns:
-        ~chainer.Variable: ``LogQuant(64 x, 64) / 4096``, same shape; its
-        gradient is ``gy * (|x| <= 1)``.
+        ~chainer.Variable: The quantized activation, same shape; its
+        gradient is ``gy * (|x| <= 1)``. With the default ``'seed'``,
+        ``LogQuant(64 x, 64) / 4096``.
     """
-    y, = QuantizedStraightThrough().apply((x,))
+    quantizer = quantizers.parse(quantizer)
+    if isinstance(quantizer, quantizers.Identity):
+        return chainer.as_variable(x)
+    y, = QuantizedStraightThrough(quantizer).apply((x,))
     return y

@@ -1,9 +1,16 @@
-"""The quantizer formulas of quantized_net, for NumPy and CuPy arrays.
+"""The quantizers of quantized_net, for NumPy and CuPy arrays.
 
 Everything here works on ``float32`` arrays and returns ``float32`` arrays of
 the same shape. The CPU (NumPy) and GPU (CuPy) versions are written next to
-each other from the same constants, and the tests check they agree bit for
-bit.
+each other from the same constants or the same array code, and the tests
+check they agree bit for bit.
+
+The first part holds the array functions (:func:`log_quant`, :func:`ap2`,
+:func:`seed_quant`, :func:`sign`, :func:`linear_quant`,
+:func:`stochastic_sign`); the second, the named quantizers a user chooses by
+spec (``none``, ``sign``, ``stochastic``, ``linear:K``, ``log:K[:FSR]``,
+``seed``; see :func:`parse`), each documented with its forward formula and
+its straight-through gradient.
 
 The log quantizer (``AP2``, "approximate power of two") of the original suite
 is
@@ -37,9 +44,13 @@ Policy for special values, the same on both devices:
   clipped to ``F`` likewise.
 * ``NaN`` propagates.
 """
+import math
+
 import numpy
 
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer import backend
 from chainer.backends import cuda
 
 
@@ -73,7 +84,7 @@ def _ap2_normal_bits(bits):
         round_up.astype(numpy.uint32) << numpy.uint32(23))
 
 
-def _log_quant_cpu(x, fsr):
+def _log_quant_cpu(x, fsr, lowest):
     bits = x.view(numpy.uint32)
     q = _ap2_normal_bits(bits).view(numpy.float32)
     magnitude = bits & MAGNITUDE_MASK
@@ -86,7 +97,10 @@ def _log_quant_cpu(x, fsr):
     nan = magnitude > EXPONENT_MASK
     if nan.any():
         q[nan] = x[nan]
-    return numpy.clip(q, numpy.float32(-fsr), numpy.float32(fsr), out=q)
+    numpy.clip(q, numpy.float32(-fsr), numpy.float32(fsr), out=q)
+    if lowest > 0:
+        q[numpy.abs(q) < numpy.float32(lowest)] = 0
+    return q
 
 
 _LOG_QUANT_CUDA = '''
@@ -106,7 +120,7 @@ _LOG_QUANT_CUDA = '''
         const float q =
             __uint_as_float((b & {SIGN_EXPONENT_MASK}u) + (round_up << 23))
             * back;
-        y = fminf(fmaxf(q, -fsr), fsr);
+        y = fabsf(q) < lowest ? 0.0f : fminf(fmaxf(q, -fsr), fsr);
     }}
 '''.format(
     MAGNITUDE_MASK=MAGNITUDE_MASK, EXPONENT_MASK=EXPONENT_MASK,
@@ -116,27 +130,43 @@ _LOG_QUANT_CUDA = '''
     down=repr(2.0 ** -SUBNORMAL_SCALE_EXPONENT))
 
 
-def _log_quant_gpu(x, fsr):
+def _log_quant_gpu(x, fsr, lowest):
     kernel = cuda.elementwise(
-        'float32 x, float32 fsr', 'float32 y', _LOG_QUANT_CUDA,
+        'float32 x, float32 fsr, float32 lowest', 'float32 y',
+        _LOG_QUANT_CUDA,
         'quantized_net_log_quant')
-    return kernel(x, numpy.float32(fsr))
+    return kernel(x, numpy.float32(fsr), numpy.float32(lowest))
 
 
-def log_quant(x, fsr):
+def _as_float32_array(x):
+    """``x`` as a NumPy or CuPy array, which must be float32."""
+    if not isinstance(x, cuda.ndarray):
+        x = numpy.asarray(x)
+    _check_float32(x)
+    return x
+
+
+def log_quant(x, fsr, lowest=0.0):
     """Logarithmic quantization with full-scale range ``fsr``.
 
     .. math::
 
-        y = \\mathrm{clip}(\\mathrm{sign}(x)\\,
-                2^{\\mathrm{round}(\\log_2 |x|)}, -F, F),
+        q = \\mathrm{sign}(x)\\, 2^{\\mathrm{round}(\\log_2 |x|)},
+        \\qquad
+        y = \\begin{cases}
+            0 & |q| < \\mathrm{lowest} \\\\
+            \\mathrm{clip}(q, -F, F) & \\text{otherwise}
+        \\end{cases}
         \\qquad 0 \\mapsto 0
 
-    There is no lower bound: small magnitudes stay small powers of two.
+    With the default ``lowest = 0`` there is no lower bound: small magnitudes
+    stay small powers of two.
 
     Args:
         x (numpy.ndarray or cupy.ndarray): float32 input.
         fsr (float): Full-scale range ``F > 0`` (``inf`` for plain AP2).
+        lowest (float): Magnitudes whose power of two falls below this become
+            0.
 
     Returns:
         numpy.ndarray or cupy.ndarray: A new float32 array of ``x``'s shape
@@ -145,13 +175,11 @@ def log_quant(x, fsr):
     """
     if not fsr > 0:
         raise ValueError('fsr must be positive, got {}'.format(fsr))
+    x = _as_float32_array(x)
     if isinstance(x, cuda.ndarray):
-        _check_float32(x)
-        return _log_quant_gpu(x, fsr)
-    x = numpy.asarray(x)
-    _check_float32(x)
+        return _log_quant_gpu(x, fsr, lowest)
     # 1-d: NumPy turns 0-d results into scalars, which have no out=.
-    return _log_quant_cpu(x.reshape(-1), fsr).reshape(x.shape)
+    return _log_quant_cpu(x.reshape(-1), fsr, lowest).reshape(x.shape)
 
 
 def ap2(x):
@@ -168,3 +196,279 @@ def seed_quant(x):
     inputs and output gradients of every linear layer.
     """
     return log_quant(x, 1.0)
+
+
+def sign(x):
+    """Deterministic binarization: ``+1`` where ``x >= 0`` (``-0`` too),
+    else ``-1``; NaN propagates."""
+    x = _as_float32_array(x)
+    xp = backend.get_array_module(x)
+    one = numpy.float32(1)
+    return xp.where(x >= 0, one, xp.where(x < 0, -one, x))
+
+
+def linear_quant(x, bits):
+    """Uniform quantization of ``clip(x, -1, 1)`` to ``2**bits`` levels.
+
+    With :math:`m = 2^k - 1`, the levels are the odd multiples of
+    :math:`1/m`, from -1 to 1:
+
+    .. math::
+
+        t = m\\,\\mathrm{clip}(x, -1, 1), \\qquad
+        y = \\frac{2 \\lfloor t / 2 \\rfloor + 1}{m}
+
+    that is, the nearest level, ties going up (towards +1); so ``bits = 1``
+    is :func:`sign` exactly. NaN propagates. :math:`\\lfloor t/2 \\rfloor`
+    is taken as at most -1 for every negative ``t``, even where ``t / 2``
+    underflows to ``-0``.
+    """
+    x = _as_float32_array(x)
+    xp = backend.get_array_module(x)
+    m = numpy.float32(2 ** bits - 1)
+    t = xp.clip(x, numpy.float32(-1), numpy.float32(1)) * m
+    j = xp.floor(t * numpy.float32(0.5))
+    j = xp.where(t < 0, xp.minimum(j, numpy.float32(-1)), j)
+    return (j * numpy.float32(2) + numpy.float32(1)) / m
+
+
+def hard_sigmoid(x):
+    """``clip((x + 1) / 2, 0, 1)``, the probability of +1 in
+    :func:`stochastic_sign`."""
+    xp = backend.get_array_module(x)
+    return xp.clip((x + numpy.float32(1)) * numpy.float32(0.5),
+                   numpy.float32(0), numpy.float32(1))
+
+
+def stochastic_sign(x):
+    """Stochastic binarization: ``+1`` with probability
+    ``hard_sigmoid(x)``, else ``-1``; NaN propagates.
+
+    Draws from NumPy's global generator (``numpy.random.seed`` makes it
+    reproducible) or CuPy's on the GPU.
+    """
+    x = _as_float32_array(x)
+    xp = backend.get_array_module(x)
+    if xp is numpy:
+        u = numpy.random.random_sample(x.shape).astype(numpy.float32)
+    else:
+        u = xp.random.random_sample(x.shape, dtype=numpy.float32)
+    one = numpy.float32(1)
+    y = xp.where(u < hard_sigmoid(x), one, -one)
+    return xp.where(x == x, y, x)
+
+
+# Named quantizers, chosen by spec.
+
+class Quantizer(object):
+    """A named map from real values to a small set of levels.
+
+    Attributes:
+        spec (str): The spec that names it, e.g. ``'linear:2'``.
+        levels (int or None): Most distinct values it outputs (``None``:
+            not bounded by a bit width).
+        formula (str): Forward formula, for tables and headers.
+        gradient (str): Its straight-through gradient as an activation.
+    """
+
+    spec = None
+    levels = None
+    formula = None
+    gradient = 'g * 1{|x| <= 1} (straight-through, cancelled outside [-1, 1])'
+
+    def __call__(self, x):
+        """Quantizes an array (weights, inputs, gradients)."""
+        raise NotImplementedError
+
+    def activation(self, x):
+        """Quantizes an array of pre-activations."""
+        return self(x)
+
+    def __repr__(self):
+        return self.spec
+
+
+class Identity(Quantizer):
+    """``none``: no quantization.
+
+    Forward :math:`y = x`; gradient :math:`g_x = g_y` (no cancellation).
+    """
+
+    spec = 'none'
+    formula = 'x'
+    gradient = 'g'
+
+    def __call__(self, x):
+        return x
+
+
+class Sign(Quantizer):
+    """``sign``: deterministic binarization (Hubara et al. 2016).
+
+    Forward :math:`y = +1` if :math:`x \\ge 0` else :math:`-1`; gradient
+    :math:`g_x = g_y 1_{|x| \\le 1}` as an activation.
+    """
+
+    spec = 'sign'
+    levels = 2
+    formula = '+1 if x >= 0 else -1'
+
+    def __call__(self, x):
+        return sign(x)
+
+
+class Stochastic(Quantizer):
+    """``stochastic``: stochastic binarization (Hubara et al. 2016).
+
+    Forward, in training: :math:`y = +1` with probability
+    :math:`\\mathrm{clip}((x + 1)/2, 0, 1)`, else :math:`-1`; at test time
+    (``chainer.config.train`` False) :func:`sign`. Gradient
+    :math:`g_x = g_y 1_{|x| \\le 1}` as an activation.
+    """
+
+    spec = 'stochastic'
+    levels = 2
+    formula = '+1 with probability clip((x+1)/2, 0, 1), else -1; sign(x) at test time'
+
+    def __call__(self, x):
+        if chainer.config.train:
+            return stochastic_sign(x)
+        return sign(x)
+
+
+class Linear(Quantizer):
+    """``linear:K``: uniform K-bit quantization of ``clip(x, -1, 1)``.
+
+    Forward: :func:`linear_quant`, ``2**K`` evenly spaced levels from -1 to
+    1, the nearest one taken (ties towards +1). Gradient
+    :math:`g_x = g_y 1_{|x| \\le 1}` as an activation.
+    """
+
+    max_bits = 16
+
+    def __init__(self, bits):
+        self.bits = bits
+        self.spec = 'linear:{}'.format(bits)
+        self.levels = 2 ** bits
+        self.formula = ('(2 floor(t/2) + 1) / m, t = m clip(x, -1, 1), '
+                        'm = 2^K - 1')
+
+    def __call__(self, x):
+        return linear_quant(x, self.bits)
+
+
+class Log(Quantizer):
+    """``log:K[:FSR]``: logarithmic K-bit quantization (Miyashita et al.
+    2016), full-scale range ``FSR`` (a power of two, default 1).
+
+    K bits are a sign and a (K-1)-bit code; one code stands for 0, the
+    others for the :math:`n = 2^{K-1} - 1` powers of two from FSR down:
+
+    .. math::
+
+        q = \\mathrm{sign}(x)\\, 2^{\\mathrm{round}(\\log_2|x|)}, \\qquad
+        y = \\begin{cases}
+            0 & |q| < \\mathrm{FSR}\\, 2^{1-n} \\\\
+            \\mathrm{clip}(q, -\\mathrm{FSR}, \\mathrm{FSR}) & \\text{otherwise}
+        \\end{cases}
+
+    so at most :math:`2n + 1 = 2^K - 1` levels. Miyashita et al. clip the
+    exponent from below instead, which needs a code more and turns every
+    small gradient into the smallest level; here it becomes 0. Gradient
+    :math:`g_x = g_y 1_{|x| \\le 1}` as an activation.
+    """
+
+    max_bits = 8
+
+    def __init__(self, bits, fsr=1.0):
+        self.bits = bits
+        self.fsr = fsr
+        self.exponents = 2 ** (bits - 1) - 1
+        self.lowest = fsr * 2.0 ** (1 - self.exponents)
+        self.spec = 'log:{}'.format(bits) + (
+            '' if fsr == 1 else ':{}'.format(_format_number(fsr)))
+        self.levels = 2 * self.exponents + 1
+        self.formula = ('0 if |q| < FSR 2^(1-n) else clip(q, -FSR, FSR), '
+                        'q = AP2(x), n = 2^(K-1) - 1')
+
+    def __call__(self, x):
+        return log_quant(x, self.fsr, self.lowest)
+
+
+class Seed(Quantizer):
+    """``seed``: the original suite's log quantizer, unbounded below.
+
+    Forward on weights, inputs and gradients: :func:`seed_quant`,
+    :math:`\\mathrm{clip}(\\mathrm{AP2}(x), -1, 1)` (the original's
+    ``LogQuant(64 x, 64)``, whose factor 64 the original's ``/4096``
+    cancels); on activations, as the original's ``qst``,
+    ``LogQuant(64 x, 64) / 4096``, i.e. the same divided by 64. Gradient
+    :math:`g_x = g_y 1_{|x| \\le 1}` as an activation.
+    """
+
+    spec = 'seed'
+    formula = 'clip(AP2(x), -1, 1); activations: the same / 64'
+
+    def __call__(self, x):
+        return seed_quant(x)
+
+    def activation(self, x):
+        y = seed_quant(x)
+        y *= numpy.float32(1.0 / SEED_SCALE)
+        return y
+
+
+SPEC_FORMS = ('none, sign, stochastic, seed, linear:K (K = 1..{}), '
+              'log:K[:FSR] (K = 2..{}, FSR a power of two, default 1)'.format(
+                  Linear.max_bits, Log.max_bits))
+
+
+def _format_number(value):
+    return '{:g}'.format(value)
+
+
+def _bits(text, low, high, spec):
+    try:
+        bits = int(text)
+    except ValueError:
+        bits = None
+    if bits is None or not low <= bits <= high:
+        raise ValueError(
+            'invalid quantizer {!r}: K must be an integer from {} to {}. '
+            'Valid forms: {}'.format(spec, low, high, SPEC_FORMS))
+    return bits
+
+
+def parse(spec):
+    """The :class:`Quantizer` named by ``spec`` (see :data:`SPEC_FORMS`).
+
+    Raises:
+        ValueError: ``spec`` is not a valid form; the message lists them.
+    """
+    if isinstance(spec, Quantizer):
+        return spec
+    name, _, rest = str(spec).strip().partition(':')
+    simple = {'none': Identity, 'sign': Sign, 'stochastic': Stochastic,
+              'seed': Seed}
+    if name in simple and not rest:
+        return simple[name]()
+    if name == 'linear' and rest:
+        return Linear(_bits(rest, 1, Linear.max_bits, spec))
+    if name == 'log' and rest:
+        bits_text, _, fsr_text = rest.partition(':')
+        bits = _bits(bits_text, 2, Log.max_bits, spec)
+        if not fsr_text:
+            return Log(bits)
+        try:
+            fsr = float(fsr_text)
+        except ValueError:
+            fsr = None
+        if fsr is None or not (fsr > 0 and math.isfinite(fsr)
+                               and math.frexp(fsr)[0] == 0.5):
+            raise ValueError(
+                'invalid quantizer {!r}: FSR must be a positive power of '
+                'two such as 1, 0.5 or 4. Valid forms: {}'.format(
+                    spec, SPEC_FORMS))
+        return Log(bits, fsr)
+    raise ValueError('invalid quantizer {!r}. Valid forms: {}'.format(
+        spec, SPEC_FORMS))

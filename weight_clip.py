@@ -15,6 +15,9 @@ class WeightClip(object):
     Args:
         low (float): Lower bound.
         high (float): Upper bound, at least ``low``.
+        param_names (sequence of str): Clip only parameters of these names
+            (``('W',)``: the weights alone, as in the paper); ``None``, the
+            default, clips every parameter, as the original.
 
     Use::
 
@@ -25,17 +28,19 @@ class WeightClip(object):
     call_for_each_param = True
     timing = 'post'
 
-    def __init__(self, low=-1.0, high=1.0):
+    def __init__(self, low=-1.0, high=1.0, param_names=None):
         if not low <= high:
             raise ValueError(
                 'WeightClip needs low <= high, got low={} high={}'.format(
                     low, high))
         self.low = low
         self.high = high
+        self.param_names = None if param_names is None else set(param_names)
 
     def __call__(self, rule, param):
         p = param.array
-        if p is None:
+        if p is None or (self.param_names is not None
+                         and param.name not in self.param_names):
             return
         xp = backend.get_array_module(p)
         xp.clip(p, self.low, self.high, out=p)

@@ -66,7 +66,8 @@ def test_short_run_learns(two_epochs):
                    'validation/main/accuracy', 'elapsed_time'):
         assert column in result.stdout
     assert '# seed: 7' in result.stdout
-    assert sorted(os.listdir(out)) == ['cg.dot', 'log', 'snapshot_iter_80']
+    assert sorted(os.listdir(out)) == ['args.json', 'cg.dot', 'log', 'model.npz',
+                                       'snapshot_iter_80']
 
 
 def test_same_seed_same_log(two_epochs, tmp_path):
@@ -148,7 +149,7 @@ def test_resume_errors(two_epochs, tmp_path):
     assert_clean_error(
         run('--dataset-dir', data, '--resume', snapshot, '--unit', 30,
             '--out', str(tmp_path / 'other'), '--noplot'),
-        'cannot resume from', 'same --unit')
+        'cannot resume from', 'same preset, --unit and --layers')
 
 
 @pytest.mark.skipif(not os.environ.get('MNIST_DIR'),

@@ -1,0 +1,108 @@
+"""Named configurations of the MLP, and building a model from one.
+
+A configuration is a plain dict (it is saved as JSON next to each trained
+model, and ``evaluate.py`` rebuilds the model from it):
+
+``seed``
+    The original suite, exactly: log quantizer (``seed``) on inputs,
+    weights, activations and gradients, relu, 2 x 1000 units, softmax
+    cross-entropy, Adam (alpha 0.001), every parameter clipped to [-1, 1],
+    trained on 60000 images and validated on the 10000 test images.
+``float``
+    The same MLP and training with every quantizer ``none``: the baseline.
+``bnn``
+    The binarized MLP of Hubara et al. (2016), after the authors' Theano
+    MNIST recipe: binary (``sign``) weights and hard-tanh binary activations,
+    3 x 4096 units, batch normalisation after every layer (eps 1e-4,
+    running-average factor 0.1), dropout 0.2 on the input and 0.5 on hidden
+    layers, inputs in [-1, 1], squared hinge loss, Adam with alpha from
+    0.003 decayed exponentially to 3e-7 over the run, each weight matrix's
+    step scaled by Glorot's factor, weights drawn from U(-1, 1) and clipped
+    to [-1, 1], 50000 training and 10000 validation images, batch 100,
+    1000 epochs.
+"""
+import math
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+import chainer.functions as F
+import chainer.links as L
+from chainer import initializers
+
+import net
+from weight_clip import WeightClip
+
+N_IN = 784
+N_OUT = 10
+
+_SEED = {
+    'input_quant': 'seed', 'weight_quant': 'seed', 'act_quant': 'seed',
+    'grad_quant': 'seed', 'activation': 'relu', 'layers': 2, 'unit': 1000,
+    'epoch': 20, 'batchsize': 100, 'loss': 'softmax', 'lr': 0.001,
+    'lr_final': None, 'input_dropout': 0.0, 'dropout': 0.0,
+    'centered_input': False, 'bn_eps': 2e-5, 'init': 'lecun',
+    'glorot_lr_scale': False, 'clip': 'all', 'validation': 0,
+}
+
+PRESETS = {
+    'seed': _SEED,
+    'float': dict(_SEED, input_quant='none', weight_quant='none',
+                  act_quant='none', grad_quant='none'),
+    'bnn': dict(
+        _SEED, input_quant='none', weight_quant='sign', act_quant='sign',
+        grad_quant='none', activation='htanh', layers=3, unit=4096,
+        epoch=1000, loss='squared_hinge', lr=0.003, lr_final=3e-7,
+        input_dropout=0.2, dropout=0.5, centered_input=True, bn_eps=1e-4,
+        init='uniform', glorot_lr_scale=True, clip='weights',
+        validation=10000),
+}
+
+LOSSES = ('softmax', 'squared_hinge')
+
+
+def squared_hinge(y, t):
+    """Mean over examples and classes of ``max(0, 1 - t_k y_k)**2``, with
+    ``t_k = +1`` for the true class and -1 for the others."""
+    return F.hinge(y, t, norm='L2') / y.shape[1]
+
+
+def build_classifier(config):
+    """The :class:`~chainer.links.Classifier` described by ``config``."""
+    init = {'lecun': None, 'uniform': initializers.Uniform(1.0)}[
+        config['init']]
+    predictor = net.MnistMLP(
+        N_IN, config['unit'], N_OUT, n_layers=config['layers'],
+        input_quant=config['input_quant'],
+        weight_quant=config['weight_quant'], act_quant=config['act_quant'],
+        grad_quant=config['grad_quant'], activation=config['activation'],
+        input_dropout=config['input_dropout'], dropout=config['dropout'],
+        centered_input=config['centered_input'], bn_eps=config['bn_eps'],
+        initialW=init)
+    lossfun = {'softmax': F.softmax_cross_entropy,
+               'squared_hinge': squared_hinge}[config['loss']]
+    return L.Classifier(predictor, lossfun=lossfun)
+
+
+def build_optimizer(model, config):
+    """Adam for ``model`` with the configuration's clipping and step scales."""
+    optimizer = chainer.optimizers.Adam(alpha=config['lr'])
+    optimizer.setup(model)
+    # Keeps the real-valued parameters in [-1, 1] after every update.
+    optimizer.add_hook(WeightClip(
+        param_names=None if config['clip'] == 'all' else ('W',)))
+    if config['glorot_lr_scale']:
+        # BinaryConnect's per-layer learning rate: each weight matrix moves
+        # 1 / sqrt(1.5 / (fan_in + fan_out)) times faster (Adam's eta).
+        for link in model.predictor.linear_layers():
+            out_size, in_size = link.W.shape
+            link.W.update_rule.hyperparam.eta = 1 / math.sqrt(
+                1.5 / (in_size + out_size))
+    return optimizer
+
+
+def lr_decay_rate(config):
+    """Per-epoch factor taking alpha from ``lr`` to ``lr_final`` over the
+    run, or None for a constant alpha."""
+    if not config['lr_final']:
+        return None
+    return (config['lr_final'] / config['lr']) ** (1.0 / config['epoch'])
