@@ -204,7 +204,16 @@ def sign(x):
     x = _as_float32_array(x)
     xp = backend.get_array_module(x)
     one = numpy.float32(1)
-    return xp.where(x >= 0, one, xp.where(x < 0, -one, x))
+    return _keep_nan(x, xp.where(x >= 0, one, -one))
+
+
+def _keep_nan(x, y):
+    """``y`` with ``x``'s NaNs put back (rare: checked before written)."""
+    xp = backend.get_array_module(x)
+    nan = xp.isnan(x)
+    if nan.any():
+        y[nan] = x[nan]
+    return y
 
 
 def linear_quant(x, bits):
@@ -254,8 +263,7 @@ def stochastic_sign(x):
     else:
         u = xp.random.random_sample(x.shape, dtype=numpy.float32)
     one = numpy.float32(1)
-    y = xp.where(u < hard_sigmoid(x), one, -one)
-    return xp.where(x == x, y, x)
+    return _keep_nan(x, xp.where(u < hard_sigmoid(x), one, -one))
 
 
 # Named quantizers, chosen by spec.
