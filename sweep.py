@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Test error against the bit widths of weights and activations.
+
+    ./sweep.py --out sweep --epoch 3 --unit 256 --dataset-dir path/to/mnist
+
+Trains one network per cell of the grid (weights x activations, each
+``linear:K`` for K in --bits, or ``none``) with train_mnist.py, the gradient
+quantizer fixed (--grad-quant), then writes ``results.csv``, ``results.md``
+(a table of test error in %) and ``results.png`` (a heat map) in --out.
+Cells already finished (their ``model.npz`` written) are skipped, so an
+interrupted sweep continues where it stopped.
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+
+import matplotlib
+matplotlib.use('Agg')  # the figure goes to a file; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy  # noqa: E402
+
+from atomic_file import atomic_write  # noqa: E402
+import net  # noqa: E402
+import presets  # noqa: E402
+from train_mnist import _int_at_least, _quantizer_spec  # noqa: E402
+
+PROG = 'sweep.py'
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIELDS = ('weight_bits', 'act_bits', 'weight_quant', 'act_quant',
+          'grad_quant', 'unit', 'layers', 'epoch', 'test_error',
+          'train_loss', 'seconds')
+
+
+def _bits_list(text):
+    values = []
+    for item in text.split(','):
+        item = item.strip()
+        if item == 'none':
+            values.append(item)
+            continue
+        try:
+            bits = int(item)
+        except ValueError:
+            bits = 0
+        if not 1 <= bits <= 16:
+            raise argparse.ArgumentTypeError(
+                'expected bit widths from 1 to 16 or "none", separated by '
+                'commas, got {!r}'.format(text))
+        values.append(bits)
+    return values
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog=PROG, description='Grid of weight x activation bit widths')
+    parser.add_argument('--out', '-o', default='sweep',
+                        help='Directory for the cells and the results')
+    parser.add_argument('--bits', type=_bits_list,
+                        default=[1, 2, 4, 8, 'none'],
+                        help='Bit widths for weights and activations, e.g. '
+                             '1,2,4,8,none (linear:K; 1 is sign)')
+    parser.add_argument('--weight-bits', type=_bits_list,
+                        help='Bit widths for weights (default: --bits)')
+    parser.add_argument('--act-bits', type=_bits_list,
+                        help='Bit widths for activations (default: --bits)')
+    parser.add_argument('--grad-quant', type=_quantizer_spec, default='none',
+                        metavar='SPEC',
+                        help='Gradient quantizer, the same in every cell')
+    parser.add_argument('--preset', choices=sorted(presets.PRESETS),
+                        default='float',
+                        help='Configuration the quantizers are set in')
+    parser.add_argument('--activation', choices=net.ACTIVATIONS,
+                        default='htanh',
+                        help='htanh (q(clip(x, -1, 1))) or relu')
+    parser.add_argument('--epoch', '-e', type=_int_at_least(1), default=3)
+    parser.add_argument('--unit', '-u', type=_int_at_least(1), default=256)
+    parser.add_argument('--layers', type=_int_at_least(1), default=2)
+    parser.add_argument('--seed', type=_int_at_least(0), default=0)
+    parser.add_argument('--device', '-d', default=None,
+                        help='Passed on to train_mnist.py')
+    parser.add_argument('--dataset-dir', default=None,
+                        help='Passed on to train_mnist.py')
+    args = parser.parse_args(argv)
+    args.weight_bits = args.weight_bits or args.bits
+    args.act_bits = args.act_bits or args.bits
+    return args
+
+
+def spec(bits):
+    return 'none' if bits == 'none' else 'linear:{}'.format(bits)
+
+
+def cell_dir(out, weight_bits, act_bits):
+    return os.path.join(out, 'cells', 'w{}_a{}'.format(weight_bits,
+                                                        act_bits))
+
+
+def train_cell(args, directory, weight_bits, act_bits):
+    command = [sys.executable, os.path.join(HERE, 'train_mnist.py'),
+               '--preset', args.preset, '--activation', args.activation,
+               '--weight-quant', spec(weight_bits),
+               '--act-quant', spec(act_bits), '--grad-quant', args.grad_quant,
+               '--unit', str(args.unit), '--layers', str(args.layers),
+               '--epoch', str(args.epoch), '--seed', str(args.seed),
+               '--noplot', '--out', directory]
+    if args.device is not None:
+        command += ['--device', args.device]
+    if args.dataset_dir is not None:
+        command += ['--dataset-dir', args.dataset_dir]
+    result = subprocess.run(command, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        sys.exit('{}: error: cell w={} a={} failed:\n{}'.format(
+            PROG, weight_bits, act_bits, result.stderr.strip()))
+
+
+def read_cell(directory):
+    with open(os.path.join(directory, 'log')) as f:
+        last = json.load(f)[-1]
+    accuracy = last.get('test/main/accuracy',
+                        last['validation/main/accuracy'])
+    return {'test_error': round(100 * (1 - accuracy), 2),
+            'train_loss': round(last['main/loss'], 4),
+            'seconds': round(last['elapsed_time'], 1)}
+
+
+def write_csv(path, rows):
+    with atomic_write(path) as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def error_grid(rows, args):
+    """Test errors, rows: weight bit widths, columns: activation ones."""
+    grid = numpy.full((len(args.weight_bits), len(args.act_bits)), numpy.nan)
+    for row in rows:
+        grid[args.weight_bits.index(row['weight_bits']),
+             args.act_bits.index(row['act_bits'])] = row['test_error']
+    return grid
+
+
+def markdown_table(rows, args):
+    grid = error_grid(rows, args)
+    lines = ['Test error (%) after {} epochs, {} x {} units, gradients '
+             '{}; rows: weight bits, columns: activation bits.'.format(
+                 args.epoch, args.layers, args.unit, args.grad_quant), '',
+             '| weights \\ activations | ' + ' | '.join(
+                 str(b) for b in args.act_bits) + ' |',
+             '| --- |' + ' --- |' * len(args.act_bits)]
+    for weight_bits, errors in zip(args.weight_bits, grid):
+        lines.append('| {} | '.format(weight_bits) + ' | '.join(
+            '{:.2f}'.format(v) for v in errors) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def heat_map(path, rows, args):
+    grid = error_grid(rows, args)
+    figure, axes = plt.subplots(figsize=(6, 5))
+    image = axes.imshow(grid, cmap='viridis_r')
+    axes.set_xticks(range(len(args.act_bits)),
+                    [str(b) for b in args.act_bits])
+    axes.set_yticks(range(len(args.weight_bits)),
+                    [str(b) for b in args.weight_bits])
+    axes.set_xlabel('activation bits (linear:K)')
+    axes.set_ylabel('weight bits (linear:K)')
+    axes.set_title('MNIST test error (%), {} epochs, {}x{} units'.format(
+        args.epoch, args.layers, args.unit))
+    for (i, j), error in numpy.ndenumerate(grid):
+        axes.text(j, i, '{:.2f}'.format(error), ha='center', va='center',
+                  bbox={'facecolor': 'white', 'alpha': 0.7,
+                        'edgecolor': 'none'})
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=100)
+    plt.close(figure)
+    with atomic_write(path, 'wb') as f:
+        f.write(buffer.getvalue())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    start = time.time()
+    for weight_bits in args.weight_bits:
+        for act_bits in args.act_bits:
+            directory = cell_dir(args.out, weight_bits, act_bits)
+            finished = os.path.isfile(os.path.join(directory, 'model.npz'))
+            if not finished:
+                print('training weights {} activations {} ...'.format(
+                    spec(weight_bits), spec(act_bits)), flush=True)
+                train_cell(args, directory, weight_bits, act_bits)
+            row = dict(read_cell(directory), weight_bits=weight_bits,
+                       act_bits=act_bits, weight_quant=spec(weight_bits),
+                       act_quant=spec(act_bits), grad_quant=args.grad_quant,
+                       unit=args.unit, layers=args.layers, epoch=args.epoch)
+            print('{:>7} {:>7}: test error {:.2f}%{}'.format(
+                spec(weight_bits), spec(act_bits), row['test_error'],
+                ' (done before)' if finished else ''), flush=True)
+            rows.append(row)
+    write_csv(os.path.join(args.out, 'results.csv'), rows)
+    table = markdown_table(rows, args)
+    with atomic_write(os.path.join(args.out, 'results.md')) as f:
+        f.write(table)
+    heat_map(os.path.join(args.out, 'results.png'), rows, args)
+    print(table)
+    print('wall time of this invocation: {:.0f} s'.format(
+        time.time() - start))
+
+
+if __name__ == '__main__':
+    main()
