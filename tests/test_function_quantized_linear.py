@@ -112,3 +112,33 @@ def test_gpu_equals_cpu():
         # Same quantized operands; only the summation order of the
         # matrix products differs.
         numpy.testing.assert_allclose(cpu, gpu, rtol=1e-5, atol=1e-6)
+
+
+def test_other_quantizers_per_role():
+    x, W, b = make()
+    gy = (numpy.random.RandomState(5).randn(8, 5) * 0.01).astype(
+        numpy.float32)
+    xv, Wv, bv = (chainer.Variable(a) for a in (x, W, b))
+    y = quantized_linear(xv, Wv, bv, input_quant='none', weight_quant='sign',
+                         grad_quant='none')
+    sign_W = numpy.where(W >= 0, 1, -1).astype(numpy.float32)
+    numpy.testing.assert_allclose(y.array, x.dot(sign_W.T) + b, rtol=1e-6)
+    y.grad = gy
+    y.backward()
+    numpy.testing.assert_allclose(xv.grad, gy.dot(sign_W), rtol=1e-5)
+    numpy.testing.assert_allclose(Wv.grad, gy.T.dot(x), rtol=1e-5)
+
+
+def test_gradient_quantizer_applies_to_gx_and_gw_not_gb():
+    x, W, b = make()
+    gy = (numpy.random.RandomState(6).randn(8, 5) * 0.3).astype(
+        numpy.float32)
+    xv, Wv, bv = (chainer.Variable(a) for a in (x, W, b))
+    y = quantized_linear(xv, Wv, bv, input_quant='none', weight_quant='none',
+                         grad_quant='linear:2')
+    y.grad = gy
+    y.backward()
+    gq = quantizers.linear_quant(gy, 2)
+    numpy.testing.assert_allclose(xv.grad, gq.dot(W), rtol=1e-5)
+    numpy.testing.assert_allclose(Wv.grad, gq.T.dot(x), rtol=1e-5)
+    numpy.testing.assert_allclose(bv.grad, gy.sum(axis=0), rtol=1e-5)

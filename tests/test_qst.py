@@ -71,3 +71,27 @@ def test_gpu_equals_cpu():
         results.append((cupy.asnumpy(y.array), cupy.asnumpy(v.grad)))
     for cpu, gpu in zip(*results):
         numpy.testing.assert_array_equal(cpu, gpu)
+
+
+def test_none_passes_through_without_cancellation():
+    x = chainer.Variable(numpy.array([-3.0, 0.5, 2.0], numpy.float32))
+    y = qst(x, 'none')
+    numpy.testing.assert_array_equal(y.array, x.array)
+    y.grad = numpy.ones(3, numpy.float32)
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad, [1, 1, 1])
+
+
+@pytest.mark.parametrize('spec', ['sign', 'linear:2', 'log:3', 'stochastic'])
+def test_other_quantizers_forward_and_cancelled_gradient(spec):
+    numpy.random.seed(0)
+    x = chainer.Variable(numpy.array([-3.0, -0.4, 0.3, 0.9, 2.0],
+                                     numpy.float32))
+    y = qst(x, spec)
+    with chainer.using_config('train', False):
+        expected = quantizers.parse(spec)(x.array)
+    if spec != 'stochastic':
+        numpy.testing.assert_array_equal(y.array, expected)
+    y.grad = numpy.full(5, 2, numpy.float32)
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad, [0, 2, 2, 2, 0])

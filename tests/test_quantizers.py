@@ -178,3 +178,177 @@ def test_gpu_equals_cpu(fsr):
     numpy.testing.assert_array_equal(cpu.view(numpy.uint32) & ~0,
                                      gpu.view(numpy.uint32) & ~0)
 
+
+
+# The named quantizers.
+
+def test_sign_edges():
+    x = numpy.array([-numpy.inf, -2, -1e-45, -0.0, 0.0, 1e-45, 3, numpy.inf],
+                    numpy.float32)
+    assert quantizers.sign(x).tolist() == [-1, -1, -1, 1, 1, 1, 1, 1]
+    assert numpy.isnan(quantizers.sign(numpy.float32([numpy.nan])))[0]
+    assert quantizers.sign(x).dtype == numpy.float32
+
+
+def linear_levels(bits):
+    m = 2 ** bits - 1
+    return (numpy.arange(-m, m + 1, 2) / m).astype(numpy.float32)
+
+
+@pytest.mark.parametrize('bits', [1, 2, 3, 4, 8])
+def test_linear_levels_are_evenly_spaced_from_minus_one_to_one(bits):
+    x = numpy.linspace(-1.5, 1.5, 100001, dtype=numpy.float32)
+    q = quantizers.linear_quant(x, bits)
+    numpy.testing.assert_array_equal(numpy.unique(q), linear_levels(bits))
+    assert q.dtype == numpy.float32
+    # Each input goes to its nearest level.
+    levels = linear_levels(bits)
+    nearest = levels[numpy.abs(x[:, None] - levels[None, :]).argmin(axis=1)]
+    far = numpy.abs(numpy.abs(x - q) - numpy.abs(x - nearest)) > 1e-6
+    assert not far.any()
+
+
+def test_linear_edges():
+    x = numpy.array([-7, -1, 1, 7, 0.0, -0.0, 1 / 3, -1 / 3], numpy.float32)
+    assert quantizers.linear_quant(x, 2).tolist() == pytest.approx(
+        [-1, -1, 1, 1, 1 / 3, 1 / 3, 1 / 3, -1 / 3])
+    # Ties go up: 0 lies midway between -1/3 and 1/3 for 2 bits.
+    assert quantizers.linear_quant(numpy.float32([0]), 2)[0] == \
+        numpy.float32(1 / 3)
+    assert numpy.isnan(quantizers.linear_quant(numpy.float32([numpy.nan]),
+                                               3))[0]
+
+
+def test_linear_one_bit_is_sign():
+    x = numpy.concatenate([all_magnitudes(200000, seed=3),
+                           f32(numpy.arange(0x80000000, 0x80000100)),
+                           f32(numpy.arange(0, 256))])
+    numpy.testing.assert_array_equal(quantizers.linear_quant(x, 1),
+                                     quantizers.sign(x))
+    numpy.testing.assert_array_equal(quantizers.parse('linear:1')(x),
+                                     quantizers.parse('sign')(x))
+
+
+def reference_log_k(x, bits, fsr):
+    n = 2 ** (bits - 1) - 1
+    q = reference_log_quant(x, fsr)
+    return numpy.where(numpy.abs(q) < fsr * 2.0 ** (1 - n), 0,
+                       q).astype(numpy.float32)
+
+
+@pytest.mark.parametrize('bits,fsr', [(2, 1.0), (3, 1.0), (4, 0.5), (6, 1.0),
+                                      (8, 4.0)])
+def test_log_k_levels_and_reference(bits, fsr):
+    quantizer = quantizers.parse('log:{}:{}'.format(bits, fsr))
+    x = all_magnitudes(200000, seed=4)
+    numpy.testing.assert_array_equal(quantizer(x),
+                                     reference_log_k(x, bits, fsr))
+    wide = numpy.concatenate([x, numpy.float32([0])])
+    levels = numpy.unique(quantizer(wide))
+    assert len(levels) == quantizer.levels == 2 ** bits - 1
+    assert levels.max() == fsr and levels.min() == -fsr
+
+
+def test_log_k_edges():
+    log3 = quantizers.parse('log:3')  # levels 0, +-1, +-1/2, +-1/4
+    x = numpy.array([0, 0.17, 0.18, 0.3, 0.7, 0.71, 5, -0.2, -numpy.inf],
+                    numpy.float32)
+    # 0.17 < 0.25/sqrt(2) = 0.1768 rounds to 1/8, below the lowest level.
+    assert log3(x).tolist() == [0, 0, 0.25, 0.25, 0.5, 1, 1, -0.25, -1]
+
+
+def test_stochastic_mean_is_hard_sigmoid():
+    numpy.random.seed(0)
+    x = numpy.array([-2, -1, -0.6, -0.2, 0, 0.3, 0.9, 1, 4], numpy.float32)
+    n = 20000
+    samples = quantizers.stochastic_sign(numpy.tile(x, (n, 1)))
+    assert set(numpy.unique(samples)) == {-1.0, 1.0}
+    p = numpy.clip((x + 1) / 2, 0, 1)
+    frequency = (samples == 1).mean(axis=0)
+    sigma = numpy.sqrt(p * (1 - p) / n)
+    assert (numpy.abs(frequency - p) <= 5 * sigma + 1e-12).all()
+
+
+def test_stochastic_is_seeded_and_deterministic_at_test_time():
+    import chainer
+    stochastic = quantizers.parse('stochastic')
+    x = numpy.random.RandomState(5).randn(1000).astype(numpy.float32)
+    numpy.random.seed(1)
+    first = stochastic(x)
+    numpy.random.seed(1)
+    numpy.testing.assert_array_equal(stochastic(x), first)
+    assert (first != quantizers.sign(x)).any()
+    with chainer.using_config('train', False):
+        numpy.testing.assert_array_equal(stochastic(x), quantizers.sign(x))
+
+
+def test_seed_quantizer_roles():
+    seed = quantizers.parse('seed')
+    x = numpy.random.RandomState(6).randn(100).astype(numpy.float32)
+    numpy.testing.assert_array_equal(seed(x), quantizers.seed_quant(x))
+    numpy.testing.assert_array_equal(seed.activation(x),
+                                     original_seed_formula(x) / 64)
+
+
+def test_none_is_identity():
+    x = numpy.random.RandomState(7).randn(10).astype(numpy.float32)
+    assert quantizers.parse('none')(x) is x
+
+
+@pytest.mark.parametrize('spec,levels', [
+    ('none', None), ('sign', 2), ('stochastic', 2), ('seed', None),
+    ('linear:1', 2), ('linear:4', 16), ('log:2', 3), ('log:6', 63),
+    ('log:4:0.25', 15)])
+def test_parse_valid_specs(spec, levels):
+    quantizer = quantizers.parse(spec)
+    assert quantizer.spec == spec and quantizer.levels == levels
+    assert quantizers.parse(quantizer) is quantizer
+
+
+@pytest.mark.parametrize('spec,reason', [
+    ('linear:0', 'K must be an integer from 1 to 16'),
+    ('linear:17', 'K must be an integer from 1 to 16'),
+    ('log:x', 'K must be an integer from 2 to 8'),
+    ('log:1', 'K must be an integer from 2 to 8'),
+    ('log:4:0.3', 'FSR must be a positive power of two'),
+    ('log:4:-1', 'FSR must be a positive power of two'),
+    ('ternary', ''), ('sign:2', ''), ('linear', ''), ('', '')])
+def test_parse_rejects_bad_specs_listing_valid_forms(spec, reason):
+    with pytest.raises(ValueError) as error:
+        quantizers.parse(spec)
+    message = str(error.value)
+    assert reason in message
+    assert 'Valid forms: none, sign, stochastic, seed, linear:K' in message
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('spec', ['sign', 'linear:1', 'linear:2', 'linear:3',
+                                  'linear:8', 'log:2', 'log:5:0.5', 'seed',
+                                  'stochastic'])
+def test_named_quantizers_gpu_equal_cpu(spec):
+    import chainer
+    import cupy
+    quantizer = quantizers.parse(spec)
+    x = numpy.concatenate([
+        all_magnitudes(200000, seed=8),
+        numpy.linspace(-1.5, 1.5, 100001, dtype=numpy.float32),
+        numpy.array([numpy.nan, 0, -0.0], numpy.float32)])
+    with chainer.using_config('train', False):  # stochastic -> sign
+        cpu = quantizer(x)
+        gpu = cupy.asnumpy(quantizer(cupy.asarray(x)))
+        numpy.testing.assert_array_equal(cpu, gpu)
+        cpu = quantizer.activation(x)
+        gpu = cupy.asnumpy(quantizer.activation(cupy.asarray(x)))
+        numpy.testing.assert_array_equal(cpu, gpu)
+
+
+@pytest.mark.gpu
+def test_stochastic_gpu_mean_is_hard_sigmoid():
+    import cupy
+    cupy.random.seed(0)
+    x = cupy.asarray(numpy.array([-1.5, -0.5, 0, 0.5, 2], numpy.float32))
+    samples = quantizers.stochastic_sign(cupy.tile(x, (20000, 1)))
+    frequency = cupy.asnumpy((samples == 1).mean(axis=0))
+    p = numpy.array([0, 0.25, 0.5, 0.75, 1])
+    assert (numpy.abs(frequency - p) <= 5 * numpy.sqrt(p * (1 - p) / 20000)
+            + 1e-12).all()

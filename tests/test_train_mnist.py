@@ -118,9 +118,54 @@ def test_gpu_without_gpu_is_a_clear_error(two_epochs, tmp_path):
     (['--seed', '-1'], 'must be at least 0'),
     (['--gpu', '0', '--device', '@numpy'], 'either --device or --gpu'),
     (['--bogus'], 'unrecognized arguments: --bogus'),
+    (['--weight-quant', 'linear:0'],
+     "argument --weight-quant: invalid quantizer 'linear:0': K must be an "
+     "integer from 1 to 16. Valid forms: none, sign, stochastic, seed, "
+     "linear:K"),
+    (['--act-quant', 'log:x'], 'Valid forms:'),
+    (['--grad-quant', 'ternary'], "invalid quantizer 'ternary'"),
+    (['--preset', 'xnor'], "invalid choice: 'xnor'"),
+    (['--dropout', '1'], 'expected a ratio in [0, 1)'),
+    (['--lr', '0'], 'expected a positive number'),
 ])
 def test_bad_flags_are_argparse_errors(flags, message):
     assert_clean_error(run(*flags), message, code=2)
+
+
+def test_quantizers_recorded_in_args_and_header(two_epochs, tmp_path):
+    data, _, _ = two_epochs
+    out = str(tmp_path / 'quantized')
+    result = run_ok('--dataset-dir', data, '--epoch', 1, '--unit', 20,
+                    '--preset', 'float', '--weight-quant', 'sign',
+                    '--act-quant', 'linear:2', '--grad-quant', 'log:6',
+                    '--activation', 'htanh', '--noplot', '--out', out)
+    assert ('# quantizers: weight sign, activation linear:2, gradient '
+            'log:6, input none') in result.stdout
+    with open(os.path.join(out, 'args.json')) as f:
+        config = json.load(f)['config']
+    assert (config['preset'], config['weight_quant'], config['act_quant'],
+            config['grad_quant'], config['activation'], config['unit']) == \
+        ('float', 'sign', 'linear:2', 'log:6', 'htanh', 20)
+
+
+def test_bnn_preset_validates_and_tests(two_epochs, tmp_path):
+    data, _, _ = two_epochs
+    out = str(tmp_path / 'bnn')
+    result = run_ok('--dataset-dir', data, '--preset', 'bnn', '--unit', 64,
+                    '--layers', 2, '--epoch', 2, '--validation', 500,
+                    '--seed', 0, '--noplot', '--out', out)
+    assert 'test/main/accuracy' in result.stdout
+    log = read_log(out)
+    # The alpha each epoch trained with: 0.003 * (3e-7 / 0.003) ** (e / 2)
+    assert [round(entry['alpha'], 9) for entry in log] == [0.003, 3e-5]
+    assert log[-1]['test/main/accuracy'] > 0.3  # chance is 0.1
+
+
+def test_validation_larger_than_training_set(two_epochs, tmp_path):
+    data, _, _ = two_epochs
+    assert_clean_error(run('--dataset-dir', data, '--validation', 2000,
+                           '--out', str(tmp_path)),
+                       '--validation 2000 leaves no training images')
 
 
 def test_bad_device_specifier(tmp_path):
