@@ -4,6 +4,12 @@ import os
 import tempfile
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode='w'):
     """Opens a temporary file beside ``path``; renames it to ``path`` when
@@ -18,6 +24,8 @@ def atomic_write(path, mode='w'):
     fd, temp = tempfile.mkstemp(dir=directory, prefix='.' + name,
                                 suffix='.part')
     try:
+        # mkstemp makes the file private; give it the usual permissions.
+        os.chmod(temp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(temp, path)

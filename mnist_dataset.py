@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -33,6 +32,8 @@ import numpy
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer.datasets import _mnist_helper
+
+from atomic_file import atomic_write
 
 
 class DatasetError(Exception):
@@ -223,42 +224,36 @@ def _load_dir(directory, checksums):
     return datasets
 
 
+class _Rejected(Exception):
+    """A download that failed or did not verify; the message says why."""
+
+
 def _download(url, path, checksum):
-    """Fetches ``url`` to ``path`` if verified; returns (raw, why it failed)."""
-    directory, name = os.path.split(path)
+    """Fetches ``url`` to ``path`` if it verifies; returns the decompressed
+    bytes, or raises _Rejected."""
     try:
-        handle = tempfile.NamedTemporaryFile(
-            dir=directory, prefix='.' + name, suffix='.part', delete=False)
+        with atomic_write(path, 'wb') as f:
+            try:
+                with urllib.request.urlopen(
+                        url, timeout=DOWNLOAD_TIMEOUT) as response:
+                    gz = response.read()
+            except urllib.error.HTTPError as e:
+                raise _Rejected('HTTP {} {}'.format(e.code, e.reason))
+            except (urllib.error.URLError, OSError) as e:
+                raise _Rejected(str(getattr(e, 'reason', e)))
+            try:
+                raw = _decompress(url, gz)
+            except DatasetError:
+                raise _Rejected('not a gzip file')
+            if not _matches(raw, gz, checksum):
+                raise _Rejected('checksum mismatch')
+            f.write(gz)
     except OSError as e:
         raise DatasetError('cannot write to the MNIST cache {}: {}. Set '
                            'CHAINER_DATASET_ROOT to a writable directory, '
                            'or pass --dataset-dir.'.format(
-                               directory, e.strerror))
-    try:
-        with handle:
-            try:
-                with urllib.request.urlopen(
-                        url, timeout=DOWNLOAD_TIMEOUT) as response:
-                    while True:
-                        chunk = response.read(1 << 20)
-                        if not chunk:
-                            break
-                        handle.write(chunk)
-            except urllib.error.HTTPError as e:
-                return None, 'HTTP {} {}'.format(e.code, e.reason)
-            except (urllib.error.URLError, OSError) as e:
-                return None, str(getattr(e, 'reason', e))
-        try:
-            raw, is_mnist = _read(handle.name, checksum, gzipped=True)
-        except DatasetError:
-            return None, 'not a gzip file'
-        if not is_mnist:
-            return None, 'checksum mismatch'
-        os.replace(handle.name, path)
-        return raw, None
-    finally:
-        if os.path.exists(handle.name):
-            os.remove(handle.name)
+                               os.path.dirname(path), e.strerror))
+    return raw
 
 
 def _cached(directory, name, mirrors, checksum):
@@ -279,10 +274,10 @@ def _cached(directory, name, mirrors, checksum):
     for mirror in mirrors:
         url = mirror + name + '.gz'
         print('Downloading {}'.format(url), file=sys.stderr)
-        raw, failure = _download(url, path, checksum)
-        if failure is None:
-            return path, raw
-        failures.append('  {}: {}'.format(url, failure))
+        try:
+            return path, _download(url, path, checksum)
+        except _Rejected as e:
+            failures.append('  {}: {}'.format(url, e))
     raise DatasetError(
         'could not download {} from any mirror:\n{}\nDownload the four '
         'MNIST files by hand and pass their directory with --dataset-dir '

@@ -1,0 +1,31 @@
+import os
+import stat
+
+import pytest
+
+from atomic_file import atomic_write
+
+
+def test_writes_whole_file_with_usual_permissions(tmp_path):
+    path = str(tmp_path / 'out.txt')
+    with atomic_write(path) as f:
+        f.write('hello')
+    with open(path) as f:
+        assert f.read() == 'hello'
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
+    assert os.listdir(str(tmp_path)) == ['out.txt']
+
+
+def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = str(tmp_path / 'out.bin')
+    with open(path, 'wb') as f:
+        f.write(b'old')
+    with pytest.raises(RuntimeError):
+        with atomic_write(path, 'wb') as f:
+            f.write(b'half')
+            raise RuntimeError('interrupted')
+    with open(path, 'rb') as f:
+        assert f.read() == b'old'
+    assert os.listdir(str(tmp_path)) == ['out.bin']
