@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check in one go: the CPU/GPU parity tests, one epoch of
-# training on the GPU, and the benchmark on the GPU. Needs CuPy, a CUDA GPU and MNIST_DIR (or internet).
+# training on the GPU, and the benchmark on the GPU. Needs CuPy, a CUDA
+# GPU and MNIST_DIR (or internet).
 #
 #   MNIST_DIR=/path/to/mnist ./check_gpu.sh [GPU_ID]
 #
