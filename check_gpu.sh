@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every GPU check in one go: the CPU/GPU parity tests, then one epoch of
-# training on the GPU. Needs CuPy, a CUDA GPU and MNIST_DIR (or internet).
+# Every GPU check in one go: the CPU/GPU parity tests, one epoch of
+# training on the GPU, and the benchmark on the GPU. Needs CuPy, a CUDA
+# GPU and MNIST_DIR (or internet).
 #
 #   MNIST_DIR=/path/to/mnist ./check_gpu.sh [GPU_ID]
 #
@@ -26,3 +27,5 @@ echo '== CPU/GPU parity tests'
 echo '== one epoch on GPU' "$gpu"
 out="$(mktemp -d)"
 "$python" train_mnist.py --gpu "$gpu" --epoch 1 --seed 0 --noplot --out "$out"
+echo '== benchmark on GPU' "$gpu"
+"$python" bench.py --gpu "$gpu"

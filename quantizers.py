@@ -45,8 +45,13 @@ Policy for special values, the same on both devices:
 * ``NaN`` propagates.
 """
 import math
+import os
 
 import numpy
+try:
+    import numba
+except ImportError:  # optional: the NumPy kernels give the same bits
+    numba = None
 
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 import chainer
@@ -84,7 +89,7 @@ def _ap2_normal_bits(bits):
         round_up.astype(numpy.uint32) << numpy.uint32(23))
 
 
-def _log_quant_cpu(x, fsr, lowest):
+def _log_quant_numpy(x, fsr, lowest, scale):
     bits = x.view(numpy.uint32)
     q = _ap2_normal_bits(bits).view(numpy.float32)
     magnitude = bits & MAGNITUDE_MASK
@@ -100,7 +105,148 @@ def _log_quant_cpu(x, fsr, lowest):
     numpy.clip(q, numpy.float32(-fsr), numpy.float32(fsr), out=q)
     if lowest > 0:
         q[numpy.abs(q) < numpy.float32(lowest)] = 0
+    if scale != 1:
+        q *= numpy.float32(scale)
     return q
+
+
+def _log_quant_reference(x, fsr, lowest, scale):
+    """The textbook form, ``sign(x) 2**rint(log2|x|)`` in float64: exact
+    (float64 ``log2`` of a float32 is never within rounding of a tie) but
+    slow; kept to measure the kernels against."""
+    x64 = x.astype(numpy.float64)
+    with numpy.errstate(divide='ignore', over='ignore', invalid='ignore'):
+        q = numpy.sign(x64) * numpy.exp2(numpy.rint(numpy.log2(
+            numpy.abs(x64))))
+        q = numpy.where(x64 == 0, x64, q)
+        q = numpy.clip(q, -fsr, fsr)
+        q = numpy.where(numpy.abs(q) < lowest, 0, q)
+        q = q.astype(numpy.float32)
+    if scale != 1:
+        q *= numpy.float32(scale)
+    return q
+
+
+def _float32_bits(value):
+    return int(numpy.float32(value).view(numpy.uint32))
+
+
+if numba is not None:
+    @numba.njit(cache=True)
+    def _ap2_subnormal_bits(magnitude):
+        """AP2 of a subnormal's magnitude bits, from its leading bit."""
+        lead = 0
+        rest = magnitude >> 1
+        while rest:
+            lead += 1
+            rest >>= 1
+        fraction = (magnitude << (23 - lead)) & 0x007FFFFF
+        return 1 << (lead + (fraction >= 0x3504F4))
+
+    @numba.njit(cache=True)
+    def _clip_flush(b, q, fsr_bits, lowest_bits):
+        q = min(q, fsr_bits)
+        return ((b & 0x80000000) | q) * (q >= lowest_bits)
+
+    @numba.njit(parallel=True, cache=True)
+    def _log_quant_numba(bits, out_bits, fsr_bits, lowest_bits):
+        """One pass over the float32 bit patterns ``bits``: AP2 by the
+        exact rule, clip to ``fsr``, 0 below ``lowest`` (both compared as
+        magnitude bits, which order like the values). The loop has no
+        branches, so that it vectorises (and random mantissas cannot defeat
+        the branch predictor); the rare subnormals are redone after it."""
+        subnormals = 0
+        for i in numba.prange(bits.size):
+            b = bits[i]
+            magnitude = b & 0x7FFFFFFF
+            q = (magnitude & 0x7F800000) + 0x00800000 * (
+                (magnitude & 0x007FFFFF) >= 0x3504F4)
+            result = _clip_flush(b, q, fsr_bits, lowest_bits)
+            nan = magnitude > 0x7F800000
+            out_bits[i] = b * nan + result * (1 - nan)  # NaN propagates
+            # magnitude - 1 wraps for 0: counts 1 .. 0x7FFFFF only.
+            subnormals += ((magnitude - 1) & 0xFFFFFFFF) < 0x007FFFFF
+        if subnormals:
+            for i in numba.prange(bits.size):
+                magnitude = bits[i] & 0x7FFFFFFF
+                if magnitude != 0 and magnitude < 0x00800000:
+                    out_bits[i] = _clip_flush(
+                        bits[i], _ap2_subnormal_bits(magnitude), fsr_bits,
+                        lowest_bits)
+
+    @numba.njit(parallel=True, cache=True)
+    def _sign_numba(x, out):
+        one = numpy.float32(1)
+        for i in numba.prange(x.size):
+            v = x[i]
+            s = one if v >= 0 else -one
+            if v != v:  # NaN propagates (rare)
+                s = v
+            out[i] = s
+
+    @numba.njit(parallel=True, cache=True)
+    def _linear_quant_numba(x, out, m):
+        """:func:`linear_quant`, the same float32 operations fused."""
+        one = numpy.float32(1)
+        for i in numba.prange(x.size):
+            v = x[i]
+            if v != v:
+                out[i] = v
+                continue
+            t = min(max(v, -one), one) * m
+            j = numpy.float32(numpy.floor(t * numpy.float32(0.5)))
+            if t < 0 and j > -one:
+                j = -one
+            out[i] = (j * numpy.float32(2) + one) / m
+
+
+CPU_KERNELS = ('numba', 'numpy', 'reference')
+_cpu_kernels = os.environ.get('QUANTIZED_NET_CPU_KERNELS') or (
+    'numpy' if numba is None else 'numba')
+
+
+def use_cpu_kernels(name):
+    """Chooses the CPU implementation: ``'numba'`` (fused and parallel;
+    the default where numba imports), ``'numpy'`` (the vectorised
+    fallback, bit-identical) or ``'reference'`` (the log quantizer as
+    ``log2``/``rint``/``exp2`` in float64, bit-identical and slow, to
+    measure against). Also set by the environment variable
+    ``QUANTIZED_NET_CPU_KERNELS``. Returns the previous choice."""
+    global _cpu_kernels
+    if name not in CPU_KERNELS or (name == 'numba' and numba is None):
+        raise ValueError('CPU kernels must be one of {} (numba needs the '
+                         'numba package), got {!r}'.format(
+                             CPU_KERNELS, name))
+    previous, _cpu_kernels = _cpu_kernels, name
+    return previous
+
+
+def cpu_kernels():
+    """The CPU implementation in use (see :func:`use_cpu_kernels`)."""
+    return _cpu_kernels
+
+
+def _flat_numba(kernel, x, *args):
+    """Runs ``kernel(x_flat, out_flat, *args)``; returns ``out`` shaped as
+    ``x``."""
+    x = numpy.ascontiguousarray(x).reshape(-1)
+    out = numpy.empty_like(x)
+    kernel(x, out, *args)
+    return out
+
+
+def _log_quant_cpu(x, fsr, lowest, scale):
+    if _cpu_kernels == 'numba':
+        bits = numpy.ascontiguousarray(x).reshape(-1).view(numpy.uint32)
+        out = numpy.empty(bits.size, numpy.float32)
+        _log_quant_numba(bits, out.view(numpy.uint32), _float32_bits(fsr),
+                         _float32_bits(lowest))
+        if scale != 1:
+            out *= numpy.float32(scale)
+        return out
+    if _cpu_kernels == 'reference':
+        return _log_quant_reference(x, fsr, lowest, scale)
+    return _log_quant_numpy(x, fsr, lowest, scale)
 
 
 _LOG_QUANT_CUDA = '''
@@ -120,7 +266,7 @@ _LOG_QUANT_CUDA = '''
         const float q =
             __uint_as_float((b & {SIGN_EXPONENT_MASK}u) + (round_up << 23))
             * back;
-        y = fabsf(q) < lowest ? 0.0f : fminf(fmaxf(q, -fsr), fsr);
+        y = fabsf(q) < lowest ? 0.0f : fminf(fmaxf(q, -fsr), fsr) * scale;
     }}
 '''.format(
     MAGNITUDE_MASK=MAGNITUDE_MASK, EXPONENT_MASK=EXPONENT_MASK,
@@ -130,12 +276,12 @@ _LOG_QUANT_CUDA = '''
     down=repr(2.0 ** -SUBNORMAL_SCALE_EXPONENT))
 
 
-def _log_quant_gpu(x, fsr, lowest):
+def _log_quant_gpu(x, fsr, lowest, scale):
     kernel = cuda.elementwise(
-        'float32 x, float32 fsr, float32 lowest', 'float32 y',
-        _LOG_QUANT_CUDA,
-        'quantized_net_log_quant')
-    return kernel(x, numpy.float32(fsr), numpy.float32(lowest))
+        'float32 x, float32 fsr, float32 lowest, float32 scale', 'float32 y',
+        _LOG_QUANT_CUDA, 'quantized_net_log_quant')
+    return kernel(x, numpy.float32(fsr), numpy.float32(lowest),
+                  numpy.float32(scale))
 
 
 def _as_float32_array(x):
@@ -146,7 +292,7 @@ def _as_float32_array(x):
     return x
 
 
-def log_quant(x, fsr, lowest=0.0):
+def log_quant(x, fsr, lowest=0.0, scale=1.0):
     """Logarithmic quantization with full-scale range ``fsr``.
 
     .. math::
@@ -167,6 +313,8 @@ def log_quant(x, fsr, lowest=0.0):
         fsr (float): Full-scale range ``F > 0`` (``inf`` for plain AP2).
         lowest (float): Magnitudes whose power of two falls below this become
             0.
+        scale (float): The result is multiplied by this (exactly, for a
+            power of two that does not underflow).
 
     Returns:
         numpy.ndarray or cupy.ndarray: A new float32 array of ``x``'s shape
@@ -177,9 +325,9 @@ def log_quant(x, fsr, lowest=0.0):
         raise ValueError('fsr must be positive, got {}'.format(fsr))
     x = _as_float32_array(x)
     if isinstance(x, cuda.ndarray):
-        return _log_quant_gpu(x, fsr, lowest)
+        return _log_quant_gpu(x, fsr, lowest, scale)
     # 1-d: NumPy turns 0-d results into scalars, which have no out=.
-    return _log_quant_cpu(x.reshape(-1), fsr, lowest).reshape(x.shape)
+    return _log_quant_cpu(x.reshape(-1), fsr, lowest, scale).reshape(x.shape)
 
 
 def ap2(x):
@@ -202,6 +350,8 @@ def sign(x):
     """Deterministic binarization: ``+1`` where ``x >= 0`` (``-0`` too),
     else ``-1``; NaN propagates."""
     x = _as_float32_array(x)
+    if isinstance(x, numpy.ndarray) and _cpu_kernels == 'numba':
+        return _flat_numba(_sign_numba, x).reshape(x.shape)
     xp = backend.get_array_module(x)
     one = numpy.float32(1)
     return _keep_nan(x, xp.where(x >= 0, one, -one))
@@ -233,8 +383,10 @@ def linear_quant(x, bits):
     underflows to ``-0``.
     """
     x = _as_float32_array(x)
-    xp = backend.get_array_module(x)
     m = numpy.float32(2 ** bits - 1)
+    if isinstance(x, numpy.ndarray) and _cpu_kernels == 'numba':
+        return _flat_numba(_linear_quant_numba, x, m).reshape(x.shape)
+    xp = backend.get_array_module(x)
     t = xp.clip(x, numpy.float32(-1), numpy.float32(1)) * m
     j = xp.floor(t * numpy.float32(0.5))
     j = xp.where(t < 0, xp.minimum(j, numpy.float32(-1)), j)
@@ -421,9 +573,7 @@ class Seed(Quantizer):
         return seed_quant(x)
 
     def activation(self, x):
-        y = seed_quant(x)
-        y *= numpy.float32(1.0 / SEED_SCALE)
-        return y
+        return log_quant(x, 1.0, scale=1.0 / SEED_SCALE)
 
 
 SPEC_FORMS = ('none, sign, stochastic, seed, linear:K (K = 1..{}), '

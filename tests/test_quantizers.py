@@ -352,3 +352,75 @@ def test_stochastic_gpu_mean_is_hard_sigmoid():
     p = numpy.array([0, 0.25, 0.5, 0.75, 1])
     assert (numpy.abs(frequency - p) <= 5 * numpy.sqrt(p * (1 - p) / 20000)
             + 1e-12).all()
+
+
+# The CPU kernels: numba (fused), NumPy (fallback), reference (log2 form).
+
+def kernel_inputs():
+    """Every sign and magnitude, the sqrt(2) boundary in several binades,
+    subnormals, zeros, infinities, NaN, and values near +-1."""
+    boundary = numpy.concatenate([
+        f32(numpy.arange(0x3FB50400, 0x3FB50600) + (e << 23))
+        for e in (-100, -30, -1, 0, 1, 30, 100)])
+    return numpy.concatenate([
+        all_magnitudes(300000, seed=9), boundary, -boundary,
+        f32(numpy.arange(0, 5000)), f32(numpy.arange(0x80000000, 0x80001000)),
+        f32(numpy.arange(0x007FF000, 0x00801000)),
+        numpy.linspace(-1.2, 1.2, 20001, dtype=numpy.float32),
+        numpy.array([0, -0.0, numpy.inf, -numpy.inf, numpy.nan,
+                     numpy.finfo(numpy.float32).max], numpy.float32)])
+
+
+def same_bits(a, b):
+    """Equal bit for bit, except that any NaN equals any NaN."""
+    nan = numpy.isnan(a)
+    numpy.testing.assert_array_equal(nan, numpy.isnan(b))
+    numpy.testing.assert_array_equal(a[~nan].view(numpy.uint32),
+                                     b[~nan].view(numpy.uint32))
+
+
+def with_kernels(name, function, *args):
+    previous = quantizers.use_cpu_kernels(name)
+    try:
+        return function(*args)
+    finally:
+        quantizers.use_cpu_kernels(previous)
+
+
+KERNEL_CASES = [
+    ('log_quant inf', lambda x: quantizers.log_quant(x, numpy.inf)),
+    ('log_quant 64', lambda x: quantizers.log_quant(x, 64)),
+    ('log_quant 0.3', lambda x: quantizers.log_quant(x, 0.3)),
+    ('log:3', lambda x: quantizers.parse('log:3')(x)),
+    ('log:8:4', lambda x: quantizers.parse('log:8:4')(x)),
+    ('seed', quantizers.seed_quant),
+    ('seed activation', lambda x: quantizers.parse('seed').activation(x)),
+    ('sign', quantizers.sign),
+] + [('linear:{}'.format(k), lambda x, k=k: quantizers.linear_quant(x, k))
+     for k in (1, 2, 3, 5, 8, 16)]
+
+
+@pytest.mark.parametrize('name,function', KERNEL_CASES,
+                         ids=[c[0] for c in KERNEL_CASES])
+def test_cpu_kernels_agree_bit_for_bit(name, function):
+    x = kernel_inputs()
+    numpy_result = with_kernels('numpy', function, x)
+    same_bits(with_kernels('reference', function, x), numpy_result)
+    if quantizers.numba is None:
+        pytest.skip('numba is not installed')
+    same_bits(with_kernels('numba', function, x), numpy_result)
+    # Non-contiguous and 0-d inputs take the same path.
+    same_bits(with_kernels('numba', function, x[::3]), numpy_result[::3])
+    same_bits(with_kernels('numba', function, x[5:6].reshape(())),
+              numpy_result[5:6].reshape(()))
+
+
+def test_reference_kernels_equal_the_test_reference():
+    x = kernel_inputs()
+    same_bits(with_kernels('reference', quantizers.log_quant, x, 64.0),
+              reference_log_quant(x, 64.0))
+
+
+def test_use_cpu_kernels_rejects_unknown_names():
+    with pytest.raises(ValueError, match="one of"):
+        quantizers.use_cpu_kernels('fortran')

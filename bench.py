@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Training speed of the quantized MLP against the float MLP and the
+matrix-product floor, measured side by side in one process.
+
+    ./bench.py                   # CPU, 2 x 1000 units, batch 100
+    ./bench.py --reference       # also the log quantizer in its slow form
+    ./bench.py --gpu 0
+
+Each timed round runs one training iteration (forward, backward, Adam update,
+WeightClip) of every configuration in turn, so that all of them see the same
+machine state; the table gives the median over the rounds. "floor" is the
+bare matrix products of one iteration (three per layer, two for the first,
+whose input needs no gradient). The second table times the quantizers alone
+on a 1000 x 1000 float32 matrix.
+"""
+import argparse
+import statistics
+import time
+
+import numpy
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer.backends import cuda
+
+import presets
+import quantizers
+
+PROG = 'bench.py'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split(
+        '\n')[0])
+    parser.add_argument('--unit', '-u', type=int, default=1000)
+    parser.add_argument('--batchsize', '-b', type=int, default=100)
+    parser.add_argument('--rounds', type=int, default=30,
+                        help='Timed rounds (after --warmup untimed ones)')
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--gpu', '-g', type=int, default=-1,
+                        help='GPU id; -1 for the CPU')
+    parser.add_argument('--reference', action='store_true',
+                        help='Also time the seed preset with the log '
+                             'quantizer in its log2/rint/exp2 form')
+    args = parser.parse_args(argv)
+    for name in ('unit', 'batchsize', 'rounds'):
+        if getattr(args, name) < 1:
+            parser.error('--{} must be at least 1'.format(name))
+    return args
+
+
+def configurations(unit):
+    """name -> configuration: the presets at the same size, and the
+    bnn-style network (sign weights, sign hard-tanh units) of that size."""
+    def sized(preset, **changes):
+        return dict(presets.PRESETS[preset], preset=preset, unit=unit,
+                    layers=2, **changes)
+    return [
+        ('float', sized('float'), None),
+        ('seed', sized('seed'), None),
+        ('bnn-style', sized('float', weight_quant='sign', act_quant='sign',
+                            activation='htanh'), None),
+    ]
+
+
+class Trainer(object):
+    """One model and optimizer; ``step()`` is one training iteration."""
+
+    def __init__(self, config, x, t, device, kernels=None):
+        numpy.random.seed(0)
+        self.model = presets.build_classifier(config)
+        self.model.to_device(device)
+        self.optimizer = presets.build_optimizer(self.model, config)
+        self.x, self.t = x, t
+        self.kernels = kernels
+
+    def step(self):
+        previous = quantizers.use_cpu_kernels(self.kernels) \
+            if self.kernels else None
+        try:
+            self.model.cleargrads()
+            loss = self.model(self.x, self.t)
+            loss.backward()
+            self.optimizer.update()
+        finally:
+            if previous:
+                quantizers.use_cpu_kernels(previous)
+
+
+class Floor(object):
+    """The matrix products of one iteration, and nothing else."""
+
+    def __init__(self, unit, batchsize, xp):
+        rng = numpy.random.RandomState(0)
+        sizes = [784, unit, unit, 10]
+        self.layers = [
+            (xp.asarray(rng.rand(batchsize, n_in).astype(numpy.float32)),
+             xp.asarray(rng.rand(n_out, n_in).astype(numpy.float32)),
+             xp.asarray(rng.rand(batchsize, n_out).astype(numpy.float32)))
+            for n_in, n_out in zip(sizes, sizes[1:])]
+
+    def step(self):
+        for i, (x, W, gy) in enumerate(self.layers):
+            x.dot(W.T)
+            gy.T.dot(x)
+            if i:
+                gy.dot(W)
+
+
+def time_rounds(runners, rounds, warmup, synchronize):
+    times = {name: [] for name, _ in runners}
+    for round_ in range(warmup + rounds):
+        for name, runner in runners:
+            synchronize()
+            start = time.perf_counter()
+            runner.step()
+            synchronize()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def quantizer_rates(xp, synchronize, repeat=20):
+    """``[(quantizer, kernels, ms, elements/s)]`` on a 1000 x 1000 matrix."""
+    x = xp.asarray(numpy.random.RandomState(1).randn(1000, 1000).astype(
+        numpy.float32) * numpy.float32(0.05))
+    if xp is numpy:
+        kernel_sets = [k for k in quantizers.CPU_KERNELS
+                       if k != 'numba' or quantizers.numba is not None]
+    else:
+        kernel_sets = ['cupy']
+    rows = []
+    for spec in ('seed', 'sign', 'linear:2', 'log:4'):
+        quantizer = quantizers.parse(spec)
+        for kernels in kernel_sets:
+            if xp is numpy:
+                previous = quantizers.use_cpu_kernels(kernels)
+            try:
+                quantizer(x)
+                samples = []
+                for _ in range(repeat):
+                    synchronize()
+                    start = time.perf_counter()
+                    quantizer(x)
+                    synchronize()
+                    samples.append(time.perf_counter() - start)
+            finally:
+                if xp is numpy:
+                    quantizers.use_cpu_kernels(previous)
+            seconds = statistics.median(samples)
+            rows.append((spec, kernels, 1000 * seconds, x.size / seconds))
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.gpu >= 0:
+        if not cuda.available:
+            raise SystemExit('{}: error: --gpu needs CuPy (pip install '
+                             'cupy-cuda12x or cupy-cuda13x)'.format(PROG))
+        device = chainer.get_device('@cupy:{}'.format(args.gpu))
+        device.use()
+        xp = cuda.cupy
+
+        def synchronize():
+            cuda.cupy.cuda.Device().synchronize()
+    else:
+        device = chainer.get_device('@numpy')
+        xp = numpy
+
+        def synchronize():
+            pass
+
+    rng = numpy.random.RandomState(0)
+    x = xp.asarray(rng.rand(args.batchsize, 784).astype(numpy.float32))
+    t = xp.asarray(rng.randint(0, 10, args.batchsize).astype(numpy.int32))
+    runners = [(name, Trainer(config, x, t, device, kernels))
+               for name, config, kernels in configurations(args.unit)]
+    if args.reference and xp is numpy:
+        seed = dict(configurations(args.unit)[1][1])
+        runners.append(('seed, reference form',
+                        Trainer(seed, x, t, device, 'reference')))
+    runners.append(('floor', Floor(args.unit, args.batchsize, xp)))
+    medians = time_rounds(runners, args.rounds, args.warmup, synchronize)
+
+    where = 'GPU {}'.format(args.gpu) if xp is not numpy else \
+        'CPU, {} kernels'.format(quantizers.cpu_kernels())
+    print('Training iteration, 784-{0}-{0}-10 MLP, batch {1}, {2}; median '
+          'of {3} rounds\n'.format(args.unit, args.batchsize, where,
+                                   args.rounds))
+    print('| configuration | ms / iteration | x float | x floor |')
+    print('| --- | ---: | ---: | ---: |')
+    for name, _ in runners:
+        print('| {} | {:.2f} | {:.2f} | {:.2f} |'.format(
+            name, 1000 * medians[name], medians[name] / medians['float'],
+            medians[name] / medians['floor']))
+    print('\nQuantizer on a 1000 x 1000 float32 matrix\n')
+    print('| quantizer | kernels | ms | elements / s |')
+    print('| --- | --- | ---: | ---: |')
+    for spec, kernels, ms, rate in quantizer_rates(xp, synchronize):
+        print('| {} | {} | {:.3f} | {:.3g} |'.format(spec, kernels, ms,
+                                                      rate))
+
+
+if __name__ == '__main__':
+    main()
