@@ -3,7 +3,7 @@
 matrix-product floor, measured side by side in one process.
 
     ./bench.py                   # CPU, 2 x 1000 units, batch 100
-    ./bench.py --reference       # also the log quantizer in its slow form
+    ./bench.py --reference       # also the NumPy and the slow reference forms
     ./bench.py --gpu 0
 
 Each timed round runs one training iteration (forward, backward, Adam update,
@@ -40,8 +40,9 @@ def parse_args(argv=None):
     parser.add_argument('--gpu', '-g', type=int, default=-1,
                         help='GPU id; -1 for the CPU')
     parser.add_argument('--reference', action='store_true',
-                        help='Also time the seed preset with the log '
-                             'quantizer in its log2/rint/exp2 form')
+                        help='Also time the seed preset with the NumPy '
+                             'kernels and with the log quantizer in its '
+                             'log2/rint/exp2 form')
     args = parser.parse_args(argv)
     for name in ('unit', 'batchsize', 'rounds'):
         if getattr(args, name) < 1:
@@ -177,9 +178,10 @@ def main(argv=None):
     runners = [(name, Trainer(config, x, t, device, kernels))
                for name, config, kernels in configurations(args.unit)]
     if args.reference and xp is numpy:
-        seed = dict(configurations(args.unit)[1][1])
-        runners.append(('seed, reference form',
-                        Trainer(seed, x, t, device, 'reference')))
+        seed = configurations(args.unit)[1][1]
+        for kernels in ('numpy', 'reference'):
+            runners.append(('seed, {} kernels'.format(kernels),
+                            Trainer(seed, x, t, device, kernels)))
     runners.append(('floor', Floor(args.unit, args.batchsize, xp)))
     medians = time_rounds(runners, args.rounds, args.warmup, synchronize)
 
