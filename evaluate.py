@@ -19,7 +19,7 @@ import chainer
 from chainer.backends import cuda
 
 import presets
-from train_mnist import UsageError, load_data, select_device
+from train_mnist import UsageError, _int_at_least, load_data, select_device
 
 PROG = 'evaluate.py'
 
@@ -29,17 +29,15 @@ def parse_args(argv=None):
         prog=PROG, description='Test accuracy of a trained quantized MLP')
     parser.add_argument('result', help='Output directory of train_mnist.py '
                                        '(holding args.json and model.npz)')
-    parser.add_argument('--batchsize', '-b', type=int, default=100,
+    parser.add_argument('--batchsize', '-b', type=_int_at_least(1),
+                        default=100,
                         help='Number of images in each mini-batch')
     parser.add_argument('--device', '-d', default='-1',
                         help='Chainer device specifier: @numpy, @cupy:0, or '
                              'an integer (negative for the CPU)')
     parser.add_argument('--dataset-dir', default=None,
                         help='Directory with the four MNIST IDX files')
-    args = parser.parse_args(argv)
-    if args.batchsize < 1:
-        parser.error('--batchsize must be at least 1')
-    return args
+    return parser.parse_args(argv)
 
 
 def load_model(result):
