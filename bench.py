@@ -200,8 +200,8 @@ def main(argv=None):
     print('| quantizer | kernels | ms | elements / s |')
     print('| --- | --- | ---: | ---: |')
     for spec, kernels, ms, rate in quantizer_rates(xp, synchronize):
-        print('| {} | {} | {:.3f} | {:.3g} |'.format(spec, kernels, ms,
-                                                      rate))
+        print('| {} | {} | {:.3f} | {:.3g} |'.format(
+            spec, kernels, ms, rate))
 
 
 if __name__ == '__main__':

@@ -48,8 +48,9 @@ class QuantizedLinearFunction(function_node.FunctionNode):
         g_W = q_g(g_y)^\\top q_x(x), \\qquad
         g_b = \\textstyle\\sum_n g_{y,n}
 
-    With the original's quantizer for all three, :math:`q(v) =
-    \\mathrm{LogQuant}(64 v, 64) / 64 = \\mathrm{clip}(\\mathrm{AP2}(v), -1, 1)`
+    With the original's quantizer for all three,
+    :math:`q(v) = \\mathrm{LogQuant}(64 v, 64) / 64
+    = \\mathrm{clip}(\\mathrm{AP2}(v), -1, 1)`
     (``seed``, see :mod:`quantizers`), this is the original's
     ``LogQuant(64 x, 64) @ LogQuant(64 W, 64).T / 4096 + b`` and its backward.
     The quantized ``x`` and ``W`` are computed once in forward and reused by

@@ -1,4 +1,4 @@
-"""QuantizedLinear: the link that holds a quantized linear layer's parameters."""
+"""QuantizedLinear: the link holding a quantized linear layer's parameters."""
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 from chainer import links
 from chainer import utils
@@ -8,7 +8,8 @@ import quantizers
 
 
 class QuantizedLinear(links.Linear):
-    """Linear layer computing :func:`~function_quantized_linear.quantized_linear`.
+    """Linear layer computing
+    :func:`~function_quantized_linear.quantized_linear`.
 
     The parameters stay real-valued (the optimizer updates them and
     :class:`~weight_clip.WeightClip` keeps them in ``[-1, 1]``); only the

@@ -21,8 +21,10 @@ class MnistMLP(chainer.Chain):
 
     .. math::
 
-        h_1 &= \\mathrm{relu}(\\mathrm{qst}(\\mathrm{BN}_1(\\mathrm{QL}_1(x)))) \\\\
-        h_2 &= \\mathrm{relu}(\\mathrm{qst}(\\mathrm{BN}_2(\\mathrm{QL}_2(h_1)))) \\\\
+        h_1 &= \\mathrm{relu}(\\mathrm{qst}(
+            \\mathrm{BN}_1(\\mathrm{QL}_1(x)))) \\\\
+        h_2 &= \\mathrm{relu}(\\mathrm{qst}(
+            \\mathrm{BN}_2(\\mathrm{QL}_2(h_1)))) \\\\
         y &= \\mathrm{BN}_3(\\mathrm{QL}_3(h_2))
 
     The logits are batch-normalised too, which bounds how confident the

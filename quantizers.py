@@ -488,7 +488,8 @@ class Stochastic(Quantizer):
 
     spec = 'stochastic'
     levels = 2
-    formula = '+1 with probability clip((x+1)/2, 0, 1), else -1; sign(x) at test time'
+    formula = ('+1 with probability clip((x+1)/2, 0, 1), else -1; '
+               'sign(x) at test time')
 
     def __call__(self, x):
         if chainer.config.train:
@@ -529,7 +530,8 @@ class Log(Quantizer):
         q = \\mathrm{sign}(x)\\, 2^{\\mathrm{round}(\\log_2|x|)}, \\qquad
         y = \\begin{cases}
             0 & |q| < \\mathrm{FSR}\\, 2^{1-n} \\\\
-            \\mathrm{clip}(q, -\\mathrm{FSR}, \\mathrm{FSR}) & \\text{otherwise}
+            \\mathrm{clip}(q, -\\mathrm{FSR}, \\mathrm{FSR})
+                & \\text{otherwise}
         \\end{cases}
 
     so at most :math:`2n + 1 = 2^K - 1` levels. Miyashita et al. clip the

@@ -96,8 +96,8 @@ def spec(bits):
 
 
 def cell_dir(out, weight_bits, act_bits):
-    return os.path.join(out, 'cells', 'w{}_a{}'.format(weight_bits,
-                                                        act_bits))
+    name = 'w{}_a{}'.format(weight_bits, act_bits)
+    return os.path.join(out, 'cells', name)
 
 
 def train_cell(args, directory, weight_bits, act_bits):

@@ -4,7 +4,8 @@
     ./train_mnist.py                 # CPU, the original suite
     ./train_mnist.py --gpu=0         # CUDA device 0 (needs CuPy)
     ./train_mnist.py --preset bnn --unit 2048 --epoch 50
-    ./train_mnist.py --weight-quant sign --act-quant linear:2 --grad-quant log:6
+    ./train_mnist.py --weight-quant sign --act-quant linear:2 \\
+        --grad-quant log:6
 """
 import argparse
 import json
@@ -61,7 +62,9 @@ def _quantizer_spec(text):
         return quantizers.parse(text).spec
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e))
-_quantizer_spec.__name__ = 'quantizer'
+
+
+_quantizer_spec.__name__ = 'quantizer'  # argparse names the type in errors
 
 
 def _ratio(text):

@@ -1,4 +1,4 @@
-"""Shared fixtures: the project root on sys.path, IDX files made on the spot."""
+"""Shared fixtures: the project root on sys.path, IDX files made here."""
 import gzip
 import os
 import sys

@@ -36,14 +36,14 @@ def train(data, out, *flags):
 
 
 def accuracy_line(stdout):
-    line = next(l for l in stdout.splitlines()
-                if l.startswith('test accuracy:'))
+    line = next(text for text in stdout.splitlines()
+                if text.startswith('test accuracy:'))
     return float(line.split()[2]), float(line.split()[5].rstrip('%'))
 
 
 def distinct_lines(stdout):
-    return [l.split(': ')[1] for l in stdout.splitlines()
-            if l.startswith('  l')]
+    return [text.split(': ')[1] for text in stdout.splitlines()
+            if text.startswith('  l')]
 
 
 def test_reproduces_the_logged_accuracy_of_the_seed_preset(data, tmp_path):

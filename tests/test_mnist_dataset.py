@@ -93,9 +93,8 @@ def test_corrupt_gzip(synthetic_dir):
 
     def flip(data):
         middle = len(data) // 2
-        return data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle
-                                                             + 64]) + \
-            data[middle + 64:]
+        flipped = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+        return data[:middle] + flipped + data[middle + 64:]
     rewrite(path, flip)
     with pytest.raises(DatasetError, match='not a readable gzip file'):
         mnist_dataset.get_mnist(synthetic_dir)
@@ -293,4 +292,3 @@ def test_default_cache_is_in_chainer_dataset_root():
     import chainer
     assert mnist_dataset.default_cache_dir() == os.path.join(
         chainer.dataset.get_dataset_root(), 'pfnet', 'chainer', 'mnist')
-

@@ -41,7 +41,8 @@ def test_backward_is_differentiable():
     x = chainer.Variable(numpy.array([0.5, 2.0], numpy.float32))
     gy = chainer.Variable(numpy.array([3.0, 4.0], numpy.float32))
     y = qst(x)
-    gx, = chainer.grad([y], [x], grad_outputs=[gy], enable_double_backprop=True)
+    gx, = chainer.grad([y], [x], grad_outputs=[gy],
+                       enable_double_backprop=True)
     ggx = chainer.grad([gx], [gy], grad_outputs=[numpy.ones(2, numpy.float32)])
     numpy.testing.assert_array_equal(ggx[0].array, [1, 0])
 

@@ -179,7 +179,6 @@ def test_gpu_equals_cpu(fsr):
                                      gpu.view(numpy.uint32) & ~0)
 
 
-
 # The named quantizers.
 
 def test_sign_edges():

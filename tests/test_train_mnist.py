@@ -66,8 +66,8 @@ def test_short_run_learns(two_epochs):
                    'validation/main/accuracy', 'elapsed_time'):
         assert column in result.stdout
     assert '# seed: 7' in result.stdout
-    assert sorted(os.listdir(out)) == ['args.json', 'cg.dot', 'log', 'model.npz',
-                                       'snapshot_iter_80']
+    assert sorted(os.listdir(out)) == [
+        'args.json', 'cg.dot', 'log', 'model.npz', 'snapshot_iter_80']
 
 
 def test_same_seed_same_log(two_epochs, tmp_path):
