@@ -427,14 +427,10 @@ class Quantizer(object):
         spec (str): The spec that names it, e.g. ``'linear:2'``.
         levels (int or None): Most distinct values it outputs (``None``:
             not bounded by a bit width).
-        formula (str): Forward formula, for tables and headers.
-        gradient (str): Its straight-through gradient as an activation.
     """
 
     spec = None
     levels = None
-    formula = None
-    gradient = 'g * 1{|x| <= 1} (straight-through, cancelled outside [-1, 1])'
 
     def __call__(self, x):
         """Quantizes an array (weights, inputs, gradients)."""
@@ -455,8 +451,6 @@ class Identity(Quantizer):
     """
 
     spec = 'none'
-    formula = 'x'
-    gradient = 'g'
 
     def __call__(self, x):
         return x
@@ -471,7 +465,6 @@ class Sign(Quantizer):
 
     spec = 'sign'
     levels = 2
-    formula = '+1 if x >= 0 else -1'
 
     def __call__(self, x):
         return sign(x)
@@ -488,8 +481,6 @@ class Stochastic(Quantizer):
 
     spec = 'stochastic'
     levels = 2
-    formula = ('+1 with probability clip((x+1)/2, 0, 1), else -1; '
-               'sign(x) at test time')
 
     def __call__(self, x):
         if chainer.config.train:
@@ -511,8 +502,6 @@ class Linear(Quantizer):
         self.bits = bits
         self.spec = 'linear:{}'.format(bits)
         self.levels = 2 ** bits
-        self.formula = ('(2 floor(t/2) + 1) / m, t = m clip(x, -1, 1), '
-                        'm = 2^K - 1')
 
     def __call__(self, x):
         return linear_quant(x, self.bits)
@@ -550,8 +539,6 @@ class Log(Quantizer):
         self.spec = 'log:{}'.format(bits) + (
             '' if fsr == 1 else ':{}'.format(_format_number(fsr)))
         self.levels = 2 * self.exponents + 1
-        self.formula = ('0 if |q| < FSR 2^(1-n) else clip(q, -FSR, FSR), '
-                        'q = AP2(x), n = 2^(K-1) - 1')
 
     def __call__(self, x):
         return log_quant(x, self.fsr, self.lowest)
@@ -569,7 +556,6 @@ class Seed(Quantizer):
     """
 
     spec = 'seed'
-    formula = 'clip(AP2(x), -1, 1); activations: the same / 64'
 
     def __call__(self, x):
         return seed_quant(x)
