@@ -38,7 +38,8 @@ Policy for special values, the same on both devices:
 * ``+-0`` maps to itself (value 0, sign bit kept).
 * Subnormals are quantized exactly: AP2 of a subnormal is computed on the
   input scaled by :math:`2^{24}` (which makes it normal) and the result is
-  scaled back, both steps exact.
+  scaled back, both steps exact (NumPy, CUDA), or from the position of its
+  leading mantissa bit (numba).
 * ``+-inf`` maps to ``+-F`` (AP2 keeps it infinite, the clip bounds it).
 * A finite value whose AP2 is :math:`2^{128}` overflows to ``inf`` and is
   clipped to ``F`` likewise.
@@ -46,6 +47,7 @@ Policy for special values, the same on both devices:
 """
 import math
 import os
+import warnings
 
 import numpy
 try:
@@ -201,8 +203,20 @@ if numba is not None:
 
 
 CPU_KERNELS = ('numba', 'numpy', 'reference')
-_cpu_kernels = os.environ.get('QUANTIZED_NET_CPU_KERNELS') or (
-    'numpy' if numba is None else 'numba')
+
+
+def _default_cpu_kernels():
+    default = 'numpy' if numba is None else 'numba'
+    chosen = os.environ.get('QUANTIZED_NET_CPU_KERNELS') or default
+    if chosen not in CPU_KERNELS or (chosen == 'numba' and numba is None):
+        warnings.warn('QUANTIZED_NET_CPU_KERNELS={!r} is not one of {} (numba '
+                      'needs the numba package); using {}'.format(
+                          chosen, ', '.join(CPU_KERNELS), default))
+        return default
+    return chosen
+
+
+_cpu_kernels = _default_cpu_kernels()
 
 
 def use_cpu_kernels(name):
@@ -227,8 +241,7 @@ def cpu_kernels():
 
 
 def _flat_numba(kernel, x, *args):
-    """Runs ``kernel(x_flat, out_flat, *args)``; returns ``out`` shaped as
-    ``x``."""
+    """Runs ``kernel(x_flat, out_flat, *args)``; returns ``out_flat``."""
     x = numpy.ascontiguousarray(x).reshape(-1)
     out = numpy.empty_like(x)
     kernel(x, out, *args)

@@ -1,3 +1,5 @@
+import os
+
 import numpy
 import pytest
 
@@ -423,3 +425,17 @@ def test_reference_kernels_equal_the_test_reference():
 def test_use_cpu_kernels_rejects_unknown_names():
     with pytest.raises(ValueError, match="one of"):
         quantizers.use_cpu_kernels('fortran')
+
+
+def test_unknown_kernels_in_the_environment_fall_back_with_a_warning():
+    import subprocess
+    import sys
+    from conftest import ROOT
+    result = subprocess.run(
+        [sys.executable, '-c', 'import quantizers; '
+         'print(quantizers.cpu_kernels())'], cwd=ROOT, capture_output=True,
+        text=True, env=dict(os.environ, QUANTIZED_NET_CPU_KERNELS='fortran'))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ('numba' if quantizers.numba else 'numpy')
+    assert "QUANTIZED_NET_CPU_KERNELS='fortran' is not one of" in \
+        result.stderr
