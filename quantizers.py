@@ -134,6 +134,8 @@ def _float32_bits(value):
 
 
 if numba is not None:
+    _U32 = numpy.uint32
+
     @numba.njit(cache=True)
     def _ap2_subnormal_bits(magnitude):
         """AP2 of a subnormal's magnitude bits, from its leading bit."""
@@ -143,54 +145,59 @@ if numba is not None:
             lead += 1
             rest >>= 1
         fraction = (magnitude << (23 - lead)) & 0x007FFFFF
-        return 1 << (lead + (fraction >= 0x3504F4))
+        return _U32(1 << (lead + (fraction >= 0x3504F4)))
 
     @numba.njit(cache=True)
     def _clip_flush(b, q, fsr_bits, lowest_bits):
         q = min(q, fsr_bits)
-        return ((b & 0x80000000) | q) * (q >= lowest_bits)
+        return ((b & _U32(0x80000000)) | q) * _U32(q >= lowest_bits)
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(cache=True)
+    def _is_subnormal(b):
+        # magnitude - 1 wraps for 0: true for 1 .. 0x7FFFFF only.
+        return ((b & _U32(0x7FFFFFFF)) - _U32(1)) < _U32(0x007FFFFF)
+
+    @numba.njit(cache=True)
     def _log_quant_numba(bits, out_bits, fsr_bits, lowest_bits):
         """One pass over the float32 bit patterns ``bits``: AP2 by the
         exact rule, clip to ``fsr``, 0 below ``lowest`` (both compared as
-        magnitude bits, which order like the values). The loop has no
-        branches, so that it vectorises (and random mantissas cannot defeat
-        the branch predictor); the rare subnormals are redone after it."""
-        subnormals = 0
-        for i in numba.prange(bits.size):
+        magnitude bits, which order like the values). The loop is uint32
+        arithmetic without branches, so it vectorises (and random mantissas
+        cannot defeat the branch predictor); subnormals, rare, are found by
+        a second vectorised loop and redone one by one."""
+        for i in range(bits.size):
             b = bits[i]
-            magnitude = b & 0x7FFFFFFF
-            q = (magnitude & 0x7F800000) + 0x00800000 * (
-                (magnitude & 0x007FFFFF) >= 0x3504F4)
+            magnitude = b & _U32(0x7FFFFFFF)
+            q = (magnitude & _U32(0x7F800000)) + _U32(0x00800000) * _U32(
+                (magnitude & _U32(0x007FFFFF)) >= _U32(0x3504F4))
             result = _clip_flush(b, q, fsr_bits, lowest_bits)
-            nan = magnitude > 0x7F800000
-            out_bits[i] = b * nan + result * (1 - nan)  # NaN propagates
-            # magnitude - 1 wraps for 0: counts 1 .. 0x7FFFFF only.
-            subnormals += ((magnitude - 1) & 0xFFFFFFFF) < 0x007FFFFF
-        if subnormals:
-            for i in numba.prange(bits.size):
-                magnitude = bits[i] & 0x7FFFFFFF
-                if magnitude != 0 and magnitude < 0x00800000:
+            # NaN propagates.
+            out_bits[i] = b if magnitude > _U32(0x7F800000) else result
+        any_subnormal = _U32(0)
+        for i in range(bits.size):
+            any_subnormal |= _U32(_is_subnormal(bits[i]))
+        if any_subnormal:
+            for i in range(bits.size):
+                if _is_subnormal(bits[i]):
                     out_bits[i] = _clip_flush(
-                        bits[i], _ap2_subnormal_bits(magnitude), fsr_bits,
-                        lowest_bits)
+                        bits[i], _ap2_subnormal_bits(bits[i] & 0x7FFFFFFF),
+                        fsr_bits, lowest_bits)
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(cache=True)
     def _sign_numba(x, out):
         one = numpy.float32(1)
-        for i in numba.prange(x.size):
+        for i in range(x.size):
             v = x[i]
             s = one if v >= 0 else -one
             if v != v:  # NaN propagates (rare)
                 s = v
             out[i] = s
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(cache=True)
     def _linear_quant_numba(x, out, m):
         """:func:`linear_quant`, the same float32 operations fused."""
         one = numpy.float32(1)
-        for i in numba.prange(x.size):
+        for i in range(x.size):
             v = x[i]
             if v != v:
                 out[i] = v
@@ -220,7 +227,7 @@ _cpu_kernels = _default_cpu_kernels()
 
 
 def use_cpu_kernels(name):
-    """Chooses the CPU implementation: ``'numba'`` (fused and parallel;
+    """Chooses the CPU implementation: ``'numba'`` (fused loops;
     the default where numba imports), ``'numpy'`` (the vectorised
     fallback, bit-identical) or ``'reference'`` (the log quantizer as
     ``log2``/``rint``/``exp2`` in float64, bit-identical and slow, to
@@ -252,8 +259,9 @@ def _log_quant_cpu(x, fsr, lowest, scale):
     if _cpu_kernels == 'numba':
         bits = numpy.ascontiguousarray(x).reshape(-1).view(numpy.uint32)
         out = numpy.empty(bits.size, numpy.float32)
-        _log_quant_numba(bits, out.view(numpy.uint32), _float32_bits(fsr),
-                         _float32_bits(lowest))
+        _log_quant_numba(bits, out.view(numpy.uint32),
+                         numpy.uint32(_float32_bits(fsr)),
+                         numpy.uint32(_float32_bits(lowest)))
         if scale != 1:
             out *= numpy.float32(scale)
         return out
