@@ -41,6 +41,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def train_steps(model, optimizer, x, t, steps):
+    """Trains ``model`` on one batch for ``steps`` updates; the losses."""
+    losses = []
+    for _ in range(steps):
+        model.cleargrads()
+        loss = model(x, t)
+        loss.backward()
+        optimizer.update()
+        losses.append(float(loss.array))
+    return losses
+
+
 def idx_images(images):
     """IDX3 bytes of uint8 images of shape (N, rows, cols)."""
     n, rows, cols = images.shape

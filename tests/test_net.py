@@ -4,6 +4,7 @@ import pytest
 import chainer
 import chainer.links as L
 
+from conftest import train_steps
 import net
 from weight_clip import WeightClip
 
@@ -51,20 +52,14 @@ def test_one_step_lowers_the_loss_on_that_batch():
     optimizer = chainer.optimizers.Adam()
     optimizer.setup(model)
     optimizer.add_hook(WeightClip())
-    x, t = batch()
-    losses = []
-    for _ in range(5):
-        model.cleargrads()
-        loss = model(x, t)
-        loss.backward()
-        optimizer.update()
-        losses.append(float(loss.array))
+    losses = train_steps(model, optimizer, *batch(), steps=5)
     assert losses[-1] < losses[0]
     for p in model.params():
         assert numpy.isfinite(p.array).all()
 
 
-def train_steps(xp, steps=3):
+def three_steps_on(xp):
+    """Losses, test-mode outputs and parameters after 3 updates on ``xp``."""
     numpy.random.seed(0)
     model = L.Classifier(net.MnistMLP(784, 100, 10))
     model.to_device(chainer.get_device(
@@ -73,13 +68,8 @@ def train_steps(xp, steps=3):
     optimizer.setup(model)
     optimizer.add_hook(WeightClip())
     x, t = batch(100)
-    losses = []
-    for _ in range(steps):
-        model.cleargrads()
-        loss = model(xp.asarray(x), xp.asarray(t))
-        loss.backward()
-        optimizer.update()
-        losses.append(float(loss.array))
+    losses = train_steps(model, optimizer, xp.asarray(x), xp.asarray(t),
+                         steps=3)
     with chainer.using_config('train', False):
         y = chainer.backends.cuda.to_cpu(model.predictor(xp.asarray(x)).array)
     return losses, y, {n: chainer.backends.cuda.to_cpu(p.array)
@@ -89,8 +79,8 @@ def train_steps(xp, steps=3):
 @pytest.mark.gpu
 def test_gpu_training_steps_equal_cpu():
     import cupy
-    cpu = train_steps(numpy)
-    gpu = train_steps(cupy)
+    cpu = three_steps_on(numpy)
+    gpu = three_steps_on(cupy)
     numpy.testing.assert_allclose(cpu[0], gpu[0], rtol=1e-4)
     numpy.testing.assert_allclose(cpu[1], gpu[1], rtol=1e-3, atol=1e-3)
     for name in cpu[2]:

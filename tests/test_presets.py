@@ -6,6 +6,7 @@ import pytest
 import chainer
 import chainer.functions as F
 
+from conftest import train_steps
 from function_quantized_linear import quantized_linear
 import presets
 from qst import qst
@@ -142,14 +143,7 @@ def test_presets_learn_a_batch(name):
     cfg = config(name, unit=64, input_dropout=0.0, dropout=0.0)
     model = presets.build_classifier(cfg)
     optimizer = presets.build_optimizer(model, cfg)
-    x, t = batch(64)
-    losses = []
-    for _ in range(15):
-        model.cleargrads()
-        loss = model(x, t)
-        loss.backward()
-        optimizer.update()
-        losses.append(float(loss.array))
+    losses = train_steps(model, optimizer, *batch(64), steps=15)
     assert losses[-1] < 0.8 * losses[0]
 
 
