@@ -39,20 +39,28 @@ def test_forward_uses_quantized_values_only():
                          b).array)
 
 
-def test_backward_is_original_formula():
+def backward(gy_seed, gy_scale, **quants):
+    """Runs quantized_linear forward and backward on ``make()``'s inputs;
+    returns the inputs, the output gradient, the output and the gradients
+    of x, W and b."""
     x, W, b = make()
-    gy = (numpy.random.RandomState(1).randn(8, 5) * 0.01).astype(
+    gy = (numpy.random.RandomState(gy_seed).randn(8, 5) * gy_scale).astype(
         numpy.float32)
     xv, Wv, bv = (chainer.Variable(a) for a in (x, W, b))
-    y = quantized_linear(xv, Wv, bv)
+    y = quantized_linear(xv, Wv, bv, **quants)
     y.grad = gy
     y.backward()
+    return x, W, b, gy, y.array, xv.grad, Wv.grad, bv.grad
+
+
+def test_backward_is_original_formula():
+    x, W, _, gy, _, gx, gW, gb = backward(1, 0.01)
     gq = log_quant64(gy)
-    numpy.testing.assert_allclose(xv.grad, gq.dot(log_quant64(W)) / 4096,
+    numpy.testing.assert_allclose(gx, gq.dot(log_quant64(W)) / 4096,
                                   rtol=1e-6)
-    numpy.testing.assert_allclose(Wv.grad, gq.T.dot(log_quant64(x)) / 4096,
+    numpy.testing.assert_allclose(gW, gq.T.dot(log_quant64(x)) / 4096,
                                   rtol=1e-6)
-    numpy.testing.assert_allclose(bv.grad, gy.sum(axis=0), rtol=1e-6)
+    numpy.testing.assert_allclose(gb, gy.sum(axis=0), rtol=1e-6)
 
 
 def test_without_bias():
@@ -115,30 +123,19 @@ def test_gpu_equals_cpu():
 
 
 def test_other_quantizers_per_role():
-    x, W, b = make()
-    gy = (numpy.random.RandomState(5).randn(8, 5) * 0.01).astype(
-        numpy.float32)
-    xv, Wv, bv = (chainer.Variable(a) for a in (x, W, b))
-    y = quantized_linear(xv, Wv, bv, input_quant='none', weight_quant='sign',
-                         grad_quant='none')
+    x, W, b, gy, y, gx, gW, _ = backward(
+        5, 0.01, input_quant='none', weight_quant='sign', grad_quant='none')
     sign_W = numpy.where(W >= 0, 1, -1).astype(numpy.float32)
-    numpy.testing.assert_allclose(y.array, x.dot(sign_W.T) + b, rtol=1e-6)
-    y.grad = gy
-    y.backward()
-    numpy.testing.assert_allclose(xv.grad, gy.dot(sign_W), rtol=1e-5)
-    numpy.testing.assert_allclose(Wv.grad, gy.T.dot(x), rtol=1e-5)
+    numpy.testing.assert_allclose(y, x.dot(sign_W.T) + b, rtol=1e-6)
+    numpy.testing.assert_allclose(gx, gy.dot(sign_W), rtol=1e-5)
+    numpy.testing.assert_allclose(gW, gy.T.dot(x), rtol=1e-5)
 
 
 def test_gradient_quantizer_applies_to_gx_and_gw_not_gb():
-    x, W, b = make()
-    gy = (numpy.random.RandomState(6).randn(8, 5) * 0.3).astype(
-        numpy.float32)
-    xv, Wv, bv = (chainer.Variable(a) for a in (x, W, b))
-    y = quantized_linear(xv, Wv, bv, input_quant='none', weight_quant='none',
-                         grad_quant='linear:2')
-    y.grad = gy
-    y.backward()
+    x, W, _, gy, _, gx, gW, gb = backward(
+        6, 0.3, input_quant='none', weight_quant='none',
+        grad_quant='linear:2')
     gq = quantizers.linear_quant(gy, 2)
-    numpy.testing.assert_allclose(xv.grad, gq.dot(W), rtol=1e-5)
-    numpy.testing.assert_allclose(Wv.grad, gq.T.dot(x), rtol=1e-5)
-    numpy.testing.assert_allclose(bv.grad, gy.sum(axis=0), rtol=1e-5)
+    numpy.testing.assert_allclose(gx, gq.dot(W), rtol=1e-5)
+    numpy.testing.assert_allclose(gW, gq.T.dot(x), rtol=1e-5)
+    numpy.testing.assert_allclose(gb, gy.sum(axis=0), rtol=1e-5)
