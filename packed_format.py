@@ -1,0 +1,203 @@
+"""The packed file of a binarized MLP: 1-bit weights and integer thresholds.
+
+``export.py`` writes it, ``infer_packed.py`` runs it. It is a NumPy ``.npz``
+archive (no pickles) holding:
+
+``meta``
+    A JSON string: ``format`` (``"quantized_net.packed"``), ``version``,
+    ``sizes`` (units per layer, input first), ``input`` (how the 8-bit
+    pixels map to the trained network's input), ``bit_order``,
+    ``padding``, the quantizer specs and the training configuration.
+``W0`` ... ``W{L-1}``
+    Layer ``l``'s signs as bits in ``uint64`` words, shape
+    ``(sizes[l+1], words(sizes[l]))``: weight ``W[j, k]`` is bit ``k % 64``
+    (least significant first) of word ``k // 64`` of row ``j``; bit 1 means
+    +1 and 0 means -1. Rows are padded with 0 bits to a whole number of
+    words; the engine pads activations with 0 bits too, so the padding adds
+    nothing to any XNOR-popcount.
+``T0`` ... ``T{L-2}`` and ``flip0`` ...
+    The hidden layers' folded batch normalisation and sign: unit ``j``
+    outputs +1 exactly when ``(d_j >= T[j]) != flip[j]``, where ``d_j`` is
+    the integer dot product of its input with its weight signs (for the
+    first layer, of the 8-bit pixel values 0-255).
+``bias``, ``mean``, ``inv_std``, ``gamma``, ``beta``
+    The last layer's bias and batch normalisation (float32), applied to its
+    integer dot products ``d`` as Chainer's CPU code does, in this order of
+    float32 operations: ``((d + bias - mean) * inv_std) * gamma + beta``.
+    The class is the first index of the largest of these logits.
+"""
+import json
+import zipfile
+
+import numpy
+
+from atomic_file import atomic_write
+
+FORMAT = 'quantized_net.packed'
+VERSION = 1
+WORD_BITS = 64
+LAST_LAYER_KEYS = ('bias', 'mean', 'inv_std', 'gamma', 'beta')
+
+
+class PackedFormatError(Exception):
+    """A packed file that cannot be read: it says which file and why."""
+
+
+def words(n_bits):
+    """Number of 64-bit words holding ``n_bits`` bits."""
+    return -(-n_bits // WORD_BITS)
+
+
+def pack_signs(x):
+    """Packs the signs of the rows of a 2-D array into ``uint64`` words.
+
+    Element ``k`` of a row becomes bit ``k % 64`` of word ``k // 64``:
+    1 where the element is ``>= 0`` (the sign quantizer's +1), 0 where it is
+    negative. Rows are padded with 0 bits.
+
+    Args:
+        x (numpy.ndarray): Shape ``(rows, n)``.
+
+    Returns:
+        numpy.ndarray: ``uint64`` of shape ``(rows, words(n))``.
+    """
+    x = numpy.asarray(x)
+    rows, n = x.shape
+    bits = numpy.zeros((rows, words(n) * WORD_BITS), numpy.bool_)
+    bits[:, :n] = x >= 0
+    packed = numpy.packbits(bits, axis=1, bitorder='little')
+    return packed.view('<u8').astype(numpy.uint64, copy=False).reshape(
+        rows, -1)
+
+
+def unpack_signs(packed, n):
+    """The ``(rows, n)`` float32 array of +-1 that :func:`pack_signs`
+    packed."""
+    packed = numpy.ascontiguousarray(packed, dtype='<u8')
+    bits = numpy.unpackbits(packed.view(numpy.uint8), axis=1,
+                            bitorder='little')[:, :n]
+    return bits.astype(numpy.float32) * 2 - 1
+
+
+class PackedNetwork(object):
+    """The contents of a packed file, checked for consistency.
+
+    Attributes:
+        meta (dict): The metadata.
+        sizes (list of int): Units per layer, input first.
+        weights (list of numpy.ndarray): Packed weight signs per layer.
+        thresholds (list of numpy.ndarray): int32 ``T`` per hidden layer.
+        flips (list of numpy.ndarray): bool ``flip`` per hidden layer.
+        last (dict): The last layer's float32 vectors, by name.
+    """
+
+    def __init__(self, meta, weights, thresholds, flips, last):
+        self.meta = meta
+        self.sizes = list(meta['sizes'])
+        self.weights = weights
+        self.thresholds = thresholds
+        self.flips = flips
+        self.last = last
+        self.input_scale = meta['input']['scale']
+        self.input_offset = meta['input']['offset']
+
+    def arrays(self):
+        """The archive's arrays, by name."""
+        arrays = {'meta': numpy.array(json.dumps(self.meta, sort_keys=True))}
+        for i, w in enumerate(self.weights):
+            arrays['W{}'.format(i)] = w
+        for i, (t, f) in enumerate(zip(self.thresholds, self.flips)):
+            arrays['T{}'.format(i)] = t
+            arrays['flip{}'.format(i)] = f
+        arrays.update(self.last)
+        return arrays
+
+    def weight_bytes(self):
+        """Bytes of the packed weight words, padding included."""
+        return sum(w.nbytes for w in self.weights)
+
+    def signs(self, layer):
+        """Layer ``layer``'s weight signs as a float32 +-1 matrix."""
+        return unpack_signs(self.weights[layer], self.sizes[layer])
+
+
+def save(path, network):
+    """Writes ``network`` (a :class:`PackedNetwork`) to ``path`` whole or
+    not at all."""
+    with atomic_write(path, 'wb') as f:
+        numpy.savez(f, **network.arrays())
+
+
+def _expect(condition, path, message, *args):
+    if not condition:
+        raise PackedFormatError('{} is not a usable packed network: {}'.format(
+            path, message.format(*args)))
+
+
+def _array(archive, path, name, dtype, shape):
+    _expect(name in archive.files, path, 'array {} is missing', name)
+    a = archive[name]
+    _expect(a.dtype == dtype and a.shape == shape, path,
+            '{} is {} of shape {}, expected {} of shape {}', name, a.dtype,
+            a.shape, numpy.dtype(dtype), shape)
+    return a
+
+
+def load(path):
+    """Reads and checks a packed file.
+
+    Raises:
+        PackedFormatError: ``path`` is missing, not an ``.npz`` archive,
+            written by another format version, or its arrays do not have
+            the shapes its metadata gives.
+    """
+    try:
+        archive = numpy.load(path, allow_pickle=False)
+    except OSError as e:
+        raise PackedFormatError('cannot read {}: {}'.format(
+            path, e.strerror or e))
+    except (ValueError, zipfile.BadZipFile) as e:
+        raise PackedFormatError(
+            '{} is not a packed network (not an .npz archive: {}); write one '
+            'with export.py.'.format(path, e))
+    if not isinstance(archive, numpy.lib.npyio.NpzFile):
+        raise PackedFormatError(
+            '{} is a single array, not a packed network; write one with '
+            'export.py.'.format(path))
+    with archive:
+        try:
+            _expect('meta' in archive.files, path, 'no metadata')
+            meta = json.loads(str(archive['meta']))
+        except (ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise PackedFormatError(
+                '{} is corrupt ({}); export it again.'.format(path, e))
+        _expect(isinstance(meta, dict) and meta.get('format') == FORMAT,
+                path, 'its metadata is not that of a {} file', FORMAT)
+        if meta.get('version') != VERSION:
+            raise PackedFormatError(
+                '{} is format version {}, this program reads version {}; '
+                'export the model again with this version of export.py.'
+                .format(path, meta.get('version'), VERSION))
+        sizes = meta.get('sizes')
+        _expect(isinstance(sizes, list) and len(sizes) >= 3
+                and all(isinstance(s, int) and s > 0 for s in sizes), path,
+                'sizes {!r} are not a list of at least 3 positive integers',
+                sizes)
+        try:
+            weights = [
+                _array(archive, path, 'W{}'.format(i), numpy.uint64,
+                       (sizes[i + 1], words(sizes[i])))
+                for i in range(len(sizes) - 1)]
+            thresholds = [
+                _array(archive, path, 'T{}'.format(i), numpy.int32,
+                       (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+            flips = [
+                _array(archive, path, 'flip{}'.format(i), numpy.bool_,
+                       (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+            last = {name: _array(archive, path, name, numpy.float32,
+                                 (sizes[-1],))
+                    for name in LAST_LAYER_KEYS}
+        except (ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise PackedFormatError(
+                '{} is corrupt ({}); export it again.'.format(path, e))
+    return PackedNetwork(meta, weights, thresholds, flips, last)
