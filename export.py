@@ -130,17 +130,6 @@ def last_layer(bn, bias):
             'gamma': bn.gamma.array.copy(), 'beta': bn.beta.array.copy()}
 
 
-def last_layer_logits(last, d):
-    """Logits from the last layer's integer dot products ``d`` (B, classes),
-    in exactly the float32 operations Chainer's CPU code uses."""
-    y = d.astype(numpy.float32) + last['bias']
-    y -= last['mean']
-    y *= last['inv_std']
-    y = y * last['gamma']
-    y += last['beta']
-    return y
-
-
 def export(model, config):
     """The :class:`packed_format.PackedNetwork` of a trained classifier.
 

@@ -171,6 +171,19 @@ def _read(path, checksum, gzipped=None):
     return raw, _matches(raw, data, checksum)
 
 
+def read_images(path):
+    """The uint8 images ``(N, 784)`` of an IDX file (gzipped if the name
+    ends in ``.gz``); DatasetError if it is not MNIST-shaped IDX."""
+    raw, _ = _read(path, (None, None))
+    return _parse_images(path, raw)
+
+
+def read_labels(path):
+    """The uint8 labels of an IDX file, checked to be 0-9."""
+    raw, _ = _read(path, (None, None))
+    return _parse_labels(path, raw)
+
+
 def _find_local(directory, name):
     candidates = [os.path.join(directory, name + ext) for ext in ('.gz', '')]
     path = next((p for p in candidates if os.path.isfile(p)), None)

@@ -121,6 +121,18 @@ class PackedNetwork(object):
         return unpack_signs(self.weights[layer], self.sizes[layer])
 
 
+def last_layer_logits(last, d):
+    """The logits from the last layer's integer dot products ``d``
+    ``(images, classes)``: the float32 operations of Chainer's CPU code, in
+    its order, so that they round as the trained model's do."""
+    y = d.astype(numpy.float32) + last['bias']
+    y -= last['mean']
+    y *= last['inv_std']
+    y = y * last['gamma']
+    y += last['beta']
+    return y
+
+
 def save(path, network):
     """Writes ``network`` (a :class:`PackedNetwork`) to ``path`` whole or
     not at all."""
