@@ -67,7 +67,7 @@ def pack_signs(x):
     bits[:, :n] = x >= 0
     packed = numpy.packbits(bits, axis=1, bitorder='little')
     return packed.view('<u8').astype(numpy.uint64, copy=False).reshape(
-        rows, -1)
+        rows, words(n))
 
 
 def unpack_signs(packed, n):

@@ -113,3 +113,35 @@ def write_subset(directory, n_train=2000, n_test=500):
         images, labels = chainer.dataset.concat_examples(data[:n])
         write_idx(directory, split,
                   numpy.rint(images * 255).reshape(n, 28, 28), labels)
+
+
+def binarized_model(units=96, layers=2, seed=0):
+    """A binarized MLP (the bnn preset, smaller) with random weights and
+    batch-normalisation statistics, some scales negative or zero; and its
+    configuration."""
+    import presets
+    config = dict(presets.PRESETS['bnn'], unit=units, layers=layers)
+    model = presets.build_classifier(config)
+    rng = numpy.random.RandomState(seed)
+    for i, link in enumerate(model.predictor.linear_layers(), 1):
+        link.W.array[...] = rng.uniform(-1, 1, link.W.shape)
+        link.b.array[...] = rng.normal(0, 2, link.b.shape)
+        bn = getattr(model.predictor, 'b{}'.format(i))
+        n, k = link.W.shape
+        bn.avg_mean[...] = rng.normal(0, numpy.sqrt(k) / 4, n)
+        bn.avg_var[...] = k * rng.uniform(0.05, 2, n)
+        bn.gamma.array[...] = rng.normal(0, 1, n)
+        bn.gamma.array[:3] = (0., -1., -0.5)
+        bn.beta.array[...] = rng.normal(0, 0.5, n)
+    return model, config
+
+
+def write_result(directory, model, config):
+    """A directory as train_mnist.py leaves it: args.json and model.npz."""
+    import json
+    import chainer
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, 'args.json'), 'w') as f:
+        json.dump({'config': config}, f)
+    chainer.serializers.save_npz(os.path.join(directory, 'model.npz'), model)
+    return directory
