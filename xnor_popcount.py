@@ -190,7 +190,8 @@ extern "C" __global__ void bit_planes(const unsigned char* __restrict__ p,
         for (int n = 0; n < 8; ++n)
             plane[n] |= (u64)((value >> n) & 1u) << b;
     }
-    for (int n = 0; n < 8; ++n) planes[((size_t)i * 8 + n) * nw + v] = plane[n];
+    for (int n = 0; n < 8; ++n)
+        planes[((size_t)i * 8 + n) * nw + v] = plane[n];
 }
 
 // First layer: d[i, j] = 2 sum_n 2^n popcount(plane_n(i) & w[j]) - total[i].
