@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Inference speed of a packed binarized MLP against float32 evaluation of
+the same network and against the float network, side by side in one
+process.
+
+    ./bench_packed.py                              # docs/bnn/model.packed.npz
+    ./bench_packed.py result/model.packed.npz --batches 1 100
+    ./bench_packed.py --gpu 0                      # also the 8192^3 product
+
+Rows, for each batch size (images taken from the MNIST test set):
+
+``packed``
+    XNOR-popcount on 1-bit weights and activations (``infer_packed.py``).
+``blas``
+    The same binarized network as float32 matrix products of +-1
+    matrices, thresholds folded: the best a float library does with it.
+``chainer, binarized``
+    The network as it was trained: the Chainer model with its sign
+    quantizers, in test mode.
+``chainer, float``
+    A float MLP of the same shape (the ``float`` preset's layers) in
+    Chainer: what the binarized network replaces.
+
+Each timed round classifies one batch with every engine in turn; the table
+gives the median over the rounds, as images per second and as a ratio to
+``blas``, and the bytes of weights each one reads.
+"""
+import argparse
+import os
+import statistics
+import time
+
+import numpy
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer.backends import cuda
+
+from bench import time_rounds
+import infer_packed
+import mnist_dataset
+import packed_format
+import presets
+import xnor_popcount
+
+PROG = 'bench_packed.py'
+DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
+                       'bnn', 'model.packed.npz')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split(
+        '\n')[0])
+    parser.add_argument('packed', nargs='?', default=DEFAULT,
+                        help='Packed file (default: the README\'s bnn model)')
+    parser.add_argument('--batches', type=int, nargs='+',
+                        default=[1, 100, 10000], help='Batch sizes')
+    parser.add_argument('--seconds', type=float, default=2.0,
+                        help='Rough time to spend timing each batch size')
+    parser.add_argument('--dataset-dir', default=None,
+                        help='Directory with the four MNIST IDX files')
+    parser.add_argument('--gpu', '-g', type=int, default=-1,
+                        help='GPU id; -1 for the CPU')
+    args = parser.parse_args(argv)
+    if min(args.batches) < 1:
+        parser.error('--batches must be at least 1')
+    return args
+
+
+class Classify(object):
+    """``step()`` classifies one batch with one engine."""
+
+    def __init__(self, classify, pixels):
+        self.classify = classify
+        self.pixels = pixels
+
+    def step(self):
+        self.classify(self.pixels)
+
+
+def chainer_model(config, device):
+    model = presets.build_classifier(config).predictor
+    model.to_device(device)
+
+    def classify(pixels):
+        x = device.send(pixels.astype(numpy.float32) / numpy.float32(255))
+        with chainer.using_config('train', False), \
+                chainer.no_backprop_mode():
+            return cuda.to_cpu(model(x).array.argmax(axis=1))
+    weight_bytes = sum(p.array.nbytes for p in model.params())
+    return classify, weight_bytes
+
+
+def engines(network, device):
+    """``[(name, classify, weight bytes)]``."""
+    packed = infer_packed.Engine(network, 'packed', device)
+    blas = infer_packed.Engine(network, 'blas', device)
+    config = network.meta['config']
+    float_config = dict(presets.PRESETS['float'], unit=config['unit'],
+                        layers=config['layers'])
+    rows = [('packed', packed.classify, network.weight_bytes()),
+            ('blas', blas.classify,
+             sum(w.nbytes for w in blas.weights))]
+    rows.append(('chainer, binarized',) + chainer_model(config, device))
+    rows.append(('chainer, float',) + chainer_model(float_config, device))
+    return rows
+
+
+def synchronizer(xp):
+    if xp is numpy:
+        return lambda: None
+    return lambda: cuda.cupy.cuda.Device().synchronize()
+
+
+def gpu_product(size, repeat=5):
+    """Seconds of an ``size``^3 binary product (XNOR-popcount) and of the
+    float32 cuBLAS product of the same +-1 matrices."""
+    cupy = cuda.cupy
+    rng = numpy.random.RandomState(0)
+    a = rng.choice([-1., 1.], (size, size)).astype(numpy.float32)
+    b = rng.choice([-1., 1.], (size, size)).astype(numpy.float32)
+    pa, pb = (cupy.asarray(packed_format.pack_signs(m)) for m in (a, b))
+    fa, fb = cupy.asarray(a), cupy.asarray(b)
+    sync = synchronizer(cupy)
+    results = {}
+    for name, run in (('xnor', lambda: xnor_popcount.xnor_dot(pa, pb, size)),
+                      ('cublas', lambda: fa.dot(fb.T))):
+        run()
+        samples = []
+        for _ in range(repeat):
+            sync()
+            start = time.perf_counter()
+            out = run()
+            sync()
+            samples.append(time.perf_counter() - start)
+        results[name] = (statistics.median(samples), out)
+    check = slice(0, 256)
+    numpy.testing.assert_array_equal(
+        cupy.asnumpy(results['xnor'][1][check, check]),
+        cupy.asnumpy(results['cublas'][1][check, check]))
+    return results['xnor'][0], results['cublas'][0]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        network = packed_format.load(args.packed)
+        _, test = mnist_dataset.get_mnist(args.dataset_dir)
+    except (packed_format.PackedFormatError,
+            mnist_dataset.DatasetError) as e:
+        raise SystemExit('{}: error: {}'.format(PROG, e))
+    if args.gpu >= 0:
+        if not cuda.available:
+            raise SystemExit('{}: error: --gpu needs CuPy (pip install '
+                             'cupy-cuda12x or cupy-cuda13x)'.format(PROG))
+        device = chainer.get_device('@cupy:{}'.format(args.gpu))
+        device.use()
+    else:
+        device = chainer.get_device('@numpy')
+    pixels = infer_packed.to_pixels(test._datasets[0], network.sizes[0])
+    rows = engines(network, device)
+    sync = synchronizer(device.xp)
+    where = 'GPU {}'.format(args.gpu) if args.gpu >= 0 else 'CPU'
+    print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
+        '-'.join(map(str, network.sizes)), args.packed, where))
+    print('| batch | engine | images / s | x blas | weight bytes | '
+          'x smaller than float32 |')
+    print('| ---: | --- | ---: | ---: | ---: | ---: |')
+    float_bytes = dict((name, size) for name, _, size in rows)['blas']
+    for batch in args.batches:
+        batch_pixels = numpy.resize(pixels, (batch, pixels.shape[1]))
+        runners = [(name, Classify(classify, batch_pixels))
+                   for name, classify, _ in rows]
+        start = time.perf_counter()
+        time_rounds(runners, 1, 1, sync)  # compiles, and sizes the rounds
+        once = time.perf_counter() - start
+        rounds = int(min(200, max(3, args.seconds / max(once / 2, 1e-6))))
+        medians = time_rounds(runners, rounds, 1, sync)
+        for name, _, size in rows:
+            print('| {} | {} | {:.0f} | {:.2f} | {} | {:.1f} |'.format(
+                batch, name, batch / medians[name],
+                medians['blas'] / medians[name], size, float_bytes / size))
+    if args.gpu >= 0:
+        size = 8192
+        xnor, cublas = gpu_product(size)
+        print('\n{0}^3 product of +-1 matrices on GPU {1}: XNOR-popcount '
+              '{2:.2f} ms, cuBLAS float32 {3:.2f} ms ({4:.2f}x)'.format(
+                  size, args.gpu, 1000 * xnor, 1000 * cublas,
+                  cublas / xnor))
+
+
+if __name__ == '__main__':
+    main()
