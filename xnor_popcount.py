@@ -40,7 +40,8 @@ from chainer import backend
 from chainer.backends import cuda
 
 WORD_BITS = 64
-MASK_TILE = 128  # units per tile of the CPU first layer's masks
+MASK_TILE = 512  # units per tile of the CPU first layer's masks (x 64)
+IMAGE_BLOCK = 16  # images per task of the CPU first layer
 CHUNK = 256  # 16-bit sums of up to 256 pixels (<= 255 each) cannot overflow
 NO_NUMBA = ('the CPU XNOR-popcount kernels need numba (pip install numba); '
             'without it, run infer_packed.py --engine blas')
@@ -71,58 +72,80 @@ if numba is not None:
 
     @numba.njit(parallel=True, cache=True)
     def _sign_layer_cpu(x, w, limit, flip, out):
+        n_images, n_words = out.shape
         n = w.shape[0]
-        for i in numba.prange(x.shape[0]):
-            for word in range(out.shape[1]):
-                bits = numpy.uint64(0)
-                for b in range(min(WORD_BITS, n - word * WORD_BITS)):
-                    j = word * WORD_BITS + b
-                    pop = 0
-                    for v in range(x.shape[1]):
-                        pop += _popcount(x[i, v] ^ w[j, v])
-                    if (pop <= limit[j]) != flip[j]:
-                        bits |= numpy.uint64(1) << numpy.uint64(b)
-                out[i, word] = bits
+        # One task per (output word, image): a batch of one image still
+        # spreads over the cores, and a thread's weight rows stay cached.
+        for task in numba.prange(n_words * n_images):
+            word = task // n_images
+            i = task % n_images
+            bits = numpy.uint64(0)
+            for b in range(min(WORD_BITS, n - word * WORD_BITS)):
+                j = word * WORD_BITS + b
+                pop = 0
+                for v in range(x.shape[1]):
+                    pop += _popcount(x[i, v] ^ w[j, v])
+                if (pop <= limit[j]) != flip[j]:
+                    bits |= numpy.uint64(1) << numpy.uint64(b)
+            out[i, word] = bits
+
+    @numba.njit(inline='always')
+    def _masked_add4(part, m0, m1, m2, m3, p0, p1, p2, p3):
+        # Four pixels a pass: a quarter of the loads and stores of part.
+        for u in range(part.shape[0]):
+            part[u] += (p0 & m0[u]) + (p1 & m1[u]) + (p2 & m2[u]) + \
+                (p3 & m3[u])
 
     @numba.njit(parallel=True, cache=True)
     def _first_layer_cpu(pixels, masks, thresholds, flip, block, out):
         n_images, n_in = pixels.shape
         n_tiles, _, tile = masks.shape
         n = thresholds.shape[0]
-        for start in numba.prange((n_images + block - 1) // block):
-            i0 = start * block
-            i1 = min(n_images, i0 + block)
-            nonzero = numpy.empty((i1 - i0, n_in), numpy.int32)
-            count = numpy.zeros(i1 - i0, numpy.int32)
-            total = numpy.zeros(i1 - i0, numpy.int64)
-            for i in range(i0, i1):
-                for k in range(n_in):
-                    if pixels[i, k]:
-                        nonzero[i - i0, count[i - i0]] = k
-                        count[i - i0] += 1
-                        total[i - i0] += pixels[i, k]
-            out[i0:i1] = 0
+        n_blocks = (n_images + block - 1) // block
+        # One task per (tile of units, block of images): the tile's masks
+        # stay in cache while the block's images are summed.
+        for task in numba.prange(n_tiles * n_blocks):
+            t = task // n_blocks
+            i0 = (task % n_blocks) * block
+            # The nonzero pixels of an image and their values, padded with
+            # zero values to a multiple of 4.
+            nonzero = numpy.zeros(n_in + 3, numpy.int32)
+            values = numpy.zeros(n_in + 3, numpy.uint16)
             part = numpy.empty(tile, numpy.uint16)
             acc = numpy.empty(tile, numpy.int64)
-            # Tiles outside, images inside: a tile's masks stay in cache.
-            for t in range(n_tiles):
-                for i in range(i0, i1):
-                    acc[:] = 0
-                    for c0 in range(0, count[i - i0], CHUNK):
-                        part[:] = 0
-                        for q in range(c0, min(count[i - i0], c0 + CHUNK)):
-                            k = nonzero[i - i0, q]
-                            p = numpy.uint16(pixels[i, k])
-                            for u in range(tile):
-                                part[u] += p & masks[t, k, u]
-                        for u in range(tile):
-                            acc[u] += part[u]
-                    for u in range(min(tile, n - t * tile)):
+            for i in range(i0, min(n_images, i0 + block)):
+                count = 0
+                total = 0
+                for k in range(n_in):
+                    if pixels[i, k]:
+                        nonzero[count] = k
+                        values[count] = pixels[i, k]
+                        total += pixels[i, k]
+                        count += 1
+                for q in range(count, count + 3):
+                    values[q] = 0
+                acc[:] = 0
+                for c0 in range(0, count, CHUNK):
+                    part[:] = 0
+                    for q in range(c0, min(count, c0 + CHUNK), 4):
+                        _masked_add4(
+                            part, masks[t, nonzero[q]],
+                            masks[t, nonzero[q + 1]],
+                            masks[t, nonzero[q + 2]],
+                            masks[t, nonzero[q + 3]], values[q],
+                            values[q + 1], values[q + 2], values[q + 3])
+                    for u in range(tile):
+                        acc[u] += part[u]
+                for word in range(tile // WORD_BITS):
+                    bits = numpy.uint64(0)
+                    for b in range(WORD_BITS):
+                        u = word * WORD_BITS + b
                         j = t * tile + u
-                        d = 2 * acc[u] - total[i - i0]
-                        if (d >= thresholds[j]) != flip[j]:
-                            out[i, j // WORD_BITS] |= numpy.uint64(1) << \
-                                numpy.uint64(j % WORD_BITS)
+                        if j < n and (2 * acc[u] - total >= thresholds[j]) \
+                                != flip[j]:
+                            bits |= numpy.uint64(1) << numpy.uint64(b)
+                    if t * tile + word * WORD_BITS < n:
+                        out[i, (t * tile) // WORD_BITS + word] = bits
 
 
 def _numba_required():
@@ -313,6 +336,7 @@ def first_layer_masks(w_packed, n_in, tile=MASK_TILE):
     ``(tiles, n_in, tile)``, 0xFFFF where unit ``t * tile + u`` has weight
     +1 on input ``k``, else 0 (units past the last are 0)."""
     n = w_packed.shape[0]
+    tile = min(tile, _words(n) * WORD_BITS)
     bits = numpy.unpackbits(
         numpy.ascontiguousarray(w_packed, '<u8').view(numpy.uint8), axis=1,
         bitorder='little')[:, :n_in]
@@ -347,7 +371,7 @@ def first_layer(pixels, w, thresholds, flip, masks=None):
         if masks is None:
             masks = first_layer_masks(w, n_in)
         out = numpy.empty((m, _words(w.shape[0])), numpy.uint64)
-        _first_layer_cpu(pixels, masks, thresholds, flip, 16, out)
+        _first_layer_cpu(pixels, masks, thresholds, flip, IMAGE_BLOCK, out)
         return out
     cupy = cuda.cupy
     nw = w.shape[1]
