@@ -21,9 +21,11 @@ Rows, for each batch size (images taken from the MNIST test set):
     A float MLP of the same shape (the ``float`` preset's layers) in
     Chainer: what the binarized network replaces.
 
-Each timed round classifies one batch with every engine in turn; the table
-gives the median over the rounds, as images per second and as a ratio to
-``blas``, and the bytes of weights each one reads.
+Each round gives every engine in turn a few consecutive batches (the first
+untimed, so each is timed with its own weights in cache, as when it runs
+alone); the table gives the median time over all rounds, as images per
+second and as a ratio to ``blas``, and the bytes of weights each one
+reads.
 """
 import argparse
 import os
@@ -36,7 +38,6 @@ import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer.backends import cuda
 
-from bench import time_rounds
 import infer_packed
 import mnist_dataset
 import packed_format
@@ -67,15 +68,21 @@ def parse_args(argv=None):
     return args
 
 
-class Classify(object):
-    """``step()`` classifies one batch with one engine."""
-
-    def __init__(self, classify, pixels):
-        self.classify = classify
-        self.pixels = pixels
-
-    def step(self):
-        self.classify(self.pixels)
+def time_engines(engines, pixels, rounds, calls, synchronize):
+    """Median seconds of ``classify(pixels)`` for each ``(name, classify)``:
+    ``rounds`` rounds of ``calls`` timed calls each, after one untimed."""
+    samples = {name: [] for name, _ in engines}
+    for _ in range(rounds):
+        for name, classify in engines:
+            classify(pixels)
+            for _ in range(calls):
+                synchronize()
+                start = time.perf_counter()
+                classify(pixels)
+                synchronize()
+                samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values)
+            for name, values in samples.items()}
 
 
 def chainer_model(config, device):
@@ -169,13 +176,10 @@ def main(argv=None):
     float_bytes = dict((name, size) for name, _, size in rows)['blas']
     for batch in args.batches:
         batch_pixels = numpy.resize(pixels, (batch, pixels.shape[1]))
-        runners = [(name, Classify(classify, batch_pixels))
-                   for name, classify, _ in rows]
-        start = time.perf_counter()
-        time_rounds(runners, 1, 1, sync)  # compiles, and sizes the rounds
-        once = time.perf_counter() - start
-        rounds = int(min(200, max(3, args.seconds / max(once / 2, 1e-6))))
-        medians = time_rounds(runners, rounds, 1, sync)
+        runners = [(name, classify) for name, classify, _ in rows]
+        once = time_engines(runners, batch_pixels, 1, 1, sync)
+        calls = int(min(50, max(1, args.seconds / 3 / max(once.values()))))
+        medians = time_engines(runners, batch_pixels, 3, calls, sync)
         for name, _, size in rows:
             print('| {} | {} | {:.0f} | {:.2f} | {} | {:.1f} |'.format(
                 batch, name, batch / medians[name],
