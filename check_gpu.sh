@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check in one go: the CPU/GPU parity tests, one epoch of
-# training on the GPU, and the benchmark on the GPU. Needs CuPy, a CUDA
+# training on the GPU, the training benchmark, the packed binarized network
+# on the GPU against the Chainer model and its inference benchmark. Needs CuPy, a CUDA
 # GPU and MNIST_DIR (or internet).
 #
 #   MNIST_DIR=/path/to/mnist ./check_gpu.sh [GPU_ID]
@@ -29,3 +30,6 @@ out="$(mktemp -d)"
 "$python" train_mnist.py --gpu "$gpu" --epoch 1 --seed 0 --noplot --out "$out"
 echo '== benchmark on GPU' "$gpu"
 "$python" bench.py --gpu "$gpu"
+echo '== packed binarized network on GPU' "$gpu"
+"$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu"
+"$python" bench_packed.py --gpu "$gpu" --batches 100 10000
