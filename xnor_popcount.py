@@ -89,13 +89,6 @@ if numba is not None:
                     bits |= numpy.uint64(1) << numpy.uint64(b)
             out[i, word] = bits
 
-    @numba.njit(inline='always')
-    def _masked_add4(part, m0, m1, m2, m3, p0, p1, p2, p3):
-        # Four pixels a pass: a quarter of the loads and stores of part.
-        for u in range(part.shape[0]):
-            part[u] += (p0 & m0[u]) + (p1 & m1[u]) + (p2 & m2[u]) + \
-                (p3 & m3[u])
-
     @numba.njit(parallel=True, cache=True)
     def _first_layer_cpu(pixels, masks, thresholds, flip, block, out):
         n_images, n_in = pixels.shape
@@ -127,13 +120,18 @@ if numba is not None:
                 acc[:] = 0
                 for c0 in range(0, count, CHUNK):
                     part[:] = 0
+                    # Four pixels a pass: a quarter of the loads and stores
+                    # of part (the zero values pad the last pass).
                     for q in range(c0, min(count, c0 + CHUNK), 4):
-                        _masked_add4(
-                            part, masks[t, nonzero[q]],
-                            masks[t, nonzero[q + 1]],
-                            masks[t, nonzero[q + 2]],
-                            masks[t, nonzero[q + 3]], values[q],
-                            values[q + 1], values[q + 2], values[q + 3])
+                        k0, k1 = nonzero[q], nonzero[q + 1]
+                        k2, k3 = nonzero[q + 2], nonzero[q + 3]
+                        v0, v1 = values[q], values[q + 1]
+                        v2, v3 = values[q + 2], values[q + 3]
+                        for u in range(tile):
+                            part[u] += (v0 & masks[t, k0, u]) + \
+                                (v1 & masks[t, k1, u]) + \
+                                (v2 & masks[t, k2, u]) + \
+                                (v3 & masks[t, k3, u])
                     for u in range(tile):
                         acc[u] += part[u]
                 for word in range(tile // WORD_BITS):
