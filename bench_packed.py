@@ -169,7 +169,8 @@ def main(argv=None):
     sync = synchronizer(device.xp)
     where = 'GPU {}'.format(args.gpu) if args.gpu >= 0 else 'CPU'
     print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
-        '-'.join(map(str, network.sizes)), args.packed, where))
+        '-'.join(map(str, network.sizes)), os.path.relpath(args.packed),
+        where))
     print('| batch | engine | images / s | x blas | weight bytes | '
           'x smaller than float32 |')
     print('| ---: | --- | ---: | ---: | ---: | ---: |')
