@@ -153,25 +153,24 @@ def quantizer_rates(xp, synchronize, repeat=20):
     return rows
 
 
+def select_device(gpu, prog):
+    """``(device, synchronize)`` for GPU ``gpu`` (the CPU if negative);
+    ``synchronize()`` waits for the device's work, so that it can be timed.
+    """
+    if gpu < 0:
+        return chainer.get_device('@numpy'), lambda: None
+    if not cuda.available:
+        raise SystemExit('{}: error: --gpu needs CuPy (pip install '
+                         'cupy-cuda12x or cupy-cuda13x)'.format(prog))
+    device = chainer.get_device('@cupy:{}'.format(gpu))
+    device.use()
+    return device, lambda: cuda.cupy.cuda.Device().synchronize()
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.gpu >= 0:
-        if not cuda.available:
-            raise SystemExit('{}: error: --gpu needs CuPy (pip install '
-                             'cupy-cuda12x or cupy-cuda13x)'.format(PROG))
-        device = chainer.get_device('@cupy:{}'.format(args.gpu))
-        device.use()
-        xp = cuda.cupy
-
-        def synchronize():
-            cuda.cupy.cuda.Device().synchronize()
-    else:
-        device = chainer.get_device('@numpy')
-        xp = numpy
-
-        def synchronize():
-            pass
-
+    device, synchronize = select_device(args.gpu, PROG)
+    xp = device.xp
     rng = numpy.random.RandomState(0)
     x = xp.asarray(rng.rand(args.batchsize, 784).astype(numpy.float32))
     t = xp.asarray(rng.randint(0, 10, args.batchsize).astype(numpy.int32))

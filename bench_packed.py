@@ -38,6 +38,7 @@ import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer.backends import cuda
 
+from bench import select_device
 import infer_packed
 import mnist_dataset
 import packed_format
@@ -113,13 +114,7 @@ def engines(network, device):
     return rows
 
 
-def synchronizer(xp):
-    if xp is numpy:
-        return lambda: None
-    return lambda: cuda.cupy.cuda.Device().synchronize()
-
-
-def gpu_product(size, repeat=5):
+def gpu_product(size, sync, repeat=5):
     """Seconds of an ``size``^3 binary product (XNOR-popcount) and of the
     float32 cuBLAS product of the same +-1 matrices."""
     cupy = cuda.cupy
@@ -128,7 +123,6 @@ def gpu_product(size, repeat=5):
     b = rng.choice([-1., 1.], (size, size)).astype(numpy.float32)
     pa, pb = (cupy.asarray(packed_format.pack_signs(m)) for m in (a, b))
     fa, fb = cupy.asarray(a), cupy.asarray(b)
-    sync = synchronizer(cupy)
     results = {}
     for name, run in (('xnor', lambda: xnor_popcount.xnor_dot(pa, pb, size)),
                       ('cublas', lambda: fa.dot(fb.T))):
@@ -156,17 +150,9 @@ def main(argv=None):
     except (packed_format.PackedFormatError,
             mnist_dataset.DatasetError) as e:
         raise SystemExit('{}: error: {}'.format(PROG, e))
-    if args.gpu >= 0:
-        if not cuda.available:
-            raise SystemExit('{}: error: --gpu needs CuPy (pip install '
-                             'cupy-cuda12x or cupy-cuda13x)'.format(PROG))
-        device = chainer.get_device('@cupy:{}'.format(args.gpu))
-        device.use()
-    else:
-        device = chainer.get_device('@numpy')
+    device, sync = select_device(args.gpu, PROG)
     pixels = infer_packed.to_pixels(test._datasets[0], network.sizes[0])
     rows = engines(network, device)
-    sync = synchronizer(device.xp)
     where = 'GPU {}'.format(args.gpu) if args.gpu >= 0 else 'CPU'
     print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
         '-'.join(map(str, network.sizes)), os.path.relpath(args.packed),
@@ -187,7 +173,7 @@ def main(argv=None):
                 medians['blas'] / medians[name], size, float_bytes / size))
     if args.gpu >= 0:
         size = 8192
-        xnor, cublas = gpu_product(size)
+        xnor, cublas = gpu_product(size, sync)
         print('\n{0}^3 product of +-1 matrices on GPU {1}: XNOR-popcount '
               '{2:.2f} ms, cuBLAS float32 {3:.2f} ms ({4:.2f}x)'.format(
                   size, args.gpu, 1000 * xnor, 1000 * cublas,
