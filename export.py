@@ -43,11 +43,11 @@ import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 
 import packed_format
+from packed_format import PIXEL_MAX
 from evaluate import load_model
 from train_mnist import UsageError
 
 PROG = 'export.py'
-PIXEL_MAX = 255
 
 
 class ExportError(UsageError):
@@ -77,13 +77,6 @@ def input_map(config):
     return 1.0 / PIXEL_MAX, 0.0
 
 
-def _fires(bn, pre, bias):
-    """Whether sign(clip(BN(pre + bias))) is +1, as the model computes it."""
-    y = numpy.asarray(pre, numpy.float32)[None, :] + bias
-    with chainer.using_config('train', False):
-        return bn(y).array[0] >= 0
-
-
 def fold_sign(bn, bias, pre_activation, low, high):
     """Per-unit thresholds ``T`` and flips of ``sign(BN(pre + bias))``.
 
@@ -106,7 +99,13 @@ def fold_sign(bn, bias, pre_activation, low, high):
         tuple: ``(T, flip)``, int32 and bool vectors.
     """
     n = len(bias)
-    fires = lambda d: _fires(bn, pre_activation(d), bias)  # noqa: E731
+
+    def fires(d):
+        # sign(clip(BN(pre + bias))) == +1, as the model computes it.
+        y = pre_activation(d).astype(numpy.float32)[None, :] + bias
+        with chainer.using_config('train', False):
+            return bn(y).array[0] >= 0
+
     flip = fires(numpy.full(n, low, numpy.int64))
     # Invariant: fires(lo) == flip, and fires(hi) != flip or hi == high + 1.
     lo = numpy.full(n, low, numpy.int64)
@@ -147,7 +146,7 @@ def export(model, config):
     for i, link in enumerate(links):
         signs = link.weight_quant(link.W.array)
         weights.append(packed_format.pack_signs(signs))
-        bias = (link.b.array if link.b is not None
+        bias = (link.b.array.copy() if link.b is not None
                 else numpy.zeros(sizes[i + 1], numpy.float32))
         bn = getattr(mlp, 'b{}'.format(i + 1))
         if i == len(links) - 1:

@@ -26,12 +26,12 @@ from chainer.backends import cuda
 
 import mnist_dataset
 import packed_format
+from packed_format import PIXEL_MAX
 from train_mnist import UsageError, _int_at_least, select_device
 import xnor_popcount
 
 PROG = 'infer_packed.py'
 ENGINES = ('packed', 'blas')
-PIXEL_MAX = 255
 
 
 def to_pixels(images, n_in):

@@ -36,6 +36,7 @@ from atomic_file import atomic_write
 FORMAT = 'quantized_net.packed'
 VERSION = 1
 WORD_BITS = 64
+PIXEL_MAX = 255  # the first layer takes 8-bit pixels, 0 to PIXEL_MAX
 LAST_LAYER_KEYS = ('bias', 'mean', 'inv_std', 'gamma', 'beta')
 
 
@@ -98,8 +99,6 @@ class PackedNetwork(object):
         self.thresholds = thresholds
         self.flips = flips
         self.last = last
-        self.input_scale = meta['input']['scale']
-        self.input_offset = meta['input']['offset']
 
     def arrays(self):
         """The archive's arrays, by name."""

@@ -40,7 +40,7 @@ from chainer import backend
 from chainer.backends import cuda
 
 WORD_BITS = 64
-MASK_TILE = 512  # units per tile of the CPU first layer's masks (x 64)
+MASK_TILE = 512  # units a task of the CPU first layer (a multiple of 64)
 IMAGE_BLOCK = 16  # images per task of the CPU first layer
 CHUNK = 256  # 16-bit sums of up to 256 pixels (<= 255 each) cannot overflow
 NO_NUMBA = ('the CPU XNOR-popcount kernels need numba (pip install numba); '
@@ -95,8 +95,9 @@ if numba is not None:
         n_tiles, _, tile = masks.shape
         n = thresholds.shape[0]
         n_blocks = (n_images + block - 1) // block
-        # One task per (tile of units, block of images): the tile's masks
-        # stay in cache while the block's images are summed.
+        # One task per (tile of units, block of images): a batch of one
+        # image spreads over the cores, and the block's images share the
+        # tile's masks in cache.
         for task in numba.prange(n_tiles * n_blocks):
             t = task // n_blocks
             i0 = (task % n_blocks) * block
