@@ -28,6 +28,7 @@ second and as a ratio to ``blas``, and the bytes of weights each one
 reads.
 """
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -35,7 +36,6 @@ import time
 import numpy
 
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
-import chainer
 from chainer.backends import cuda
 
 from bench import select_device
@@ -89,14 +89,9 @@ def time_engines(engines, pixels, rounds, calls, synchronize):
 def chainer_model(config, device):
     model = presets.build_classifier(config).predictor
     model.to_device(device)
-
-    def classify(pixels):
-        x = device.send(pixels.astype(numpy.float32) / numpy.float32(255))
-        with chainer.using_config('train', False), \
-                chainer.no_backprop_mode():
-            return cuda.to_cpu(model(x).array.argmax(axis=1))
     weight_bytes = sum(p.array.nbytes for p in model.params())
-    return classify, weight_bytes
+    return functools.partial(infer_packed.chainer_classify, model), \
+        weight_bytes
 
 
 def engines(network, device):

@@ -27,7 +27,8 @@ from chainer.backends import cuda
 import mnist_dataset
 import packed_format
 from packed_format import PIXEL_MAX
-from train_mnist import UsageError, _int_at_least, select_device
+from train_mnist import (UsageError, _int_at_least, add_device_flags,
+                         resolve_device_flags, select_device)
 import xnor_popcount
 
 PROG = 'infer_packed.py'
@@ -127,16 +128,23 @@ class Engine(object):
         return self.logits(images).argmax(axis=1)
 
 
-def chainer_labels(model, pixels, batchsize):
-    """The classes the trained Chainer model gives ``uint8`` pixels, fed as
-    ``chainer.datasets.get_mnist`` would feed them."""
-    labels = []
+def chainer_classify(predictor, pixels):
+    """The classes a Chainer MLP gives ``uint8`` pixels, fed as
+    ``chainer.datasets.get_mnist`` would feed them, on the predictor's
+    device; a NumPy array."""
+    x = pixels.astype(numpy.float32)
+    x *= 1. / PIXEL_MAX
+    x = predictor.device.send(x)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
-        for start in range(0, len(pixels), batchsize):
-            x = pixels[start:start + batchsize].astype(numpy.float32)
-            x *= 1. / PIXEL_MAX
-            labels.append(model.predictor(x).array.argmax(axis=1))
-    return numpy.concatenate(labels)
+        return cuda.to_cpu(predictor(x).array.argmax(axis=1))
+
+
+def chainer_labels(model, pixels, batchsize):
+    """:func:`chainer_classify` of a trained classifier, a batch at a
+    time."""
+    return numpy.concatenate([
+        chainer_classify(model.predictor, pixels[start:start + batchsize])
+        for start in range(0, len(pixels), batchsize)])
 
 
 def parse_args(argv=None):
@@ -162,12 +170,10 @@ def parse_args(argv=None):
                         help='Output directory of train_mnist.py: count the '
                              'images whose label differs from the Chainer '
                              'model\'s')
-    parser.add_argument('--device', '-d', default=None,
-                        help='Chainer device specifier: @numpy, @cupy:0, or '
-                             'an integer (negative for the CPU)')
-    parser.add_argument('--gpu', '-g', type=int, default=None,
-                        help='GPU ID (shortcut for --device N)')
-    return parser.parse_args(argv)
+    add_device_flags(parser)
+    args = parser.parse_args(argv)
+    resolve_device_flags(parser, args)
+    return args
 
 
 def load_images(args):
@@ -193,14 +199,8 @@ def load_images(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.gpu is not None and args.device is not None:
-        sys.exit('{}: error: give --gpu or --device, not both'.format(PROG))
-    spec = (str(args.gpu) if args.gpu is not None
-            else args.device if args.device is not None else '-1')
-    flag = '--gpu {}'.format(args.gpu) if args.gpu is not None \
-        else '--device {}'.format(spec)
     try:
-        device = select_device(spec, flag)
+        device = select_device(args.device, args.device_flag)
         if device.xp is numpy and args.engine == 'packed' and \
                 xnor_popcount.numba is None:
             raise UsageError(xnor_popcount.NO_NUMBA + '.')

@@ -156,12 +156,7 @@ def parse_args(argv=None):
     parser.add_argument('--frequency', '-f', type=_int_at_least(1),
                         default=1,
                         help='Take a snapshot every this many epochs')
-    parser.add_argument('--device', '-d', default=None,
-                        help='Chainer device specifier: @numpy, @cupy:0, '
-                             'or an integer (negative for the CPU)')
-    parser.add_argument('--gpu', '-g', type=_int_at_least(-1), default=-1,
-                        help='GPU ID (-1 for the CPU); same as '
-                             '--device @cupy:ID')
+    add_device_flags(parser)
     parser.add_argument('--out', '-o', default='result',
                         help='Directory to output the result')
     parser.add_argument('--resume', '-r', default=None,
@@ -178,6 +173,23 @@ def parse_args(argv=None):
     add_config_flags(parser)
     args = parser.parse_args(argv)
     args.config = config_from_args(args)
+    resolve_device_flags(parser, args)
+    return args
+
+
+def add_device_flags(parser):
+    """``--device/-d`` and ``--gpu/-g``, as in Chainer's examples."""
+    parser.add_argument('--device', '-d', default=None,
+                        help='Chainer device specifier: @numpy, @cupy:0, '
+                             'or an integer (negative for the CPU)')
+    parser.add_argument('--gpu', '-g', type=_int_at_least(-1), default=-1,
+                        help='GPU ID (-1 for the CPU); same as '
+                             '--device @cupy:ID')
+
+
+def resolve_device_flags(parser, args):
+    """Sets ``args.device`` (the specifier) and ``args.device_flag`` (the
+    flag as given, for messages) from ``--device`` or ``--gpu``."""
     if args.device is not None and args.gpu != -1:
         parser.error('give either --device or --gpu, not both')
     if args.device is None:
@@ -185,7 +197,6 @@ def parse_args(argv=None):
         args.device_flag = '--gpu {}'.format(args.gpu)
     else:
         args.device_flag = '--device {}'.format(args.device)
-    return args
 
 
 def _wants_gpu(spec):
