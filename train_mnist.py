@@ -34,7 +34,7 @@ PROG = 'train_mnist.py'
 NO_CUPY = (
     '{} asks for a GPU, but CuPy is not installed. Install the CuPy wheel '
     'for your CUDA version (pip install cupy-cuda12x for CUDA 12, '
-    'cupy-cuda13x for CUDA 13), or leave out --gpu/--device to train on '
+    'cupy-cuda13x for CUDA 13), or leave out --gpu/--device to run on '
     'the CPU.')
 
 
