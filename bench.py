@@ -19,11 +19,9 @@ import time
 
 import numpy
 
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
-import chainer
-from chainer.backends import cuda
-
+import cli
 import presets
+import quantizer_kernels
 import quantizers
 
 PROG = 'bench.py'
@@ -32,22 +30,19 @@ PROG = 'bench.py'
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split(
         '\n')[0])
-    parser.add_argument('--unit', '-u', type=int, default=1000)
-    parser.add_argument('--batchsize', '-b', type=int, default=100)
-    parser.add_argument('--rounds', type=int, default=30,
+    parser.add_argument('--unit', '-u', type=cli.int_at_least(1),
+                        default=1000)
+    parser.add_argument('--batchsize', '-b', type=cli.int_at_least(1),
+                        default=100)
+    parser.add_argument('--rounds', type=cli.int_at_least(1), default=30,
                         help='Timed rounds (after --warmup untimed ones)')
-    parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--gpu', '-g', type=int, default=-1,
-                        help='GPU id; -1 for the CPU')
+    parser.add_argument('--warmup', type=cli.int_at_least(0), default=5)
+    cli.add_device_flags(parser)
     parser.add_argument('--reference', action='store_true',
                         help='Also time the seed preset with the NumPy '
                              'kernels and with the log quantizer in its '
                              'log2/rint/exp2 form')
-    args = parser.parse_args(argv)
-    for name in ('unit', 'batchsize', 'rounds'):
-        if getattr(args, name) < 1:
-            parser.error('--{} must be at least 1'.format(name))
-    return args
+    return cli.parse(parser, argv)
 
 
 def configurations(unit):
@@ -76,7 +71,7 @@ class Trainer(object):
         self.kernels = kernels
 
     def step(self):
-        previous = quantizers.use_cpu_kernels(self.kernels) \
+        previous = quantizer_kernels.use_cpu_kernels(self.kernels) \
             if self.kernels else None
         try:
             self.model.cleargrads()
@@ -85,7 +80,7 @@ class Trainer(object):
             self.optimizer.update()
         finally:
             if previous:
-                quantizers.use_cpu_kernels(previous)
+                quantizer_kernels.use_cpu_kernels(previous)
 
 
 class Floor(object):
@@ -126,8 +121,8 @@ def quantizer_rates(xp, synchronize, repeat=20):
     x = xp.asarray(numpy.random.RandomState(1).randn(1000, 1000).astype(
         numpy.float32) * numpy.float32(0.05))
     if xp is numpy:
-        kernel_sets = [k for k in quantizers.CPU_KERNELS
-                       if k != 'numba' or quantizers.numba is not None]
+        kernel_sets = [k for k in quantizer_kernels.CPU_KERNELS
+                       if k != 'numba' or quantizer_kernels.numba is not None]
     else:
         kernel_sets = ['cupy']
     rows = []
@@ -135,7 +130,7 @@ def quantizer_rates(xp, synchronize, repeat=20):
         quantizer = quantizers.parse(spec)
         for kernels in kernel_sets:
             if xp is numpy:
-                previous = quantizers.use_cpu_kernels(kernels)
+                previous = quantizer_kernels.use_cpu_kernels(kernels)
             try:
                 quantizer(x)
                 samples = []
@@ -147,29 +142,15 @@ def quantizer_rates(xp, synchronize, repeat=20):
                     samples.append(time.perf_counter() - start)
             finally:
                 if xp is numpy:
-                    quantizers.use_cpu_kernels(previous)
+                    quantizer_kernels.use_cpu_kernels(previous)
             seconds = statistics.median(samples)
             rows.append((spec, kernels, 1000 * seconds, x.size / seconds))
     return rows
 
 
-def select_device(gpu, prog):
-    """``(device, synchronize)`` for GPU ``gpu`` (the CPU if negative);
-    ``synchronize()`` waits for the device's work, so that it can be timed.
-    """
-    if gpu < 0:
-        return chainer.get_device('@numpy'), lambda: None
-    if not cuda.available:
-        raise SystemExit('{}: error: --gpu needs CuPy (pip install '
-                         'cupy-cuda12x or cupy-cuda13x)'.format(prog))
-    device = chainer.get_device('@cupy:{}'.format(gpu))
-    device.use()
-    return device, lambda: cuda.cupy.cuda.Device().synchronize()
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    device, synchronize = select_device(args.gpu, PROG)
+def bench(args):
+    device = cli.select_device(args)
+    synchronize = cli.synchronizer(device)
     xp = device.xp
     rng = numpy.random.RandomState(0)
     x = xp.asarray(rng.rand(args.batchsize, 784).astype(numpy.float32))
@@ -184,8 +165,8 @@ def main(argv=None):
     runners.append(('floor', Floor(args.unit, args.batchsize, xp)))
     medians = time_rounds(runners, args.rounds, args.warmup, synchronize)
 
-    where = 'GPU {}'.format(args.gpu) if xp is not numpy else \
-        'CPU, {} kernels'.format(quantizers.cpu_kernels())
+    where = cli.where(device) if xp is not numpy else \
+        'CPU, {} kernels'.format(quantizer_kernels.cpu_kernels())
     print('Training iteration, 784-{0}-{0}-10 MLP, batch {1}, {2}; median '
           'of {3} rounds\n'.format(args.unit, args.batchsize, where,
                                    args.rounds))
@@ -201,6 +182,11 @@ def main(argv=None):
     for spec, kernels, ms, rate in quantizer_rates(xp, synchronize):
         print('| {} | {} | {:.3f} | {:.3g} |'.format(
             spec, kernels, ms, rate))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.run(PROG, lambda: bench(args))
 
 
 if __name__ == '__main__':

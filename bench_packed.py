@@ -10,7 +10,7 @@ process.
 Rows, for each batch size (images taken from the MNIST test set):
 
 ``packed``
-    XNOR-popcount on 1-bit weights and activations (``infer_packed.py``).
+    XNOR-popcount on 1-bit weights and activations (``packed_engine.py``).
 ``blas``
     The same binarized network as float32 matrix products of +-1
     matrices, thresholds folded: the best a float library does with it.
@@ -38,16 +38,16 @@ import numpy
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 from chainer.backends import cuda
 
-from bench import select_device
-import infer_packed
+import cli
 import mnist_dataset
+import packed_engine
 import packed_format
 import presets
 import xnor_popcount
 
 PROG = 'bench_packed.py'
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
-                       'bnn', 'model.packed.npz')
+                       'bnn', packed_format.PACKED_FILE)
 
 
 def parse_args(argv=None):
@@ -55,18 +55,13 @@ def parse_args(argv=None):
         '\n')[0])
     parser.add_argument('packed', nargs='?', default=DEFAULT,
                         help='Packed file (default: the README\'s bnn model)')
-    parser.add_argument('--batches', type=int, nargs='+',
+    parser.add_argument('--batches', type=cli.int_at_least(1), nargs='+',
                         default=[1, 100, 10000], help='Batch sizes')
-    parser.add_argument('--seconds', type=float, default=2.0,
+    parser.add_argument('--seconds', type=cli.positive_float, default=2.0,
                         help='Rough time to spend timing each batch size')
-    parser.add_argument('--dataset-dir', default=None,
-                        help='Directory with the four MNIST IDX files')
-    parser.add_argument('--gpu', '-g', type=int, default=-1,
-                        help='GPU id; -1 for the CPU')
-    args = parser.parse_args(argv)
-    if min(args.batches) < 1:
-        parser.error('--batches must be at least 1')
-    return args
+    cli.add_dataset_flag(parser)
+    cli.add_device_flags(parser)
+    return cli.parse(parser, argv)
 
 
 def time_engines(engines, pixels, rounds, calls, synchronize):
@@ -90,14 +85,14 @@ def chainer_model(config, device):
     model = presets.build_classifier(config).predictor
     model.to_device(device)
     weight_bytes = sum(p.array.nbytes for p in model.params())
-    return functools.partial(infer_packed.chainer_classify, model), \
+    return functools.partial(packed_engine.chainer_classify, model), \
         weight_bytes
 
 
 def engines(network, device):
     """``[(name, classify, weight bytes)]``."""
-    packed = infer_packed.Engine(network, 'packed', device)
-    blas = infer_packed.Engine(network, 'blas', device)
+    packed = packed_engine.Engine(network, 'packed', device)
+    blas = packed_engine.Engine(network, 'blas', device)
     config = network.meta['config']
     float_config = dict(presets.PRESETS['float'], unit=config['unit'],
                         layers=config['layers'])
@@ -137,21 +132,16 @@ def gpu_product(size, sync, repeat=5):
     return results['xnor'][0], results['cublas'][0]
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        network = packed_format.load(args.packed)
-        _, test = mnist_dataset.get_mnist(args.dataset_dir)
-    except (packed_format.PackedFormatError,
-            mnist_dataset.DatasetError) as e:
-        raise SystemExit('{}: error: {}'.format(PROG, e))
-    device, sync = select_device(args.gpu, PROG)
-    pixels = infer_packed.to_pixels(test._datasets[0], network.sizes[0])
+def bench(args):
+    device = cli.select_device(args)
+    sync = cli.synchronizer(device)
+    network = packed_format.load(args.packed)
+    _, _, test = mnist_dataset.load_splits(args.dataset_dir)
+    pixels = packed_engine.to_pixels(test._datasets[0], network.sizes[0])
     rows = engines(network, device)
-    where = 'GPU {}'.format(args.gpu) if args.gpu >= 0 else 'CPU'
     print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
         '-'.join(map(str, network.sizes)), os.path.relpath(args.packed),
-        where))
+        cli.where(device)))
     print('| batch | engine | images / s | x blas | weight bytes | '
           'x smaller than float32 |')
     print('| ---: | --- | ---: | ---: | ---: | ---: |')
@@ -166,13 +156,18 @@ def main(argv=None):
             print('| {} | {} | {:.0f} | {:.2f} | {} | {:.1f} |'.format(
                 batch, name, batch / medians[name],
                 medians['blas'] / medians[name], size, float_bytes / size))
-    if args.gpu >= 0:
+    if device.xp is not numpy:
         size = 8192
         xnor, cublas = gpu_product(size, sync)
-        print('\n{0}^3 product of +-1 matrices on GPU {1}: XNOR-popcount '
+        print('\n{0}^3 product of +-1 matrices on the {1}: XNOR-popcount '
               '{2:.2f} ms, cuBLAS float32 {3:.2f} ms ({4:.2f}x)'.format(
-                  size, args.gpu, 1000 * xnor, 1000 * cublas,
+                  size, cli.where(device), 1000 * xnor, 1000 * cublas,
                   cublas / xnor))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.run(PROG, lambda: bench(args))
 
 
 if __name__ == '__main__':

@@ -48,13 +48,16 @@ class QuantizedLinearFunction(function_node.FunctionNode):
         g_W = q_g(g_y)^\\top q_x(x), \\qquad
         g_b = \\textstyle\\sum_n g_{y,n}
 
-    With the original's quantizer for all three,
-    :math:`q(v) = \\mathrm{LogQuant}(64 v, 64) / 64
-    = \\mathrm{clip}(\\mathrm{AP2}(v), -1, 1)`
-    (``seed``, see :mod:`quantizers`), this is the original's
-    ``LogQuant(64 x, 64) @ LogQuant(64 W, 64).T / 4096 + b`` and its backward.
-    The quantized ``x`` and ``W`` are computed once in forward and reused by
+    With the original's quantizer for all three (``seed``, see
+    :class:`quantizers.Seed`) this is the original's linear layer and its
     backward.
+
+    Backward needs :math:`q_x(x)` and :math:`q_W(W)`, which are neither
+    inputs nor outputs of this node, so ``forward`` keeps them on the node
+    rather than retaining ``x`` and ``W``: quantizing again in backward
+    would cost a second pass of each quantizer and, with ``stochastic``,
+    draw other values than the forward used. They are freed with the node,
+    as retained arrays are.
 
     Args:
         input_quant, weight_quant, grad_quant (quantizers.Quantizer): The
@@ -89,9 +92,9 @@ class QuantizedLinearFunction(function_node.FunctionNode):
 
     def forward(self, inputs):
         x, W = inputs[:2]
-        self._xq = self.input_quant(x)
-        self._Wq = self.weight_quant(W)
-        y = self._xq.dot(self._Wq.T)
+        self.xq = self.input_quant(x)
+        self.Wq = self.weight_quant(W)
+        y = self.xq.dot(self.Wq.T)
         if len(inputs) == 3:
             y += inputs[2]
         return y,
@@ -104,9 +107,9 @@ class QuantizedLinearFunction(function_node.FunctionNode):
             gq, = QuantizedGradient(self.grad_quant).apply((gy,))
         ret = []
         if 0 in indexes:
-            ret.append(chainer.functions.matmul(gq, self._Wq))
+            ret.append(chainer.functions.matmul(gq, self.Wq))
         if 1 in indexes:
-            ret.append(chainer.functions.matmul(gq, self._xq, transa=True))
+            ret.append(chainer.functions.matmul(gq, self.xq, transa=True))
         if 2 in indexes:
             ret.append(chainer.functions.sum(gy, axis=0))
         return ret

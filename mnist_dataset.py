@@ -332,3 +332,24 @@ def get_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
     return _to_datasets({
         name: _cached(cache_dir, name, mirrors, checksum)
         for name, checksum in checksums.items()})
+
+
+def load_splits(dataset_dir=None, validation=0):
+    """What a script trains and evaluates on: ``(train, validation,
+    test)``, the last ``validation`` training images held out (validation
+    is None when that is 0).
+
+    Raises:
+        DatasetError: As :func:`get_mnist`, or ``validation`` leaves no
+            training images.
+    """
+    train, test = get_mnist(dataset_dir)
+    if not validation:
+        return train, None, test
+    if validation >= len(train):
+        raise DatasetError('--validation {} leaves no training images (the '
+                           'training set has {}).'.format(validation,
+                                                          len(train)))
+    train, held_out = chainer.datasets.split_dataset(
+        train, len(train) - validation)
+    return train, held_out, test

@@ -9,6 +9,7 @@ from qst import qst
 import quantizers
 
 ACTIVATIONS = ('relu', 'htanh')
+NO_QUANT = quantizers.Identity()
 
 
 class MnistMLP(chainer.Chain):
@@ -39,12 +40,15 @@ class MnistMLP(chainer.Chain):
         n_units (int): Units in each hidden layer.
         n_out (int): Number of classes.
         n_layers (int): Number of hidden layers.
-        input_quant (str): Quantizer of the network's input (the first
-            layer's); hidden layers take the quantized activations as they
-            are.
-        weight_quant (str): Quantizer of every weight matrix.
-        act_quant (str): Quantizer of every hidden activation.
-        grad_quant (str): Quantizer of the gradient at every linear output.
+        input_quant (str or quantizers.Quantizer): Quantizer of the
+            network's input (the first layer's); hidden layers take the
+            quantized activations as they are.
+        weight_quant (str or quantizers.Quantizer): Quantizer of every
+            weight matrix.
+        act_quant (str or quantizers.Quantizer): Quantizer of every hidden
+            activation.
+        grad_quant (str or quantizers.Quantizer): Quantizer of the gradient
+            at every linear output.
         activation (str): ``'relu'`` (``relu(q_a(x))``, the original's) or
             ``'htanh'`` (``q_a(clip(x, -1, 1))``).
         input_dropout (float): Dropout ratio on the input.
@@ -65,7 +69,10 @@ class MnistMLP(chainer.Chain):
             raise ValueError('activation must be one of {}, got {!r}'.format(
                 ACTIVATIONS, activation))
         self.n_layers = n_layers
-        self.act_quant = quantizers.parse(act_quant)
+        input_quant, weight_quant, act_quant, grad_quant = (
+            quantizers.parse(q) for q in (input_quant, weight_quant,
+                                          act_quant, grad_quant))
+        self.act_quant = act_quant
         self.activation = activation
         self.input_dropout = input_dropout
         self.dropout = dropout
@@ -75,20 +82,20 @@ class MnistMLP(chainer.Chain):
             for i in range(1, n_layers + 2):
                 setattr(self, 'l{}'.format(i), QuantizedLinear(
                     sizes[i - 1], sizes[i], initialW=initialW,
-                    input_quant=input_quant if i == 1 else 'none',
+                    input_quant=input_quant if i == 1 else NO_QUANT,
                     weight_quant=weight_quant, grad_quant=grad_quant))
                 setattr(self, 'b{}'.format(i), L.BatchNormalization(
                     sizes[i], eps=bn_eps, decay=bn_decay))
 
-    def linear_layers(self):
-        """The quantized linear layers, input to output."""
-        return [getattr(self, 'l{}'.format(i))
+    def layers(self):
+        """``[(QuantizedLinear, BatchNormalization)]``, input to output."""
+        return [(getattr(self, 'l{}'.format(i)),
+                 getattr(self, 'b{}'.format(i)))
                 for i in range(1, self.n_layers + 2)]
 
-    def _dense(self, i, h):
-        """Layer ``i``'s quantized linear map and batch normalisation."""
-        return getattr(self, 'b{}'.format(i))(
-            getattr(self, 'l{}'.format(i))(h))
+    def linear_layers(self):
+        """The quantized linear layers, input to output."""
+        return [linear for linear, _ in self.layers()]
 
     def forward(self, x):
         h = x
@@ -96,12 +103,13 @@ class MnistMLP(chainer.Chain):
             h = h * 2 - 1
         if self.input_dropout:
             h = F.dropout(h, self.input_dropout)
-        for i in range(1, self.n_layers + 1):
-            h = self._dense(i, h)
+        *hidden, (last, last_bn) = self.layers()
+        for linear, bn in hidden:
+            h = bn(linear(h))
             if self.activation == 'relu':
                 h = F.relu(qst(h, self.act_quant))
             else:
                 h = qst(F.clip(h, -1., 1.), self.act_quant)
             if self.dropout:
                 h = F.dropout(h, self.dropout)
-        return self._dense(self.n_layers + 1, h)
+        return last_bn(last(h))

@@ -1,7 +1,10 @@
 """The packed file of a binarized MLP: 1-bit weights and integer thresholds.
 
-``export.py`` writes it, ``infer_packed.py`` runs it. It is a NumPy ``.npz``
-archive (no pickles) holding:
+``export.py`` writes it (:mod:`packed_export`), ``infer_packed.py`` runs it
+(:mod:`packed_engine`, :mod:`xnor_popcount`). This module owns its bit
+layout: :data:`WORD_BITS`, :func:`words`, :func:`pack_signs` and
+:func:`unpack_bits`. The file is a NumPy ``.npz`` archive (no pickles)
+holding:
 
 ``meta``
     A JSON string: ``format`` (``"quantized_net.packed"``), ``version``,
@@ -16,10 +19,8 @@ archive (no pickles) holding:
     words; the engine pads activations with 0 bits too, so the padding adds
     nothing to any XNOR-popcount.
 ``T0`` ... ``T{L-2}`` and ``flip0`` ...
-    The hidden layers' folded batch normalisation and sign: unit ``j``
-    outputs +1 exactly when ``(d_j >= T[j]) != flip[j]``, where ``d_j`` is
-    the integer dot product of its input with its weight signs (for the
-    first layer, of the 8-bit pixel values 0-255).
+    The hidden layers' folded bias, batch normalisation and sign, int32 and
+    bool per unit (see :func:`unit_fires`).
 ``bias``, ``mean``, ``inv_std``, ``gamma``, ``beta``
     The last layer's bias and batch normalisation (float32), applied to its
     integer dot products ``d`` as Chainer's CPU code does, in this order of
@@ -35,9 +36,20 @@ from atomic_file import atomic_write
 
 FORMAT = 'quantized_net.packed'
 VERSION = 1
+#: The file ``export.py`` writes in a result directory.
+PACKED_FILE = 'model.packed.npz'
 WORD_BITS = 64
 PIXEL_MAX = 255  # the first layer takes 8-bit pixels, 0 to PIXEL_MAX
 LAST_LAYER_KEYS = ('bias', 'mean', 'inv_std', 'gamma', 'beta')
+#: How the arrays are laid out, as the metadata states it.
+LAYOUT = {
+    'bit_order': 'element k of a row is bit k % 64 (least significant '
+                 'first) of word k // 64; 1 means +1, 0 means -1',
+    'padding': 'rows padded with 0 bits to whole 64-bit words',
+    'hidden_unit': '+1 iff (d >= T) != flip, d the integer dot product',
+    'last_layer': '((d + bias - mean) * inv_std) * gamma + beta, '
+                  'float32, in this order; class = first argmax',
+}
 
 
 class PackedFormatError(Exception):
@@ -71,13 +83,46 @@ def pack_signs(x):
         rows, words(n))
 
 
+def unpack_bits(packed, n):
+    """The ``(rows, n)`` uint8 array of 0 and 1 bits that
+    :func:`pack_signs` packed."""
+    packed = numpy.ascontiguousarray(packed, dtype='<u8')
+    return numpy.unpackbits(packed.view(numpy.uint8), axis=1,
+                            bitorder='little')[:, :n]
+
+
 def unpack_signs(packed, n):
     """The ``(rows, n)`` float32 array of +-1 that :func:`pack_signs`
     packed."""
-    packed = numpy.ascontiguousarray(packed, dtype='<u8')
-    bits = numpy.unpackbits(packed.view(numpy.uint8), axis=1,
-                            bitorder='little')[:, :n]
-    return bits.astype(numpy.float32) * 2 - 1
+    return unpack_bits(packed, n).astype(numpy.float32) * 2 - 1
+
+
+def unit_fires(d, thresholds, flip):
+    """Whether each hidden unit outputs +1, from its integer dot product.
+
+    .. math::
+
+        \\mathrm{fires} = (d \\ge T) \\oplus \\mathrm{flip}
+
+    A hidden unit of the trained network outputs
+    :math:`\\mathrm{sign}(\\mathrm{BN}(\\alpha d + \\beta + b))` for
+    the integer dot product :math:`d` of its input with its weight signs
+    (for the first layer, of the 8-bit pixels 0-255, the input map
+    :math:`\\alpha, \\beta` folded in). Batch normalisation is monotonic
+    in :math:`d`: increasing where its scale is positive, so the unit
+    fires from some integer ``T`` up; decreasing where it is negative, so
+    it fires below ``T`` (``flip`` set). ``export.py`` finds ``T`` and
+    ``flip`` by evaluating the model itself
+    (:func:`packed_export.fold_sign`); the kernels of
+    :mod:`xnor_popcount` compute this same test, and this array form is
+    the ``blas`` engine's.
+
+    Args:
+        d: Integer dot products ``(images, units)`` (any array type).
+        thresholds: int32 ``T`` per unit.
+        flip: bool per unit.
+    """
+    return (d >= thresholds) != flip
 
 
 class PackedNetwork(object):
@@ -118,18 +163,6 @@ class PackedNetwork(object):
     def signs(self, layer):
         """Layer ``layer``'s weight signs as a float32 +-1 matrix."""
         return unpack_signs(self.weights[layer], self.sizes[layer])
-
-
-def last_layer_logits(last, d):
-    """The logits from the last layer's integer dot products ``d``
-    ``(images, classes)``: the float32 operations of Chainer's CPU code, in
-    its order, so that they round as the trained model's do."""
-    y = d.astype(numpy.float32) + last['bias']
-    y -= last['mean']
-    y *= last['inv_std']
-    y = y * last['gamma']
-    y += last['beta']
-    return y
 
 
 def save(path, network):

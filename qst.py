@@ -12,12 +12,13 @@ import quantizers
 class QuantizedStraightThrough(function_node.FunctionNode):
     """Quantized activation with a straight-through estimator.
 
-    Forward: the quantizer's activation map; for the original's ``seed``
-    quantizer ``LogQuant(64 x, 64) / 4096``, i.e.
+    Forward: the quantizer's activation map
+    :math:`q_a` (:meth:`quantizers.Quantizer.activation`; for the original's
+    ``seed``, ``LogQuant(64 x, 64) / 4096``, see :class:`quantizers.Seed`):
 
     .. math::
 
-        y = \\frac{1}{64}\\,\\mathrm{clip}(\\mathrm{AP2}(x), -1, 1)
+        y = q_a(x)
 
     Backward: the straight-through estimator with cancellation of
     Hubara et al. (2016), the gradient passes where ``|x| <= 1``:
@@ -62,8 +63,7 @@ def qst(x, quantizer='seed'):
 
     Returns:
         ~chainer.Variable: The quantized activation, same shape; its
-        gradient is ``gy * (|x| <= 1)``. With the default ``'seed'``,
-        ``LogQuant(64 x, 64) / 4096``.
+        gradient is ``gy * (|x| <= 1)``.
     """
     quantizer = quantizers.parse(quantizer)
     if isinstance(quantizer, quantizers.Identity):

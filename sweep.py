@@ -4,8 +4,9 @@
     ./sweep.py --out sweep --epoch 3 --unit 256 --dataset-dir path/to/mnist
 
 Trains one network per cell of the grid (weights x activations, each
-``linear:K`` for K in --bits, or ``none``) with train_mnist.py, the gradient
-quantizer fixed (--grad-quant), then writes ``results.csv``, ``results.md``
+``linear:K`` for K in --bits, or ``none``) with train_mnist.py; every other
+flag of train_mnist.py's configuration (--grad-quant, --unit, --lr, ...)
+is the same in every cell. Then writes ``results.csv``, ``results.md``
 (a table of test error in %) and ``results.png`` (a heat map) in --out.
 Cells already finished (their ``model.npz`` written) are skipped, so an
 interrupted sweep continues where it stopped.
@@ -13,7 +14,6 @@ interrupted sweep continues where it stopped.
 import argparse
 import csv
 import io
-import json
 import os
 import subprocess
 import sys
@@ -25,9 +25,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
 
 from atomic_file import atomic_write  # noqa: E402
-import net  # noqa: E402
+import cli  # noqa: E402
 import presets  # noqa: E402
-from train_mnist import _int_at_least, _quantizer_spec  # noqa: E402
+import result_dir  # noqa: E402
 
 PROG = 'sweep.py'
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,24 +68,15 @@ def parse_args(argv=None):
                         help='Bit widths for weights (default: --bits)')
     parser.add_argument('--act-bits', type=_bits_list,
                         help='Bit widths for activations (default: --bits)')
-    parser.add_argument('--grad-quant', type=_quantizer_spec, default='none',
-                        metavar='SPEC',
-                        help='Gradient quantizer, the same in every cell')
-    parser.add_argument('--preset', choices=sorted(presets.PRESETS),
-                        default='float',
-                        help='Configuration the quantizers are set in')
-    parser.add_argument('--activation', choices=net.ACTIVATIONS,
-                        default='htanh',
-                        help='htanh (q(clip(x, -1, 1))) or relu')
-    parser.add_argument('--epoch', '-e', type=_int_at_least(1), default=3)
-    parser.add_argument('--unit', '-u', type=_int_at_least(1), default=256)
-    parser.add_argument('--layers', type=_int_at_least(1), default=2)
-    parser.add_argument('--seed', type=_int_at_least(0), default=0)
-    parser.add_argument('--device', '-d', default=None,
-                        help='Passed on to train_mnist.py')
-    parser.add_argument('--dataset-dir', default=None,
-                        help='Passed on to train_mnist.py')
-    args = parser.parse_args(argv)
+    parser.add_argument('--seed', type=cli.int_at_least(0), default=0)
+    cli.add_device_flags(parser)
+    cli.add_dataset_flag(parser)
+    # Every cell's configuration; the grid sets the weight and activation
+    # quantizers. Small and fast by default, in hard-tanh units.
+    presets.add_config_flags(parser, skip=('weight_quant', 'act_quant'))
+    parser.set_defaults(preset='float', grad_quant='none',
+                        activation='htanh', epoch=3, unit=256, layers=2)
+    args = cli.parse(parser, argv)
     args.weight_bits = args.weight_bits or args.bits
     args.act_bits = args.act_bits or args.bits
     return args
@@ -102,26 +93,28 @@ def cell_dir(out, weight_bits, act_bits):
 
 def train_cell(args, directory, weight_bits, act_bits):
     command = [sys.executable, os.path.join(HERE, 'train_mnist.py'),
-               '--preset', args.preset, '--activation', args.activation,
+               '--preset', args.preset,
                '--weight-quant', spec(weight_bits),
-               '--act-quant', spec(act_bits), '--grad-quant', args.grad_quant,
-               '--unit', str(args.unit), '--layers', str(args.layers),
-               '--epoch', str(args.epoch), '--seed', str(args.seed),
-               '--noplot', '--out', directory]
+               '--act-quant', spec(act_bits),
+               '--seed', str(args.seed), '--noplot', '--out', directory]
+    for key in presets.CONFIG_FLAGS:
+        if getattr(args, key, None) is not None:
+            command += [presets.flag(key), str(getattr(args, key))]
     if args.device is not None:
         command += ['--device', args.device]
+    elif args.gpu != -1:
+        command += ['--gpu', str(args.gpu)]
     if args.dataset_dir is not None:
         command += ['--dataset-dir', args.dataset_dir]
     result = subprocess.run(command, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
-        sys.exit('{}: error: cell w={} a={} failed:\n{}'.format(
-            PROG, weight_bits, act_bits, result.stderr.strip()))
+        raise cli.UsageError('cell w={} a={} failed:\n{}'.format(
+            weight_bits, act_bits, result.stderr.strip()))
 
 
 def read_cell(directory):
-    with open(os.path.join(directory, 'log')) as f:
-        last = json.load(f)[-1]
+    last = result_dir.read_log(directory)[-1]
     accuracy = last.get('test/main/accuracy',
                         last['validation/main/accuracy'])
     return {'test_error': round(100 * (1 - accuracy), 2),
@@ -184,15 +177,15 @@ def heat_map(path, rows, args):
         f.write(buffer.getvalue())
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def sweep(args):
     os.makedirs(args.out, exist_ok=True)
     rows = []
     start = time.time()
     for weight_bits in args.weight_bits:
         for act_bits in args.act_bits:
             directory = cell_dir(args.out, weight_bits, act_bits)
-            finished = os.path.isfile(os.path.join(directory, 'model.npz'))
+            finished = os.path.isfile(
+                os.path.join(directory, result_dir.MODEL_FILE))
             if not finished:
                 print('training weights {} activations {} ...'.format(
                     spec(weight_bits), spec(act_bits)), flush=True)
@@ -213,6 +206,11 @@ def main(argv=None):
     print(table)
     print('wall time of this invocation: {:.0f} s'.format(
         time.time() - start))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.run(PROG, lambda: sweep(args))
 
 
 if __name__ == '__main__':

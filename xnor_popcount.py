@@ -1,18 +1,17 @@
 """XNOR-popcount kernels of the packed binarized MLP, CPU and GPU.
 
-Vectors of +-1 are packed as bits (1 for +1, 0 for -1) in ``uint64``
-words, padded with 0 bits (see ``packed_format.py``). For two such rows of
-``k`` elements the dot product is
+Vectors of +-1 are packed as bits in ``uint64`` words, as
+:mod:`packed_format` lays them out. For two such rows of ``k`` elements the
+dot product is
 
 .. math::
 
     x \\cdot w = k - 2\\,\\mathrm{popcount}(x \\oplus w),
 
 since a product is -1 exactly where the bits differ, and the 0 padding of
-both rows differs nowhere. A hidden unit fires (+1) where
-``(d >= T) != flip`` (``export.py`` folds bias, batch normalisation and
-sign into ``T`` and ``flip``); in popcount terms, where
-``(popcount <= (k - T) // 2) != flip``.
+both rows differs nowhere. A hidden unit fires (+1) by
+:func:`packed_format.unit_fires`, ``(d >= T) != flip``; in popcount terms
+(:func:`pop_limits`), where ``(popcount <= (k - T) // 2) != flip``.
 
 The first layer takes 8-bit pixels ``p`` and computes the integer
 ``d = sum_k w_k p_k = 2 * sum_{k: w_k = +1} p_k - sum_k p_k``:
@@ -39,7 +38,8 @@ import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 from chainer import backend
 from chainer.backends import cuda
 
-WORD_BITS = 64
+from packed_format import WORD_BITS, unpack_bits, words
+
 MASK_TILE = 512  # units a task of the CPU first layer (a multiple of 64)
 IMAGE_BLOCK = 16  # images per task of the CPU first layer
 CHUNK = 256  # 16-bit sums of up to 256 pixels (<= 255 each) cannot overflow
@@ -236,7 +236,7 @@ extern "C" __global__ void plane_dot(const u64* __restrict__ planes,
     out[(size_t)i * n + j] = (int)(2 * positive - total[i]);
 }
 
-// Packs fire = (d >= T) != flip into words of 64 units.
+// Packs unit_fires(d, T, flip) = (d >= T) != flip into words of 64 units.
 extern "C" __global__ void fire_bits(const int* __restrict__ d,
                                     const int* __restrict__ thresholds,
                                     const bool* __restrict__ flip,
@@ -262,10 +262,6 @@ def _gpu_kernel(name):
 
 if cuda.available:
     _gpu_kernel = cuda.memoize(for_each_device=True)(_gpu_kernel)
-
-
-def _words(n):
-    return -(-n // WORD_BITS)
 
 
 def xnor_dot(x, w, k):
@@ -297,7 +293,7 @@ def xnor_dot(x, w, k):
 def _fire_bits_gpu(d, thresholds, flip):
     cupy = cuda.cupy
     m, n = d.shape
-    out = cupy.empty((m, _words(n)), cupy.uint64)
+    out = cupy.empty((m, words(n)), cupy.uint64)
     if out.size:
         _gpu_kernel('fire_bits')((-(-out.size // 256),), (256,), (
             d, thresholds, flip, numpy.int32(m), numpy.int32(n),
@@ -308,8 +304,8 @@ def _fire_bits_gpu(d, thresholds, flip):
 def sign_layer(x, w, k, thresholds, flip):
     """A hidden layer: packed +-1 inputs to packed +-1 outputs.
 
-    Unit ``j`` of row ``i`` is +1 where ``(d_ij >= T_j) != flip_j`` with
-    ``d`` as in :func:`xnor_dot`.
+    Unit ``j`` of row ``i`` is +1 where
+    ``unit_fires(d_ij, T_j, flip_j)``, ``d`` as in :func:`xnor_dot`.
 
     Args:
         x: ``uint64`` ``(m, words(k))``, packed inputs.
@@ -325,7 +321,7 @@ def sign_layer(x, w, k, thresholds, flip):
     if xp is not numpy:
         return _fire_bits_gpu(xnor_dot(x, w, k), thresholds, flip)
     _numba_required()
-    out = numpy.empty((x.shape[0], _words(w.shape[0])), numpy.uint64)
+    out = numpy.empty((x.shape[0], words(w.shape[0])), numpy.uint64)
     _sign_layer_cpu(x, w, pop_limits(thresholds, k), flip, out)
     return out
 
@@ -335,10 +331,8 @@ def first_layer_masks(w_packed, n_in, tile=MASK_TILE):
     ``(tiles, n_in, tile)``, 0xFFFF where unit ``t * tile + u`` has weight
     +1 on input ``k``, else 0 (units past the last are 0)."""
     n = w_packed.shape[0]
-    tile = min(tile, _words(n) * WORD_BITS)
-    bits = numpy.unpackbits(
-        numpy.ascontiguousarray(w_packed, '<u8').view(numpy.uint8), axis=1,
-        bitorder='little')[:, :n_in]
+    tile = min(tile, words(n) * WORD_BITS)
+    bits = unpack_bits(w_packed, n_in)
     tiles = -(-n // tile)
     masks = numpy.zeros((tiles * tile, n_in), numpy.uint16)
     masks[:n] = bits * numpy.uint16(0xFFFF)
@@ -349,8 +343,9 @@ def first_layer_masks(w_packed, n_in, tile=MASK_TILE):
 def first_layer(pixels, w, thresholds, flip, masks=None):
     """The first layer: 8-bit pixels to packed +-1 outputs.
 
-    Unit ``j`` of image ``i`` is +1 where ``(d_ij >= T_j) != flip_j`` with
-    ``d_ij = sum_k s_jk p_ik`` for weight signs ``s`` and pixels ``p``.
+    Unit ``j`` of image ``i`` is +1 where
+    ``unit_fires(d_ij, T_j, flip_j)``, ``d_ij = sum_k s_jk p_ik`` for weight
+    signs ``s`` and pixels ``p``.
 
     Args:
         pixels: ``uint8`` ``(m, n_in)``.
@@ -369,7 +364,7 @@ def first_layer(pixels, w, thresholds, flip, masks=None):
         _numba_required()
         if masks is None:
             masks = first_layer_masks(w, n_in)
-        out = numpy.empty((m, _words(w.shape[0])), numpy.uint64)
+        out = numpy.empty((m, words(w.shape[0])), numpy.uint64)
         _first_layer_cpu(pixels, masks, thresholds, flip, IMAGE_BLOCK, out)
         return out
     cupy = cuda.cupy

@@ -1,36 +1,49 @@
 """bench_packed.py: the table it prints, on a small packed network."""
-import os
-import subprocess
-import sys
+import pytest
 
-import conftest
-from conftest import ROOT
-import export
+import helpers
+import packed_export
 import packed_format
-
-SCRIPT = os.path.join(ROOT, 'bench_packed.py')
 
 
 def test_table(tmp_path, synthetic_dir):
-    network = export.export(*conftest.binarized_model(units=64))
+    network = packed_export.export(*helpers.binarized_model(units=64))
     path = str(tmp_path / 'small.npz')
     packed_format.save(path, network)
-    result = subprocess.run(
-        [sys.executable, SCRIPT, path, '--batches', '1', '7', '--seconds',
-         '0.01', '--dataset-dir', synthetic_dir],
-        capture_output=True, text=True)
+    result = helpers.run_script(
+        'bench_packed.py', path, '--batches', '1', '7', '--seconds', '0.01',
+        '--dataset-dir', synthetic_dir)
     assert result.returncode == 0, result.stderr
+    assert 'Inference, 784-64-64-10 MLP' in result.stdout
+    assert ', CPU; median over rounds' in result.stdout
     rows = [line.strip('|').split('|') for line in result.stdout.splitlines()
             if line.startswith('| 1 ') or line.startswith('| 7 ')]
     rows = [[cell.strip() for cell in row] for row in rows]
     engines = ['packed', 'blas', 'chainer, binarized', 'chainer, float']
     assert [(r[0], r[1]) for r in rows] == [
         (b, e) for b in ('1', '7') for e in engines]
-    for row in rows:
-        assert float(row[2]) > 0
-    packed = [r for r in rows if r[1] == 'packed'][0]
-    blas = [r for r in rows if r[1] == 'blas'][0]
-    assert blas[3] == '1.00'
-    assert int(packed[4]) == network.weight_bytes() == 8 * (
-        64 * 13 + 64 * 1 + 10 * 1)
-    assert int(blas[4]) == 4 * (784 * 64 + 64 * 64 + 64 * 10)
+    packed_bytes = 8 * (64 * 13 + 64 * 1 + 10 * 1)
+    float_bytes = 4 * (784 * 64 + 64 * 64 + 64 * 10)
+    bias_and_bn = 4 * (64 + 64 + 10) * 3  # b, gamma, beta per layer
+    sizes = {'packed': packed_bytes, 'blas': float_bytes,
+             'chainer, binarized': float_bytes + bias_and_bn,
+             'chainer, float': float_bytes + bias_and_bn}
+    assert network.weight_bytes() == packed_bytes
+    for batch in ('1', '7'):
+        table = {r[1]: r for r in rows if r[0] == batch}
+        blas_rate = float(table['blas'][2])
+        assert table['blas'][3] == '1.00'
+        for name, row in table.items():
+            # "x blas" is the ratio of the images/s columns, rounded.
+            assert float(row[3]) == pytest.approx(
+                float(row[2]) / blas_rate, rel=0.01, abs=0.006)
+            assert int(row[4]) == sizes[name]
+            assert row[5] == '{:.1f}'.format(float_bytes / sizes[name])
+
+
+def test_bad_flags(tmp_path):
+    result = helpers.run_script('bench_packed.py', '--batches', '0')
+    helpers.assert_one_line_error(result, 'must be at least 1', code=2)
+    result = helpers.run_script('bench_packed.py', str(tmp_path / 'none'))
+    helpers.assert_one_line_error(result, 'bench_packed.py: error:',
+                                  'cannot read')

@@ -1,38 +1,32 @@
 """evaluate.py as a user runs it, on models that train_mnist.py saved."""
-import json
 import os
-import subprocess
-import sys
 
 import numpy
 import pytest
 
-import conftest
-from conftest import ROOT
+import helpers
+from helpers import assert_one_line_error
 import quantizers
-
-SCRIPT = os.path.join(ROOT, 'evaluate.py')
-TRAIN = os.path.join(ROOT, 'train_mnist.py')
+from result_dir import read_log
 
 
-def run(script, *args):
-    return subprocess.run([sys.executable, script] + [str(a) for a in args],
-                          capture_output=True, text=True)
+def run(*args):
+    return helpers.run_script('evaluate.py', *args)
 
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp('data'))
-    conftest.write_subset(directory, 1000, 300)
+    helpers.write_subset(directory, 1000, 300)
     return directory
 
 
 def train(data, out, *flags):
-    result = run(TRAIN, '--dataset-dir', data, '--epoch', 1, '--seed', 3,
-                 '--batchsize', 50, '--noplot', '--out', out, *flags)
+    result = helpers.run_script(
+        'train_mnist.py', '--dataset-dir', data, '--epoch', 1, '--seed', 3,
+        '--batchsize', 50, '--noplot', '--out', out, *flags)
     assert result.returncode == 0, result.stderr
-    with open(os.path.join(out, 'log')) as f:
-        return json.load(f)[-1]
+    return read_log(out)[-1]
 
 
 def accuracy_line(stdout):
@@ -49,7 +43,7 @@ def distinct_lines(stdout):
 def test_reproduces_the_logged_accuracy_of_the_seed_preset(data, tmp_path):
     out = str(tmp_path / 'seed')
     logged = train(data, out, '--unit', 200)
-    result = run(SCRIPT, out, '--dataset-dir', data, '--batchsize', 50)
+    result = run(out, '--dataset-dir', data, '--batchsize', 50)
     assert result.returncode == 0, result.stderr
     accuracy, error = accuracy_line(result.stdout)
     assert accuracy == pytest.approx(logged['validation/main/accuracy'],
@@ -63,7 +57,7 @@ def test_binary_weights_have_two_values(data, tmp_path):
     out = str(tmp_path / 'bnn')
     logged = train(data, out, '--preset', 'bnn', '--unit', 64, '--layers', 2,
                    '--validation', 200)
-    result = run(SCRIPT, out, '--dataset-dir', data)
+    result = run(out, '--dataset-dir', data)
     assert result.returncode == 0, result.stderr
     accuracy, _ = accuracy_line(result.stdout)
     assert accuracy == pytest.approx(logged['test/main/accuracy'], abs=5e-5)
@@ -77,7 +71,7 @@ def test_distinct_values_within_the_bit_width(data, tmp_path, spec, levels):
     out = str(tmp_path / 'q')
     train(data, out, '--preset', 'float', '--weight-quant', spec,
           '--unit', 64)
-    result = run(SCRIPT, out, '--dataset-dir', data)
+    result = run(out, '--dataset-dir', data)
     assert result.returncode == 0, result.stderr
     counts = [int(c) for c in distinct_lines(result.stdout)]
     assert all(1 <= c <= levels for c in counts)
@@ -89,12 +83,11 @@ def test_distinct_values_within_the_bit_width(data, tmp_path, spec, levels):
 
 
 def test_errors(tmp_path, data):
-    result = run(SCRIPT, str(tmp_path))
-    assert result.returncode == 1 and 'Traceback' not in result.stderr
-    assert 'args.json does not exist' in result.stderr
+    assert_one_line_error(run(str(tmp_path)), 'evaluate.py: error:',
+                          'args.json does not exist')
     (tmp_path / 'args.json').write_text('{"config": {"preset": "x"}}')
     (tmp_path / 'model.npz').write_bytes(b'not a zip')
-    result = run(SCRIPT, str(tmp_path), '--dataset-dir', data)
-    assert result.returncode == 1 and 'Traceback' not in result.stderr
-    assert 'is not a configuration written by train_mnist.py' in \
-        result.stderr
+    assert_one_line_error(run(str(tmp_path), '--dataset-dir', data),
+                          'is not a configuration written by train_mnist.py')
+    assert_one_line_error(run(str(tmp_path), '--gpu', '0', '--device', '-1'),
+                          'either --device or --gpu', code=2)

@@ -5,8 +5,10 @@ import chainer
 from chainer import utils
 
 from function_quantized_linear import quantized_linear
+from helpers import original_seed_formula
 import quantizers
-from test_quantizers import original_seed_formula
+
+seed = quantizers.parse('seed')
 
 
 def log_quant64(v):
@@ -35,8 +37,7 @@ def test_forward_uses_quantized_values_only():
     # Quantizing is idempotent: pre-quantized operands give the same output.
     numpy.testing.assert_array_equal(
         quantized_linear(x, W, b).array,
-        quantized_linear(quantizers.seed_quant(x), quantizers.seed_quant(W),
-                         b).array)
+        quantized_linear(seed(x), seed(W), b).array)
 
 
 def backward(gy_seed, gy_scale, **quants):
@@ -135,7 +136,7 @@ def test_gradient_quantizer_applies_to_gx_and_gw_not_gb():
     x, W, _, gy, _, gx, gW, gb = backward(
         6, 0.3, input_quant='none', weight_quant='none',
         grad_quant='linear:2')
-    gq = quantizers.linear_quant(gy, 2)
+    gq = quantizers.parse('linear:2')(gy)
     numpy.testing.assert_allclose(gx, gq.dot(W), rtol=1e-5)
     numpy.testing.assert_allclose(gW, gq.T.dot(x), rtol=1e-5)
     numpy.testing.assert_allclose(gb, gy.sum(axis=0), rtol=1e-5)

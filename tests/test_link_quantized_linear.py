@@ -4,6 +4,7 @@ import chainer
 
 from function_quantized_linear import quantized_linear
 from link_quantized_linear import QuantizedLinear
+import quantizers
 
 
 def test_initialisation_is_normal_with_variance_one_over_in_size():
@@ -31,11 +32,18 @@ def test_lazy_input_size_and_nobias():
     assert link.W.shape == (3, 10) and y.shape == (2, 3)
 
 
-def test_parameters_get_gradients():
+def test_parameters_get_the_quantized_gradients():
     link = QuantizedLinear(6, 3)
     link.cleargrads()
-    x = numpy.random.RandomState(1).rand(4, 6).astype(numpy.float32)
-    y = link(x)
-    chainer.functions.sum(y).backward()
-    assert numpy.abs(link.W.grad).sum() > 0
+    x = chainer.Variable(
+        numpy.random.RandomState(1).rand(4, 6).astype(numpy.float32))
+    chainer.functions.sum(link(x)).backward()
+    # gy is all ones, which the seed quantizer keeps: gW = 1^T q(x),
+    # gx = 1 q(W), gb = 1^T 1.
+    seed = quantizers.parse('seed')
+    ones = numpy.ones((4, 3), numpy.float32)
+    numpy.testing.assert_allclose(link.W.grad, ones.T.dot(seed(x.array)),
+                                  rtol=1e-6)
+    numpy.testing.assert_allclose(x.grad, ones.dot(seed(link.W.array)),
+                                  rtol=1e-6)
     numpy.testing.assert_array_equal(link.b.grad, [4, 4, 4])

@@ -7,7 +7,7 @@ import threading
 import numpy
 import pytest
 
-from conftest import NAMES, synthetic_digits, write_idx
+from helpers import NAMES, synthetic_digits, write_idx
 import mnist_dataset
 from mnist_dataset import DatasetError
 

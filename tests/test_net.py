@@ -4,7 +4,7 @@ import pytest
 import chainer
 import chainer.links as L
 
-from conftest import train_steps
+from helpers import train_steps
 import net
 from weight_clip import WeightClip
 

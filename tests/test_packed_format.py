@@ -5,8 +5,8 @@ import os
 import numpy
 import pytest
 
-import conftest
-import export
+import helpers
+import packed_export
 import packed_format
 from packed_format import PackedFormatError
 
@@ -32,8 +32,8 @@ def test_pack_signs_bit_order_padding_and_zero():
 
 @pytest.fixture
 def network():
-    model, config = conftest.binarized_model(units=70, layers=2)
-    return export.export(model, config)
+    model, config = helpers.binarized_model(units=70, layers=2)
+    return packed_export.export(model, config)
 
 
 def test_save_load_round_trip(tmp_path, network):

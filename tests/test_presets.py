@@ -6,7 +6,7 @@ import pytest
 import chainer
 import chainer.functions as F
 
-from conftest import train_steps
+from helpers import train_steps
 from function_quantized_linear import quantized_linear
 import presets
 from qst import qst

@@ -22,7 +22,7 @@ def test_forward_is_original_formula():
 def test_forward_equals_seed_quant_over_64():
     x = numpy.random.RandomState(0).randn(50, 30).astype(numpy.float32)
     numpy.testing.assert_array_equal(qst(x).array,
-                                     quantizers.seed_quant(x) / 64)
+                                     quantizers.parse('seed')(x) / 64)
 
 
 def test_backward_passes_where_abs_x_at_most_one():

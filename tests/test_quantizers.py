@@ -1,233 +1,29 @@
-import os
-
+"""The named quantizers of quantizers.py: specs, levels, the seed
+quantizer as the original computed it, stochastic sampling, GPU parity."""
+import chainer
 import numpy
 import pytest
 
+from helpers import all_magnitudes, original_seed_formula, \
+    reference_log_quant
+import quantizer_kernels
 import quantizers
-
-
-def reference_ap2(x):
-    """sign(x) * 2**round(log2|x|), 0 -> 0, evaluated in float64.
-
-    float64 log2 of a float32 is close enough to decide every rounding
-    correctly (no float32 lies within 1e-9 of an odd multiple of 1/2 in
-    log2), so this is the exact value, computed the slow way.
-    """
-    x64 = x.astype(numpy.float64)
-    with numpy.errstate(divide='ignore', over='ignore', invalid='ignore'):
-        q = numpy.sign(x64) * numpy.exp2(numpy.round(numpy.log2(numpy.abs(
-            x64))))
-        q = numpy.where(x64 == 0, x64, q)
-        return q.astype(numpy.float32)  # 2**128 overflows to inf
-
-
-def reference_log_quant(x, fsr):
-    return numpy.clip(reference_ap2(x), -fsr, fsr).astype(numpy.float32)
-
-
-def original_seed_formula(x):
-    """The original's LogQuant(64 v, 64) / 64, computed as it was."""
-    return reference_log_quant(numpy.float32(64) * x, 64) / numpy.float32(64)
-
-
-def f32(bits):
-    return numpy.array(bits, numpy.uint32).view(numpy.float32)
-
-
-def all_magnitudes(n, seed=0):
-    """float32 values of both signs over the whole exponent range."""
-    rng = numpy.random.RandomState(seed)
-    bits = rng.randint(0, 2 ** 32, n, dtype=numpy.uint64).astype(
-        numpy.uint32)
-    x = bits.view(numpy.float32)
-    return x[numpy.isfinite(x)]
-
-
-def test_zero_maps_to_zero_keeping_sign():
-    q = quantizers.ap2(numpy.array([0.0, -0.0], numpy.float32))
-    assert q.tolist() == [0.0, 0.0]
-    assert numpy.signbit(q).tolist() == [False, True]
-
-
-def test_powers_of_two_are_fixed_points():
-    x = numpy.array([2.0 ** k for k in range(-149, 128)], numpy.float32)
-    numpy.testing.assert_array_equal(quantizers.ap2(x), x)
-    numpy.testing.assert_array_equal(quantizers.ap2(-x), -x)
-
-
-def test_rounding_boundary_at_sqrt2():
-    # 0x3FB504F3 = 1.41421354 < sqrt(2) <= 0x3FB504F4 = 1.41421366
-    below, above = f32([0x3FB504F3, 0x3FB504F4])
-    assert below < numpy.sqrt(2) < above
-    x = numpy.array([below, above, -below, -above], numpy.float32)
-    assert quantizers.ap2(x).tolist() == [1.0, 2.0, -1.0, -2.0]
-    # The same boundary in every binade.
-    for k in (-125, -20, -1, 5, 100, 126):
-        scale = numpy.float32(2.0 ** k)
-        assert quantizers.ap2(below * scale) == scale
-        assert quantizers.ap2(above * scale) == 2 * scale
-
-
-def test_negative_values():
-    x = numpy.array([-0.3, -0.75, -1.0, -3.0, -5.0], numpy.float32)
-    assert quantizers.ap2(x).tolist() == [-0.25, -1.0, -1.0, -4.0, -4.0]
-
-
-def test_clipping_at_full_scale_range():
-    x = numpy.array([0.5, 63.0, 64.0, 91.0, 1e6, -91.0, -1e30],
-                    numpy.float32)
-    assert quantizers.log_quant(x, 64).tolist() == [
-        0.5, 64.0, 64.0, 64.0, 64.0, -64.0, -64.0]
-    # No lower bound: tiny values stay tiny powers of two.
-    assert quantizers.log_quant(numpy.float32([1e-30]), 64)[0] == \
-        numpy.float32(2.0 ** -100)
-
-
-def test_infinities_clip_nan_propagates():
-    x = numpy.array([numpy.inf, -numpy.inf, numpy.nan], numpy.float32)
-    q = quantizers.log_quant(x, 64)
-    assert q[:2].tolist() == [64.0, -64.0]
-    assert numpy.isnan(q[2])
-    ap2 = quantizers.ap2(x)
-    assert ap2[:2].tolist() == [numpy.inf, -numpy.inf]
-
-
-def test_overflow_to_two_to_the_128_is_clipped():
-    largest = numpy.finfo(numpy.float32).max
-    assert quantizers.ap2(numpy.float32([largest]))[0] == numpy.inf
-    assert quantizers.log_quant(numpy.float32([largest]), 64)[0] == 64
-
-
-def test_subnormals_are_quantized_exactly():
-    smallest = f32([1])[0]
-    x = numpy.array([smallest, 3 * smallest, 5 * smallest, f32([0x7FFFFF])[0],
-                     f32([0x5A827A])[0], f32([0x5A8279])[0]],
-                    numpy.float32)
-    expected = [smallest, 4 * smallest, 4 * smallest, 2.0 ** -126,
-                2.0 ** -126, 2.0 ** -127]
-    assert quantizers.ap2(x).tolist() == \
-        numpy.array(expected, numpy.float32).tolist()
-    numpy.testing.assert_array_equal(quantizers.ap2(x), reference_ap2(x))
-    numpy.testing.assert_array_equal(quantizers.ap2(-x), -reference_ap2(x))
-
-
-@pytest.mark.parametrize('fsr', [numpy.inf, 64.0, 1.0, 0.3])
-def test_equals_reference_on_all_magnitudes(fsr):
-    x = all_magnitudes(200000)
-    numpy.testing.assert_array_equal(quantizers.log_quant(x, fsr),
-                                     reference_log_quant(x, fsr))
 
 
 def test_seed_quant_is_the_original_formula():
     x = all_magnitudes(200000, seed=1)
     x = x[numpy.abs(x) < 1e30]  # 64 x must not overflow
-    numpy.testing.assert_array_equal(quantizers.seed_quant(x),
+    numpy.testing.assert_array_equal(quantizers.parse('seed')(x),
                                      original_seed_formula(x))
 
 
 def test_seed_quant_levels():
     x = numpy.linspace(-3, 3, 10001, dtype=numpy.float32)
-    levels = numpy.unique(quantizers.seed_quant(x))
+    levels = numpy.unique(quantizers.parse('seed')(x))
     assert levels.max() == 1 and levels.min() == -1
     nonzero = numpy.abs(levels[levels != 0])
     numpy.testing.assert_array_equal(numpy.exp2(numpy.round(numpy.log2(
         nonzero))), nonzero)
-
-
-@pytest.mark.parametrize('shape', [(), (7,), (3, 5), (2, 3, 4)])
-def test_keeps_shape_and_float32_and_input(shape):
-    x = numpy.asarray(numpy.random.RandomState(0).randn(*shape),
-                      numpy.float32)
-    before = x.copy()
-    q = quantizers.seed_quant(x)
-    assert q.dtype == numpy.float32 and q.shape == x.shape
-    numpy.testing.assert_array_equal(x, before)
-
-
-def test_non_contiguous_input():
-    x = numpy.random.RandomState(0).randn(6, 8).astype(numpy.float32)
-    numpy.testing.assert_array_equal(quantizers.seed_quant(x.T),
-                                     quantizers.seed_quant(x).T)
-    numpy.testing.assert_array_equal(quantizers.seed_quant(x[:, ::3]),
-                                     quantizers.seed_quant(x)[:, ::3])
-
-
-@pytest.mark.parametrize('dtype', [numpy.float16, numpy.float64,
-                                   numpy.int32])
-def test_rejects_other_dtypes(dtype):
-    with pytest.raises(TypeError, match='float32'):
-        quantizers.seed_quant(numpy.zeros(3, dtype))
-
-
-def test_rejects_non_positive_fsr():
-    with pytest.raises(ValueError, match='fsr'):
-        quantizers.log_quant(numpy.zeros(3, numpy.float32), 0)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize('fsr', [numpy.inf, 64.0, 1.0])
-def test_gpu_equals_cpu(fsr):
-    import cupy
-    x = numpy.concatenate([
-        all_magnitudes(500000, seed=2),
-        f32(numpy.arange(0x3FB50400, 0x3FB50600)),      # around sqrt(2)
-        f32(numpy.arange(0, 4096)),                     # subnormals
-        f32(numpy.arange(0x80000000, 0x80001000)),      # negative ones
-        numpy.array([numpy.inf, -numpy.inf, numpy.nan, 0, -0.0],
-                    numpy.float32)])
-    cpu = quantizers.log_quant(x, fsr)
-    gpu = cupy.asnumpy(quantizers.log_quant(cupy.asarray(x), fsr))
-    numpy.testing.assert_array_equal(cpu.view(numpy.uint32) & ~0,
-                                     gpu.view(numpy.uint32) & ~0)
-
-
-# The named quantizers.
-
-def test_sign_edges():
-    x = numpy.array([-numpy.inf, -2, -1e-45, -0.0, 0.0, 1e-45, 3, numpy.inf],
-                    numpy.float32)
-    assert quantizers.sign(x).tolist() == [-1, -1, -1, 1, 1, 1, 1, 1]
-    assert numpy.isnan(quantizers.sign(numpy.float32([numpy.nan])))[0]
-    assert quantizers.sign(x).dtype == numpy.float32
-
-
-def linear_levels(bits):
-    m = 2 ** bits - 1
-    return (numpy.arange(-m, m + 1, 2) / m).astype(numpy.float32)
-
-
-@pytest.mark.parametrize('bits', [1, 2, 3, 4, 8])
-def test_linear_levels_are_evenly_spaced_from_minus_one_to_one(bits):
-    x = numpy.linspace(-1.5, 1.5, 100001, dtype=numpy.float32)
-    q = quantizers.linear_quant(x, bits)
-    numpy.testing.assert_array_equal(numpy.unique(q), linear_levels(bits))
-    assert q.dtype == numpy.float32
-    # Each input goes to its nearest level.
-    levels = linear_levels(bits)
-    nearest = levels[numpy.abs(x[:, None] - levels[None, :]).argmin(axis=1)]
-    far = numpy.abs(numpy.abs(x - q) - numpy.abs(x - nearest)) > 1e-6
-    assert not far.any()
-
-
-def test_linear_edges():
-    x = numpy.array([-7, -1, 1, 7, 0.0, -0.0, 1 / 3, -1 / 3], numpy.float32)
-    assert quantizers.linear_quant(x, 2).tolist() == pytest.approx(
-        [-1, -1, 1, 1, 1 / 3, 1 / 3, 1 / 3, -1 / 3])
-    # Ties go up: 0 lies midway between -1/3 and 1/3 for 2 bits.
-    assert quantizers.linear_quant(numpy.float32([0]), 2)[0] == \
-        numpy.float32(1 / 3)
-    assert numpy.isnan(quantizers.linear_quant(numpy.float32([numpy.nan]),
-                                               3))[0]
-
-
-def test_linear_one_bit_is_sign():
-    x = numpy.concatenate([all_magnitudes(200000, seed=3),
-                           f32(numpy.arange(0x80000000, 0x80000100)),
-                           f32(numpy.arange(0, 256))])
-    numpy.testing.assert_array_equal(quantizers.linear_quant(x, 1),
-                                     quantizers.sign(x))
-    numpy.testing.assert_array_equal(quantizers.parse('linear:1')(x),
-                                     quantizers.parse('sign')(x))
 
 
 def reference_log_k(x, bits, fsr):
@@ -258,35 +54,22 @@ def test_log_k_edges():
     assert log3(x).tolist() == [0, 0, 0.25, 0.25, 0.5, 1, 1, -0.25, -1]
 
 
-def test_stochastic_mean_is_hard_sigmoid():
-    numpy.random.seed(0)
-    x = numpy.array([-2, -1, -0.6, -0.2, 0, 0.3, 0.9, 1, 4], numpy.float32)
-    n = 20000
-    samples = quantizers.stochastic_sign(numpy.tile(x, (n, 1)))
-    assert set(numpy.unique(samples)) == {-1.0, 1.0}
-    p = numpy.clip((x + 1) / 2, 0, 1)
-    frequency = (samples == 1).mean(axis=0)
-    sigma = numpy.sqrt(p * (1 - p) / n)
-    assert (numpy.abs(frequency - p) <= 5 * sigma + 1e-12).all()
-
-
 def test_stochastic_is_seeded_and_deterministic_at_test_time():
-    import chainer
     stochastic = quantizers.parse('stochastic')
     x = numpy.random.RandomState(5).randn(1000).astype(numpy.float32)
     numpy.random.seed(1)
     first = stochastic(x)
     numpy.random.seed(1)
     numpy.testing.assert_array_equal(stochastic(x), first)
-    assert (first != quantizers.sign(x)).any()
+    assert (first != quantizer_kernels.sign(x)).any()
     with chainer.using_config('train', False):
-        numpy.testing.assert_array_equal(stochastic(x), quantizers.sign(x))
+        numpy.testing.assert_array_equal(stochastic(x), quantizer_kernels.sign(x))
 
 
 def test_seed_quantizer_roles():
     seed = quantizers.parse('seed')
     x = numpy.random.RandomState(6).randn(100).astype(numpy.float32)
-    numpy.testing.assert_array_equal(seed(x), quantizers.seed_quant(x))
+    numpy.testing.assert_array_equal(seed(x), quantizer_kernels.log_quant(x, 1.0))
     numpy.testing.assert_array_equal(seed.activation(x),
                                      original_seed_formula(x) / 64)
 
@@ -327,7 +110,6 @@ def test_parse_rejects_bad_specs_listing_valid_forms(spec, reason):
                                   'linear:8', 'log:2', 'log:5:0.5', 'seed',
                                   'stochastic'])
 def test_named_quantizers_gpu_equal_cpu(spec):
-    import chainer
     import cupy
     quantizer = quantizers.parse(spec)
     x = numpy.concatenate([
@@ -343,99 +125,21 @@ def test_named_quantizers_gpu_equal_cpu(spec):
         numpy.testing.assert_array_equal(cpu, gpu)
 
 
-@pytest.mark.gpu
-def test_stochastic_gpu_mean_is_hard_sigmoid():
-    import cupy
-    cupy.random.seed(0)
-    x = cupy.asarray(numpy.array([-1.5, -0.5, 0, 0.5, 2], numpy.float32))
-    samples = quantizers.stochastic_sign(cupy.tile(x, (20000, 1)))
-    frequency = cupy.asnumpy((samples == 1).mean(axis=0))
-    p = numpy.array([0, 0.25, 0.5, 0.75, 1])
-    assert (numpy.abs(frequency - p) <= 5 * numpy.sqrt(p * (1 - p) / 20000)
-            + 1e-12).all()
+def test_linear_one_bit_is_sign():
+    x = numpy.concatenate([all_magnitudes(200000, seed=3),
+                           numpy.float32([0, -0.0, -1e-45, 1e-45])])
+    numpy.testing.assert_array_equal(quantizers.parse('linear:1')(x),
+                                     quantizers.parse('sign')(x))
 
 
-# The CPU kernels: numba (fused), NumPy (fallback), reference (log2 form).
-
-def kernel_inputs():
-    """Every sign and magnitude, the sqrt(2) boundary in several binades,
-    subnormals, zeros, infinities, NaN, and values near +-1."""
-    boundary = numpy.concatenate([
-        f32(numpy.arange(0x3FB50400, 0x3FB50600) + (e << 23))
-        for e in (-100, -30, -1, 0, 1, 30, 100)])
-    return numpy.concatenate([
-        all_magnitudes(300000, seed=9), boundary, -boundary,
-        f32(numpy.arange(0, 5000)), f32(numpy.arange(0x80000000, 0x80001000)),
-        f32(numpy.arange(0x007FF000, 0x00801000)),
-        numpy.linspace(-1.2, 1.2, 20001, dtype=numpy.float32),
-        numpy.array([0, -0.0, numpy.inf, -numpy.inf, numpy.nan,
-                     numpy.finfo(numpy.float32).max], numpy.float32)])
-
-
-def same_bits(a, b):
-    """Equal bit for bit, except that any NaN equals any NaN."""
-    nan = numpy.isnan(a)
-    numpy.testing.assert_array_equal(nan, numpy.isnan(b))
-    numpy.testing.assert_array_equal(a[~nan].view(numpy.uint32),
-                                     b[~nan].view(numpy.uint32))
-
-
-def with_kernels(name, function, *args):
-    previous = quantizers.use_cpu_kernels(name)
-    try:
-        return function(*args)
-    finally:
-        quantizers.use_cpu_kernels(previous)
-
-
-KERNEL_CASES = [
-    ('log_quant inf', lambda x: quantizers.log_quant(x, numpy.inf)),
-    ('log_quant 64', lambda x: quantizers.log_quant(x, 64)),
-    ('log_quant 0.3', lambda x: quantizers.log_quant(x, 0.3)),
-    ('log:3', lambda x: quantizers.parse('log:3')(x)),
-    ('log:8:4', lambda x: quantizers.parse('log:8:4')(x)),
-    ('seed', quantizers.seed_quant),
-    ('seed activation', lambda x: quantizers.parse('seed').activation(x)),
-    ('sign', quantizers.sign),
-] + [('linear:{}'.format(k), lambda x, k=k: quantizers.linear_quant(x, k))
-     for k in (1, 2, 3, 5, 8, 16)]
-
-
-@pytest.mark.parametrize('name,function', KERNEL_CASES,
-                         ids=[c[0] for c in KERNEL_CASES])
-def test_cpu_kernels_agree_bit_for_bit(name, function):
-    x = kernel_inputs()
-    numpy_result = with_kernels('numpy', function, x)
-    same_bits(with_kernels('reference', function, x), numpy_result)
-    if quantizers.numba is None:
-        pytest.skip('numba is not installed')
-    same_bits(with_kernels('numba', function, x), numpy_result)
-    # Non-contiguous and 0-d inputs take the same path.
-    same_bits(with_kernels('numba', function, x[::3]), numpy_result[::3])
-    same_bits(with_kernels('numba', function, x[5:6].reshape(())),
-              numpy_result[5:6].reshape(()))
-
-
-def test_reference_kernels_equal_the_test_reference():
-    x = kernel_inputs()
-    same_bits(with_kernels('reference', quantizers.log_quant, x, 64.0),
-              reference_log_quant(x, 64.0))
-
-
-def test_use_cpu_kernels_rejects_unknown_names():
-    with pytest.raises(ValueError, match="one of"):
-        quantizers.use_cpu_kernels('fortran')
-
-
-def test_unknown_kernels_in_the_environment_fall_back_with_a_warning():
-    import subprocess
-    import sys
-    from conftest import ROOT
-    result = subprocess.run(
-        [sys.executable, '-c', 'import quantizers; '
-         'print(quantizers.cpu_kernels())'], cwd=ROOT, capture_output=True,
-        text=True, env=dict(os.environ, QUANTIZED_NET_CPU_KERNELS='fortran'))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ('numba' if quantizers.numba else 'numpy')
-    assert "QUANTIZED_NET_CPU_KERNELS='fortran' is not one of" in \
-        result.stderr
+@pytest.mark.parametrize('spec,is_sign', [
+    ('sign', True), ('linear:1', True), ('stochastic', True),
+    ('linear:2', False), ('log:2', False), ('seed', False), ('none', False)])
+def test_is_sign_at_test_time(spec, is_sign):
+    quantizer = quantizers.parse(spec)
+    assert quantizer.is_sign_at_test_time is is_sign
+    x = numpy.concatenate([numpy.linspace(-2, 2, 4001, dtype=numpy.float32),
+                           numpy.float32([0, -0.0, 1e-45, -1e-45])])
+    with chainer.using_config('train', False):
+        same = numpy.array_equal(quantizer(x), quantizer_kernels.sign(x))
+    assert same is is_sign

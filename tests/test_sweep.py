@@ -1,23 +1,20 @@
 """sweep.py on a tiny grid: results, table, figure, and resuming."""
 import csv
+import json
 import os
-import subprocess
-import sys
 
-import conftest
-from conftest import ROOT
-
-SCRIPT = os.path.join(ROOT, 'sweep.py')
+import helpers
+from helpers import assert_one_line_error
+import result_dir
 
 
 def run(*args):
-    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args],
-                          capture_output=True, text=True)
+    return helpers.run_script('sweep.py', *args)
 
 
 def test_two_cells_then_resume(tmp_path):
     data = str(tmp_path / 'data')
-    conftest.write_subset(data, 600, 200)
+    helpers.write_subset(data, 600, 200)
     out = str(tmp_path / 'sweep')
     flags = ['--out', out, '--weight-bits', '1', '--act-bits', '2,none',
              '--epoch', 1, '--unit', 64, '--dataset-dir', data]
@@ -48,9 +45,31 @@ def test_two_cells_then_resume(tmp_path):
         assert list(csv.DictReader(f)) == rows
 
 
+def test_cells_get_every_configuration_flag(tmp_path):
+    data = str(tmp_path / 'data')
+    helpers.write_subset(data, 300, 100)
+    out = str(tmp_path / 'sweep')
+    result = run('--out', out, '--bits', '2', '--epoch', 1, '--unit', 16,
+                 '--layers', 1, '--lr', '0.002', '--batchsize', 30,
+                 '--grad-quant', 'log:6', '--dataset-dir', data)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(out, 'cells', 'w2_a2',
+                           result_dir.ARGS_FILE)) as f:
+        config = json.load(f)['config']
+    assert {key: config[key] for key in (
+        'preset', 'weight_quant', 'act_quant', 'grad_quant', 'activation',
+        'unit', 'layers', 'epoch', 'lr', 'batchsize')} == {
+            'preset': 'float', 'weight_quant': 'linear:2',
+            'act_quant': 'linear:2', 'grad_quant': 'log:6',
+            'activation': 'htanh', 'unit': 16, 'layers': 1, 'epoch': 1,
+            'lr': 0.002, 'batchsize': 30}
+
+
 def test_bad_arguments():
-    result = run('--bits', '0,2')
-    assert result.returncode == 2
-    assert 'expected bit widths from 1 to 16 or "none"' in result.stderr
-    result = run('--grad-quant', 'log:1')
-    assert result.returncode == 2 and 'Valid forms' in result.stderr
+    assert_one_line_error(run('--bits', '0,2'),
+                          'expected bit widths from 1 to 16 or "none"',
+                          code=2)
+    assert_one_line_error(run('--grad-quant', 'log:1'), 'Valid forms',
+                          code=2)
+    assert_one_line_error(run('--weight-quant', 'sign'),
+                          'unrecognized arguments: --weight-quant', code=2)

@@ -1,23 +1,18 @@
 """train_mnist.py as a user runs it: in a subprocess, reading its output."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, gpu_available
+import helpers
+from helpers import assert_one_line_error
+from result_dir import read_log
 
-SCRIPT = os.path.join(ROOT, 'train_mnist.py')
 FAST = ['--unit', '500', '--batchsize', '50', '--noplot']
 
 
-def run(*args, env=None, cwd=None):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args],
-                          capture_output=True, text=True, env=full_env,
-                          cwd=cwd)
+def run(*args, **kwargs):
+    return helpers.run_script('train_mnist.py', *args, **kwargs)
 
 
 def run_ok(*args):
@@ -26,30 +21,17 @@ def run_ok(*args):
     return result
 
 
-def read_log(out):
-    with open(os.path.join(out, 'log')) as f:
-        return json.load(f)
-
-
 def without_time(log):
     return [{k: v for k, v in entry.items() if k != 'elapsed_time'}
             for entry in log]
 
 
-def assert_clean_error(result, *fragments, code=1):
-    assert result.returncode == code, result.stderr
-    assert 'Traceback' not in result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
-
-
 @pytest.fixture(scope='module')
 def two_epochs(tmp_path_factory):
     """A 2-epoch seeded run on a small data set, and its inputs."""
-    import conftest
     tmp = tmp_path_factory.mktemp('train')
     data = str(tmp / 'data')
-    conftest.write_subset(data)
+    helpers.write_subset(data)
     out = str(tmp / 'full')
     result = run_ok('--dataset-dir', data, '--epoch', 2, '--seed', 7,
                     '--out', out, *FAST)
@@ -97,13 +79,12 @@ def test_plots_written(two_epochs, tmp_path):
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
-@pytest.mark.skipif(gpu_available(), reason='a GPU is present')
+@pytest.mark.skipif(helpers.gpu_available(), reason='a GPU is present')
 def test_gpu_without_gpu_is_a_clear_error(two_epochs, tmp_path):
     data, _, _ = two_epochs
     for flags in (['--gpu', '0'], ['--gpu=0'], ['--device', '@cupy:0']):
         result = run('--dataset-dir', data, '--out', str(tmp_path), *flags)
-        assert_clean_error(result, 'train_mnist.py: error:')
-        assert len(result.stderr.strip().splitlines()) == 1
+        assert_one_line_error(result, 'train_mnist.py: error:')
         assert ('cupy-cuda12x' in result.stderr
                 or 'no usable CUDA GPU' in result.stderr)
     assert os.listdir(str(tmp_path)) == []
@@ -129,7 +110,7 @@ def test_gpu_without_gpu_is_a_clear_error(two_epochs, tmp_path):
     (['--lr', '0'], 'expected a positive number'),
 ])
 def test_bad_flags_are_argparse_errors(flags, message):
-    assert_clean_error(run(*flags), message, code=2)
+    assert_one_line_error(run(*flags), message, code=2)
 
 
 def test_quantizers_recorded_in_args_and_header(two_epochs, tmp_path):
@@ -163,35 +144,35 @@ def test_bnn_preset_validates_and_tests(two_epochs, tmp_path):
 
 def test_validation_larger_than_training_set(two_epochs, tmp_path):
     data, _, _ = two_epochs
-    assert_clean_error(run('--dataset-dir', data, '--validation', 2000,
+    assert_one_line_error(run('--dataset-dir', data, '--validation', 2000,
                            '--out', str(tmp_path)),
                        '--validation 2000 leaves no training images')
 
 
 def test_bad_device_specifier(tmp_path):
-    assert_clean_error(run('--device', 'tpu:3', '--out', str(tmp_path)),
+    assert_one_line_error(run('--device', 'tpu:3', '--out', str(tmp_path)),
                        "invalid device 'tpu:3'")
 
 
 def test_bad_dataset_is_a_clear_error(tmp_path):
-    assert_clean_error(run('--dataset-dir', str(tmp_path)),
+    assert_one_line_error(run('--dataset-dir', str(tmp_path)),
                        'train-images-idx3-ubyte is missing from')
 
 
 def test_resume_errors(two_epochs, tmp_path):
     data, out, _ = two_epochs
     snapshot = os.path.join(out, 'snapshot_iter_80')
-    assert_clean_error(
+    assert_one_line_error(
         run('--dataset-dir', data, '--resume', str(tmp_path / 'none'),
             '--out', str(tmp_path), *FAST),
         'cannot resume: snapshot', 'does not exist')
     corrupt = tmp_path / 'corrupt'
     corrupt.write_bytes(b'PK\x03\x04 not a zip')
-    assert_clean_error(
+    assert_one_line_error(
         run('--dataset-dir', data, '--resume', str(corrupt),
             '--out', str(tmp_path), *FAST),
         'cannot resume from', 'not a snapshot of this network')
-    assert_clean_error(
+    assert_one_line_error(
         run('--dataset-dir', data, '--resume', snapshot, '--unit', 30,
             '--out', str(tmp_path / 'other'), '--noplot'),
         'cannot resume from', 'same preset, --unit and --layers')

@@ -58,7 +58,19 @@ def test_custom_bounds_and_values_inside_untouched():
 
 
 def test_uninitialised_parameter_is_skipped():
-    WeightClip()(None, chainer.Parameter())
+    param = chainer.Parameter()
+    WeightClip()(None, param)
+    assert param.array is None
+
+
+def test_param_names_clip_only_those_parameters():
+    hook = WeightClip(param_names=('W',))
+    weight = chainer.Parameter(numpy.float32([-3, 0.5, 2]), name='W')
+    bias = chainer.Parameter(numpy.float32([-3, 0.5, 2]), name='b')
+    hook(None, weight)
+    hook(None, bias)
+    assert weight.array.tolist() == [-1, 0.5, 1]
+    assert bias.array.tolist() == [-3, 0.5, 2]
 
 
 def test_rejects_low_above_high():

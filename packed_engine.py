@@ -1,0 +1,152 @@
+"""Running a packed binarized MLP: images to classes.
+
+:class:`Engine` evaluates a :class:`packed_format.PackedNetwork` on one
+device. Every hidden value is an exact integer, so the result does not
+depend on the device or the batch size. Two engines compute the same
+function:
+
+``packed``
+    XNOR and popcount on 64-bit words (:mod:`xnor_popcount`).
+``blas``
+    Float32 matrix products of +-1 matrices (exact too: every partial sum
+    is an integer below 2**24); the baseline ``bench_packed.py`` measures
+    the packed engine against.
+
+:func:`chainer_classify` feeds the same 8-bit pixels to the trained
+Chainer model, to compare against.
+"""
+import numpy
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer.backends import cuda
+
+import packed_format
+from packed_format import PIXEL_MAX
+import xnor_popcount
+
+ENGINES = ('packed', 'blas')
+
+
+def to_pixels(images, n_in):
+    """``images`` as ``uint8`` ``(N, n_in)`` pixels.
+
+    Accepts ``uint8`` images, or floats in [0, 1] that are multiples of
+    1/255 (as ``chainer.datasets.get_mnist`` gives them), of any shape
+    with ``n_in`` values per image.
+    """
+    images = numpy.asarray(images)
+    if images.ndim < 1 or images.size != len(images) * n_in:
+        raise ValueError('images of shape {} do not hold {} values each'
+                         .format(images.shape, n_in))
+    images = images.reshape(len(images), n_in)
+    if images.dtype == numpy.uint8:
+        return images
+    if images.dtype.kind not in 'fiu':
+        raise ValueError('images must be numbers, got {}'.format(
+            images.dtype))
+    scaled = images * PIXEL_MAX if images.dtype.kind == 'f' else images
+    pixels = numpy.rint(scaled)
+    if not (numpy.all((pixels >= 0) & (pixels <= PIXEL_MAX))
+            and numpy.all(numpy.abs(scaled - pixels) <= 1e-3)):
+        raise ValueError(
+            'the packed network takes 8-bit images: uint8 0-255, or floats '
+            'in [0, 1] that are multiples of 1/255')
+    return pixels.astype(numpy.uint8)
+
+
+def last_layer_logits(last, d):
+    """The logits from the last layer's integer dot products ``d``
+    ``(images, classes)``: the float32 operations of Chainer's CPU code, in
+    its order, so that they round as the trained model's do."""
+    y = d.astype(numpy.float32) + last['bias']
+    y -= last['mean']
+    y *= last['inv_std']
+    y = y * last['gamma']
+    y += last['beta']
+    return y
+
+
+class Engine(object):
+    """A packed network ready to classify on one device.
+
+    Args:
+        network (packed_format.PackedNetwork): What ``load`` returned.
+        engine (str): ``'packed'`` (XNOR-popcount) or ``'blas'`` (the same
+            network with float32 +-1 matrices).
+        device (chainer.backend.Device): Where to run (default: CPU).
+    """
+
+    def __init__(self, network, engine='packed', device=None):
+        if engine not in ENGINES:
+            raise ValueError('engine must be one of {}, got {!r}'.format(
+                ENGINES, engine))
+        self.network = network
+        self.engine = engine
+        self.device = device or chainer.get_device('@numpy')
+        self.xp = self.device.xp
+        n = len(network.sizes) - 1
+        self.masks = None
+        if engine == 'packed':
+            self.weights = [self.device.send(w) for w in network.weights]
+            if self.xp is numpy:
+                self.masks = xnor_popcount.first_layer_masks(
+                    network.weights[0], network.sizes[0])
+        else:
+            self.weights = [self.device.send(network.signs(i).T.copy())
+                            for i in range(n)]
+        self.thresholds = [self.device.send(t) for t in network.thresholds]
+        self.flips = [self.device.send(f) for f in network.flips]
+
+    def dots(self, pixels):
+        """The last layer's integer dot products for ``uint8`` pixels
+        ``(N, n_in)``, as an int32 NumPy array."""
+        xp = self.xp
+        pixels = self.device.send(numpy.ascontiguousarray(pixels))
+        sizes = self.network.sizes
+        if self.engine == 'blas':
+            h = pixels.astype(xp.float32)
+            for w, t, f in zip(self.weights, self.thresholds, self.flips):
+                h = xp.where(packed_format.unit_fires(h.dot(w), t, f),
+                             xp.float32(1), xp.float32(-1))
+            d = h.dot(self.weights[-1])
+        else:
+            h = xnor_popcount.first_layer(
+                pixels, self.weights[0], self.thresholds[0], self.flips[0],
+                self.masks)
+            for i in range(1, len(sizes) - 2):
+                h = xnor_popcount.sign_layer(
+                    h, self.weights[i], sizes[i], self.thresholds[i],
+                    self.flips[i])
+            d = xnor_popcount.xnor_dot(h, self.weights[-1], sizes[-2])
+        return cuda.to_cpu(d).astype(numpy.int32)
+
+    def logits(self, images):
+        """float32 ``(N, classes)`` logits of ``images`` (see
+        :func:`to_pixels` for what images may be)."""
+        pixels = to_pixels(images, self.network.sizes[0])
+        return last_layer_logits(self.network.last, self.dots(pixels))
+
+    def classify(self, images):
+        """The class of each image: the first index of its largest logit,
+        as ``argmax`` chooses in the Chainer model."""
+        return self.logits(images).argmax(axis=1)
+
+
+def chainer_classify(predictor, pixels):
+    """The classes a Chainer MLP gives ``uint8`` pixels, fed as
+    ``chainer.datasets.get_mnist`` would feed them, on the predictor's
+    device; a NumPy array."""
+    x = pixels.astype(numpy.float32)
+    x *= 1. / PIXEL_MAX
+    x = predictor.device.send(x)
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        return cuda.to_cpu(predictor(x).array.argmax(axis=1))
+
+
+def chainer_labels(model, pixels, batchsize):
+    """:func:`chainer_classify` of a trained classifier, a batch at a
+    time."""
+    return numpy.concatenate([
+        chainer_classify(model.predictor, pixels[start:start + batchsize])
+        for start in range(0, len(pixels), batchsize)])

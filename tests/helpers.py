@@ -1,0 +1,189 @@
+"""What the tests share: running a script as a user does, the one-line
+error a script must end with, data sets made here, small models."""
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import numpy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import chainer_compat  # noqa: E402,F401  (before chainer: NumPy 2)
+import chainer  # noqa: E402
+from chainer.backends import cuda  # noqa: E402
+
+NAMES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+
+
+def gpu_available():
+    if not cuda.available:
+        return False
+    try:
+        return cuda.cupy.cuda.runtime.getDeviceCount() > 0
+    except cuda.cupy.cuda.runtime.CUDARuntimeError:
+        return False
+
+
+def run_script(script, *args, env=None, cwd=None):
+    """Runs ``script`` (a file name in the project root) with ``args`` in a
+    subprocess; the CompletedProcess, output captured as text."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
+        capture_output=True, text=True, env=full_env, cwd=cwd)
+
+
+def assert_one_line_error(result, *fragments, code=1):
+    """The script failed with exit status ``code`` and one line on stderr
+    (argparse's usage lines aside, for ``code`` 2) holding every fragment;
+    returns that line."""
+    assert result.returncode == code, result.stderr
+    assert 'Traceback' not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines()
+             if not (code == 2 and line.startswith(('usage:', '   ')))]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], result.stderr
+    return lines[0]
+
+
+def train_steps(model, optimizer, x, t, steps):
+    """Trains ``model`` on one batch for ``steps`` updates; the losses."""
+    losses = []
+    for _ in range(steps):
+        model.cleargrads()
+        loss = model(x, t)
+        loss.backward()
+        optimizer.update()
+        losses.append(float(loss.array))
+    return losses
+
+
+def idx_images(images):
+    """IDX3 bytes of uint8 images of shape (N, rows, cols)."""
+    n, rows, cols = images.shape
+    header = numpy.array([2051, n, rows, cols], '>u4').tobytes()
+    return header + images.astype(numpy.uint8).tobytes()
+
+
+def idx_labels(labels):
+    """IDX1 bytes of uint8 labels."""
+    header = numpy.array([2049, len(labels)], '>u4').tobytes()
+    return header + numpy.asarray(labels, numpy.uint8).tobytes()
+
+
+def write_idx(directory, split, images, labels, gz=True):
+    """Writes one split under its canonical names; returns the two paths."""
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for name, data in zip(NAMES[split],
+                          (idx_images(images), idx_labels(labels))):
+        path = os.path.join(directory, name + ('.gz' if gz else ''))
+        with open(path, 'wb') as f:
+            f.write(gzip.compress(data) if gz else data)
+        paths.append(path)
+    return paths
+
+
+def synthetic_digits(n, seed):
+    """``n`` 28x28 images of 10 noisy class prototypes, and their labels."""
+    prototypes = numpy.random.RandomState(1234).rand(10, 28, 28) * 255
+    rng = numpy.random.RandomState(seed)
+    labels = rng.randint(0, 10, n).astype(numpy.uint8)
+    noise = rng.normal(0, 60, (n, 28, 28))
+    images = numpy.clip(prototypes[labels] + noise, 0, 255)
+    return images.astype(numpy.uint8), labels
+
+
+def write_subset(directory, n_train=2000, n_test=500):
+    """The first images of real MNIST when ``MNIST_DIR`` is set, else as
+    many synthetic ones, written to ``directory``."""
+    source = os.environ.get('MNIST_DIR')
+    if not source:
+        write_idx(directory, 'train', *synthetic_digits(n_train, seed=1))
+        write_idx(directory, 'test', *synthetic_digits(n_test, seed=2))
+        return
+    import mnist_dataset
+    train, test = mnist_dataset.get_mnist(source)
+    for split, data, n in (('train', train, n_train), ('test', test, n_test)):
+        images, labels = chainer.dataset.concat_examples(data[:n])
+        write_idx(directory, split,
+                  numpy.rint(images * 255).reshape(n, 28, 28), labels)
+
+
+def binarized_model(units=96, layers=2, seed=0):
+    """A binarized MLP (the bnn preset, smaller) with random weights and
+    batch-normalisation statistics, some scales negative or zero; and its
+    configuration."""
+    import presets
+    config = dict(presets.PRESETS['bnn'], unit=units, layers=layers)
+    model = presets.build_classifier(config)
+    rng = numpy.random.RandomState(seed)
+    for link, bn in model.predictor.layers():
+        link.W.array[...] = rng.uniform(-1, 1, link.W.shape)
+        link.b.array[...] = rng.normal(0, 2, link.b.shape)
+        n, k = link.W.shape
+        bn.avg_mean[...] = rng.normal(0, numpy.sqrt(k) / 4, n)
+        bn.avg_var[...] = k * rng.uniform(0.05, 2, n)
+        bn.gamma.array[...] = rng.normal(0, 1, n)
+        bn.gamma.array[:3] = (0., -1., -0.5)
+        bn.beta.array[...] = rng.normal(0, 0.5, n)
+    return model, config
+
+
+def write_result(directory, model, config):
+    """A directory as train_mnist.py leaves it: args.json and model.npz."""
+    import result_dir
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, result_dir.ARGS_FILE), 'w') as f:
+        json.dump({'config': config}, f)
+    chainer.serializers.save_npz(
+        os.path.join(directory, result_dir.MODEL_FILE), model)
+    return directory
+
+
+# Reference formulas of the quantizers, computed the slow way.
+
+def reference_ap2(x):
+    """sign(x) * 2**round(log2|x|), 0 -> 0, evaluated in float64.
+
+    float64 log2 of a float32 is close enough to decide every rounding
+    correctly (no float32 lies within 1e-9 of an odd multiple of 1/2 in
+    log2), so this is the exact value, computed the slow way.
+    """
+    x64 = x.astype(numpy.float64)
+    with numpy.errstate(divide='ignore', over='ignore', invalid='ignore'):
+        q = numpy.sign(x64) * numpy.exp2(numpy.round(numpy.log2(numpy.abs(
+            x64))))
+        q = numpy.where(x64 == 0, x64, q)
+        return q.astype(numpy.float32)  # 2**128 overflows to inf
+
+
+def reference_log_quant(x, fsr):
+    return numpy.clip(reference_ap2(x), -fsr, fsr).astype(numpy.float32)
+
+
+def original_seed_formula(x):
+    """The original's LogQuant(64 v, 64) / 64, computed as it was."""
+    return reference_log_quant(numpy.float32(64) * x, 64) / numpy.float32(64)
+
+
+def f32(bits):
+    return numpy.array(bits, numpy.uint32).view(numpy.float32)
+
+
+def all_magnitudes(n, seed=0):
+    """float32 values of both signs over the whole exponent range."""
+    rng = numpy.random.RandomState(seed)
+    bits = rng.randint(0, 2 ** 32, n, dtype=numpy.uint64).astype(
+        numpy.uint32)
+    x = bits.view(numpy.float32)
+    return x[numpy.isfinite(x)]
