@@ -43,12 +43,13 @@ def run_script(script, *args, env=None, cwd=None):
 
 def assert_one_line_error(result, *fragments, code=1):
     """The script failed with exit status ``code`` and one line on stderr
-    (argparse's usage lines aside, for ``code`` 2) holding every fragment;
-    returns that line."""
+    (notices about the data set, and argparse's usage lines for ``code``
+    2, aside) holding every fragment; returns that line."""
     assert result.returncode == code, result.stderr
     assert 'Traceback' not in result.stderr, result.stderr
     lines = [line for line in result.stderr.strip().splitlines()
-             if not (code == 2 and line.startswith(('usage:', '   ')))]
+             if not line.startswith('notice: ') and
+             not (code == 2 and line.startswith(('usage:', '   ')))]
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], result.stderr

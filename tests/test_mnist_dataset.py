@@ -292,3 +292,19 @@ def test_default_cache_is_in_chainer_dataset_root():
     import chainer
     assert mnist_dataset.default_cache_dir() == os.path.join(
         chainer.dataset.get_dataset_root(), 'pfnet', 'chainer', 'mnist')
+
+
+def test_load_splits_holds_out_the_last_training_images(synthetic_dir):
+    train, test = mnist_dataset.get_mnist(synthetic_dir)
+    kept, held_out, same_test = mnist_dataset.load_splits(synthetic_dir, 100)
+    assert (len(kept), len(held_out), len(same_test)) == (500, 100, 200)
+    numpy.testing.assert_array_equal(held_out[0][0], train[500][0])
+    numpy.testing.assert_array_equal(kept[499][0], train[499][0])
+    kept, none, _ = mnist_dataset.load_splits(synthetic_dir, 0)
+    assert none is None and len(kept) == 600
+
+
+def test_load_splits_refuses_to_hold_out_everything(synthetic_dir):
+    with pytest.raises(DatasetError, match='--validation 600 leaves no '
+                                           'training images'):
+        mnist_dataset.load_splits(synthetic_dir, 600)

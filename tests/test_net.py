@@ -22,6 +22,13 @@ def test_structure():
     assert shapes['/l2/W'] == (50, 50)
     assert shapes['/l3/W'] == (10, 50)
     assert shapes['/b3/gamma'] == (10,)  # the logits are batch-normalised
+    layers = model.layers()
+    assert [(linear.name, bn.name) for linear, bn in layers] == [
+        ('l1', 'b1'), ('l2', 'b2'), ('l3', 'b3')]
+    assert model.linear_layers() == [linear for linear, _ in layers]
+    # The input quantizer applies to the first layer only.
+    assert [linear.input_quant.spec for linear, _ in layers] == [
+        'seed', 'none', 'none']
 
 
 def test_logits_are_batch_normalised_in_training():

@@ -1,3 +1,4 @@
+import argparse
 import math
 
 import numpy
@@ -155,3 +156,40 @@ def test_quantizer_specs_are_kept():
         ['linear:2'] * 3
     assert p.act_quant.spec == 'log:4'
     assert isinstance(p.l2.grad_quant, quantizers.Log)
+    # Each spec is parsed once: every layer shares the quantizer object.
+    assert p.l1.weight_quant is p.l2.weight_quant is p.l3.weight_quant
+    assert p.l1.grad_quant is p.l3.grad_quant
+
+
+def flag_parser(**defaults):
+    parser = argparse.ArgumentParser()
+    presets.add_config_flags(parser, skip=defaults.pop('skip', ()))
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def test_config_from_flags():
+    args = flag_parser().parse_args(
+        ['--preset', 'bnn', '-u', '64', '--weight-quant', 'linear:1',
+         '--lr', '0.01', '--dropout', '0', '--validation', '0'])
+    assert presets.config_from_args(args) == dict(
+        presets.PRESETS['bnn'], preset='bnn', unit=64,
+        weight_quant='linear:1', lr=0.01, dropout=0.0, validation=0)
+
+
+def test_every_config_flag_sets_its_key():
+    parser = flag_parser()
+    for key in presets.CONFIG_FLAGS:
+        option = next(a for a in parser._actions
+                      if presets.flag(key) in a.option_strings)
+        assert option.dest == key
+
+
+def test_other_defaults_and_skipped_flags():
+    parser = flag_parser(skip=('weight_quant',), preset='float', unit=256)
+    args = parser.parse_args([])
+    config = presets.config_from_args(args)
+    assert config == dict(presets.PRESETS['float'], preset='float',
+                          unit=256)
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--weight-quant', 'sign'])

@@ -1,0 +1,59 @@
+"""The layout rules: scripts are entry points that nothing imports, and
+library modules stay small enough to read."""
+import ast
+import glob
+import os
+
+from helpers import ROOT
+
+MAX_LINES = 400
+
+
+def python_files(*patterns):
+    return sorted(path for pattern in patterns
+                  for path in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def is_script(path):
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    return any(isinstance(node, ast.If) and "__name__" in ast.unparse(
+        node.test) and '__main__' in ast.unparse(node.test)
+        for node in tree.body)
+
+
+def imported_names(path):
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split('.')[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and \
+                not node.level:
+            yield node.module.split('.')[0]
+
+
+SCRIPTS = {os.path.basename(path)[:-3] for path in python_files('*.py')
+           if is_script(path)}
+
+
+def test_the_scripts_are_the_commands():
+    assert SCRIPTS == {'train_mnist', 'evaluate', 'export', 'infer_packed',
+                       'bench', 'bench_packed', 'sweep'}
+
+
+def test_no_module_imports_a_script():
+    offenders = [
+        '{} imports {}'.format(os.path.relpath(path, ROOT), name)
+        for path in python_files('*.py', 'tests/*.py')
+        for name in imported_names(path) if name in SCRIPTS]
+    assert offenders == []
+
+
+def test_no_module_is_over_the_size_limit():
+    sizes = {}
+    for path in python_files('*.py'):
+        with open(path) as f:
+            sizes[os.path.basename(path)] = len(f.read().splitlines())
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
