@@ -1,7 +1,10 @@
-"""Writing a file whole or not at all."""
+"""Writing a file whole or not at all, and durably."""
 import contextlib
 import os
 import tempfile
+
+#: Temporary files of :func:`atomic_write` end so.
+TEMP_SUFFIX = '.part'
 
 
 def _umask():
@@ -10,25 +13,44 @@ def _umask():
     return mask
 
 
+def fsync_directory(directory):
+    """Makes the names in ``directory`` (a rename, a removal) durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_prefix(name):
+    """The prefix of :func:`atomic_write`'s temporary files for ``name``."""
+    return '.' + name
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode='w'):
-    """Opens a temporary file beside ``path``; renames it to ``path`` when
-    the block ends without an exception, removes it otherwise. Readers see
-    the old file or the new one, never a half-written one.
+    """Opens a temporary file beside ``path``; when the block ends without
+    an exception, flushes it to the disk and renames it to ``path``, and
+    flushes the directory; otherwise removes it. Readers see the old file
+    or the new one, never a half-written one, and after a crash of the
+    machine the file is the old one or the whole new one.
 
     Args:
         path (str): Final file name.
         mode (str): ``'w'`` (text) or ``'wb'``.
     """
     directory, name = os.path.split(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix='.' + name,
-                                suffix='.part')
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(name),
+                                suffix=TEMP_SUFFIX)
     try:
         # mkstemp makes the file private; give it the usual permissions.
         os.chmod(temp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(temp, path)
+        fsync_directory(directory)
     finally:
         if os.path.exists(temp):
             os.remove(temp)

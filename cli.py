@@ -9,9 +9,12 @@
 * ``--dataset-dir`` (:func:`add_dataset_flag`);
 * :func:`run`, the exit wrapper: the project's errors (usage, data set,
   packed file, result directory) end the script with one line,
-  ``PROG: error: message``, and exit status 1; never a traceback.
+  ``PROG: error: message``, and exit status 1, and Ctrl-C and SIGTERM
+  with one line and 130 or 143; never a traceback.
 """
 import argparse
+import math
+import signal
 import sys
 
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
@@ -57,11 +60,11 @@ def _number(text):
 
 
 def positive_float(text):
-    """Argument type: a number ``> 0``."""
+    """Argument type: a finite number ``> 0``."""
     value = _number(text)
-    if value is None or not value > 0:
+    if value is None or not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(
-            'expected a positive number, got {!r}'.format(text))
+            'expected a finite positive number, got {!r}'.format(text))
     return value
 
 
@@ -175,21 +178,39 @@ ERRORS = (UsageError, mnist_dataset.DatasetError,
           packed_format.PackedFormatError)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every ``finally``
+    runs (temporary files are removed, locks released) as for Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def run(prog, main, interrupted=None):
-    """Calls ``main()`` and turns the project's errors into one line on
-    stderr, ``PROG: error: message``, and exit status 1.
+    """Calls ``main()`` and ends the script as a user expects:
+
+    * the project's errors (:data:`ERRORS`): one line on stderr,
+      ``PROG: error: message``, exit status 1;
+    * Ctrl-C (SIGINT) and SIGTERM: one line, ``PROG: interrupted`` or
+      ``PROG: terminated``, followed by what ``interrupted()`` says (how to
+      resume, say), exit status 130 or 143 as a shell reports a signal.
 
     Args:
         prog (str): The script's name.
         main (callable): The script's work.
-        interrupted (str): What to say on Ctrl-C (for example how to
-            resume); without it, Ctrl-C ends the script as Python does.
+        interrupted (callable): Returns what to add on a signal, or None.
     """
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return main()
     except ERRORS as e:
         sys.exit('{}: error: {}'.format(prog, e))
-    except KeyboardInterrupt:
-        if interrupted is None:
-            raise
-        sys.exit('{}: interrupted; {}'.format(prog, interrupted))
+    except (KeyboardInterrupt, Terminated) as e:
+        what, status = (('interrupted', 130)
+                        if isinstance(e, KeyboardInterrupt)
+                        else ('terminated', 143))
+        detail = interrupted() if interrupted else None
+        print('{}: {}{}'.format(prog, what, '; ' + detail if detail else ''),
+              file=sys.stderr)
+        sys.exit(status)

@@ -71,6 +71,58 @@ CONFIG_FLAGS = QUANTIZER_KEYS + (
     'lr_final', 'input_dropout', 'dropout', 'validation')
 
 
+#: Ranges a configuration must keep to: what fits a machine's memory and
+#: time (the paper's widest network has 4096 units).
+LIMITS = {'unit': (1, 8192), 'layers': (1, 32), 'epoch': (1, 10 ** 6),
+          'batchsize': (1, 10 ** 6), 'validation': (0, 10 ** 6)}
+_CHOICES = {'activation': net.ACTIVATIONS, 'loss': LOSSES,
+            'init': ('lecun', 'uniform'), 'clip': ('all', 'weights'),
+            'preset': tuple(PRESETS)}
+
+
+def _check(condition, key, value, wanted):
+    if not condition:
+        raise ValueError('{} is {!r}; it must be {}'.format(key, value,
+                                                             wanted))
+
+
+def check_config(config):
+    """Raises ValueError, naming the key, unless ``config`` is a complete
+    configuration with every value of the right type and in range: what
+    is checked before a model is built from a file or from flags."""
+    if not isinstance(config, dict):
+        raise ValueError('the configuration is not a JSON object')
+    missing = sorted(set(_SEED) - set(config))
+    if missing:
+        raise ValueError('it lacks {}'.format(', '.join(missing)))
+    for key, (low, high) in LIMITS.items():
+        value = config[key]
+        _check(type(value) is int and low <= value <= high, key, value,
+               'an integer from {} to {}'.format(low, high))
+    for key, choices in _CHOICES.items():
+        _check(config.get(key, choices[0]) in choices, key, config.get(key),
+               'one of {}'.format(', '.join(choices)))
+    for key in QUANTIZER_KEYS:
+        try:
+            quantizers.parse(config[key])
+        except ValueError as e:
+            raise ValueError('{}: {}'.format(key, e))
+    for key in ('lr', 'lr_final', 'bn_eps'):
+        value = config[key]
+        if key == 'lr_final' and value is None:
+            continue
+        _check(isinstance(value, (int, float)) and not isinstance(
+            value, bool) and 0 < value < math.inf, key, value,
+            'a finite positive number')
+    for key in ('input_dropout', 'dropout'):
+        value = config[key]
+        _check(isinstance(value, (int, float)) and 0 <= value < 1, key,
+               value, 'a ratio in [0, 1)')
+    for key in ('centered_input', 'glorot_lr_scale'):
+        _check(isinstance(config[key], bool), key, config[key],
+               'true or false')
+
+
 def flag(key):
     """The flag that sets configuration key ``key``."""
     return '--' + key.replace('_', '-')

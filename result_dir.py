@@ -1,5 +1,5 @@
-"""A result directory: what ``train_mnist.py`` writes to ``--out``, and
-reading a trained model back from it.
+"""A result directory: what ``train_mnist.py`` writes to ``--out``, the
+rules that keep it safe, and reading a trained model back from it.
 
 ``args.json``
     The run's configuration (:mod:`presets`), seed and command line.
@@ -8,27 +8,186 @@ reading a trained model back from it.
 ``model.npz``
     The trained classifier's parameters, written when training ends.
 ``snapshot_iter_N``
-    The whole trainer after iteration ``N``, for ``--resume``.
+    The whole trainer after iteration ``N`` (random state included), for
+    ``--resume``.
+``loss.png``, ``accuracy.png``, ``cg.dot``
+    Plots and the computational graph.
+
+The rules: one run at a time holds a directory (:class:`DirectoryLock`); a
+new run does not start in a directory that holds another run's files
+unless told to replace them (:func:`claim`), and removes only what it
+wrote; every file is written whole or not at all (:mod:`atomic_file`);
+nothing read from a directory is unpickled (:func:`load_npz`).
 """
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import re
+import shutil
+
+import numpy
 
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 
-from atomic_file import atomic_write
+from atomic_file import TEMP_SUFFIX, atomic_write, temp_prefix
 import cli
+from packed_format import PACKED_FILE
 import presets
 
 ARGS_FILE = 'args.json'
 LOG_FILE = 'log'
 MODEL_FILE = 'model.npz'
-#: Chainer's snapshot name pattern; formatted with the trainer.
-SNAPSHOT_FILE = 'snapshot_iter_{.updater.iteration}'
+PLOT_FILES = {'loss': 'loss.png', 'accuracy': 'accuracy.png'}
+GRAPH_FILE = 'cg.dot'
+GRAPH_IMAGE = 'cg.png'  # when Graphviz is installed
+LOCK_FILE = '.lock'
+SNAPSHOT_PREFIX = 'snapshot_iter_'
+_SNAPSHOT = re.compile(re.escape(SNAPSHOT_PREFIX) + r'(\d+)$')
+#: What a run writes, besides its snapshots; export.py adds PACKED_FILE.
+RUN_FILES = (ARGS_FILE, LOG_FILE, MODEL_FILE, PACKED_FILE, GRAPH_FILE,
+             GRAPH_IMAGE) + tuple(PLOT_FILES.values())
+# Chainer's own snapshot writer left these behind when killed.
+_CHAINER_TEMP = re.compile('tmp' + re.escape(SNAPSHOT_PREFIX))
 
 
 class ResultError(cli.UsageError):
-    """A result directory that cannot be read; the message says why."""
+    """A result directory that cannot be used; the message says why."""
+
+
+def snapshot_name(iteration):
+    return '{}{}'.format(SNAPSHOT_PREFIX, iteration)
+
+
+def snapshots(directory):
+    """``[(iteration, name)]`` of the snapshots in ``directory``, oldest
+    first."""
+    found = []
+    for name in os.listdir(directory):
+        match = _SNAPSHOT.match(name)
+        if match:
+            found.append((int(match.group(1)), name))
+    return sorted(found)
+
+
+def _fail(path, e, doing):
+    raise ResultError('cannot {} {}: {}.'.format(
+        doing, path, e.strerror or e))
+
+
+class DirectoryLock(object):
+    """An exclusive lock on a directory, held from :meth:`acquire` to
+    :meth:`release` or the end of the process: the kernel releases it when
+    the process dies, even by SIGKILL, so it never goes stale. The lock
+    file holds the holder's process id, for the message another run gets.
+    """
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, LOCK_FILE)
+        self.fd = None
+
+    def acquire(self):
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                _fail(os.path.dirname(self.path), e, 'write to')
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = os.read(fd, 32).decode(errors='replace').strip()
+                os.close(fd)
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    _fail(self.path, e, 'lock')
+                raise ResultError(
+                    '{} is in use by another run (process {}); wait for it '
+                    'to end, or choose another directory.'.format(
+                        os.path.dirname(self.path), holder or 'unknown'))
+            # A holder that released the lock removed the file it locked;
+            # ours must be the file that is there now.
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            os.remove(self.path)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def make_directory(path, flag='--out'):
+    """Creates ``path`` (and its parents) if missing; ResultError if it is
+    a file or cannot be created."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ResultError('{} {} is a file, not a directory.'.format(
+            flag, path))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        _fail(path, e, 'create')
+
+
+def _remove_temporaries(out):
+    """What a killed writer left: our temporary files, Chainer's
+    temporary snapshot directories."""
+    names = RUN_FILES + (SNAPSHOT_PREFIX,)
+    for name in os.listdir(out):
+        path = os.path.join(out, name)
+        if TEMP_SUFFIX in name and name.startswith(
+                tuple(temp_prefix(n) for n in names)):
+            os.remove(path)
+        elif _CHAINER_TEMP.match(name) and os.path.isdir(path):
+            shutil.rmtree(path)
+
+
+def run_files(out):
+    """The names in ``out`` that a run wrote."""
+    return sorted(name for name in os.listdir(out)
+                  if name in RUN_FILES or _SNAPSHOT.match(name))
+
+
+@contextlib.contextmanager
+def claim(out, resume=None, replace=False):
+    """Holds ``out`` for this run (see :class:`DirectoryLock`) for the
+    ``with`` block, made ready: created if missing, temporary files of
+    killed writers removed. A directory holding another run's files is
+    refused unless ``resume`` is one of its snapshots (the same run,
+    continued) or ``replace`` asks to remove those files first (only
+    those: nothing else is touched)."""
+    make_directory(out)
+    with DirectoryLock(out):
+        _remove_temporaries(out)
+        found = run_files(out)
+        continuing = resume is not None and os.path.samefile(
+            os.path.dirname(os.path.abspath(resume)), out)
+        if found and not continuing:
+            if not replace:
+                latest = snapshots(out)
+                hint = ('continue it with --resume {}, '.format(
+                    os.path.join(out, latest[-1][1])) if latest else '')
+                raise ResultError(
+                    '{} holds the results of another run ({}); {}choose '
+                    'another --out, or give --replace to delete them and '
+                    'start again.'.format(out, ', '.join(found), hint))
+            for name in found:
+                os.remove(os.path.join(out, name))
+        yield
 
 
 def write_args(out, config, seed, argv):
@@ -50,9 +209,45 @@ def read_log(result):
         return json.load(f)
 
 
+def load_npz(path, obj):
+    """Fills ``obj`` (a link, a trainer) from the arrays of the ``.npz``
+    file ``path``, as ``chainer.serializers.load_npz`` does but without
+    ever unpickling: a file that is not an archive of plain arrays is
+    refused with ResultError before anything in it runs. Other errors
+    (a missing key, a shape that differs) propagate."""
+    try:
+        archive = numpy.load(path, allow_pickle=False)
+    except OSError as e:
+        _fail(path, e, 'read')
+    except ValueError as e:  # a pickle, or not a NumPy file at all
+        raise ResultError('{} is not an archive of arrays ({}); it was not '
+                          'loaded.'.format(path, ' '.join(str(e).split())))
+    if not isinstance(archive, numpy.lib.npyio.NpzFile):
+        raise ResultError('{} is a single array, not an archive of '
+                          'arrays; it was not loaded.'.format(path))
+    with archive:
+        for name in archive.files:
+            # NumPy refuses an object (pickled) member when it is read.
+            if archive.zip.open(name + '.npy').read(6) != b'\x93NUMPY':
+                raise ResultError('{} holds {}, which is not an array; it '
+                                  'was not loaded.'.format(path, name))
+        try:
+            chainer.serializers.NpzDeserializer(archive).load(obj)
+        except ValueError as e:
+            if 'allow_pickle' in str(e):
+                raise ResultError('{} holds a pickled object, not an array; '
+                                  'it was not loaded.'.format(path))
+            raise
+
+
 def load_model(result):
     """The classifier saved in ``result``, on the CPU, and its
     configuration; ResultError says what is missing or wrong."""
+    if not os.path.isdir(result):
+        raise ResultError('{} is not a directory{}; give the --out '
+                          'directory of a finished train_mnist.py run.'
+                          .format(result, '' if os.path.exists(result)
+                                  else ' (it does not exist)'))
     config_path = os.path.join(result, ARGS_FILE)
     model_path = os.path.join(result, MODEL_FILE)
     for path in (config_path, model_path):
@@ -63,12 +258,15 @@ def load_model(result):
     try:
         with open(config_path) as f:
             config = json.load(f)['config']
+        presets.check_config(config)
         model = presets.build_classifier(config)
     except (ValueError, KeyError, TypeError) as e:
         raise ResultError('{} is not a configuration written by '
                           'train_mnist.py ({}).'.format(config_path, e))
     try:
-        chainer.serializers.load_npz(model_path, model)
+        load_npz(model_path, model)
+    except ResultError:
+        raise
     except Exception as e:  # a zip, key or shape error: not this model
         raise ResultError('{} does not hold the model that {} describes '
                           '({}: {}).'.format(model_path, config_path,

@@ -29,6 +29,7 @@ import cli
 import mnist_dataset
 import presets
 import result_dir
+import trainer_extensions
 
 PROG = 'train_mnist.py'
 
@@ -45,6 +46,10 @@ def parse_args(argv=None):
                         help='Directory to output the result')
     parser.add_argument('--resume', '-r', default=None,
                         help='Resume the training from this snapshot')
+    parser.add_argument('--replace', action='store_true',
+                        help='Delete the files of an earlier run in --out '
+                             'and start again (without it, such a --out is '
+                             'refused)')
     parser.add_argument('--noplot', dest='plot', action='store_false',
                         help='Disable PlotReport extension')
     parser.add_argument('--seed', type=cli.int_at_least(0), default=None,
@@ -54,6 +59,10 @@ def parse_args(argv=None):
     presets.add_config_flags(parser)
     args = cli.parse(parser, argv)
     args.config = presets.config_from_args(args)
+    try:
+        presets.check_config(args.config)
+    except ValueError as e:
+        parser.error(str(e))
     return args
 
 
@@ -85,19 +94,37 @@ def train(args):
 
     train_set, val_set, test_set = mnist_dataset.load_splits(
         args.dataset_dir, config['validation'])
+    batchsize = config['batchsize']
+    if batchsize > len(train_set):
+        raise cli.UsageError(
+            '--batchsize {} is larger than the training set ({} images); '
+            'give at most {}.'.format(batchsize, len(train_set),
+                                      len(train_set)))
+    if args.resume:
+        check_snapshot(args.resume)
 
+    with result_dir.claim(args.out, args.resume, args.replace):
+        args.claimed = True
+        train_in(args, device, train_set, val_set, test_set)
+
+
+def train_in(args, device, train_set, val_set, test_set):
+    """Trains in ``args.out``, which this run holds."""
+    config = args.config
+    batchsize = config['batchsize']
     model = presets.build_classifier(config)
     model.to_device(device)
     optimizer = presets.build_optimizer(model, config)
 
-    batchsize = config['batchsize']
     train_iter = chainer.iterators.SerialIterator(train_set, batchsize)
     updater = training.updaters.StandardUpdater(
         train_iter, optimizer, device=device)
     trainer = training.Trainer(updater, (config['epoch'], 'epoch'),
                                out=args.out)
-    os.makedirs(args.out, exist_ok=True)
     result_dir.write_args(args.out, config, args.seed, sys.argv[1:])
+
+    # Stop at the first NaN or infinite loss, before it reaches a snapshot.
+    trainer.extend(trainer_extensions.StopOnNonFiniteLoss())
 
     # Evaluate at the end of each epoch: on the held-out images and the
     # test set, or, as the original, on the test set named "validation".
@@ -119,24 +146,27 @@ def train(args):
             'alpha', lambda trainer: optimizer.alpha), trigger=(1, 'epoch'))
 
     # Write the computational graph (cg.dot) once, to inspect the network.
-    trainer.extend(extensions.dump_graph('main/loss'))
+    trainer.extend(extensions.dump_graph('main/loss',
+                                         filename=result_dir.GRAPH_FILE))
 
-    # Snapshot the whole trainer, so that --resume can continue the run;
-    # only the latest is kept (each holds the model and Adam's state).
-    trainer.extend(extensions.snapshot(filename=result_dir.SNAPSHOT_FILE,
-                                       n_retains=1),
-                   trigger=(args.frequency, 'epoch'))
+    # Snapshot the whole trainer, random state included, so that --resume
+    # continues the run exactly; only the latest is kept (each holds the
+    # model and Adam's state).
+    every = (args.frequency, 'epoch')
+    trainer.extend(trainer_extensions.RandomState(device), trigger=every,
+                   priority=trainer_extensions.Snapshot.priority + 1)
+    trainer.extend(trainer_extensions.Snapshot(n_retains=1), trigger=every)
 
     # Average the reported values over each epoch and write them to log.
-    trainer.extend(extensions.LogReport(log_name=result_dir.LOG_FILE))
+    trainer.extend(trainer_extensions.LogReport())
 
     names = [name for name, _ in evaluated]
     # Plot loss and accuracy of training and evaluation, once per epoch.
     if args.plot and extensions.PlotReport.available():
-        for what in ('loss', 'accuracy'):
-            trainer.extend(extensions.PlotReport(
+        for what, file_name in result_dir.PLOT_FILES.items():
+            trainer.extend(trainer_extensions.PlotReport(
                 ['main/' + what] + [n + '/main/' + what for n in names],
-                'epoch', file_name=what + '.png'))
+                'epoch', file_name=file_name))
 
     # The seed's table, one row per epoch, plus the time taken so far.
     trainer.extend(extensions.PrintReport(
@@ -149,17 +179,25 @@ def train(args):
     if args.resume:
         resume(args.resume, trainer)
 
-    trainer.run()
+    trainer.run(show_loop_exception_msg=False)
     result_dir.save_model(model, args.out)
 
 
-def resume(path, trainer):
+def check_snapshot(path):
+    if os.path.isdir(path):
+        raise cli.UsageError('cannot resume: {} is a directory; give one of '
+                             'its snapshot_iter_* files.'.format(path))
     if not os.path.isfile(path):
         raise cli.UsageError(
             'cannot resume: snapshot {} does not exist.'.format(path))
+
+
+def resume(path, trainer):
     try:
-        chainer.serializers.load_npz(path, trainer)
-    except Exception as e:  # a zip, key or shape error: not our snapshot
+        result_dir.load_npz(path, trainer)
+    except result_dir.ResultError as e:
+        raise cli.UsageError('cannot resume: {}'.format(e))
+    except Exception as e:  # a key or shape error: not our snapshot
         raise cli.UsageError(
             'cannot resume from {}: it is not a snapshot of this network '
             '({}: {}). Give a snapshot_iter_* file written by this script '
@@ -167,11 +205,19 @@ def resume(path, trainer):
                 path, type(e).__name__, ' '.join(str(e).split())))
 
 
+def resume_hint(args):
+    """What to say when the run is interrupted."""
+    latest = (result_dir.snapshots(args.out)
+              if getattr(args, 'claimed', False) else [])
+    if not latest:
+        return 'no snapshot was written yet'
+    return 'resume with --resume {}'.format(
+        os.path.join(args.out, latest[-1][1]))
+
+
 def main(argv=None):
     args = parse_args(argv)
-    cli.run(PROG, lambda: train(args),
-            interrupted='resume with --resume and the latest snapshot_iter_* '
-                        'in {}'.format(args.out))
+    cli.run(PROG, lambda: train(args), interrupted=lambda: resume_hint(args))
 
 
 if __name__ == '__main__':

@@ -29,3 +29,26 @@ def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with open(path, 'rb') as f:
         assert f.read() == b'old'
     assert os.listdir(str(tmp_path)) == ['out.bin']
+
+
+def test_flushes_the_file_before_the_rename_and_the_directory_after(
+        tmp_path, monkeypatch):
+    import atomic_file
+    path = str(tmp_path / 'out.txt')
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(('fsync', stat.S_ISDIR(os.fstat(fd).st_mode)))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(('replace', os.path.basename(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(atomic_file.os, 'fsync', fsync)
+    monkeypatch.setattr(atomic_file.os, 'replace', replace)
+    with atomic_write(path) as f:
+        f.write('data')
+    # The file's data, then its name, then the directory holding the name.
+    assert events == [('fsync', False), ('replace', 'out.txt'),
+                      ('fsync', True)]

@@ -1,6 +1,9 @@
 """cli.py: argument types, the device flags and their errors, the exit
 wrapper."""
 import argparse
+import os
+import signal
+import time
 
 import pytest
 
@@ -31,8 +34,9 @@ def test_argument_types_accept(parse, text, value):
 @pytest.mark.parametrize('parse,text,message', [
     (cli.int_at_least(1), '0', 'must be at least 1, got 0'),
     (cli.int_at_least(0), '1.5', "expected an integer, got '1.5'"),
-    (cli.positive_float, '0', "expected a positive number, got '0'"),
-    (cli.positive_float, 'nan', "expected a positive number, got 'nan'"),
+    (cli.positive_float, '0', "expected a finite positive number, got '0'"),
+    (cli.positive_float, 'inf', "a finite positive number, got 'inf'"),
+    (cli.positive_float, 'nan', "a finite positive number, got 'nan'"),
     (cli.ratio, '1', "expected a ratio in [0, 1), got '1'"),
     (cli.ratio, '-0.1', "expected a ratio in [0, 1), got '-0.1'"),
     (cli.quantizer_spec, 'ternary', "invalid quantizer 'ternary'")])
@@ -104,11 +108,34 @@ def test_run_passes_other_errors_and_results():
         cli.run('prog.py', main)
 
 
-def test_run_on_ctrl_c():
+def test_run_on_ctrl_c(capsys):
     def main():
         raise KeyboardInterrupt
     with pytest.raises(SystemExit) as e:
-        cli.run('prog.py', main, interrupted='resume with --resume')
-    assert e.value.code == 'prog.py: interrupted; resume with --resume'
-    with pytest.raises(KeyboardInterrupt):
+        cli.run('prog.py', main, interrupted=lambda: 'resume with --resume')
+    assert e.value.code == 130
+    assert capsys.readouterr().err == \
+        'prog.py: interrupted; resume with --resume\n'
+    with pytest.raises(SystemExit) as e:
         cli.run('prog.py', main)
+    assert e.value.code == 130
+    assert capsys.readouterr().err == 'prog.py: interrupted\n'
+
+
+def test_run_on_sigterm_cleans_up_and_exits_143(capsys):
+    cleaned = []
+
+    def main():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives before this ends
+        finally:
+            cleaned.append(True)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as e:
+            cli.run('prog.py', main, interrupted=lambda: None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert e.value.code == 143 and cleaned == [True]
+    assert capsys.readouterr().err == 'prog.py: terminated\n'

@@ -107,7 +107,8 @@ def test_gpu_without_gpu_is_a_clear_error(two_epochs, tmp_path):
     (['--grad-quant', 'ternary'], "invalid quantizer 'ternary'"),
     (['--preset', 'xnor'], "invalid choice: 'xnor'"),
     (['--dropout', '1'], 'expected a ratio in [0, 1)'),
-    (['--lr', '0'], 'expected a positive number'),
+    (['--lr', '0'], 'expected a finite positive number'),
+    (['--lr', 'inf'], 'expected a finite positive number'),
 ])
 def test_bad_flags_are_argparse_errors(flags, message):
     assert_one_line_error(run(*flags), message, code=2)
