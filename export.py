@@ -33,15 +33,36 @@ def parse_args(argv=None):
     return cli.parse(parser, argv)
 
 
-def export(args):
-    out = args.out or os.path.join(args.result, packed_format.PACKED_FILE)
-    model, config = result_dir.load_model(args.result)
-    network = packed_export.export(model, config)
+def check_out(out):
+    """Refuses an ``out`` that is a directory, in a missing directory, or
+    an existing file other than a packed network (not overwritten)."""
     save_dir = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(out):
+        raise cli.UsageError('cannot write {}: it is a directory; give a '
+                             'file name.'.format(out))
     if not os.path.isdir(save_dir):
         raise cli.UsageError('cannot write {}: directory {} does not '
                              'exist.'.format(out, save_dir))
-    packed_format.save(out, network)
+    if os.path.exists(out):
+        try:
+            packed_format.load(out)
+        except packed_format.PackedFormatError:
+            raise cli.UsageError('{} exists and is not a packed network; '
+                                 'it was not overwritten.'.format(out))
+
+
+def export(args):
+    out = args.out or os.path.join(args.result, packed_format.PACKED_FILE)
+    model, config = result_dir.load_model(args.result)
+    check_out(out)
+    network = packed_export.export(model, config)
+    # Not into a directory that a training run is writing.
+    with result_dir.DirectoryLock(os.path.dirname(os.path.abspath(out))):
+        try:
+            packed_format.save(out, network)
+        except OSError as e:
+            raise cli.UsageError('cannot write {}: {}.'.format(
+                out, e.strerror or e))
     float_bytes = sum(link.W.array.nbytes
                       for link in model.predictor.linear_layers())
     print('wrote {} ({} bytes): layers {}'.format(

@@ -131,6 +131,8 @@ def _parse_idx(path, raw, kind):
             'Replace it with a good copy.'.format(
                 path, expected, shape[0], kind, len(raw),
                 'truncated' if len(raw) < expected else 'followed by junk'))
+    if shape[0] == 0:
+        raise DatasetError('{} holds no {}s.'.format(path, kind))
     return numpy.frombuffer(raw, numpy.uint8, offset=header).reshape(shape)
 
 
@@ -163,6 +165,9 @@ def _read(path, checksum, gzipped=None):
     try:
         with open(path, 'rb') as f:
             data = f.read()
+    except IsADirectoryError:
+        raise DatasetError('{} is a directory, not an IDX file.'.format(
+            path))
     except OSError as e:
         raise DatasetError('cannot read {}: {}'.format(path, e.strerror))
     if not gzipped:
@@ -219,8 +224,10 @@ def _to_datasets(files):
 def _load_dir(directory, checksums):
     if not os.path.isdir(directory):
         raise DatasetError(
-            'dataset directory {} does not exist; give a directory that '
-            'holds the four MNIST IDX files.'.format(directory))
+            'dataset directory {} {}; give a directory that holds the four '
+            'MNIST IDX files.'.format(
+                directory, 'is a file' if os.path.exists(directory)
+                else 'does not exist'))
     files = {}
     others = []
     for name, checksum in checksums.items():

@@ -41,6 +41,10 @@ PACKED_FILE = 'model.packed.npz'
 WORD_BITS = 64
 PIXEL_MAX = 255  # the first layer takes 8-bit pixels, 0 to PIXEL_MAX
 LAST_LAYER_KEYS = ('bias', 'mean', 'inv_std', 'gamma', 'beta')
+# What a file may declare, so that what loading it allocates is bounded.
+MAX_UNITS = 2 ** 16
+MAX_LAYERS = 64
+MAX_META_BYTES = 2 ** 20
 #: How the arrays are laid out, as the metadata states it.
 LAYOUT = {
     'bit_order': 'element k of a row is bit k % 64 (least significant '
@@ -178,13 +182,32 @@ def _expect(condition, path, message, *args):
             path, message.format(*args)))
 
 
+def _header(archive, path, name):
+    """``(dtype, shape, bytes of data)`` that member ``name`` declares,
+    read from its header alone, and checked against what the zip
+    directory says it inflates to: nothing larger is ever read."""
+    info = archive.zip.getinfo(name + '.npy')
+    with archive.zip.open(info) as f:
+        version = numpy.lib.format.read_magic(f)
+        read = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
+                else numpy.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(f)
+        header = f.tell()
+    data = info.file_size - header
+    _expect(not dtype.hasobject and
+            data == dtype.itemsize * int(numpy.prod(shape, dtype=object)),
+            path, '{} declares {} of shape {} but holds {} bytes', name,
+            dtype, shape, data)
+    return dtype, shape
+
+
 def _array(archive, path, name, dtype, shape):
     _expect(name in archive.files, path, 'array {} is missing', name)
-    a = archive[name]
-    _expect(a.dtype == dtype and a.shape == shape, path,
-            '{} is {} of shape {}, expected {} of shape {}', name, a.dtype,
-            a.shape, numpy.dtype(dtype), shape)
-    return a
+    declared = _header(archive, path, name)
+    _expect(declared == (numpy.dtype(dtype), shape), path,
+            '{} is {} of shape {}, expected {} of shape {}', name,
+            *declared, numpy.dtype(dtype), shape)
+    return archive[name]
 
 
 def load(path):
@@ -211,8 +234,13 @@ def load(path):
     with archive:
         try:
             _expect('meta' in archive.files, path, 'no metadata')
+            dtype, shape = _header(archive, path, 'meta')
+            _expect(dtype.kind == 'U' and shape == () and
+                    dtype.itemsize <= MAX_META_BYTES, path,
+                    'its metadata is not a JSON string of at most {} bytes',
+                    MAX_META_BYTES)
             meta = json.loads(str(archive['meta']))
-        except (ValueError, zipfile.BadZipFile, EOFError) as e:
+        except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             raise PackedFormatError(
                 '{} is corrupt ({}); export it again.'.format(path, e))
         _expect(isinstance(meta, dict) and meta.get('format') == FORMAT,
@@ -223,10 +251,11 @@ def load(path):
                 'export the model again with this version of export.py.'
                 .format(path, meta.get('version'), VERSION))
         sizes = meta.get('sizes')
-        _expect(isinstance(sizes, list) and len(sizes) >= 3
-                and all(isinstance(s, int) and s > 0 for s in sizes), path,
-                'sizes {!r} are not a list of at least 3 positive integers',
-                sizes)
+        _expect(isinstance(sizes, list) and 3 <= len(sizes) <= MAX_LAYERS + 1
+                and all(type(s) is int and 0 < s <= MAX_UNITS
+                        for s in sizes), path,
+                'sizes {!r} are not a list of 3 to {} integers from 1 to {}',
+                sizes, MAX_LAYERS + 1, MAX_UNITS)
         try:
             weights = [
                 _array(archive, path, 'W{}'.format(i), numpy.uint64,
@@ -241,7 +270,7 @@ def load(path):
             last = {name: _array(archive, path, name, numpy.float32,
                                  (sizes[-1],))
                     for name in LAST_LAYER_KEYS}
-        except (ValueError, zipfile.BadZipFile, EOFError) as e:
+        except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             raise PackedFormatError(
                 '{} is corrupt ({}); export it again.'.format(path, e))
     return PackedNetwork(meta, weights, thresholds, flips, last)

@@ -203,10 +203,24 @@ def save_model(model, out):
         chainer.serializers.save_npz(f, model)
 
 
+def read_args(result):
+    """What :func:`write_args` recorded, or None where nothing readable
+    is."""
+    try:
+        with open(os.path.join(result, ARGS_FILE)) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
 def read_log(result):
     """The LogReport entries of a run, oldest first."""
     with open(os.path.join(result, LOG_FILE)) as f:
         return json.load(f)
+
+
+_PICKLED = 'it holds pickled data, which could run any code'
 
 
 def load_npz(path, obj):
@@ -221,7 +235,8 @@ def load_npz(path, obj):
         _fail(path, e, 'read')
     except ValueError as e:  # a pickle, or not a NumPy file at all
         raise ResultError('{} is not an archive of arrays ({}); it was not '
-                          'loaded.'.format(path, ' '.join(str(e).split())))
+                          'loaded.'.format(path, _PICKLED if 'pickle' in str(
+                              e) else 'not an .npz file'))
     if not isinstance(archive, numpy.lib.npyio.NpzFile):
         raise ResultError('{} is a single array, not an archive of '
                           'arrays; it was not loaded.'.format(path))
@@ -235,8 +250,8 @@ def load_npz(path, obj):
             chainer.serializers.NpzDeserializer(archive).load(obj)
         except ValueError as e:
             if 'allow_pickle' in str(e):
-                raise ResultError('{} holds a pickled object, not an array; '
-                                  'it was not loaded.'.format(path))
+                raise ResultError('{} is not an archive of arrays ({}); it '
+                                  'was not loaded.'.format(path, _PICKLED))
             raise
 
 

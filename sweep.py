@@ -8,8 +8,10 @@ Trains one network per cell of the grid (weights x activations, each
 flag of train_mnist.py's configuration (--grad-quant, --unit, --lr, ...)
 is the same in every cell. Then writes ``results.csv``, ``results.md``
 (a table of test error in %) and ``results.png`` (a heat map) in --out.
-Cells already finished (their ``model.npz`` written) are skipped, so an
-interrupted sweep continues where it stopped.
+A cell already finished with the same configuration and seed is reused,
+and one interrupted is resumed from its latest snapshot, so an interrupted
+sweep continues where it stopped; a cell trained with another
+configuration stops the sweep, unless --retrain asks to train it again.
 """
 import argparse
 import csv
@@ -69,6 +71,10 @@ def parse_args(argv=None):
     parser.add_argument('--act-bits', type=_bits_list,
                         help='Bit widths for activations (default: --bits)')
     parser.add_argument('--seed', type=cli.int_at_least(0), default=0)
+    parser.add_argument('--retrain', action='store_true',
+                        help='Train again the cells trained before with '
+                             'another configuration (their files are '
+                             'replaced)')
     cli.add_device_flags(parser)
     cli.add_dataset_flag(parser)
     # Every cell's configuration; the grid sets the weight and activation
@@ -91,12 +97,42 @@ def cell_dir(out, weight_bits, act_bits):
     return os.path.join(out, 'cells', name)
 
 
-def train_cell(args, directory, weight_bits, act_bits):
+def cell_config(args, weight_bits, act_bits):
+    """The configuration a cell trains with."""
+    return dict(presets.config_from_args(args),
+                weight_quant=spec(weight_bits), act_quant=spec(act_bits))
+
+
+def cell_state(args, directory, weight_bits, act_bits):
+    """``('new' | 'done' | 'interrupted' | 'other', what differs)``."""
+    if not os.path.isdir(directory) or not result_dir.run_files(directory):
+        return 'new', None
+    recorded = result_dir.read_args(directory) or {}
+    wanted = {'config': cell_config(args, weight_bits, act_bits),
+              'seed': args.seed}
+    differs = [key for key in sorted(wanted['config'])
+               if recorded.get('config', {}).get(key) !=
+               wanted['config'][key]]
+    if recorded.get('seed') != args.seed:
+        differs.append('seed')
+    if differs:
+        return 'other', differs
+    if os.path.isfile(os.path.join(directory, result_dir.MODEL_FILE)):
+        return 'done', None
+    return 'interrupted', None
+
+
+def train_cell(args, directory, weight_bits, act_bits, resume=None,
+               replace=False):
     command = [sys.executable, os.path.join(HERE, 'train_mnist.py'),
                '--preset', args.preset,
                '--weight-quant', spec(weight_bits),
                '--act-quant', spec(act_bits),
                '--seed', str(args.seed), '--noplot', '--out', directory]
+    if resume:
+        command += ['--resume', resume]
+    if replace:
+        command += ['--replace']
     for key in presets.CONFIG_FLAGS:
         if getattr(args, key, None) is not None:
             command += [presets.flag(key), str(getattr(args, key))]
@@ -177,19 +213,41 @@ def heat_map(path, rows, args):
         f.write(buffer.getvalue())
 
 
+def run_cell(args, weight_bits, act_bits):
+    """Trains, resumes or reuses one cell; whether it was done before."""
+    directory = cell_dir(args.out, weight_bits, act_bits)
+    state, differs = cell_state(args, directory, weight_bits, act_bits)
+    if state == 'done':
+        return True
+    if state == 'other' and not args.retrain:
+        raise cli.UsageError(
+            '{} was trained with another configuration ({} differ); give '
+            '--retrain to train it again, or choose another --out.'.format(
+                directory, ', '.join(differs)))
+    latest = result_dir.snapshots(directory) if state == 'interrupted' \
+        else []
+    print('{} weights {} activations {} ...'.format(
+        'resuming' if latest else 'training', spec(weight_bits),
+        spec(act_bits)), flush=True)
+    train_cell(args, directory, weight_bits, act_bits,
+               resume=os.path.join(directory, latest[-1][1]) if latest
+               else None, replace=state != 'new' and not latest)
+    return False
+
+
 def sweep(args):
-    os.makedirs(args.out, exist_ok=True)
+    result_dir.make_directory(args.out)
+    with result_dir.DirectoryLock(args.out):
+        run_sweep(args)
+
+
+def run_sweep(args):
     rows = []
     start = time.time()
     for weight_bits in args.weight_bits:
         for act_bits in args.act_bits:
             directory = cell_dir(args.out, weight_bits, act_bits)
-            finished = os.path.isfile(
-                os.path.join(directory, result_dir.MODEL_FILE))
-            if not finished:
-                print('training weights {} activations {} ...'.format(
-                    spec(weight_bits), spec(act_bits)), flush=True)
-                train_cell(args, directory, weight_bits, act_bits)
+            finished = run_cell(args, weight_bits, act_bits)
             row = dict(read_cell(directory), weight_bits=weight_bits,
                        act_bits=act_bits, weight_quant=spec(weight_bits),
                        act_quant=spec(act_bits), grad_quant=args.grad_quant,

@@ -5,6 +5,7 @@ import helpers
 from helpers import assert_one_line_error
 import packed_format
 import presets
+import result_dir
 
 
 def run(*args):
@@ -40,4 +41,19 @@ def test_script_errors_are_one_line(tmp_path):
         run(bnn_dir, '-o', str(tmp_path / 'no' / 'such' / 'x.npz')),
         'does not exist')
     assert_one_line_error(run(str(tmp_path / 'nothing')),
-                          'args.json does not exist')
+                          'nothing is not a directory (it does not exist)')
+    assert_one_line_error(run(str(tmp_path / 'bnn' / 'args.json')),
+                          'args.json is not a directory;')
+    # Not a directory, nor a file that is not a packed network.
+    assert_one_line_error(run(bnn_dir, '-o', str(tmp_path)),
+                          'is a directory; give a file name')
+    other = tmp_path / 'notes.txt'
+    other.write_text('mine')
+    assert_one_line_error(run(bnn_dir, '-o', str(other)),
+                          'notes.txt exists and is not a packed network')
+    assert other.read_text() == 'mine'
+    # Not into a directory that another process holds.
+    with result_dir.DirectoryLock(bnn_dir):
+        assert_one_line_error(run(bnn_dir), 'is in use by another run '
+                              '(process {})'.format(os.getpid()))
+    assert not os.path.exists(os.path.join(bnn_dir, 'model.packed.npz'))

@@ -117,3 +117,49 @@ def test_load_rejects_other_files(tmp_path, network):
     with open(truncated, 'wb') as f:
         f.write(data[:len(data) // 2])
     load_error(truncated)
+
+
+def replace_member(path, name, data):
+    """Rewrites member ``name`` of the archive at ``path`` as ``data``
+    (the bytes of a .npy file), deflated."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        members = {info.filename: z.read(info) for info in z.infolist()}
+    members[name + '.npy'] = data
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:
+        for member, content in members.items():
+            z.writestr(member, content)
+
+
+def npy_header(dtype, shape):
+    import io
+    buffer = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(buffer, {
+        'descr': numpy.dtype(dtype).str, 'fortran_order': False,
+        'shape': shape})
+    return buffer.getvalue()
+
+
+def test_load_reads_headers_before_data(tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    packed_format.save(path, network)
+    # A member declaring 104 TiB: refused from its header, nothing read.
+    replace_member(path, 'W0', npy_header(numpy.uint64, (2 ** 31, 2 ** 13)))
+    assert 'W0 declares uint64 of shape (2147483648, 8192) but holds' in \
+        load_error(path)
+    # A member that inflates to far more than its header declares: a
+    # small file that would expand to 64 MiB is refused unread.
+    packed_format.save(path, network)
+    bomb = npy_header(numpy.uint64, (70, 13)) + bytes(64 * 2 ** 20)
+    replace_member(path, 'W0', bomb)
+    assert os.path.getsize(path) < 2 ** 20
+    assert 'W0 declares uint64 of shape (70, 13) but holds 67108864 bytes' \
+        in load_error(path)
+    # Sizes beyond what a file may declare.
+    meta = dict(network.meta, sizes=[784, 2 ** 20, 10])
+    rewrite(path, network, meta=numpy.array(json.dumps(meta)))
+    assert 'integers from 1 to 65536' in load_error(path)
+    # An object (pickled) member is never unpickled.
+    packed_format.save(path, network)
+    replace_member(path, 'W0', npy_header(object, (70, 13)) + b'\x80\x04.')
+    assert 'W0 declares object' in load_error(path)

@@ -43,6 +43,16 @@ def test_two_cells_then_resume(tmp_path):
     assert again.stdout.count('(done before)') == 2
     with open(os.path.join(out, 'results.csv')) as f:
         assert list(csv.DictReader(f)) == rows
+    # Cells trained with another configuration are not passed off as
+    # these: the sweep stops, or with --retrain trains them again.
+    other = [flag if flag != 64 else 32 for flag in flags]
+    assert_one_line_error(run(*other), 'w1_a2 was trained with another '
+                          'configuration (unit differ); give --retrain')
+    again = run(*(other + ['--retrain', '--act-bits', '2']))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count('training weights') == 1
+    assert result_dir.read_args(os.path.join(
+        out, 'cells', 'w1_a2'))['config']['unit'] == 32
 
 
 def test_cells_get_every_configuration_flag(tmp_path):
