@@ -95,7 +95,7 @@ def infer(args):
         return
     accuracy = float((predicted == labels).mean())
     print('{}: {} engine on the {}'.format(args.packed, args.engine,
-                                          cli.where(device)))
+                                           cli.where(device)))
     print('test accuracy: {:.4f}  test error: {:.2f}%  ({} images from {}, '
           '{:.0f} images/s)'.format(accuracy, 100 * (1 - accuracy),
                                     len(pixels), source,

@@ -82,8 +82,8 @@ _CHOICES = {'activation': net.ACTIVATIONS, 'loss': LOSSES,
 
 def _check(condition, key, value, wanted):
     if not condition:
-        raise ValueError('{} is {!r}; it must be {}'.format(key, value,
-                                                             wanted))
+        raise ValueError('{} is {!r}; it must be {}'.format(
+            key, value, wanted))
 
 
 def check_config(config):

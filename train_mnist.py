@@ -121,7 +121,6 @@ def train_in(args, device, train_set, val_set, test_set):
         train_iter, optimizer, device=device)
     trainer = training.Trainer(updater, (config['epoch'], 'epoch'),
                                out=args.out)
-    result_dir.write_args(args.out, config, args.seed, sys.argv[1:])
 
     # Stop at the first NaN or infinite loss, before it reaches a snapshot.
     trainer.extend(trainer_extensions.StopOnNonFiniteLoss())
@@ -178,8 +177,12 @@ def train_in(args, device, train_set, val_set, test_set):
 
     if args.resume:
         resume(args.resume, trainer)
+    result_dir.write_args(args.out, config, args.seed, sys.argv[1:])
 
-    trainer.run(show_loop_exception_msg=False)
+    # A diverging run ends with StopOnNonFiniteLoss's one line, not with
+    # NumPy's overflow warnings.
+    with numpy.errstate(over='ignore', invalid='ignore'):
+        trainer.run(show_loop_exception_msg=False)
     result_dir.save_model(model, args.out)
 
 

@@ -73,7 +73,7 @@ def test_gpu_engine_equals_cpu_engine(small):
     cpu = packed_engine.Engine(network, 'packed').logits(pixels)
     for engine in packed_engine.ENGINES:
         gpu = packed_engine.Engine(network, engine,
-                                  chainer.get_device('@cupy:0'))
+                                   chainer.get_device('@cupy:0'))
         numpy.testing.assert_array_equal(gpu.logits(pixels), cpu)
 
 

@@ -32,8 +32,8 @@ def random_bn(n, seed, scale):
 @pytest.mark.parametrize('k', [1, 9, 64, 200])
 def test_hidden_thresholds_equal_bn_and_sign_for_every_dot(k):
     bn, bias = random_bn(40, k, numpy.sqrt(k))
-    t, flip = packed_export.fold_sign(bn, bias, lambda d: d.astype(numpy.float32),
-                               -k, k)
+    t, flip = packed_export.fold_sign(
+        bn, bias, lambda d: d.astype(numpy.float32), -k, k)
     d = numpy.arange(-k, k + 1)[:, None]
     expected = model_fires(bn, d.astype(numpy.float32) + bias)
     numpy.testing.assert_array_equal(unit_fires(d, t, flip), expected)
@@ -76,8 +76,6 @@ def test_export_refuses_a_network_that_is_not_binary():
         packed_export.check_binarized(presets.PRESETS['seed'])
     assert 'act_quant is \'seed\'' in str(e.value)
     assert 'weight_quant is \'seed\'' in str(e.value)
-
-
 
 
 @pytest.mark.parametrize('spec', ['linear:1', 'stochastic'])

@@ -82,8 +82,9 @@ def test_subnormals_are_quantized_exactly():
                 2.0 ** -126, 2.0 ** -127]
     assert quantizer_kernels.ap2(x).tolist() == \
         numpy.array(expected, numpy.float32).tolist()
-    numpy.testing.assert_array_equal(quantizer_kernels.ap2(x), reference_ap2(x))
-    numpy.testing.assert_array_equal(quantizer_kernels.ap2(-x), -reference_ap2(x))
+    ap2 = quantizer_kernels.ap2
+    numpy.testing.assert_array_equal(ap2(x), reference_ap2(x))
+    numpy.testing.assert_array_equal(ap2(-x), -reference_ap2(x))
 
 
 @pytest.mark.parametrize('fsr', [numpy.inf, 64.0, 1.0, 0.3])
@@ -173,8 +174,8 @@ def test_linear_edges():
     # Ties go up: 0 lies midway between -1/3 and 1/3 for 2 bits.
     assert quantizer_kernels.linear_quant(numpy.float32([0]), 2)[0] == \
         numpy.float32(1 / 3)
-    assert numpy.isnan(quantizer_kernels.linear_quant(numpy.float32([numpy.nan]),
-                                               3))[0]
+    assert numpy.isnan(quantizer_kernels.linear_quant(
+        numpy.float32([numpy.nan]), 3))[0]
 
 
 def test_linear_one_bit_is_sign():
@@ -251,7 +252,8 @@ KERNEL_CASES = [
     ('log_quant 1', seed_quant),
     ('seed activation', lambda x: quantizers.parse('seed').activation(x)),
     ('sign', quantizer_kernels.sign),
-] + [('linear:{}'.format(k), lambda x, k=k: quantizer_kernels.linear_quant(x, k))
+] + [('linear:{}'.format(k),
+      lambda x, k=k: quantizer_kernels.linear_quant(x, k))
      for k in (1, 2, 3, 5, 8, 16)]
 
 

@@ -63,13 +63,15 @@ def test_stochastic_is_seeded_and_deterministic_at_test_time():
     numpy.testing.assert_array_equal(stochastic(x), first)
     assert (first != quantizer_kernels.sign(x)).any()
     with chainer.using_config('train', False):
-        numpy.testing.assert_array_equal(stochastic(x), quantizer_kernels.sign(x))
+        numpy.testing.assert_array_equal(stochastic(x),
+                                         quantizer_kernels.sign(x))
 
 
 def test_seed_quantizer_roles():
     seed = quantizers.parse('seed')
     x = numpy.random.RandomState(6).randn(100).astype(numpy.float32)
-    numpy.testing.assert_array_equal(seed(x), quantizer_kernels.log_quant(x, 1.0))
+    numpy.testing.assert_array_equal(seed(x),
+                                     quantizer_kernels.log_quant(x, 1.0))
     numpy.testing.assert_array_equal(seed.activation(x),
                                      original_seed_formula(x) / 64)
 

@@ -146,18 +146,18 @@ def test_bnn_preset_validates_and_tests(two_epochs, tmp_path):
 def test_validation_larger_than_training_set(two_epochs, tmp_path):
     data, _, _ = two_epochs
     assert_one_line_error(run('--dataset-dir', data, '--validation', 2000,
-                           '--out', str(tmp_path)),
-                       '--validation 2000 leaves no training images')
+                              '--out', str(tmp_path)),
+                          '--validation 2000 leaves no training images')
 
 
 def test_bad_device_specifier(tmp_path):
     assert_one_line_error(run('--device', 'tpu:3', '--out', str(tmp_path)),
-                       "invalid device 'tpu:3'")
+                          "invalid device 'tpu:3'")
 
 
 def test_bad_dataset_is_a_clear_error(tmp_path):
     assert_one_line_error(run('--dataset-dir', str(tmp_path)),
-                       'train-images-idx3-ubyte is missing from')
+                          'train-images-idx3-ubyte is missing from')
 
 
 def test_resume_errors(two_epochs, tmp_path):
@@ -177,6 +177,8 @@ def test_resume_errors(two_epochs, tmp_path):
         run('--dataset-dir', data, '--resume', snapshot, '--unit', 30,
             '--out', str(tmp_path / 'other'), '--noplot'),
         'cannot resume from', 'same preset, --unit and --layers')
+    # Nothing was written that would stop the corrected command.
+    assert os.listdir(str(tmp_path / 'other')) == []
 
 
 @pytest.mark.skipif(not os.environ.get('MNIST_DIR'),
