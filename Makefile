@@ -1,6 +1,7 @@
-# Two entry points for a fresh clone:
+# Entry points for a fresh clone:
 #   make train [ARGS="--gpu 0 --epoch 5"]   set up .venv, then train on MNIST
 #   make test                                set up .venv, then run the tests
+#   make train-mn N=2 [ARGS=...]             the same training on N MPI processes
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,17 +11,24 @@ PY := $(VENV)/bin/python
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_BUILD_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup train test wheels
+N ?= 2
+
+.PHONY: setup train train-mn test wheels
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-test.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-test.txt \
+		requirements-mpi.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
 train: setup
 	$(PY) train_mnist.py $(ARGS)
+
+# requirements-test.txt brings requirements-mpi.txt, and with it mpiexec.
+train-mn: setup
+	$(VENV)/bin/mpiexec -n $(N) $(PY) train_mnist_mn.py $(ARGS)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -187,7 +187,7 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
-def run(prog, main, interrupted=None):
+def run(prog, main, interrupted=None, report_signals=True):
     """Calls ``main()`` and ends the script as a user expects:
 
     * the project's errors (:data:`ERRORS`): one line on stderr,
@@ -200,6 +200,8 @@ def run(prog, main, interrupted=None):
         prog (str): The script's name.
         main (callable): The script's work.
         interrupted (callable): Returns what to add on a signal, or None.
+        report_signals (bool): Whether to say so on a signal (the exit
+            status is set either way).
     """
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -210,7 +212,9 @@ def run(prog, main, interrupted=None):
         what, status = (('interrupted', 130)
                         if isinstance(e, KeyboardInterrupt)
                         else ('terminated', 143))
-        detail = interrupted() if interrupted else None
-        print('{}: {}{}'.format(prog, what, '; ' + detail if detail else ''),
-              file=sys.stderr)
+        if report_signals:
+            detail = interrupted() if interrupted else None
+            print('{}: {}{}'.format(prog, what,
+                                    '; ' + detail if detail else ''),
+                  file=sys.stderr)
         sys.exit(status)

@@ -190,11 +190,14 @@ def claim(out, resume=None, replace=False):
         yield
 
 
-def write_args(out, config, seed, argv):
-    """Records the run's configuration, seed and command line."""
+def write_args(out, config, seed, argv, processes=None):
+    """Records the run's configuration, seed and command line, and for a
+    multi-process run the number of processes."""
+    recorded = {'config': config, 'seed': seed, 'argv': argv}
+    if processes is not None:
+        recorded['processes'] = processes
     with atomic_write(os.path.join(out, ARGS_FILE)) as f:
-        json.dump({'config': config, 'seed': seed, 'argv': argv}, f,
-                  indent=1)
+        json.dump(recorded, f, indent=1)
 
 
 def save_model(model, out):
@@ -223,12 +226,10 @@ def read_log(result):
 _PICKLED = 'it holds pickled data, which could run any code'
 
 
-def load_npz(path, obj):
-    """Fills ``obj`` (a link, a trainer) from the arrays of the ``.npz``
-    file ``path``, as ``chainer.serializers.load_npz`` does but without
+def read_npz(path):
+    """The arrays of the ``.npz`` file ``path``, by name, read without
     ever unpickling: a file that is not an archive of plain arrays is
-    refused with ResultError before anything in it runs. Other errors
-    (a missing key, a shape that differs) propagate."""
+    refused with ResultError before anything in it runs."""
     try:
         archive = numpy.load(path, allow_pickle=False)
     except OSError as e:
@@ -241,18 +242,28 @@ def load_npz(path, obj):
         raise ResultError('{} is a single array, not an archive of '
                           'arrays; it was not loaded.'.format(path))
     with archive:
+        arrays = {}
         for name in archive.files:
-            # NumPy refuses an object (pickled) member when it is read.
+            # A member that is not a .npy file would be returned as bytes.
             if archive.zip.open(name + '.npy').read(6) != b'\x93NUMPY':
                 raise ResultError('{} holds {}, which is not an array; it '
                                   'was not loaded.'.format(path, name))
-        try:
-            chainer.serializers.NpzDeserializer(archive).load(obj)
-        except ValueError as e:
-            if 'allow_pickle' in str(e):
+            try:
+                arrays[name] = archive[name]
+            except ValueError as e:  # an object array: NumPy refuses it
+                if 'allow_pickle' not in str(e):
+                    raise
                 raise ResultError('{} is not an archive of arrays ({}); it '
                                   'was not loaded.'.format(path, _PICKLED))
-            raise
+    return arrays
+
+
+def load_npz(path, obj):
+    """Fills ``obj`` (a link, a trainer) from the arrays of the ``.npz``
+    file ``path`` (see :func:`read_npz`), as
+    ``chainer.serializers.load_npz`` does but without ever unpickling.
+    Other errors (a missing key, a shape that differs) propagate."""
+    chainer.serializers.NpzDeserializer(read_npz(path)).load(obj)
 
 
 def load_model(result):

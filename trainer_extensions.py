@@ -45,14 +45,22 @@ class Snapshot(training.Extension):
         self.n_retains = n_retains
         self.written = []
 
+    def arrays(self, trainer):
+        """What to save, by name; None where this process writes nothing.
+        """
+        serializer = chainer.serializers.DictionarySerializer()
+        serializer.save(trainer)
+        return serializer.target
+
     def __call__(self, trainer):
         name = result_dir.snapshot_name(trainer.updater.iteration)
         if name not in self.written:
             self.written.append(name)
-        serializer = chainer.serializers.DictionarySerializer()
-        serializer.save(trainer)
+        arrays = self.arrays(trainer)
+        if arrays is None:
+            return
         with atomic_write(os.path.join(trainer.out, name), 'wb') as f:
-            numpy.savez_compressed(f, **serializer.target)
+            numpy.savez_compressed(f, **arrays)
         for old in self.written[:-self.n_retains]:
             path = os.path.join(trainer.out, old)
             if os.path.isfile(path):

@@ -17,6 +17,10 @@ with one of
     Sleep for a minute after that iteration (to be killed from outside).
 ``--keep-snapshots DIR``
     Copy every snapshot to DIR as it is written (they are pruned).
+``--raise-at ITERATION RANK``
+    Raise an error after that iteration in that MPI rank only.
+``--save-params DIR``
+    After training, save this process's parameters to DIR/rankR.npz.
 
     python fault_runner.py --kill-at 17 -- train_mnist.py --out r ...
 """
@@ -93,6 +97,21 @@ def kill_in_snapshot(n, limit):
     trainer_extensions.atomic_write = patched
 
 
+def save_params(directory, rank):
+    import numpy
+    import trainer_setup
+    run = trainer_setup.run
+
+    def patched(trainer):
+        run(trainer)
+        target = trainer.updater.get_optimizer('main').target
+        os.makedirs(directory, exist_ok=True)
+        numpy.savez(os.path.join(directory, 'rank{}.npz'.format(rank)),
+                    **{name: param.array
+                       for name, param in target.namedparams()})
+    trainer_setup.run = patched
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--kill-at', type=int)
@@ -102,6 +121,8 @@ def main():
     parser.add_argument('--signal-at', nargs=2)
     parser.add_argument('--pause-at', type=int)
     parser.add_argument('--keep-snapshots')
+    parser.add_argument('--raise-at', type=int, nargs=2)
+    parser.add_argument('--save-params')
     parser.add_argument('command', nargs=argparse.REMAINDER)
     args = parser.parse_args()
     kill = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
@@ -128,6 +149,17 @@ def main():
     if args.keep_snapshots:
         os.makedirs(args.keep_snapshots, exist_ok=True)
         on_snapshot(lambda _, path: shutil.copy(path, args.keep_snapshots))
+    rank = int(os.environ.get('PMI_RANK', 0))
+    if args.raise_at and args.raise_at[1] == rank:
+        import cli
+
+        def fail(i):
+            if i == args.raise_at[0]:
+                raise cli.UsageError('injected failure in rank {}'.format(
+                    rank))
+        after_iteration(fail)
+    if args.save_params:
+        save_params(args.save_params, rank)
     script, *rest = args.command[1:] if args.command[0] == '--' \
         else args.command
     sys.argv = [script] + rest

@@ -1,5 +1,6 @@
-"""The layout rules: scripts are entry points that nothing imports, and
-library modules stay small enough to read."""
+"""The layout rules: scripts are entry points that nothing imports,
+library modules stay small enough to read, and nothing that a
+single-process run imports needs MPI."""
 import ast
 import glob
 import os
@@ -39,8 +40,8 @@ SCRIPTS = {os.path.basename(path)[:-3] for path in python_files('*.py')
 
 
 def test_the_scripts_are_the_commands():
-    assert SCRIPTS == {'train_mnist', 'evaluate', 'export', 'infer_packed',
-                       'bench', 'bench_packed', 'sweep'}
+    assert SCRIPTS == {'train_mnist', 'train_mnist_mn', 'evaluate', 'export',
+                       'infer_packed', 'bench', 'bench_packed', 'sweep'}
 
 
 def test_no_module_imports_a_script():
@@ -57,3 +58,21 @@ def test_no_module_is_over_the_size_limit():
         with open(path) as f:
             sizes[os.path.basename(path)] = len(f.read().splitlines())
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_single_process_scripts_do_not_import_chainermn():
+    import subprocess
+    import sys
+    code = ('import sys, runpy; sys.argv = ["x", "--help"]\n'
+            'for script in ("train_mnist", "evaluate", "export", '
+            '"infer_packed", "bench", "bench_packed"):\n'
+            '    try:\n'
+            '        runpy.run_path(script + ".py", run_name="__main__")\n'
+            '    except SystemExit:\n'
+            '        pass\n'
+            'print(sorted(m for m in sys.modules if m.split(".")[0] in '
+            '("chainermn", "mpi4py")))')
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == '[]'

@@ -1,0 +1,202 @@
+"""Data-parallel training over MPI with ChainerMN: what a process of
+``train_mnist_mn.py`` adds to a single-process run.
+
+Each of the ``N`` processes (ranks) trains on its shard of the training
+set with ``B / N`` images of the global batch ``B``; after each backward the
+multi-node optimizer averages the gradients, so every rank applies the same
+update to the same parameters. What makes that the single-process run at
+batch ``B``, as far as it can be:
+
+* batch normalisation computes its statistics over the whole global batch
+  (``chainermn.links.create_mnbn_model``);
+* each rank's loss is divided by ``N`` (:func:`loss`) and the averaged
+  gradients multiplied by ``N`` (:class:`SumGradients`): the gradient
+  quantizer then sees each example's gradient at the scale one process
+  gives it, and Adam the global batch's gradient;
+* the multi-node optimizer's first update only broadcasts rank 0's
+  parameters; :func:`broadcast_parameters` does that before training, so
+  every update is one (an epoch has as many updates as with one process);
+* the reported loss and accuracy are averaged over the ranks every
+  iteration (:class:`AverageObservations`), the evaluators over their
+  shards (``chainermn.create_multi_node_evaluator``);
+* extensions that change state (the evaluators, the learning-rate decay,
+  the snapshot) run on every rank; rank 0 alone prints and writes files;
+* the snapshot (:class:`Snapshot`) holds what differs between ranks (their
+  iterators and random generators) beside rank 0's trainer, and
+  :func:`load_snapshot` gives each rank its own on resume.
+
+The rest differs from one process by float rounding only (the sums are
+taken in another order); with the ``seed`` quantizer a difference of
+rounding can move a value across a quantization level, after which the
+runs part more (see docs/multi_node.md).
+"""
+import sys
+import traceback
+
+import numpy
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer import training
+import chainermn
+
+import cli
+import result_dir
+import trainer_extensions
+
+COMMUNICATORS = ('naive', 'flat', 'pure_nccl')
+# Multi-node batch normalisation is marked experimental; it is what makes a
+# run at N processes the run at one.
+chainer.disable_experimental_feature_warning = True
+PROCESSES_KEY = 'processes'
+RANKS_PREFIX = 'ranks/'
+
+
+def create_communicator(name):
+    """A ChainerMN communicator; UsageError if it cannot be made here."""
+    try:
+        return chainermn.create_communicator(name)
+    except Exception as e:  # NCCL or CUDA missing, an unknown name
+        raise cli.UsageError('cannot create the {} communicator ({}); use '
+                             '--communicator naive on the CPU.'.format(
+                                 name, ' '.join(str(e).split())))
+
+
+def loss(model, comm):
+    """The loss each rank differentiates: its shard's mean loss divided by
+    the number of ranks (see the module's description)."""
+    def scaled(*arrays):
+        return model(*arrays) / comm.size
+    return scaled
+
+
+class SumGradients(object):
+    """Optimizer hook: the multi-node optimizer averages the ranks'
+    gradients; multiplying by their number makes it their sum, the
+    gradient of the global batch's mean loss (see :func:`loss`). Exact for
+    every number of ranks that is a power of two."""
+
+    name = 'SumGradients'
+    call_for_each_param = True
+    timing = 'pre'
+
+    def __init__(self, size):
+        self.size = size
+
+    def __call__(self, rule, param):
+        if param.grad is not None:
+            param.grad *= param.grad.dtype.type(self.size)
+
+
+def broadcast_parameters(optimizer, comm):
+    """Gives every rank rank 0's parameters now, and tells the multi-node
+    optimizer so, lest its first update do that instead of updating."""
+    comm.bcast_data(optimizer.target)
+    optimizer.is_changed(optimizer.target)
+
+
+class AverageObservations(training.Extension):
+    """Replaces this iteration's training loss and accuracy by their mean
+    over the ranks, on every rank, before anything reads them."""
+
+    trigger = 1, 'iteration'
+    priority = training.PRIORITY_WRITER + 3
+    keys = ('main/loss', 'main/accuracy')
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def __call__(self, trainer):
+        observation = trainer.observation
+        values = numpy.array([float(getattr(observation[key], 'array',
+                                            observation[key]))
+                              for key in self.keys], numpy.float64)
+        total = self.comm.mpi_comm.allreduce(values)
+        for key, value in zip(self.keys, total / self.comm.size):
+            observation[key] = value
+
+
+class Snapshot(trainer_extensions.Snapshot):
+    """The snapshot of a multi-node run, written by rank 0: rank 0's whole
+    trainer, the number of ranks, and under ``ranks/R/`` what rank ``R``
+    holds differently (its iterator, its random generator). Every rank
+    takes part; see :func:`load_snapshot`."""
+
+    def __init__(self, comm, n_retains=1):
+        super(Snapshot, self).__init__(n_retains)
+        self.comm = comm
+
+    def arrays(self, trainer):
+        ours = super(Snapshot, self).arrays(trainer)
+        everyone = self.comm.gather_obj(ours)
+        if self.comm.rank != 0:
+            return None
+        merged = dict(ours)
+        merged[PROCESSES_KEY] = numpy.array(self.comm.size)
+        for rank, theirs in enumerate(everyone[1:], 1):
+            for key, value in theirs.items():
+                if key not in ours or not numpy.array_equal(value,
+                                                            ours[key]):
+                    merged['{}{}/{}'.format(RANKS_PREFIX, rank, key)] = value
+        return merged
+
+
+def load_snapshot(path, trainer, comm):
+    """Resumes every rank from a :class:`Snapshot` file, which rank 0 reads
+    (never unpickling) and sends to the others; UsageError, on every rank,
+    if it cannot be read or was written by another number of ranks."""
+    arrays, error = None, None
+    if comm.rank == 0:
+        try:
+            arrays = result_dir.read_npz(path)
+            written = int(arrays.get(PROCESSES_KEY, 1))
+            if written != comm.size:
+                error = ('cannot resume: {} was written by {} process{}; '
+                         'run it with mpiexec -n {}.'.format(
+                             path, written, 'es' if written > 1 else '',
+                             written))
+        except result_dir.ResultError as e:
+            error = 'cannot resume: {}'.format(e)
+    arrays, error = comm.bcast_obj((arrays, error) if comm.rank == 0
+                                   else None)
+    if error:
+        raise cli.UsageError(error)
+    ours = '{}{}/'.format(RANKS_PREFIX, comm.rank)
+    view = {key: value for key, value in arrays.items()
+            if not key.startswith(RANKS_PREFIX)}
+    view.update((key[len(ours):], value) for key, value in arrays.items()
+                if key.startswith(ours))
+    chainer.serializers.NpzDeserializer(view).load(trainer)
+
+
+def world():
+    """MPI's world communicator; UsageError where mpi4py or an MPI library
+    is missing."""
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError) as e:  # RuntimeError: no libmpi
+        raise cli.UsageError(
+            'this needs MPI ({}); install it with pip install -r '
+            'requirements-mpi.txt, and run under mpiexec.'.format(
+                ' '.join(str(e).split())))
+    return MPI.COMM_WORLD
+
+
+def run(prog, main, interrupted=None):
+    """:func:`cli.run` for one rank: a rank that fails prints its one line
+    and aborts the whole job, so that no rank waits forever for it; a
+    signal, which every rank gets, is reported by rank 0 alone."""
+    mpi = world()
+    try:
+        cli.run(prog, main, interrupted, report_signals=mpi.rank == 0)
+    except SystemExit as e:
+        if e.code in (None, 0):
+            raise
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+        sys.stderr.flush()
+        mpi.Abort(e.code if isinstance(e.code, int) else 1)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        mpi.Abort(1)

@@ -1,0 +1,229 @@
+"""The Chainer trainer of a run: iterators, updater and extensions.
+
+``train_mnist.py`` and ``train_mnist_mn.py`` build the same trainer here,
+the second with a ChainerMN communicator.
+"""
+import os
+import random
+
+import numpy
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer import training
+from chainer.backends import cuda
+from chainer.training import extensions
+
+import cli
+import presets
+import result_dir
+import trainer_extensions
+
+
+def add_flags(parser):
+    """train_mnist.py's flags, each as in Chainer's examples where it has a
+    counterpart there."""
+    parser.add_argument('--frequency', '-f', type=cli.int_at_least(1),
+                        default=1,
+                        help='Take a snapshot every this many epochs')
+    cli.add_device_flags(parser)
+    parser.add_argument('--out', '-o', default='result',
+                        help='Directory to output the result')
+    parser.add_argument('--resume', '-r', default=None,
+                        help='Resume the training from this snapshot')
+    parser.add_argument('--replace', action='store_true',
+                        help='Delete the files of an earlier run in --out '
+                             'and start again (without it, such a --out is '
+                             'refused)')
+    parser.add_argument('--noplot', dest='plot', action='store_false',
+                        help='Disable PlotReport extension')
+    parser.add_argument('--seed', type=cli.int_at_least(0), default=None,
+                        help='Random seed; the same seed on the CPU gives '
+                             'the same log')
+    cli.add_dataset_flag(parser)
+    presets.add_config_flags(parser)
+
+
+def parse_args(parser, argv=None):
+    """The flags of :func:`add_flags` read, with ``args.config`` the
+    configuration they give, checked."""
+    args = cli.parse(parser, argv)
+    args.config = presets.config_from_args(args)
+    try:
+        presets.check_config(args.config)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+def seed_everything(seed, device):
+    random.seed(seed)
+    numpy.random.seed(seed)
+    if device.xp is cuda.cupy:
+        cuda.cupy.random.seed(seed)
+
+
+def print_header(device, config, seed, processes=1):
+    print('Device: {}'.format(device))
+    if processes > 1:
+        print('# processes: {}'.format(processes))
+    print('# preset: {}'.format(config['preset']))
+    print('# quantizers: weight {weight_quant}, activation {act_quant}, '
+          'gradient {grad_quant}, input {input_quant}'.format(**config))
+    print('# unit: {unit} x {layers} layers, {activation}'.format(**config))
+    print('# Minibatch-size: {}'.format(config['batchsize']))
+    print('# epoch: {}'.format(config['epoch']))
+    print('# seed: {}'.format(seed))
+    print('')
+
+
+def check_batchsize(batchsize, train_set, processes=1):
+    """UsageError unless each of ``processes`` gets a whole, non-empty
+    share of the batch, and the batch fits in the training set."""
+    if batchsize > len(train_set):
+        raise cli.UsageError(
+            '--batchsize {} is larger than the training set ({} images); '
+            'give at most {}.'.format(batchsize, len(train_set),
+                                      len(train_set)))
+    if batchsize % processes:
+        raise cli.UsageError(
+            '--batchsize {} does not split evenly over {} processes; give a '
+            'multiple of {}.'.format(batchsize, processes, processes))
+
+
+def build_trainer(args, model, optimizer, train_set, val_set, test_set,
+                  device, comm=None):
+    """The trainer of a run of ``args`` (train_mnist.py's flags) in
+    ``args.out``: the updater and every extension, each with why it is
+    there.
+
+    With ``comm`` (a ChainerMN communicator), one process of a
+    data-parallel run: ``train_set`` and the evaluated sets are this
+    process's shards, ``optimizer`` is the multi-node optimizer, the
+    global batch is split over the processes, and only rank 0 reports
+    and writes files (see :mod:`multi_node`).
+    """
+    config = args.config
+    size = comm.size if comm else 1
+    writer = comm is None or comm.rank == 0
+    if comm:
+        import multi_node  # imports chainermn, which MPI runs alone need
+    batchsize = config['batchsize']
+    train_iter = chainer.iterators.SerialIterator(train_set,
+                                                  batchsize // size)
+    updater = training.updaters.StandardUpdater(
+        train_iter, optimizer, device=device,
+        loss_func=multi_node.loss(model, comm) if comm else None)
+    trainer = training.Trainer(updater, (config['epoch'], 'epoch'),
+                               out=args.out)
+
+    if comm:
+        # Average the loss and accuracy over the processes every
+        # iteration, before the NaN check and the log read them.
+        trainer.extend(multi_node.AverageObservations(comm))
+
+    # Stop at the first NaN or infinite loss, before it reaches a snapshot.
+    trainer.extend(trainer_extensions.StopOnNonFiniteLoss())
+
+    # Evaluate at the end of each epoch: on the held-out images and the
+    # test set, or, as the original, on the test set named "validation".
+    evaluated = [('validation', val_set if val_set else test_set)]
+    if val_set:
+        evaluated.append(('test', test_set))
+    for name, dataset in evaluated:
+        evaluator = extensions.Evaluator(
+            chainer.iterators.SerialIterator(
+                dataset, batchsize // size, repeat=False, shuffle=False),
+            model, device=device)
+        if comm:
+            evaluator = multi_node.chainermn.create_multi_node_evaluator(
+                evaluator, comm)
+        trainer.extend(evaluator, name=name)
+
+    # Decay Adam's alpha exponentially, epoch by epoch, to lr_final.
+    rate = presets.lr_decay_rate(config)
+    if rate:
+        trainer.extend(extensions.ExponentialShift('alpha', rate),
+                       trigger=(1, 'epoch'))
+        trainer.extend(extensions.observe_value(
+            'alpha', lambda trainer: optimizer.alpha), trigger=(1, 'epoch'))
+
+    # Snapshot the whole trainer, random state included, so that --resume
+    # continues the run exactly; only the latest is kept (each holds the
+    # model and Adam's state).
+    every = (args.frequency, 'epoch')
+    trainer.extend(trainer_extensions.RandomState(device), trigger=every,
+                   priority=trainer_extensions.Snapshot.priority + 1)
+    trainer.extend(multi_node.Snapshot(comm, n_retains=1) if comm
+                   else trainer_extensions.Snapshot(n_retains=1),
+                   trigger=every)
+    if not writer:
+        return trainer
+
+    # Write the computational graph (cg.dot) once, to inspect the network;
+    # first of all, while the reported loss is still the graph's root.
+    trainer.extend(extensions.dump_graph('main/loss',
+                                         filename=result_dir.GRAPH_FILE),
+                   priority=training.PRIORITY_WRITER + 10)
+
+    # Average the reported values over each epoch and write them to log.
+    trainer.extend(trainer_extensions.LogReport())
+
+    names = [name for name, _ in evaluated]
+    # Plot loss and accuracy of training and evaluation, once per epoch.
+    if args.plot and extensions.PlotReport.available():
+        for what, file_name in result_dir.PLOT_FILES.items():
+            trainer.extend(trainer_extensions.PlotReport(
+                ['main/' + what] + [n + '/main/' + what for n in names],
+                'epoch', file_name=file_name))
+
+    # The seed's table, one row per epoch, plus the time taken so far.
+    trainer.extend(extensions.PrintReport(
+        ['epoch', 'main/loss', 'validation/main/loss', 'main/accuracy'] +
+        [n + '/main/accuracy' for n in names] + ['elapsed_time']))
+
+    # Show progress within an epoch and an estimate of the time left.
+    trainer.extend(extensions.ProgressBar())
+    return trainer
+
+
+def run(trainer):
+    """Runs ``trainer``; errors end it as one line (see :mod:`cli`)."""
+    # A diverging run ends with StopOnNonFiniteLoss's one line, not with
+    # NumPy's overflow warnings.
+    with numpy.errstate(over='ignore', invalid='ignore'):
+        trainer.run(show_loop_exception_msg=False)
+
+
+def check_snapshot(path):
+    """UsageError unless ``path`` is a file to resume from."""
+    if os.path.isdir(path):
+        raise cli.UsageError('cannot resume: {} is a directory; give one of '
+                             'its snapshot_iter_* files.'.format(path))
+    if not os.path.isfile(path):
+        raise cli.UsageError(
+            'cannot resume: snapshot {} does not exist.'.format(path))
+
+
+def resume(path, trainer):
+    """Loads the snapshot ``path`` into ``trainer``, never unpickling."""
+    try:
+        result_dir.load_npz(path, trainer)
+    except result_dir.ResultError as e:
+        raise cli.UsageError('cannot resume: {}'.format(e))
+    except Exception as e:  # a key or shape error: not our snapshot
+        raise cli.UsageError(
+            'cannot resume from {}: it is not a snapshot of this network '
+            '({}: {}). Give a snapshot_iter_* file written by this script '
+            'with the same preset, --unit and --layers.'.format(
+                path, type(e).__name__, ' '.join(str(e).split())))
+
+
+def resume_hint(args):
+    """What to say when the run is interrupted."""
+    latest = (result_dir.snapshots(args.out)
+              if getattr(args, 'claimed', False) else [])
+    if not latest:
+        return 'no snapshot was written yet'
+    return 'resume with --resume {}'.format(
+        os.path.join(args.out, latest[-1][1]))
