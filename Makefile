@@ -38,4 +38,5 @@ test: setup
 wheels: setup
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir .whl chainer==7.8.1
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \
-		--python-version 3.12 --dest .whl 'setuptools<81'
+		--python-version 3.12 --dest .whl 'setuptools<81' \
+		'mpi4py>=4.1' 'mpich>=4.3'

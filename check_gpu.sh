@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check in one go: the CPU/GPU parity tests, one epoch of
 # training on the GPU, the training benchmark, the packed binarized network
-# on the GPU against the Chainer model and its inference benchmark. Needs CuPy, a CUDA
+# on the GPU against the Chainer model and its inference benchmark, one epoch
+# of data-parallel training (pure_nccl, a GPU a process). Needs CuPy, a CUDA
 # GPU and MNIST_DIR (or internet).
 #
 #   MNIST_DIR=/path/to/mnist ./check_gpu.sh [GPU_ID]
@@ -33,3 +34,9 @@ echo '== benchmark on GPU' "$gpu"
 echo '== packed binarized network on GPU' "$gpu"
 "$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu"
 "$python" bench_packed.py --gpu "$gpu" --batches 100 10000
+echo '== data-parallel training on the GPUs (2 processes where there are 2)'
+mpiexec="$(command -v mpiexec || echo /tmp/quantized_net-site/bin/mpiexec)"
+n="$("$python" -c 'import cupy; print(min(2, cupy.cuda.runtime.getDeviceCount()))')"
+out="$(mktemp -d)"
+"$mpiexec" -n "$n" "$python" train_mnist_mn.py --gpu "$gpu" --epoch 1 \
+    --seed 0 --noplot --out "$out"

@@ -31,6 +31,7 @@ rounding can move a value across a quantization level, after which the
 runs part more (see docs/multi_node.md).
 """
 import sys
+import time
 import traceback
 
 import numpy
@@ -49,6 +50,7 @@ COMMUNICATORS = ('naive', 'flat', 'pure_nccl')
 # run at N processes the run at one.
 chainer.disable_experimental_feature_warning = True
 PROCESSES_KEY = 'processes'
+ABORT_GRACE_SECONDS = 1.0
 RANKS_PREFIX = 'ranks/'
 
 
@@ -194,9 +196,16 @@ def run(prog, main, interrupted=None):
             raise
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
-        sys.stderr.flush()
-        mpi.Abort(e.code if isinstance(e.code, int) else 1)
+        abort(mpi, e.code if isinstance(e.code, int) else 1)
     except BaseException:
         traceback.print_exc()
-        sys.stderr.flush()
-        mpi.Abort(1)
+        abort(mpi, 1)
+
+
+def abort(mpi, status):
+    """Ends every process of the job, after giving mpiexec time to pass on
+    what this one printed (an abort kills its forwarding too)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_SECONDS)
+    mpi.Abort(status)

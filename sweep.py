@@ -2,6 +2,7 @@
 """Test error against the bit widths of weights and activations.
 
     ./sweep.py --out sweep --epoch 3 --unit 256 --dataset-dir path/to/mnist
+    mpiexec -n 2 ./sweep.py ...        # the cells spread over 2 processes
 
 Trains one network per cell of the grid (weights x activations, each
 ``linear:K`` for K in --bits, or ``none``) with train_mnist.py; every other
@@ -12,6 +13,10 @@ A cell already finished with the same configuration and seed is reused,
 and one interrupted is resumed from its latest snapshot, so an interrupted
 sweep continues where it stopped; a cell trained with another
 configuration stops the sweep, unless --retrain asks to train it again.
+
+Under mpiexec (requirements-mpi.txt), process R trains cells R, R + N, ...
+one at a time, each on one thread, and process 0 gathers the results and
+writes the files.
 """
 import argparse
 import csv
@@ -142,8 +147,11 @@ def train_cell(args, directory, weight_bits, act_bits, resume=None,
         command += ['--gpu', str(args.gpu)]
     if args.dataset_dir is not None:
         command += ['--dataset-dir', args.dataset_dir]
+    env = dict(os.environ)
+    if under_mpiexec():  # the processes share the cores: a thread each
+        env.update(OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1')
     result = subprocess.run(command, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     if result.returncode != 0:
         raise cli.UsageError('cell w={} a={} failed:\n{}'.format(
             weight_bits, act_bits, result.stderr.strip()))
@@ -235,27 +243,45 @@ def run_cell(args, weight_bits, act_bits):
     return False
 
 
-def sweep(args):
-    result_dir.make_directory(args.out)
-    with result_dir.DirectoryLock(args.out):
-        run_sweep(args)
+def sweep(args, mpi=None):
+    """Runs the sweep; with ``mpi`` (an mpi4py communicator), this
+    process's share of it."""
+    rank, size = (mpi.rank, mpi.size) if mpi else (0, 1)
+    lock = None
+    if rank == 0:
+        result_dir.make_directory(args.out)
+        lock = result_dir.DirectoryLock(args.out).acquire()
+    try:
+        if mpi:
+            mpi.barrier()  # the directory is held before any cell starts
+        cells = [(w, a) for w in args.weight_bits for a in args.act_bits]
+        rows = [run_one(args, w, a) for w, a in cells[rank::size]]
+        if mpi:
+            shares = mpi.gather(rows)
+            if rank:
+                return
+            rows = [shares[i % size][i // size] for i in range(len(cells))]
+        write_results(args, rows)
+    finally:
+        if lock:
+            lock.release()
 
 
-def run_sweep(args):
-    rows = []
-    start = time.time()
-    for weight_bits in args.weight_bits:
-        for act_bits in args.act_bits:
-            directory = cell_dir(args.out, weight_bits, act_bits)
-            finished = run_cell(args, weight_bits, act_bits)
-            row = dict(read_cell(directory), weight_bits=weight_bits,
-                       act_bits=act_bits, weight_quant=spec(weight_bits),
-                       act_quant=spec(act_bits), grad_quant=args.grad_quant,
-                       unit=args.unit, layers=args.layers, epoch=args.epoch)
-            print('{:>7} {:>7}: test error {:.2f}%{}'.format(
-                spec(weight_bits), spec(act_bits), row['test_error'],
-                ' (done before)' if finished else ''), flush=True)
-            rows.append(row)
+def run_one(args, weight_bits, act_bits):
+    """The row of one cell, trained, resumed or reused."""
+    finished = run_cell(args, weight_bits, act_bits)
+    directory = cell_dir(args.out, weight_bits, act_bits)
+    row = dict(read_cell(directory), weight_bits=weight_bits,
+               act_bits=act_bits, weight_quant=spec(weight_bits),
+               act_quant=spec(act_bits), grad_quant=args.grad_quant,
+               unit=args.unit, layers=args.layers, epoch=args.epoch)
+    print('{:>7} {:>7}: test error {:.2f}%{}'.format(
+        spec(weight_bits), spec(act_bits), row['test_error'],
+        ' (done before)' if finished else ''), flush=True)
+    return row
+
+
+def write_results(args, rows):
     write_csv(os.path.join(args.out, 'results.csv'), rows)
     table = markdown_table(rows, args)
     with atomic_write(os.path.join(args.out, 'results.md')) as f:
@@ -263,12 +289,25 @@ def run_sweep(args):
     heat_map(os.path.join(args.out, 'results.png'), rows, args)
     print(table)
     print('wall time of this invocation: {:.0f} s'.format(
-        time.time() - start))
+        time.time() - args.start))
+
+
+def under_mpiexec():
+    """Whether mpiexec started this process among several (MPICH's and
+    Open MPI's variables)."""
+    size = os.environ.get('PMI_SIZE') or os.environ.get(
+        'OMPI_COMM_WORLD_SIZE')
+    return size is not None and int(size) > 1
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.run(PROG, lambda: sweep(args))
+    args.start = time.time()
+    if not under_mpiexec():
+        cli.run(PROG, lambda: sweep(args))
+        return
+    import multi_node  # needs MPI, which single-process sweeps do not
+    multi_node.run(PROG, lambda: sweep(args, multi_node.world()))
 
 
 if __name__ == '__main__':

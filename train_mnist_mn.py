@@ -15,18 +15,23 @@ import contextlib
 import os
 import sys
 
+# One BLAS thread a process unless told otherwise: the processes already
+# share the cores, and threads on top of them only contend.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+
 try:
     import matplotlib
     matplotlib.use('Agg')  # plots are written to files; no display needed
 except ImportError:  # PlotReport.available() is then False: no plots
     pass
 
-import cli
-import mnist_dataset
-import multi_node
-import presets
-import result_dir
-import trainer_setup
+import cli  # noqa: E402
+import mnist_dataset  # noqa: E402
+import multi_node  # noqa: E402
+import presets  # noqa: E402
+import result_dir  # noqa: E402
+import trainer_setup  # noqa: E402
 
 PROG = 'train_mnist_mn.py'
 

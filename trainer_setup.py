@@ -38,8 +38,8 @@ def add_flags(parser):
     parser.add_argument('--noplot', dest='plot', action='store_false',
                         help='Disable PlotReport extension')
     parser.add_argument('--seed', type=cli.int_at_least(0), default=None,
-                        help='Random seed; the same seed on the CPU gives '
-                             'the same log')
+                        help='Random seed; the same seed on the CPU, with '
+                             'as many BLAS threads, gives the same log')
     cli.add_dataset_flag(parser)
     presets.add_config_flags(parser)
 

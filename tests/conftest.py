@@ -27,3 +27,15 @@ def synthetic_dir(tmp_path):
     helpers.write_idx(directory, 'test', *helpers.synthetic_digits(
         200, seed=2))
     return directory
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    """600 training and 200 test images in MNIST's IDX layout, for runs
+    of a few seconds: 12 iterations an epoch at batch 50."""
+    directory = str(tmp_path_factory.mktemp('tiny_data'))
+    helpers.write_idx(directory, 'train', *helpers.synthetic_digits(
+        600, seed=1))
+    helpers.write_idx(directory, 'test', *helpers.synthetic_digits(
+        200, seed=2))
+    return directory

@@ -3,6 +3,7 @@ error a script must end with, data sets made here, small models."""
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -31,6 +32,22 @@ def gpu_available():
         return False
 
 
+MPIEXEC = shutil.which('mpiexec', path=os.path.dirname(sys.executable)) \
+    or shutil.which('mpiexec')
+
+
+def mpi_missing():
+    """Why MPI cannot run here (a reason to skip), or None."""
+    try:
+        from mpi4py import MPI  # noqa: F401
+    except (ImportError, RuntimeError) as e:  # RuntimeError: no libmpi
+        return 'mpi4py cannot load MPI ({}); pip install -r ' \
+            'requirements-mpi.txt'.format(e)
+    if MPIEXEC is None:
+        return 'no mpiexec on the PATH or beside {}'.format(sys.executable)
+    return None
+
+
 def run_script(script, *args, env=None, cwd=None):
     """Runs ``script`` (a file name in the project root) with ``args`` in a
     subprocess; the CompletedProcess, output captured as text."""
@@ -54,6 +71,33 @@ def assert_one_line_error(result, *fragments, code=1):
     for fragment in fragments:
         assert fragment in lines[0], result.stderr
     return lines[0]
+
+
+def without_time(log):
+    """A LogReport log without ``elapsed_time``, the one field that a
+    rerun changes."""
+    return [{k: v for k, v in entry.items() if k != 'elapsed_time'}
+            for entry in log]
+
+
+def model_arrays(out):
+    """The arrays of ``out``'s model.npz, by name."""
+    import result_dir
+    with numpy.load(os.path.join(out, result_dir.MODEL_FILE),
+                    allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def assert_same_run(out, reference):
+    """``out`` holds the run of ``reference``: the same log, entry for
+    entry, and the same model, bit for bit."""
+    import result_dir
+    assert without_time(result_dir.read_log(out)) == \
+        without_time(result_dir.read_log(reference))
+    ours, theirs = model_arrays(out), model_arrays(reference)
+    assert sorted(ours) == sorted(theirs)
+    for name in ours:
+        numpy.testing.assert_array_equal(ours[name], theirs[name], name)
 
 
 def train_steps(model, optimizer, x, t, steps):

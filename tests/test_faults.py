@@ -15,7 +15,7 @@ import numpy
 import pytest
 
 import helpers
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, assert_same_run
 import packed_export
 import packed_format
 import result_dir
@@ -26,11 +26,8 @@ FAST = ['--unit', '24', '--layers', '2', '--batchsize', '50', '--noplot']
 
 
 @pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp('data'))
-    helpers.write_idx(directory, 'train', *helpers.synthetic_digits(600, 1))
-    helpers.write_idx(directory, 'test', *helpers.synthetic_digits(200, 2))
-    return directory
+def data(tiny_data):
+    return tiny_data
 
 
 def train(data, out, *flags, fault=()):
@@ -48,26 +45,6 @@ def train_ok(data, out, *flags, fault=()):
 
 def killed(result):
     assert result.returncode == -signal.SIGKILL, result.stderr
-
-
-def without_time(log):
-    return [{k: v for k, v in entry.items() if k != 'elapsed_time'}
-            for entry in log]
-
-
-def model_arrays(out):
-    with numpy.load(os.path.join(out, result_dir.MODEL_FILE),
-                    allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
-def assert_same_run(out, reference):
-    assert without_time(result_dir.read_log(out)) == \
-        without_time(result_dir.read_log(reference))
-    ours, theirs = model_arrays(out), model_arrays(reference)
-    assert sorted(ours) == sorted(theirs)
-    for name in ours:
-        numpy.testing.assert_array_equal(ours[name], theirs[name], name)
 
 
 def latest_snapshot(out):

@@ -2,6 +2,10 @@
 import csv
 import json
 import os
+import subprocess
+import sys
+
+import pytest
 
 import helpers
 from helpers import assert_one_line_error
@@ -83,3 +87,30 @@ def test_bad_arguments():
                           code=2)
     assert_one_line_error(run('--weight-quant', 'sign'),
                           'unrecognized arguments: --weight-quant', code=2)
+
+
+@pytest.mark.skipif(helpers.mpi_missing() is not None,
+                    reason=str(helpers.mpi_missing()))
+def test_cells_spread_over_mpi_processes(tmp_path):
+    data = str(tmp_path / 'data')
+    helpers.write_subset(data, 300, 100)
+    out = str(tmp_path / 'sweep')
+    flags = ['--out', out, '--weight-bits', '1,2', '--act-bits', '2,none',
+             '--epoch', 1, '--unit', 16, '--dataset-dir', data]
+    result = subprocess.run(
+        [helpers.MPIEXEC, '-n', '2', sys.executable,
+         os.path.join(helpers.ROOT, 'sweep.py')] + [str(f) for f in flags],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('training weights') == 4
+    with open(os.path.join(out, 'results.csv')) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r['weight_quant'], r['act_quant']) for r in rows] == [
+        ('linear:1', 'linear:2'), ('linear:1', 'none'),
+        ('linear:2', 'linear:2'), ('linear:2', 'none')]
+    # The same cells as one process trains: the sweep reuses all four.
+    again = run(*flags)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count('(done before)') == 4
+    with open(os.path.join(out, 'results.csv')) as f:
+        assert list(csv.DictReader(f)) == rows
