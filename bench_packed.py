@@ -6,6 +6,7 @@ process.
     ./bench_packed.py                              # docs/bnn/model.packed.npz
     ./bench_packed.py result/model.packed.npz --batches 1 100
     ./bench_packed.py --gpu 0                      # also the 8192^3 product
+    ./bench_packed.py --batches 100 --layers       # and each layer at 100
 
 Rows, for each batch size (images taken from the MNIST test set):
 
@@ -26,6 +27,11 @@ untimed, so each is timed with its own weights in cache, as when it runs
 alone); the table gives the median time over all rounds, as images per
 second and as a ratio to ``blas``, and the bytes of weights each one
 reads.
+
+``--layers`` adds a table of each layer alone (its input computed
+beforehand), packed against blas, with the packed layer's binary
+multiply-adds per second and core beside the ceiling: the rate of the
+hidden layers' XNOR-popcount inner loop on one core with its data in L1.
 """
 import argparse
 import functools
@@ -59,6 +65,10 @@ def parse_args(argv=None):
                         default=[1, 100, 10000], help='Batch sizes')
     parser.add_argument('--seconds', type=cli.positive_float, default=2.0,
                         help='Rough time to spend timing each batch size')
+    parser.add_argument('--layers', type=cli.int_at_least(1), nargs='?',
+                        const=100, default=None, metavar='BATCH',
+                        help='Also time each layer alone at this batch size '
+                             '(default 100)')
     cli.add_dataset_flag(parser)
     cli.add_device_flags(parser)
     return cli.parse(parser, argv)
@@ -102,6 +112,58 @@ def engines(network, device):
     rows.append(('chainer, binarized',) + chainer_model(config, device))
     rows.append(('chainer, float',) + chainer_model(float_config, device))
     return rows
+
+
+def layer_table(network, device, pixels, batch, sync):
+    """Prints each layer's time alone, packed against blas, at ``batch``."""
+    pixels = device.send(numpy.resize(pixels, (batch, pixels.shape[1])))
+    times = {}
+    for engine in packed_engine.ENGINES:
+        h, runners = pixels, []
+        for i, layer in enumerate(packed_engine.Engine(
+                network, engine, device).layers()):
+            runners.append((i, functools.partial(lambda f, x, _: f(x),
+                                                 layer, h)))
+            h = layer(h)
+        times[engine] = time_engines(runners, None, 3, 10, sync)
+    on_cpu = device.xp is numpy
+    threads = xnor_popcount.numba.get_num_threads() if on_cpu else None
+    ceiling = 64 * inner_loop_rate() / 1e9 if on_cpu else None
+    print('\nEach layer alone, batch {}{}\n'.format(
+        batch, '; ceiling: the inner loop on one core, L1-resident, '
+        '{:.1f} G binary multiply-adds/s'.format(ceiling) if on_cpu
+        else ''))
+    print('| layer | packed ms | blas ms | x blas | G multiply-adds/s '
+          'per core | of the ceiling |')
+    print('| --- | ---: | ---: | ---: | ---: | ---: |')
+    sizes = network.sizes
+    for i in range(len(sizes) - 1):
+        packed, blas = times['packed'][i], times['blas'][i]
+        rate = batch * sizes[i] * sizes[i + 1] / packed / 1e9
+        print('| {} ({}-{}) | {:.3f} | {:.3f} | {:.2f} | {} | {} |'.format(
+            i + 1, sizes[i], sizes[i + 1], 1000 * packed, 1000 * blas,
+            blas / packed,
+            '{:.1f}'.format(rate / threads) if on_cpu else '-',
+            '{:.0%}'.format(rate / threads / ceiling) if on_cpu else '-'))
+
+
+def inner_loop_rate(words=64, rows=16, rounds=20000):
+    """Words (64 binary multiply-adds each) a second that one core's XNOR-
+    popcount inner loop processes on L1-resident data (``rows`` weight rows
+    of ``words`` words against one input row, 8 KiB): the ceiling the
+    CPU layers are measured against."""
+    rng = numpy.random.RandomState(0)
+    x = rng.randint(0, 2 ** 63, words, dtype=numpy.int64).astype(
+        numpy.uint64)
+    w = rng.randint(0, 2 ** 63, (rows, words), dtype=numpy.int64).astype(
+        numpy.uint64)
+    xnor_popcount.inner_loop(x, w, 1)
+    best = float('inf')
+    for _ in range(5):
+        start = time.perf_counter()
+        xnor_popcount.inner_loop(x, w, rounds)
+        best = min(best, time.perf_counter() - start)
+    return rounds * rows * words / best
 
 
 def gpu_product(size, sync, repeat=5):
@@ -156,6 +218,8 @@ def bench(args):
             print('| {} | {} | {:.0f} | {:.2f} | {} | {:.1f} |'.format(
                 batch, name, batch / medians[name],
                 medians['blas'] / medians[name], size, float_bytes / size))
+    if args.layers:
+        layer_table(network, device, pixels, args.layers, sync)
     if device.xp is not numpy:
         size = 8192
         xnor, cublas = gpu_product(size, sync)

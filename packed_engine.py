@@ -98,28 +98,43 @@ class Engine(object):
         self.thresholds = [self.device.send(t) for t in network.thresholds]
         self.flips = [self.device.send(f) for f in network.flips]
 
+    def layers(self):
+        """The network as one function a layer, each from the previous
+        layer's output to its own; the first takes the pixels as the
+        device's ``uint8`` array, the last gives the integer dot products
+        of the output layer."""
+        xp, sizes = self.xp, self.network.sizes
+        if self.engine == 'blas':
+            def hidden(w, t, f):
+                return lambda h: xp.where(
+                    packed_format.unit_fires(h.dot(w), t, f),
+                    xp.float32(1), xp.float32(-1))
+            first = hidden(self.weights[0], self.thresholds[0],
+                           self.flips[0])
+            return ([lambda pixels: first(pixels.astype(xp.float32))] +
+                    [hidden(w, t, f) for w, t, f in zip(
+                        self.weights[1:], self.thresholds[1:],
+                        self.flips[1:])] +
+                    [lambda h: h.dot(self.weights[-1])])
+
+        def hidden(i):
+            return lambda h: xnor_popcount.sign_layer(
+                h, self.weights[i], sizes[i], self.thresholds[i],
+                self.flips[i])
+        return ([lambda pixels: xnor_popcount.first_layer(
+                    pixels, self.weights[0], self.thresholds[0],
+                    self.flips[0], self.masks)] +
+                [hidden(i) for i in range(1, len(sizes) - 2)] +
+                [lambda h: xnor_popcount.xnor_dot(h, self.weights[-1],
+                                                  sizes[-2])])
+
     def dots(self, pixels):
         """The last layer's integer dot products for ``uint8`` pixels
         ``(N, n_in)``, as an int32 NumPy array."""
-        xp = self.xp
-        pixels = self.device.send(numpy.ascontiguousarray(pixels))
-        sizes = self.network.sizes
-        if self.engine == 'blas':
-            h = pixels.astype(xp.float32)
-            for w, t, f in zip(self.weights, self.thresholds, self.flips):
-                h = xp.where(packed_format.unit_fires(h.dot(w), t, f),
-                             xp.float32(1), xp.float32(-1))
-            d = h.dot(self.weights[-1])
-        else:
-            h = xnor_popcount.first_layer(
-                pixels, self.weights[0], self.thresholds[0], self.flips[0],
-                self.masks)
-            for i in range(1, len(sizes) - 2):
-                h = xnor_popcount.sign_layer(
-                    h, self.weights[i], sizes[i], self.thresholds[i],
-                    self.flips[i])
-            d = xnor_popcount.xnor_dot(h, self.weights[-1], sizes[-2])
-        return cuda.to_cpu(d).astype(numpy.int32)
+        h = self.device.send(numpy.ascontiguousarray(pixels))
+        for layer in self.layers():
+            h = layer(h)
+        return cuda.to_cpu(h).astype(numpy.int32)
 
     def logits(self, images):
         """float32 ``(N, classes)`` logits of ``images`` (see

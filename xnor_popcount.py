@@ -70,6 +70,19 @@ if numba is not None:
                     pop += _popcount(x[i, v] ^ w[j, v])
                 out[i, j] = k - 2 * pop
 
+    @numba.njit(cache=True)
+    def inner_loop(x, w, rounds):
+        """The hidden layers' inner loop, ``rounds`` times over ``w``'s rows
+        against ``x``, on one core: ``bench_packed.py``'s ceiling."""
+        total = 0
+        for _ in range(rounds):
+            for j in range(w.shape[0]):
+                pop = 0
+                for v in range(x.shape[0]):
+                    pop += _popcount(x[v] ^ w[j, v])
+                total += pop
+        return total
+
     @numba.njit(parallel=True, cache=True)
     def _sign_layer_cpu(x, w, limit, flip, out):
         n_images, n_words = out.shape

@@ -4,6 +4,7 @@ import pytest
 import helpers
 import packed_export
 import packed_format
+import xnor_popcount
 
 
 def test_table(tmp_path, synthetic_dir):
@@ -47,3 +48,35 @@ def test_bad_flags(tmp_path):
     result = helpers.run_script('bench_packed.py', str(tmp_path / 'none'))
     helpers.assert_one_line_error(result, 'bench_packed.py: error:',
                                   'cannot read')
+
+
+def test_layer_table(tmp_path, synthetic_dir):
+    network = packed_export.export(*helpers.binarized_model(units=64))
+    path = str(tmp_path / 'small.npz')
+    packed_format.save(path, network)
+    result = helpers.run_script(
+        'bench_packed.py', path, '--batches', '7', '--seconds', '0.01',
+        '--layers', '8', '--dataset-dir', synthetic_dir)
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines()
+                  if line.startswith('Each layer alone, batch 8'))
+    ceiling = float(header.split('L1-resident, ')[1].split()[0])
+    rows = [[cell.strip() for cell in line.strip('|').split('|')]
+            for line in result.stdout.splitlines()
+            if line.startswith('| 1 (') or line.startswith('| 2 (') or
+            line.startswith('| 3 (')]
+    assert [row[0] for row in rows] == ['1 (784-64)', '2 (64-64)',
+                                        '3 (64-10)']
+    threads = xnor_popcount.numba.get_num_threads()
+    for (name, packed, blas, ratio, rate, share), (n_in, n_out) in zip(
+            rows, [(784, 64), (64, 64), (64, 10)]):
+        packed, blas = float(packed), float(blas)
+        # Each column follows from the milliseconds, within the rounding
+        # of those to 0.001 ms.
+        slack = 0.0005 / packed + 0.0005 / blas
+        assert float(ratio) == pytest.approx(blas / packed,
+                                             rel=slack, abs=0.006)
+        expected = 8 * n_in * n_out / (packed / 1000) / 1e9 / threads
+        assert float(rate) == pytest.approx(expected, rel=slack, abs=0.06)
+        assert float(share.rstrip('%')) == pytest.approx(
+            100 * float(rate) / ceiling, rel=0.05, abs=1)
