@@ -196,6 +196,8 @@ def gpu_product(size, sync, repeat=5):
 
 def bench(args):
     device = cli.select_device(args)
+    if device.xp is numpy and xnor_popcount.numba is None:
+        raise cli.UsageError(xnor_popcount.NO_NUMBA + '.')
     sync = cli.synchronizer(device)
     network = packed_format.load(args.packed)
     _, _, test = mnist_dataset.load_splits(args.dataset_dir)

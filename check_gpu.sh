@@ -35,7 +35,12 @@ echo '== packed binarized network on GPU' "$gpu"
 "$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu"
 "$python" bench_packed.py --gpu "$gpu" --batches 100 10000
 echo '== data-parallel training on the GPUs (2 processes where there are 2)'
-mpiexec="$(command -v mpiexec || echo /tmp/quantized_net-site/bin/mpiexec)"
+mpiexec="$(command -v mpiexec || true)"
+for candidate in .venv/bin/mpiexec /tmp/quantized_net-site/bin/mpiexec; do
+    if [ -z "$mpiexec" ] && [ -x "$candidate" ]; then
+        mpiexec="$candidate"
+    fi
+done
 n="$("$python" -c 'import cupy; print(min(2, cupy.cuda.runtime.getDeviceCount()))')"
 out="$(mktemp -d)"
 "$mpiexec" -n "$n" "$python" train_mnist_mn.py --gpu "$gpu" --epoch 1 \

@@ -44,12 +44,12 @@ import chainermn
 import cli
 import result_dir
 import trainer_extensions
+import trainer_setup
 
 COMMUNICATORS = ('naive', 'flat', 'pure_nccl')
 # Multi-node batch normalisation is marked experimental; it is what makes a
 # run at N processes the run at one.
 chainer.disable_experimental_feature_warning = True
-PROCESSES_KEY = 'processes'
 ABORT_GRACE_SECONDS = 1.0
 RANKS_PREFIX = 'ranks/'
 
@@ -134,7 +134,7 @@ class Snapshot(trainer_extensions.Snapshot):
         if self.comm.rank != 0:
             return None
         merged = dict(ours)
-        merged[PROCESSES_KEY] = numpy.array(self.comm.size)
+        merged[trainer_setup.PROCESSES_KEY] = numpy.array(self.comm.size)
         for rank, theirs in enumerate(everyone[1:], 1):
             for key, value in theirs.items():
                 if key not in ours or not numpy.array_equal(value,
@@ -145,30 +145,33 @@ class Snapshot(trainer_extensions.Snapshot):
 
 def load_snapshot(path, trainer, comm):
     """Resumes every rank from a :class:`Snapshot` file, which rank 0 reads
-    (never unpickling) and sends to the others; UsageError, on every rank,
-    if it cannot be read or was written by another number of ranks."""
+    (never unpickling) and sends to the others. If it cannot be read or
+    loaded, or was written by another number of ranks, the first rank that
+    fails raises UsageError and the others end quietly."""
     arrays, error = None, None
     if comm.rank == 0:
         try:
             arrays = result_dir.read_npz(path)
-            written = int(arrays.get(PROCESSES_KEY, 1))
-            if written != comm.size:
-                error = ('cannot resume: {} was written by {} process{}; '
-                         'run it with mpiexec -n {}.'.format(
-                             path, written, 'es' if written > 1 else '',
-                             written))
         except result_dir.ResultError as e:
             error = 'cannot resume: {}'.format(e)
     arrays, error = comm.bcast_obj((arrays, error) if comm.rank == 0
                                    else None)
-    if error:
-        raise cli.UsageError(error)
-    ours = '{}{}/'.format(RANKS_PREFIX, comm.rank)
-    view = {key: value for key, value in arrays.items()
-            if not key.startswith(RANKS_PREFIX)}
-    view.update((key[len(ours):], value) for key, value in arrays.items()
-                if key.startswith(ours))
-    chainer.serializers.NpzDeserializer(view).load(trainer)
+    if error is None:
+        ours = '{}{}/'.format(RANKS_PREFIX, comm.rank)
+        view = {key: value for key, value in arrays.items()
+                if not key.startswith(RANKS_PREFIX)}
+        view.update((key[len(ours):], value)
+                    for key, value in arrays.items() if key.startswith(ours))
+        try:
+            trainer_setup.load_snapshot(path, trainer, view, comm.size)
+        except cli.UsageError as e:
+            error = str(e)
+    errors = comm.mpi_comm.allgather(error)
+    failed = [rank for rank, e in enumerate(errors) if e]
+    if failed:
+        if comm.rank == failed[0]:
+            raise cli.UsageError(errors[failed[0]])
+        raise SystemExit(1)  # the first rank that failed says why
 
 
 def world():
@@ -188,7 +191,10 @@ def run(prog, main, interrupted=None):
     """:func:`cli.run` for one rank: a rank that fails prints its one line
     and aborts the whole job, so that no rank waits forever for it; a
     signal, which every rank gets, is reported by rank 0 alone."""
-    mpi = world()
+    try:
+        mpi = world()
+    except cli.UsageError as e:
+        sys.exit('{}: error: {}'.format(prog, e))
     try:
         cli.run(prog, main, interrupted, report_signals=mpi.rank == 0)
     except SystemExit as e:
@@ -196,16 +202,18 @@ def run(prog, main, interrupted=None):
             raise
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
-        abort(mpi, e.code if isinstance(e.code, int) else 1)
+            abort(mpi, 1)
+        # Quiet: another rank says why, and is given time to.
+        abort(mpi, e.code, ABORT_GRACE_SECONDS * 2)
     except BaseException:
         traceback.print_exc()
         abort(mpi, 1)
 
 
-def abort(mpi, status):
+def abort(mpi, status, grace=ABORT_GRACE_SECONDS):
     """Ends every process of the job, after giving mpiexec time to pass on
     what this one printed (an abort kills its forwarding too)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    time.sleep(ABORT_GRACE_SECONDS)
+    time.sleep(grace)
     mpi.Abort(status)

@@ -223,10 +223,11 @@ def load(path):
     except OSError as e:
         raise PackedFormatError('cannot read {}: {}'.format(
             path, e.strerror or e))
-    except (ValueError, zipfile.BadZipFile) as e:
+    except (ValueError, EOFError, zipfile.BadZipFile) as e:
         raise PackedFormatError(
             '{} is not a packed network (not an .npz archive: {}); write one '
-            'with export.py.'.format(path, e))
+            'with export.py.'.format(path, ' '.join(str(e).split()) or
+                                     'empty file'))
     if not isinstance(archive, numpy.lib.npyio.NpzFile):
         raise PackedFormatError(
             '{} is a single array, not a packed network; write one with '

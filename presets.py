@@ -92,7 +92,7 @@ def check_config(config):
     is checked before a model is built from a file or from flags."""
     if not isinstance(config, dict):
         raise ValueError('the configuration is not a JSON object')
-    missing = sorted(set(_SEED) - set(config))
+    missing = sorted((set(_SEED) | {'preset'}) - set(config))
     if missing:
         raise ValueError('it lacks {}'.format(', '.join(missing)))
     for key, (low, high) in LIMITS.items():

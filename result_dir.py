@@ -16,7 +16,8 @@ rules that keep it safe, and reading a trained model back from it.
 The rules: one run at a time holds a directory (:class:`DirectoryLock`); a
 new run does not start in a directory that holds another run's files
 unless told to replace them (:func:`claim`), and removes only what it
-wrote; every file is written whole or not at all (:mod:`atomic_file`);
+wrote; every result (snapshot, log, args.json, model, plots) is written
+whole or not at all (:mod:`atomic_file`);
 nothing read from a directory is unpickled (:func:`load_npz`).
 """
 import contextlib
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 
 import numpy
 
@@ -43,7 +45,7 @@ MODEL_FILE = 'model.npz'
 PLOT_FILES = {'loss': 'loss.png', 'accuracy': 'accuracy.png'}
 GRAPH_FILE = 'cg.dot'
 GRAPH_IMAGE = 'cg.png'  # when Graphviz is installed
-LOCK_FILE = '.lock'
+LOCK_FILE = '.quantized_net.lock'
 SNAPSHOT_PREFIX = 'snapshot_iter_'
 _SNAPSHOT = re.compile(re.escape(SNAPSHOT_PREFIX) + r'(\d+)$')
 #: What a run writes, besides its snapshots; export.py adds PACKED_FILE.
@@ -120,9 +122,13 @@ class DirectoryLock(object):
 
     def release(self):
         if self.fd is not None:
-            os.remove(self.path)
-            os.close(self.fd)
-            self.fd = None
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:  # removed by hand meanwhile
+                pass
+            finally:
+                os.close(self.fd)
+                self.fd = None
 
     def __enter__(self):
         return self.acquire()
@@ -172,8 +178,11 @@ def claim(out, resume=None, replace=False):
     those: nothing else is touched)."""
     make_directory(out)
     with DirectoryLock(out):
-        _remove_temporaries(out)
-        found = run_files(out)
+        try:
+            _remove_temporaries(out)
+            found = run_files(out)
+        except OSError as e:
+            _fail(out, e, 'clean up')
         continuing = resume is not None and os.path.samefile(
             os.path.dirname(os.path.abspath(resume)), out)
         if found and not continuing:
@@ -185,8 +194,11 @@ def claim(out, resume=None, replace=False):
                     '{} holds the results of another run ({}); {}choose '
                     'another --out, or give --replace to delete them and '
                     'start again.'.format(out, ', '.join(found), hint))
-            for name in found:
-                os.remove(os.path.join(out, name))
+            try:
+                for name in found:
+                    os.remove(os.path.join(out, name))
+            except OSError as e:
+                _fail(out, e, 'replace the earlier run in')
         yield
 
 
@@ -228,42 +240,51 @@ _PICKLED = 'it holds pickled data, which could run any code'
 
 def read_npz(path):
     """The arrays of the ``.npz`` file ``path``, by name, read without
-    ever unpickling: a file that is not an archive of plain arrays is
-    refused with ResultError before anything in it runs."""
+    ever unpickling: a file that is not an archive of plain arrays (a
+    pickle, a damaged or foreign file) is refused with ResultError before
+    anything in it runs."""
+    def refuse(why):
+        raise ResultError('{} is not an archive of arrays ({}); it was not '
+                          'loaded.'.format(path, why))
     try:
+        with open(path, 'rb') as f:
+            head = f.read(2)
         archive = numpy.load(path, allow_pickle=False)
     except OSError as e:
         _fail(path, e, 'read')
-    except ValueError as e:  # a pickle, or not a NumPy file at all
-        raise ResultError('{} is not an archive of arrays ({}); it was not '
-                          'loaded.'.format(path, _PICKLED if 'pickle' in str(
-                              e) else 'not an .npz file'))
+    except (ValueError, EOFError, zipfile.BadZipFile):
+        # A pickle starts with its protocol opcode, 0x80.
+        refuse(_PICKLED if head[:1] == b'\x80' else
+               'empty, damaged, or not an .npz file')
     if not isinstance(archive, numpy.lib.npyio.NpzFile):
-        raise ResultError('{} is a single array, not an archive of '
-                          'arrays; it was not loaded.'.format(path))
+        refuse('a single array')
     with archive:
         arrays = {}
-        for name in archive.files:
-            # A member that is not a .npy file would be returned as bytes.
-            if archive.zip.open(name + '.npy').read(6) != b'\x93NUMPY':
-                raise ResultError('{} holds {}, which is not an array; it '
-                                  'was not loaded.'.format(path, name))
-            try:
+        try:
+            for name in archive.files:
+                # A member that is not a .npy file would come back as bytes.
+                if archive.zip.open(name + '.npy').read(6) != b'\x93NUMPY':
+                    refuse('{} is not an array'.format(name))
                 arrays[name] = archive[name]
-            except ValueError as e:  # an object array: NumPy refuses it
-                if 'allow_pickle' not in str(e):
-                    raise
-                raise ResultError('{} is not an archive of arrays ({}); it '
-                                  'was not loaded.'.format(path, _PICKLED))
+        except ValueError as e:  # an object array: NumPy refuses it
+            refuse(_PICKLED if 'allow_pickle' in str(e) else
+                   'damaged: {}'.format(' '.join(str(e).split())))
+        except (KeyError, EOFError, zipfile.BadZipFile) as e:
+            refuse('damaged: {}'.format(' '.join(str(e).split())))
     return arrays
 
 
-def load_npz(path, obj):
+def load_npz(path, obj, optional=None):
     """Fills ``obj`` (a link, a trainer) from the arrays of the ``.npz``
     file ``path`` (see :func:`read_npz`), as
     ``chainer.serializers.load_npz`` does but without ever unpickling.
-    Other errors (a missing key, a shape that differs) propagate."""
-    chainer.serializers.NpzDeserializer(read_npz(path)).load(obj)
+    Keys for which ``optional(key)`` is true may be missing from the file
+    (the object keeps its own value). Other errors (a missing key, a
+    shape that differs) propagate."""
+    arrays = read_npz(path)
+    chainer.serializers.NpzDeserializer(
+        arrays, ignore_names=lambda key: bool(
+            optional and optional(key) and key not in arrays)).load(obj)
 
 
 def load_model(result):

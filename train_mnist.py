@@ -47,7 +47,9 @@ def train(args):
         args.dataset_dir, config['validation'])
     trainer_setup.check_batchsize(config['batchsize'], train_set)
     if args.resume:
-        trainer_setup.check_snapshot(args.resume)
+        recorded = trainer_setup.check_snapshot(args.resume, config)
+        if args.seed is None and recorded:  # the run keeps its seed
+            args.seed = recorded.get('seed')
 
     with result_dir.claim(args.out, args.resume, args.replace):
         args.claimed = True
@@ -57,7 +59,7 @@ def train(args):
         trainer = trainer_setup.build_trainer(
             args, model, optimizer, train_set, val_set, test_set, device)
         if args.resume:
-            trainer_setup.resume(args.resume, trainer)
+            trainer_setup.load_snapshot(args.resume, trainer)
         result_dir.write_args(args.out, config, args.seed, sys.argv[1:])
         trainer_setup.run(trainer)
         result_dir.save_model(model, args.out)

@@ -81,7 +81,9 @@ def train(args):
         trainer_setup.check_batchsize(config['batchsize'], splits[0],
                                       comm.size)
         if args.resume:
-            trainer_setup.check_snapshot(args.resume)
+            recorded = trainer_setup.check_snapshot(args.resume, config)
+            if args.seed is None and recorded:  # the run keeps its seed
+                args.seed = recorded.get('seed')
     scatter = multi_node.chainermn.scatter_dataset
     train_set = scatter(splits[0], comm, shuffle=True, seed=args.seed or 0)
     val_set = scatter(splits[1], comm) if config['validation'] else None

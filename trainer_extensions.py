@@ -4,9 +4,10 @@
 the snapshot holds the generator's state as well as the model, the
 optimizer and the iterator, so a run resumed from it draws the same
 shuffles, dropout masks and stochastic quantizations as the run that was
-interrupted. :class:`LogReport` and :class:`PlotReport` write their files
-whole or not at all; :class:`StopOnNonFiniteLoss` ends a run whose loss has
-become NaN or infinite before it overwrites the last good snapshot.
+interrupted (on a GPU, cuDNN's dropout generator is the exception).
+:class:`LogReport` and :class:`PlotReport` write their files whole or not
+at all; :class:`StopOnNonFiniteLoss` ends a run whose loss has become NaN
+or infinite before it overwrites the last good snapshot.
 """
 import json
 import math
@@ -20,7 +21,8 @@ from chainer import training
 from chainer.backends import cuda
 from chainer.training import extensions
 
-from atomic_file import TEMP_SUFFIX, atomic_write, temp_prefix
+from atomic_file import (TEMP_SUFFIX, atomic_write, fsync_directory,
+                         temp_prefix)
 import cli
 import result_dir
 
@@ -128,19 +130,32 @@ class LogReport(extensions.LogReport):
 
 
 class PlotReport(extensions.PlotReport):
-    """Chainer's PlotReport, writing its figure whole or not at all."""
+    """Chainer's PlotReport, writing its figure whole or not at all, and
+    resuming from a snapshot of a run that had no plots (``--noplot``)."""
+
+    def serialize(self, serializer):
+        if _saving(serializer):
+            return super(PlotReport, self).serialize(serializer)
+        data = serializer('_plot_{}'.format(self._file_name), '')
+        if data:
+            self._data = json.loads(data)
 
     def __call__(self, trainer):
         name = self._file_name
         # matplotlib takes the format from the last suffix.
         self._file_name = temp_prefix(name) + TEMP_SUFFIX + '.png'
+        temp = os.path.join(trainer.out, self._file_name)
         try:
             super(PlotReport, self).__call__(trainer)
-        finally:
-            temp = os.path.join(trainer.out, self._file_name)
-            self._file_name = name
             if os.path.exists(temp):
+                with open(temp, 'rb') as f:
+                    os.fsync(f.fileno())
                 os.replace(temp, os.path.join(trainer.out, name))
+                fsync_directory(trainer.out)
+        finally:
+            self._file_name = name
+            if os.path.exists(temp):  # interrupted: the old figure stays
+                os.remove(temp)
 
 
 class NonFiniteLoss(cli.UsageError):

@@ -19,6 +19,9 @@ import presets
 import result_dir
 import trainer_extensions
 
+#: Where a snapshot records the number of processes that wrote it.
+PROCESSES_KEY = 'processes'
+
 
 def add_flags(parser):
     """train_mnist.py's flags, each as in Chainer's examples where it has a
@@ -195,27 +198,67 @@ def run(trainer):
         trainer.run(show_loop_exception_msg=False)
 
 
-def check_snapshot(path):
-    """UsageError unless ``path`` is a file to resume from."""
+def check_snapshot(path, config):
+    """UsageError unless ``path`` is a file to resume from, of a run whose
+    recorded configuration (its directory's args.json) is ``config`` but
+    for the number of epochs. Returns what that run recorded, or None
+    where its directory has no args.json."""
     if os.path.isdir(path):
         raise cli.UsageError('cannot resume: {} is a directory; give one of '
                              'its snapshot_iter_* files.'.format(path))
     if not os.path.isfile(path):
         raise cli.UsageError(
             'cannot resume: snapshot {} does not exist.'.format(path))
+    recorded = result_dir.read_args(os.path.dirname(os.path.abspath(path)))
+    if not recorded or not isinstance(recorded.get('config'), dict):
+        return None
+    differs = sorted(key for key in set(config) | set(recorded['config'])
+                     if key != 'epoch' and
+                     config.get(key) != recorded['config'].get(key))
+    if differs:
+        raise cli.UsageError(
+            'cannot resume from {}: its run was trained with other {} ({}); '
+            'give the same flags, or start a new run.'.format(
+                path, 'values' if len(differs) > 1 else 'value',
+                ', '.join('{} {!r}, not {!r}'.format(
+                    key, recorded['config'].get(key), config.get(key))
+                    for key in differs)))
+    return recorded
 
 
-def resume(path, trainer):
-    """Loads the snapshot ``path`` into ``trainer``, never unpickling."""
+def _optional(key):
+    # Plots are optional (--noplot, matplotlib missing): a run resumed
+    # with or without them is the same run.
+    return 'PlotReport' in key
+
+
+def load_snapshot(path, trainer, arrays=None, processes=1):
+    """Loads the snapshot ``path`` (or its ``arrays``, already read) into
+    the ``trainer`` of a run of ``processes`` processes, never
+    unpickling; UsageError, one line, if it cannot."""
     try:
-        result_dir.load_npz(path, trainer)
+        if arrays is None:
+            arrays = result_dir.read_npz(path)
+        written = int(arrays.get(PROCESSES_KEY, 1))
+        if written != processes:
+            raise cli.UsageError(
+                'cannot resume: {} was written by {} process{}; run it with '
+                '{}.'.format(path, written, 'es' if written > 1 else '',
+                             'mpiexec -n {} ./train_mnist_mn.py'.format(
+                                 written) if written > 1 else
+                             './train_mnist.py'))
+        chainer.serializers.NpzDeserializer(
+            arrays, ignore_names=lambda key: _optional(key) and
+            key not in arrays).load(trainer)
     except result_dir.ResultError as e:
         raise cli.UsageError('cannot resume: {}'.format(e))
+    except cli.UsageError:
+        raise
     except Exception as e:  # a key or shape error: not our snapshot
         raise cli.UsageError(
             'cannot resume from {}: it is not a snapshot of this network '
-            '({}: {}). Give a snapshot_iter_* file written by this script '
-            'with the same preset, --unit and --layers.'.format(
+            '({}: {}). Give a snapshot_iter_* file written with the same '
+            'preset, --unit and --layers.'.format(
                 path, type(e).__name__, ' '.join(str(e).split())))
 
 

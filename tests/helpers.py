@@ -169,7 +169,8 @@ def binarized_model(units=96, layers=2, seed=0):
     batch-normalisation statistics, some scales negative or zero; and its
     configuration."""
     import presets
-    config = dict(presets.PRESETS['bnn'], unit=units, layers=layers)
+    config = dict(presets.PRESETS['bnn'], preset='bnn', unit=units,
+                  layers=layers)
     model = presets.build_classifier(config)
     rng = numpy.random.RandomState(seed)
     for link, bn in model.predictor.layers():

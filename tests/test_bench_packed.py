@@ -71,12 +71,15 @@ def test_layer_table(tmp_path, synthetic_dir):
     for (name, packed, blas, ratio, rate, share), (n_in, n_out) in zip(
             rows, [(784, 64), (64, 64), (64, 10)]):
         packed, blas = float(packed), float(blas)
+        if not packed or not blas:  # below 0.0005 ms: nothing to check
+            continue
         # Each column follows from the milliseconds, within the rounding
         # of those to 0.001 ms.
-        slack = 0.0005 / packed + 0.0005 / blas
-        assert float(ratio) == pytest.approx(blas / packed,
-                                             rel=slack, abs=0.006)
+        ratio_expected = blas / packed
+        assert abs(float(ratio) - ratio_expected) <= 0.005 + \
+            ratio_expected * (0.0005 / packed + 0.0005 / blas)
         expected = 8 * n_in * n_out / (packed / 1000) / 1e9 / threads
-        assert float(rate) == pytest.approx(expected, rel=slack, abs=0.06)
+        assert abs(float(rate) - expected) <= 0.05 + \
+            expected * 0.0005 / packed
         assert float(share.rstrip('%')) == pytest.approx(
             100 * float(rate) / ceiling, rel=0.05, abs=1)

@@ -30,7 +30,7 @@ def test_script_writes_the_packed_file(tmp_path):
 
 def test_script_errors_are_one_line(tmp_path):
     model, config = helpers.binarized_model(units=64)
-    seed_config = dict(presets.PRESETS['seed'], unit=64)
+    seed_config = dict(presets.PRESETS['seed'], preset='seed', unit=64)
     seed_dir = helpers.write_result(
         str(tmp_path / 'seed'), presets.build_classifier(seed_config),
         seed_config)

@@ -127,7 +127,7 @@ def test_named_quantizers_gpu_equal_cpu(spec):
         numpy.testing.assert_array_equal(cpu, gpu)
 
 
-def test_linear_one_bit_is_sign():
+def test_linear_1_spec_quantizes_as_the_sign_spec():
     x = numpy.concatenate([all_magnitudes(200000, seed=3),
                            numpy.float32([0, -0.0, -1e-45, 1e-45])])
     numpy.testing.assert_array_equal(quantizers.parse('linear:1')(x),

@@ -1,11 +1,13 @@
 """train_mnist.py as a user runs it: in a subprocess, reading its output."""
 import json
 import os
+import shutil
 
 import pytest
 
 import helpers
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, without_time
+import result_dir
 from result_dir import read_log
 
 FAST = ['--unit', '500', '--batchsize', '50', '--noplot']
@@ -19,11 +21,6 @@ def run_ok(*args):
     result = run(*args)
     assert result.returncode == 0, result.stderr
     return result
-
-
-def without_time(log):
-    return [{k: v for k, v in entry.items() if k != 'elapsed_time'}
-            for entry in log]
 
 
 @pytest.fixture(scope='module')
@@ -172,13 +169,38 @@ def test_resume_errors(two_epochs, tmp_path):
     assert_one_line_error(
         run('--dataset-dir', data, '--resume', str(corrupt),
             '--out', str(tmp_path), *FAST),
-        'cannot resume from', 'not a snapshot of this network')
+        'cannot resume: ', 'is not an archive of arrays (empty, damaged, '
+        'or not an .npz file)')
+    # A run resumes with its own configuration, the epochs aside.
     assert_one_line_error(
         run('--dataset-dir', data, '--resume', snapshot, '--unit', 30,
+            '--out', str(tmp_path / 'other'), '--batchsize', 50, '--noplot'),
+        'cannot resume from', "trained with other value (unit 500, not 30)")
+    assert not os.path.exists(str(tmp_path / 'other'))
+    # Without its args.json beside it, the snapshot itself must fit.
+    alone = tmp_path / 'alone'
+    alone.mkdir()
+    shutil.copy(snapshot, str(alone))
+    assert_one_line_error(
+        run('--dataset-dir', data, '--resume',
+            str(alone / 'snapshot_iter_80'), '--unit', 30,
             '--out', str(tmp_path / 'other'), '--noplot'),
-        'cannot resume from', 'same preset, --unit and --layers')
+        'cannot resume from', 'not a snapshot of this network')
     # Nothing was written that would stop the corrected command.
     assert os.listdir(str(tmp_path / 'other')) == []
+
+
+def test_resume_keeps_the_seed_and_takes_plots_or_not(two_epochs, tmp_path):
+    data, out, _ = two_epochs
+    part = str(tmp_path / 'part')
+    run_ok('--dataset-dir', data, '--epoch', 1, '--seed', 7, '--out', part,
+           *FAST)
+    # Resumed without --seed and with plots: the same run, its seed kept.
+    flags = [flag for flag in FAST if flag != '--noplot']
+    run_ok('--dataset-dir', data, '--epoch', 2, '--out', part, '--resume',
+           os.path.join(part, 'snapshot_iter_40'), *flags)
+    assert without_time(read_log(part)) == without_time(read_log(out))
+    assert result_dir.read_args(part)['seed'] == 7
 
 
 @pytest.mark.skipif(not os.environ.get('MNIST_DIR'),

@@ -121,11 +121,21 @@ def test_killed_and_resumed_is_the_uninterrupted_run(data, whole, tmp_path):
     killed = train(2, data, out, '--epoch', 3, '--seed', 3,
                    fault=['--kill-at', 17])
     assert killed.returncode != 0
+    assert result_dir.MODEL_FILE not in os.listdir(out)
     snapshot = os.path.join(out, result_dir.snapshot_name(12))
     assert [name for _, name in result_dir.snapshots(out)] == [
         os.path.basename(snapshot)]
     train_ok(2, data, out, '--epoch', 3, '--seed', 3, '--resume', snapshot)
     assert_same_run(out, reference)
+    # A damaged snapshot: one line, from one rank.
+    damaged = str(tmp_path / 'snapshot_iter_36')
+    with open(os.path.join(out, result_dir.snapshot_name(36)), 'rb') as f:
+        content = f.read()
+    with open(damaged, 'wb') as f:
+        f.write(content[:len(content) // 2])
+    assert_ours_is_one_line(
+        train(2, data, str(tmp_path / 'two'), '--epoch', 3, '--resume',
+              damaged), 'cannot resume: ', 'empty, damaged, or not an .npz')
     # Another number of processes cannot continue it.
     assert_ours_is_one_line(
         train(1, data, str(tmp_path / 'one'), '--epoch', 3, '--resume',
