@@ -52,6 +52,8 @@ COMMUNICATORS = ('naive', 'flat', 'pure_nccl')
 chainer.disable_experimental_feature_warning = True
 ABORT_GRACE_SECONDS = 1.0
 RANKS_PREFIX = 'ranks/'
+#: The trainer's state that differs between ranks, by key prefix.
+PER_RANK = ('updater/iterator:', 'extensions/RandomState/')
 
 
 def create_communicator(name):
@@ -120,9 +122,11 @@ class AverageObservations(training.Extension):
 
 class Snapshot(trainer_extensions.Snapshot):
     """The snapshot of a multi-node run, written by rank 0: rank 0's whole
-    trainer, the number of ranks, and under ``ranks/R/`` what rank ``R``
-    holds differently (its iterator, its random generator). Every rank
-    takes part; see :func:`load_snapshot`."""
+    trainer, the number of ranks, and under ``ranks/R/`` what only rank
+    ``R`` holds (:data:`PER_RANK`: its iterator and its random generator;
+    the model, the optimizer and the extensions are the same on every
+    rank, so only rank 0's are sent). Every rank takes part; see
+    :func:`load_snapshot`."""
 
     def __init__(self, comm, n_retains=1):
         super(Snapshot, self).__init__(n_retains)
@@ -130,16 +134,16 @@ class Snapshot(trainer_extensions.Snapshot):
 
     def arrays(self, trainer):
         ours = super(Snapshot, self).arrays(trainer)
-        everyone = self.comm.gather_obj(ours)
+        everyone = self.comm.gather_obj(
+            {key: value for key, value in ours.items()
+             if key.startswith(PER_RANK)})
         if self.comm.rank != 0:
             return None
         merged = dict(ours)
         merged[trainer_setup.PROCESSES_KEY] = numpy.array(self.comm.size)
         for rank, theirs in enumerate(everyone[1:], 1):
-            for key, value in theirs.items():
-                if key not in ours or not numpy.array_equal(value,
-                                                            ours[key]):
-                    merged['{}{}/{}'.format(RANKS_PREFIX, rank, key)] = value
+            merged.update(('{}{}/{}'.format(RANKS_PREFIX, rank, key), value)
+                          for key, value in theirs.items())
         return merged
 
 

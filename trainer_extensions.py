@@ -59,14 +59,13 @@ class Snapshot(training.Extension):
         if name not in self.written:
             self.written.append(name)
         arrays = self.arrays(trainer)
-        if arrays is None:
-            return
-        with atomic_write(os.path.join(trainer.out, name), 'wb') as f:
-            numpy.savez_compressed(f, **arrays)
-        for old in self.written[:-self.n_retains]:
-            path = os.path.join(trainer.out, old)
-            if os.path.isfile(path):
-                os.remove(path)
+        if arrays is not None:  # None: another process writes
+            with atomic_write(os.path.join(trainer.out, name), 'wb') as f:
+                numpy.savez_compressed(f, **arrays)
+            for old in self.written[:-self.n_retains]:
+                path = os.path.join(trainer.out, old)
+                if os.path.isfile(path):
+                    os.remove(path)
         del self.written[:-self.n_retains]
 
     def serialize(self, serializer):
