@@ -274,17 +274,21 @@ def read_npz(path):
     return arrays
 
 
-def load_npz(path, obj, optional=None):
-    """Fills ``obj`` (a link, a trainer) from the arrays of the ``.npz``
-    file ``path`` (see :func:`read_npz`), as
-    ``chainer.serializers.load_npz`` does but without ever unpickling.
-    Keys for which ``optional(key)`` is true may be missing from the file
-    (the object keeps its own value). Other errors (a missing key, a
-    shape that differs) propagate."""
-    arrays = read_npz(path)
+def deserialize(arrays, obj, optional=None):
+    """Fills ``obj`` (a link, a trainer) from ``arrays`` (what
+    :func:`read_npz` returned). Keys for which ``optional(key)`` is true
+    may be missing (the object keeps its own value). Other errors (a
+    missing key, a shape that differs) propagate."""
     chainer.serializers.NpzDeserializer(
         arrays, ignore_names=lambda key: bool(
             optional and optional(key) and key not in arrays)).load(obj)
+
+
+def load_npz(path, obj):
+    """Fills ``obj`` from the ``.npz`` file ``path``, as
+    ``chainer.serializers.load_npz`` does but without ever unpickling
+    (see :func:`read_npz` and :func:`deserialize`)."""
+    deserialize(read_npz(path), obj)
 
 
 def load_model(result):

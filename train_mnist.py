@@ -47,9 +47,7 @@ def train(args):
         args.dataset_dir, config['validation'])
     trainer_setup.check_batchsize(config['batchsize'], train_set)
     if args.resume:
-        recorded = trainer_setup.check_snapshot(args.resume, config)
-        if args.seed is None and recorded:  # the run keeps its seed
-            args.seed = recorded.get('seed')
+        trainer_setup.check_resume(args)
 
     with result_dir.claim(args.out, args.resume, args.replace):
         args.claimed = True

@@ -81,9 +81,7 @@ def train(args):
         trainer_setup.check_batchsize(config['batchsize'], splits[0],
                                       comm.size)
         if args.resume:
-            recorded = trainer_setup.check_snapshot(args.resume, config)
-            if args.seed is None and recorded:  # the run keeps its seed
-                args.seed = recorded.get('seed')
+            trainer_setup.check_resume(args)
     scatter = multi_node.chainermn.scatter_dataset
     train_set = scatter(splits[0], comm, shuffle=True, seed=args.seed or 0)
     val_set = scatter(splits[1], comm) if config['validation'] else None

@@ -198,11 +198,12 @@ def run(trainer):
         trainer.run(show_loop_exception_msg=False)
 
 
-def check_snapshot(path, config):
-    """UsageError unless ``path`` is a file to resume from, of a run whose
-    recorded configuration (its directory's args.json) is ``config`` but
-    for the number of epochs. Returns what that run recorded, or None
-    where its directory has no args.json."""
+def check_resume(args):
+    """UsageError unless ``args.resume`` is a file to resume from, of a
+    run whose recorded configuration (its directory's args.json) is
+    ``args.config`` but for the number of epochs. Without ``--seed``, the
+    run keeps the seed it recorded."""
+    path, config = args.resume, args.config
     if os.path.isdir(path):
         raise cli.UsageError('cannot resume: {} is a directory; give one of '
                              'its snapshot_iter_* files.'.format(path))
@@ -211,7 +212,7 @@ def check_snapshot(path, config):
             'cannot resume: snapshot {} does not exist.'.format(path))
     recorded = result_dir.read_args(os.path.dirname(os.path.abspath(path)))
     if not recorded or not isinstance(recorded.get('config'), dict):
-        return None
+        return
     differs = sorted(key for key in set(config) | set(recorded['config'])
                      if key != 'epoch' and
                      config.get(key) != recorded['config'].get(key))
@@ -223,7 +224,8 @@ def check_snapshot(path, config):
                 ', '.join('{} {!r}, not {!r}'.format(
                     key, recorded['config'].get(key), config.get(key))
                     for key in differs)))
-    return recorded
+    if args.seed is None:
+        args.seed = recorded.get('seed')
 
 
 def _optional(key):
@@ -247,9 +249,7 @@ def load_snapshot(path, trainer, arrays=None, processes=1):
                              'mpiexec -n {} ./train_mnist_mn.py'.format(
                                  written) if written > 1 else
                              './train_mnist.py'))
-        chainer.serializers.NpzDeserializer(
-            arrays, ignore_names=lambda key: _optional(key) and
-            key not in arrays).load(trainer)
+        result_dir.deserialize(arrays, trainer, optional=_optional)
     except result_dir.ResultError as e:
         raise cli.UsageError('cannot resume: {}'.format(e))
     except cli.UsageError:
