@@ -26,10 +26,7 @@ PROG = 'evaluate.py'
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog=PROG, description='Test accuracy of a trained quantized MLP')
-    parser.add_argument('result', help='Output directory of train_mnist.py '
-                                       '(holding {} and {})'.format(
-                                           result_dir.ARGS_FILE,
-                                           result_dir.MODEL_FILE))
+    result_dir.add_model_flags(parser)
     parser.add_argument('--batchsize', '-b', type=cli.int_at_least(1),
                         default=100,
                         help='Number of images in each mini-batch')
@@ -63,14 +60,14 @@ def distinct_weight_values(model):
 
 def evaluate(args):
     device = cli.select_device(args)
-    model, config = result_dir.load_model(args.result)
+    model, config = result_dir.load_model(args.result, args.model_file)
     model.to_device(device)
     _, _, test_set = mnist_dataset.load_splits(args.dataset_dir)
     acc = accuracy(model, test_set, args.batchsize, device)
     print('model: {} (preset {preset}; quantizers: weight {weight_quant}, '
           'activation {act_quant}, gradient {grad_quant}, input '
           '{input_quant})'.format(
-              os.path.join(args.result, result_dir.MODEL_FILE), **config))
+              os.path.join(args.result, args.model_file), **config))
     print('test accuracy: {:.4f}  test error: {:.2f}%  ({} images)'.format(
         acc, 100 * (1 - acc), len(test_set)))
     rows = distinct_weight_values(model)

@@ -23,10 +23,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog=PROG, description='Pack a trained binarized MLP into 1-bit '
                                'weights and integer thresholds')
-    parser.add_argument('result', help='Output directory of train_mnist.py '
-                                       '(holding {} and {})'.format(
-                                           result_dir.ARGS_FILE,
-                                           result_dir.MODEL_FILE))
+    result_dir.add_model_flags(parser)
     parser.add_argument('--out', '-o', default=None,
                         help='Packed file to write (default: RESULT/{})'
                         .format(packed_format.PACKED_FILE))
@@ -53,7 +50,7 @@ def check_out(out):
 
 def export(args):
     out = args.out or os.path.join(args.result, packed_format.PACKED_FILE)
-    model, config = result_dir.load_model(args.result)
+    model, config = result_dir.load_model(args.result, args.model_file)
     check_out(out)
     network = packed_export.export(model, config)
     # Not into a directory that a training run is writing.

@@ -27,12 +27,12 @@ objects once, by :func:`build_classifier`. The presets:
 import math
 
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
-import chainer
 import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
 import cli
+import fused_adam
 import net
 import quantizers
 from weight_clip import WeightClip
@@ -217,7 +217,7 @@ def build_classifier(config):
 
 def build_optimizer(model, config):
     """Adam for ``model`` with the configuration's clipping and step scales."""
-    optimizer = chainer.optimizers.Adam(alpha=config['lr'])
+    optimizer = fused_adam.Adam(alpha=config['lr'])
     optimizer.setup(model)
     # Keeps the real-valued parameters in [-1, 1] after every update.
     optimizer.add_hook(WeightClip(

@@ -7,6 +7,10 @@ rules that keep it safe, and reading a trained model back from it.
     Chainer's LogReport: one JSON entry per epoch.
 ``model.npz``
     The trained classifier's parameters, written when training ends.
+``model_best.npz``
+    Its parameters after the epoch of the best validation accuracy, in a
+    run with held-out validation images (the ``bnn`` preset): the model to
+    report a test error of.
 ``snapshot_iter_N``
     The whole trainer after iteration ``N`` (random state included), for
     ``--resume``.
@@ -42,6 +46,7 @@ import presets
 ARGS_FILE = 'args.json'
 LOG_FILE = 'log'
 MODEL_FILE = 'model.npz'
+BEST_MODEL_FILE = 'model_best.npz'
 PLOT_FILES = {'loss': 'loss.png', 'accuracy': 'accuracy.png'}
 GRAPH_FILE = 'cg.dot'
 GRAPH_IMAGE = 'cg.png'  # when Graphviz is installed
@@ -49,8 +54,8 @@ LOCK_FILE = '.quantized_net.lock'
 SNAPSHOT_PREFIX = 'snapshot_iter_'
 _SNAPSHOT = re.compile(re.escape(SNAPSHOT_PREFIX) + r'(\d+)$')
 #: What a run writes, besides its snapshots; export.py adds PACKED_FILE.
-RUN_FILES = (ARGS_FILE, LOG_FILE, MODEL_FILE, PACKED_FILE, GRAPH_FILE,
-             GRAPH_IMAGE) + tuple(PLOT_FILES.values())
+RUN_FILES = (ARGS_FILE, LOG_FILE, MODEL_FILE, BEST_MODEL_FILE, PACKED_FILE,
+             GRAPH_FILE, GRAPH_IMAGE) + tuple(PLOT_FILES.values())
 # Chainer's own snapshot writer left these behind when killed.
 _CHAINER_TEMP = re.compile('tmp' + re.escape(SNAPSHOT_PREFIX))
 
@@ -212,9 +217,22 @@ def write_args(out, config, seed, argv, processes=None):
         json.dump(recorded, f, indent=1)
 
 
-def save_model(model, out):
-    """Writes the trained ``model`` whole or not at all."""
-    with atomic_write(os.path.join(out, MODEL_FILE), 'wb') as f:
+def add_model_flags(parser):
+    """The positional result directory of the scripts that read a trained
+    model, and ``--best`` to read its best-validation model instead."""
+    parser.add_argument('result', help='Output directory of train_mnist.py '
+                                       '(holding {} and {})'.format(
+                                           ARGS_FILE, MODEL_FILE))
+    parser.add_argument('--best', dest='model_file', action='store_const',
+                        const=BEST_MODEL_FILE, default=MODEL_FILE,
+                        help='Read {}, the model of the epoch with the best '
+                             'validation accuracy, instead of {}'.format(
+                                 BEST_MODEL_FILE, MODEL_FILE))
+
+
+def save_model(model, out, name=MODEL_FILE):
+    """Writes the trained ``model`` as ``name`` whole or not at all."""
+    with atomic_write(os.path.join(out, name), 'wb') as f:
         chainer.serializers.save_npz(f, model)
 
 
@@ -291,8 +309,8 @@ def load_npz(path, obj):
     deserialize(read_npz(path), obj)
 
 
-def load_model(result):
-    """The classifier saved in ``result``, on the CPU, and its
+def load_model(result, name=MODEL_FILE):
+    """The classifier saved in ``result`` as ``name``, on the CPU, and its
     configuration; ResultError says what is missing or wrong."""
     if not os.path.isdir(result):
         raise ResultError('{} is not a directory{}; give the --out '
@@ -300,12 +318,14 @@ def load_model(result):
                           .format(result, '' if os.path.exists(result)
                                   else ' (it does not exist)'))
     config_path = os.path.join(result, ARGS_FILE)
-    model_path = os.path.join(result, MODEL_FILE)
+    model_path = os.path.join(result, name)
     for path in (config_path, model_path):
         if not os.path.isfile(path):
             raise ResultError(
-                '{} does not exist; give the --out directory of a finished '
-                'train_mnist.py run.'.format(path))
+                '{} does not exist; give the --out directory of a {} '
+                'train_mnist.py run.'.format(
+                    path, 'finished' if name == MODEL_FILE else
+                    'validated (--validation N)'))
     try:
         with open(config_path) as f:
             config = json.load(f)['config']

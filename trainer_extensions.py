@@ -157,6 +157,32 @@ class PlotReport(extensions.PlotReport):
                 os.remove(temp)
 
 
+class BestModel(training.Extension):
+    """Writes the model to ``model_best.npz`` after each epoch whose
+    validation accuracy beats every earlier one (the first of equals), so
+    that the model reported is chosen by validation, never by test, error.
+    The best accuracy so far is part of the snapshot."""
+
+    trigger = (1, 'epoch')
+    # After the evaluator has reported the epoch's accuracy.
+    priority = training.PRIORITY_READER
+
+    def __init__(self, model, key='validation/main/accuracy'):
+        self.model = model
+        self.key = key
+        self.best = -math.inf
+
+    def __call__(self, trainer):
+        value = float(trainer.observation[self.key])
+        if value > self.best:
+            self.best = value
+            result_dir.save_model(self.model, trainer.out,
+                                  result_dir.BEST_MODEL_FILE)
+
+    def serialize(self, serializer):
+        self.best = float(serializer('best', self.best))
+
+
 class NonFiniteLoss(cli.UsageError):
     """The training loss became NaN or infinite."""
 

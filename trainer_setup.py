@@ -172,6 +172,10 @@ def build_trainer(args, model, optimizer, train_set, val_set, test_set,
     # Average the reported values over each epoch and write them to log.
     trainer.extend(trainer_extensions.LogReport())
 
+    if val_set:
+        # Keep the model of the best validation epoch: the one to test.
+        trainer.extend(trainer_extensions.BestModel(model))
+
     names = [name for name, _ in evaluated]
     # Plot loss and accuracy of training and evaluation, once per epoch.
     if args.plot and extensions.PlotReport.available():
@@ -230,8 +234,9 @@ def check_resume(args):
 
 def _optional(key):
     # Plots are optional (--noplot, matplotlib missing): a run resumed
-    # with or without them is the same run.
-    return 'PlotReport' in key
+    # with or without them is the same run. Snapshots older than BestModel
+    # lack its best accuracy: it counts from the resumed epoch on.
+    return 'PlotReport' in key or 'BestModel' in key
 
 
 def load_snapshot(path, trainer, arrays=None, processes=1):

@@ -80,24 +80,33 @@ def without_time(log):
             for entry in log]
 
 
-def model_arrays(out):
-    """The arrays of ``out``'s model.npz, by name."""
+def model_arrays(out, name=None):
+    """The arrays of ``out``'s model.npz (or the model file ``name``), by
+    name."""
     import result_dir
-    with numpy.load(os.path.join(out, result_dir.MODEL_FILE),
+    with numpy.load(os.path.join(out, name or result_dir.MODEL_FILE),
                     allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 
-def assert_same_run(out, reference):
+def assert_same_run(out, reference, best=True):
     """``out`` holds the run of ``reference``: the same log, entry for
-    entry, and the same model, bit for bit."""
+    entry, and the same models (the best-validation one too, where there
+    is one, unless not ``best``), bit for bit."""
     import result_dir
     assert without_time(result_dir.read_log(out)) == \
         without_time(result_dir.read_log(reference))
-    ours, theirs = model_arrays(out), model_arrays(reference)
-    assert sorted(ours) == sorted(theirs)
-    for name in ours:
-        numpy.testing.assert_array_equal(ours[name], theirs[name], name)
+    for model_file in (result_dir.MODEL_FILE,) + (
+            (result_dir.BEST_MODEL_FILE,) if best else ()):
+        present = os.path.isfile(os.path.join(reference, model_file))
+        assert os.path.isfile(os.path.join(out, model_file)) == present
+        if not present:
+            continue
+        ours = model_arrays(out, model_file)
+        theirs = model_arrays(reference, model_file)
+        assert sorted(ours) == sorted(theirs)
+        for name in ours:
+            numpy.testing.assert_array_equal(ours[name], theirs[name], name)
 
 
 def train_steps(model, optimizer, x, t, steps):

@@ -48,6 +48,9 @@ def test_reproduces_the_logged_accuracy_of_the_seed_preset(data, tmp_path):
     accuracy, error = accuracy_line(result.stdout)
     assert accuracy == pytest.approx(logged['validation/main/accuracy'],
                                      abs=5e-5)
+    # The seed preset validates on the test set: no best model to choose.
+    assert_one_line_error(run(out, '--best', '--dataset-dir', data),
+                          'model_best.npz does not exist', '(--validation N)')
     assert error == pytest.approx(100 * (1 - accuracy), abs=0.006)
     assert '(seed allows any number)' in result.stdout
     assert len(distinct_lines(result.stdout)) == 3
@@ -64,6 +67,11 @@ def test_binary_weights_have_two_values(data, tmp_path):
     assert '(sign allows at most 2)' in result.stdout
     assert distinct_lines(result.stdout) == ['2', '2', '2']
     assert '  mean: 2.0' in result.stdout
+    # One epoch: it is the best validation epoch as well.
+    best = run(out, '--best', '--dataset-dir', data)
+    assert best.returncode == 0, best.stderr
+    assert accuracy_line(best.stdout) == accuracy_line(result.stdout)
+    assert 'model_best.npz' in best.stdout
 
 
 @pytest.mark.parametrize('spec,levels', [('linear:2', 4), ('log:3', 7)])

@@ -100,7 +100,26 @@ def test_a_run_without_seed_resumed_is_the_same_run(data, tmp_path):
         again = str(tmp_path / 'from{}'.format(iteration))
         train_ok(data, again, *flags, '--resume', os.path.join(
             kept, result_dir.snapshot_name(iteration)))
-        assert_same_run(again, out)
+        # Resumed into another directory, the run writes model_best.npz
+        # from its next best epoch on: the earlier one stays in out.
+        assert_same_run(again, out, best=False)
+
+
+def test_best_model_is_the_best_validation_epoch(data, tmp_path):
+    out, kept = str(tmp_path / 'run'), str(tmp_path / 'kept')
+    train_ok(data, out, '--epoch', 5, '--preset', 'bnn', '--validation',
+             100, '--seed', 2, fault=['--keep-snapshots', kept])
+    accuracies = [entry['validation/main/accuracy']
+                  for entry in result_dir.read_log(out)]
+    best = accuracies.index(max(accuracies)) + 1
+    assert best < len(accuracies)  # else model.npz would be the best too
+    snapshot = numpy.load(os.path.join(
+        kept, result_dir.snapshot_name(10 * best)))
+    arrays = helpers.model_arrays(out, result_dir.BEST_MODEL_FILE)
+    assert arrays
+    for name, array in arrays.items():
+        numpy.testing.assert_array_equal(
+            array, snapshot['updater/model:main/' + name], name)
 
 
 @pytest.mark.parametrize('limit', [0, 1000, 20000, -1])
