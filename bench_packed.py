@@ -11,7 +11,11 @@ process.
 Rows, for each batch size (images taken from the MNIST test set):
 
 ``packed``
-    XNOR-popcount on 1-bit weights and activations (``packed_engine.py``).
+    XNOR-popcount on 1-bit weights and activations (``packed_engine.py``),
+    with the CPU's fastest kernels (AVX2 or AVX-512, :mod:`simd_kernels`).
+``packed, scalar``
+    The same with the portable kernels (64-bit ``popcnt``), on a CPU
+    where the vector kernels run.
 ``blas``
     The same binarized network as float32 matrix products of +-1
     matrices, thresholds folded: the best a float library does with it.
@@ -24,14 +28,17 @@ Rows, for each batch size (images taken from the MNIST test set):
 
 Each round gives every engine in turn a few consecutive batches (the first
 untimed, so each is timed with its own weights in cache, as when it runs
-alone); the table gives the median time over all rounds, as images per
+alone, and after a pause that lets the other engines' idle threads stop
+spinning); the table gives the median time over all rounds, as images per
 second and as a ratio to ``blas``, and the bytes of weights each one
 reads.
 
 ``--layers`` adds a table of each layer alone (its input computed
-beforehand), packed against blas, with the packed layer's binary
-multiply-adds per second and core beside the ceiling: the rate of the
-hidden layers' XNOR-popcount inner loop on one core with its data in L1.
+beforehand), packed against blas, with the packed layer's multiply-adds
+per second and core beside its ceiling: the rate of the layer's inner
+loop on one core with its data in L1 (the popcount tile for the hidden
+layers; for the first layer, the masked sums of its nonzero pixels, whose
+multiply-adds are counted as nonzero pixels times units).
 """
 import argparse
 import functools
@@ -49,9 +56,12 @@ import mnist_dataset
 import packed_engine
 import packed_format
 import presets
+import simd_kernels
+import simd_layers
 import xnor_popcount
 
 PROG = 'bench_packed.py'
+SETTLE_SECONDS = 0.25
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
                        'bnn', packed_format.PACKED_FILE)
 
@@ -80,6 +90,10 @@ def time_engines(engines, pixels, rounds, calls, synchronize):
     samples = {name: [] for name, _ in engines}
     for _ in range(rounds):
         for name, classify in engines:
+            # Let the previous engine's idle threads stop spinning (BLAS's
+            # and OpenMP's spin for up to about 0.1 s after a call), so that
+            # each is timed as if it ran alone.
+            time.sleep(SETTLE_SECONDS)
             classify(pixels)
             for _ in range(calls):
                 synchronize()
@@ -106,9 +120,13 @@ def engines(network, device):
     config = network.meta['config']
     float_config = dict(presets.PRESETS['float'], unit=config['unit'],
                         layers=config['layers'])
-    rows = [('packed', packed.classify, network.weight_bytes()),
-            ('blas', blas.classify,
-             sum(w.nbytes for w in blas.weights))]
+    rows = [('packed', packed.classify, network.weight_bytes())]
+    if packed.simd not in (None, 'scalar'):
+        scalar = packed_engine.Engine(network, 'packed', device, 'scalar')
+        rows.append(('packed, scalar', scalar.classify,
+                     network.weight_bytes()))
+    rows.append(('blas', blas.classify,
+                 sum(w.nbytes for w in blas.weights)))
     rows.append(('chainer, binarized',) + chainer_model(config, device))
     rows.append(('chainer, float',) + chainer_model(float_config, device))
     return rows
@@ -117,41 +135,48 @@ def engines(network, device):
 def layer_table(network, device, pixels, batch, sync):
     """Prints each layer's time alone, packed against blas, at ``batch``."""
     pixels = device.send(numpy.resize(pixels, (batch, pixels.shape[1])))
-    times = {}
+    times, form = {}, None
     for engine in packed_engine.ENGINES:
         h, runners = pixels, []
-        for i, layer in enumerate(packed_engine.Engine(
-                network, engine, device).layers()):
+        built = packed_engine.Engine(network, engine, device)
+        for i, layer in enumerate(built.layers()):
             runners.append((i, functools.partial(lambda f, x, _: f(x),
                                                  layer, h)))
             h = layer(h)
         times[engine] = time_engines(runners, None, 3, 10, sync)
+        form = form or built.simd
     on_cpu = device.xp is numpy
-    threads = xnor_popcount.numba.get_num_threads() if on_cpu else None
-    ceiling = 64 * inner_loop_rate() / 1e9 if on_cpu else None
-    print('\nEach layer alone, batch {}{}\n'.format(
-        batch, '; ceiling: the inner loop on one core, L1-resident, '
-        '{:.1f} G binary multiply-adds/s'.format(ceiling) if on_cpu
-        else ''))
-    print('| layer | packed ms | blas ms | x blas | G multiply-adds/s '
-          'per core | of the ceiling |')
-    print('| --- | ---: | ---: | ---: | ---: | ---: |')
     sizes = network.sizes
+    print('\nEach layer alone, batch {}{}\n'.format(
+        batch, ', {} kernels; ceiling: the inner loop on one core, '
+        'L1-resident'.format(form) if on_cpu else ''))
+    print('| layer | packed ms | blas ms | x blas | G multiply-adds/s '
+          'per core | ceiling | of the ceiling |')
+    print('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+    threads = xnor_popcount.numba.get_num_threads() if on_cpu else None
     for i in range(len(sizes) - 1):
         packed, blas = times['packed'][i], times['blas'][i]
-        rate = batch * sizes[i] * sizes[i + 1] / packed / 1e9
-        print('| {} ({}-{}) | {:.3f} | {:.3f} | {:.2f} | {} | {} |'.format(
-            i + 1, sizes[i], sizes[i + 1], 1000 * packed, 1000 * blas,
-            blas / packed,
-            '{:.1f}'.format(rate / threads) if on_cpu else '-',
-            '{:.0%}'.format(rate / threads / ceiling) if on_cpu else '-'))
+        work = batch * sizes[i] * sizes[i + 1]
+        if on_cpu and i == 0 and form != 'scalar':
+            work = int(numpy.count_nonzero(pixels)) * sizes[1]
+            ceiling = masked_sums_ceiling()
+        elif on_cpu:
+            ceiling = (64 * inner_loop_rate() if form == 'scalar' else
+                       tile_ceiling(form, sizes[i]))
+        rate = work / packed / threads if on_cpu else None
+        print('| {} ({}-{}) | {:.3f} | {:.3f} | {:.2f} | {} | {} | {} |'
+              .format(i + 1, sizes[i], sizes[i + 1], 1000 * packed,
+                      1000 * blas, blas / packed,
+                      '{:.1f}'.format(rate / 1e9) if on_cpu else '-',
+                      '{:.1f}'.format(ceiling / 1e9) if on_cpu else '-',
+                      '{:.0%}'.format(rate / ceiling) if on_cpu else '-'))
 
 
 def inner_loop_rate(words=64, rows=16, rounds=20000):
-    """Words (64 binary multiply-adds each) a second that one core's XNOR-
-    popcount inner loop processes on L1-resident data (``rows`` weight rows
-    of ``words`` words against one input row, 8 KiB): the ceiling the
-    CPU layers are measured against."""
+    """Words (64 binary multiply-adds each) a second that one core's
+    scalar XNOR-popcount inner loop processes on L1-resident data (``rows``
+    weight rows of ``words`` words against one input row, 8 KiB): the
+    ceiling of the scalar kernels."""
     rng = numpy.random.RandomState(0)
     x = rng.randint(0, 2 ** 63, words, dtype=numpy.int64).astype(
         numpy.uint64)
@@ -164,6 +189,49 @@ def inner_loop_rate(words=64, rows=16, rounds=20000):
         xnor_popcount.inner_loop(x, w, rounds)
         best = min(best, time.perf_counter() - start)
     return rounds * rows * words / best
+
+
+def _best_seconds(run, repeat=5):
+    best = float('inf')
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
+    """Binary multiply-adds a second of ``form``'s tile on one core with
+    its data in L1 (``mr`` rows of ``bits`` bits against ``rows`` weight
+    rows, as :mod:`simd_layers` lays them out): the ceiling of the hidden
+    layers."""
+    mr = simd_kernels.TILE[form][0]
+    row_words = simd_layers.layout_words(bits, form)
+    rng = numpy.random.RandomState(0)
+    x, w = (rng.randint(0, 16, (r, row_words * 8)).astype(numpy.uint8).view(
+        numpy.uint64) for r in (mr, rows))
+    pops = numpy.zeros((mr, rows), numpy.int32)
+    run = simd_kernels.TILE_ROUNDS[form]
+    run(x, w, pops, 1)
+    seconds = _best_seconds(lambda: run(x, w, pops, rounds))
+    return rounds * mr * rows * bits / seconds
+
+
+def masked_sums_ceiling(n_in=784, nonzero=150, rounds=20000):
+    """Pixel multiply-adds (nonzero pixels times units) a second of the
+    first layer's masked sums on one core with one group's masks in L1
+    (``nonzero`` of ``n_in`` pixels, MNIST's mean is 150 of 784)."""
+    rng = numpy.random.RandomState(0)
+    units = simd_kernels.MASK_UNITS
+    rows = 32 * 1024 // units  # 32 KiB of masks
+    masks = rng.randint(0, 2, (rows, units)).astype(numpy.uint8) * 255
+    index = rng.randint(0, rows, nonzero).astype(numpy.int32)
+    values = rng.randint(1, 256, nonzero).astype(numpy.uint16)
+    sums = numpy.zeros(units, numpy.int32)
+    simd_kernels.masked_rounds(masks, index, values, sums, 1)
+    seconds = _best_seconds(
+        lambda: simd_kernels.masked_rounds(masks, index, values, sums, rounds))
+    return rounds * nonzero * units / seconds
 
 
 def gpu_product(size, sync, repeat=5):

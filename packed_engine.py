@@ -6,7 +6,9 @@ depend on the device or the batch size. Two engines compute the same
 function:
 
 ``packed``
-    XNOR and popcount on 64-bit words (:mod:`xnor_popcount`).
+    XNOR and popcount on 64-bit words (:mod:`xnor_popcount`); on a CPU
+    with AVX2 or AVX-512 VPOPCNTDQ, a vector register at a time
+    (:mod:`simd_layers`).
 ``blas``
     Float32 matrix products of +-1 matrices (exact too: every partial sum
     is an integer below 2**24); the baseline ``bench_packed.py`` measures
@@ -23,6 +25,7 @@ from chainer.backends import cuda
 
 import packed_format
 from packed_format import PIXEL_MAX
+import simd_layers
 import xnor_popcount
 
 ENGINES = ('packed', 'blas')
@@ -75,9 +78,12 @@ class Engine(object):
         engine (str): ``'packed'`` (XNOR-popcount) or ``'blas'`` (the same
             network with float32 +-1 matrices).
         device (chainer.backend.Device): Where to run (default: CPU).
+        simd (str): On the CPU, the packed engine's vector form (one of
+            :data:`simd_layers.FORMS` the CPU runs, or ``'scalar'``);
+            default: the fastest this CPU runs (:attr:`simd` says which).
     """
 
-    def __init__(self, network, engine='packed', device=None):
+    def __init__(self, network, engine='packed', device=None, simd=None):
         if engine not in ENGINES:
             raise ValueError('engine must be one of {}, got {!r}'.format(
                 ENGINES, engine))
@@ -87,22 +93,59 @@ class Engine(object):
         self.xp = self.device.xp
         n = len(network.sizes) - 1
         self.masks = None
+        self.simd = None
+        if engine == 'packed' and self.xp is numpy:
+            self.simd = simd or simd_layers.best_form() or 'scalar'
+            if self.simd not in simd_layers.runnable_forms() + ['scalar']:
+                raise ValueError('this CPU cannot run the {} kernels'.format(
+                    self.simd))
         if engine == 'packed':
             self.weights = [self.device.send(w) for w in network.weights]
-            if self.xp is numpy:
+            if self.simd == 'scalar':
                 self.masks = xnor_popcount.first_layer_masks(
                     network.weights[0], network.sizes[0])
+            elif self.simd:
+                self._prepare_simd()
         else:
             self.weights = [self.device.send(network.signs(i).T.copy())
                             for i in range(n)]
         self.thresholds = [self.device.send(t) for t in network.thresholds]
         self.flips = [self.device.send(f) for f in network.flips]
 
+    def _prepare_simd(self):
+        network, form = self.network, self.simd
+        sizes = network.sizes
+        self.pixel_masks = simd_layers.pixel_masks(network.weights[0],
+                                                   sizes[0])
+        self.simd_weights = [None] + [
+            simd_layers.weights(network.weights[i], sizes[i + 1], form)
+            for i in range(1, len(sizes) - 1)]
+        self.limits = [None] + [
+            xnor_popcount.pop_limits(t, sizes[i])
+            for i, t in enumerate(network.thresholds) if i]
+
+    def _simd_layers(self):
+        sizes, form = self.network.sizes, self.simd
+
+        def first(pixels):
+            return simd_layers.first_layer(pixels, self.pixel_masks,
+                                           self.thresholds[0], self.flips[0],
+                                           form)
+
+        def hidden(i):
+            return lambda h: simd_layers.sign_layer(
+                h, self.simd_weights[i], self.limits[i], self.flips[i], form)
+        return ([first] + [hidden(i) for i in range(1, len(sizes) - 2)] +
+                [lambda h: simd_layers.dot(h, self.simd_weights[-1],
+                                           sizes[-2], sizes[-1], form)])
+
     def layers(self):
         """The network as one function a layer, each from the previous
         layer's output to its own; the first takes the pixels as the
         device's ``uint8`` array, the last gives the integer dot products
         of the output layer."""
+        if self.simd not in (None, 'scalar'):
+            return self._simd_layers()
         xp, sizes = self.xp, self.network.sizes
         if self.engine == 'blas':
             def hidden(w, t, f):

@@ -1,9 +1,13 @@
 """bench_packed.py: the table it prints, on a small packed network."""
+import numpy
 import pytest
 
 import helpers
+import mnist_dataset
+import packed_engine
 import packed_export
 import packed_format
+import simd_layers
 import xnor_popcount
 
 
@@ -20,13 +24,16 @@ def test_table(tmp_path, synthetic_dir):
     rows = [line.strip('|').split('|') for line in result.stdout.splitlines()
             if line.startswith('| 1 ') or line.startswith('| 7 ')]
     rows = [[cell.strip() for cell in row] for row in rows]
-    engines = ['packed', 'blas', 'chainer, binarized', 'chainer, float']
+    engines = ['packed'] + (['packed, scalar'] if simd_layers.best_form()
+                            else []) + ['blas', 'chainer, binarized',
+                                        'chainer, float']
     assert [(r[0], r[1]) for r in rows] == [
         (b, e) for b in ('1', '7') for e in engines]
     packed_bytes = 8 * (64 * 13 + 64 * 1 + 10 * 1)
     float_bytes = 4 * (784 * 64 + 64 * 64 + 64 * 10)
     bias_and_bn = 4 * (64 + 64 + 10) * 3  # b, gamma, beta per layer
-    sizes = {'packed': packed_bytes, 'blas': float_bytes,
+    sizes = {'packed': packed_bytes, 'packed, scalar': packed_bytes,
+             'blas': float_bytes,
              'chainer, binarized': float_bytes + bias_and_bn,
              'chainer, float': float_bytes + bias_and_bn}
     assert network.weight_bytes() == packed_bytes
@@ -60,16 +67,23 @@ def test_layer_table(tmp_path, synthetic_dir):
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines()
                   if line.startswith('Each layer alone, batch 8'))
-    ceiling = float(header.split('L1-resident, ')[1].split()[0])
+    form = simd_layers.best_form() or 'scalar'
+    assert header.startswith('Each layer alone, batch 8, {} kernels; '
+                             'ceiling: '.format(form))
     rows = [[cell.strip() for cell in line.strip('|').split('|')]
             for line in result.stdout.splitlines()
             if line.startswith('| 1 (') or line.startswith('| 2 (') or
             line.startswith('| 3 (')]
     assert [row[0] for row in rows] == ['1 (784-64)', '2 (64-64)',
                                         '3 (64-10)']
+    _, _, test = mnist_dataset.load_splits(synthetic_dir)
+    pixels = numpy.resize(packed_engine.to_pixels(test._datasets[0], 784),
+                          (8, 784))
+    # The sparse first layer's multiply-adds: nonzero pixels times units.
+    first = (numpy.count_nonzero(pixels) if form != 'scalar' else 8 * 784)
     threads = xnor_popcount.numba.get_num_threads()
-    for (name, packed, blas, ratio, rate, share), (n_in, n_out) in zip(
-            rows, [(784, 64), (64, 64), (64, 10)]):
+    for (name, packed, blas, ratio, rate, ceiling, share), work in zip(
+            rows, [first * 64, 8 * 64 * 64, 8 * 64 * 10]):
         packed, blas = float(packed), float(blas)
         if not packed or not blas:  # below 0.0005 ms: nothing to check
             continue
@@ -78,8 +92,8 @@ def test_layer_table(tmp_path, synthetic_dir):
         ratio_expected = blas / packed
         assert abs(float(ratio) - ratio_expected) <= 0.005 + \
             ratio_expected * (0.0005 / packed + 0.0005 / blas)
-        expected = 8 * n_in * n_out / (packed / 1000) / 1e9 / threads
+        expected = work / (packed / 1000) / 1e9 / threads
         assert abs(float(rate) - expected) <= 0.05 + \
             expected * 0.0005 / packed
         assert float(share.rstrip('%')) == pytest.approx(
-            100 * float(rate) / ceiling, rel=0.05, abs=1)
+            100 * float(rate) / float(ceiling), rel=0.05, abs=1)

@@ -12,6 +12,7 @@ import mnist_dataset
 import packed_engine
 import packed_export
 import packed_format
+import simd_layers
 
 PACKED_MNIST = os.path.join(helpers.ROOT, 'docs', 'bnn',
                             packed_format.PACKED_FILE)
@@ -64,6 +65,32 @@ def test_engines_agree_on_every_logit(small):
                                      blas.logits(pixels))
     numpy.testing.assert_array_equal(packed.logits(pixels[:1]),
                                      packed.logits(pixels)[:1])
+
+
+@pytest.mark.parametrize('simd', simd_layers.runnable_forms())
+def test_simd_kernels_give_the_scalar_logits(small, simd):
+    # Unequal layer sizes (784-96-96-96-10): each layer's bit counts and
+    # widths are its own.
+    pytest.importorskip('numba')
+    _, network = small
+    pixels = random_images(300, seed=9)
+    scalar = packed_engine.Engine(network, 'packed', simd='scalar')
+    vector = packed_engine.Engine(network, 'packed', simd=simd)
+    assert vector.simd == simd
+    for batch in (pixels, pixels[:1], pixels[:17]):
+        numpy.testing.assert_array_equal(vector.logits(batch),
+                                         scalar.logits(batch))
+
+
+def test_a_form_the_cpu_cannot_run_is_refused(small):
+    _, network = small
+    missing = [form for form in simd_layers.FORMS
+               if form not in simd_layers.runnable_forms()]
+    if not missing:
+        pytest.skip('this CPU runs every form')
+    with pytest.raises(ValueError, match='this CPU cannot run the {} '
+                       'kernels'.format(missing[0])):
+        packed_engine.Engine(network, 'packed', simd=missing[0])
 
 
 @pytest.mark.gpu

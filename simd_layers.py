@@ -1,0 +1,153 @@
+"""The packed network's layers on the CPU with the SIMD kernels of
+:mod:`simd_kernels`, in the layout each form reads.
+
+The form, picked by :func:`best_form` from the CPU's
+features, sets the layout of the packed rows (:func:`layout`):
+
+``avx512``
+    The packed words, zero-padded to whole 512-bit vectors.
+``avx2``
+    Nibble planes: each 32 bytes of packed bits, zero-padded to whole 256
+    bits, become 32 bytes of their low four bits and 32 of their high four,
+    so that ``x XOR w`` of two planes indexes ``vpshufb``'s table directly.
+
+Each layer writes its outputs in the layout the next one reads. Zero
+padding adds nothing to any popcount or sum.
+"""
+import numpy
+
+from packed_format import WORD_BITS, unpack_bits, words
+import simd_kernels
+from simd_kernels import MASK_UNITS, TILE, VECTOR_BYTES
+
+#: The vector forms, fastest first, and the CPU features each needs.
+FORMS = {'avx512': ('avx512f', 'avx512vpopcntdq'), 'avx2': ('avx2',)}
+#: Packed bits in a vector step of each form (its layout holds them in
+#: VECTOR_BYTES bytes: twice as many in the avx2 nibble planes).
+STEP_BITS = {'avx512': 512, 'avx2': 256}
+
+
+def runnable_forms(features=None):
+    """The forms this CPU (or one with the set of LLVM feature names
+    ``features``) can run, fastest first."""
+    if features is None:
+        if simd_kernels.numba is None:
+            return []
+        import llvmlite.binding  # numba's, here when numba is
+        host = llvmlite.binding.get_host_cpu_features()
+        features = {name for name in host if host[name]}
+    return [form for form, needs in FORMS.items()
+            if all(n in features for n in needs)]
+
+
+def best_form():
+    """The fastest form this CPU runs, or None: the scalar kernels."""
+    forms = runnable_forms()
+    return forms[0] if forms else None
+
+
+def layout_words(bits, form):
+    """``uint64`` words of a row of ``bits`` packed bits in ``form``'s
+    layout."""
+    steps = -(-bits // STEP_BITS[form])
+    return steps * VECTOR_BYTES[form] // 8
+
+
+def layout(a, form, rows=None):
+    """Packed ``uint64`` rows ``a`` (as :mod:`packed_format` lays them out)
+    in ``form``'s layout: zero words up to whole vectors and, for
+    ``avx2``, split into nibble planes; with zero rows up to ``rows``."""
+    m, n_words = a.shape
+    steps = -(-n_words * WORD_BITS // STEP_BITS[form])
+    out = numpy.zeros((max(m, rows or 0), steps * VECTOR_BYTES[form] // 8),
+                      numpy.uint64)
+    if form == 'avx512':
+        out[:m, :n_words] = a
+        return out
+    padded = numpy.zeros((m, steps * 4), numpy.uint64)
+    padded[:, :n_words] = a
+    data = padded.view(numpy.uint8).reshape(m, steps, 1, 32)
+    planes = out.view(numpy.uint8).reshape(len(out), steps, 2, 32)
+    planes[:m, :, :1] = data & 15
+    planes[:m, :, 1:] = data >> 4
+    return out
+
+
+def unlayout(a, n, form):
+    """The packed rows of ``n`` bits that :func:`layout` made ``a`` of."""
+    if form == 'avx512':
+        return numpy.ascontiguousarray(a[:, :words(n)])
+    planes = a.view(numpy.uint8).reshape(len(a), a.shape[1] // 8, 2, 32)
+    data = planes[:, :, 0] | (planes[:, :, 1] << 4)
+    return numpy.ascontiguousarray(data.reshape(len(a), a.shape[1] * 4).view(
+        numpy.uint64)[:, :words(n)])
+
+
+def weights(w, n, form):
+    """Weight rows for :func:`sign_layer` and :func:`dot`: ``form``'s
+    layout with zero rows up to a whole tile past the ``n``-th."""
+    return layout(w, form, rows=-(-n // TILE[form][1]) * TILE[form][1])
+
+
+def sign_layer(x, w, limits, flip, form):
+    """A hidden layer with ``form``'s kernel, in its layout: unit ``j`` of
+    row ``i`` is +1 where ``(popcount(x_i XOR w_j) <= limits_j) !=
+    flip_j``.
+
+    Args:
+        x: ``uint64`` ``(m, layout_words(k))``: :func:`layout` of the
+            packed inputs.
+        w: :func:`weights` of the packed weight signs.
+        limits: int32 ``(n,)``, popcount bounds.
+        flip: bool ``(n,)``.
+        form: One of :data:`FORMS` this CPU runs.
+
+    Returns:
+        ``uint64`` ``(m, layout_words(n))``: :func:`layout` of the packed
+        outputs, the next layer's input.
+    """
+    n = limits.shape[0]
+    out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
+    if out.size:
+        simd_kernels.LAYERS[form](x, w, limits, flip, out)
+    return out
+
+
+def dot(x, w, k, n, form):
+    """int32 ``(m, n)`` dot products ``k - 2 popcount(x_i XOR w_j)`` of
+    ``k``-element rows, ``x`` and ``w`` as in :func:`sign_layer`."""
+    out = numpy.empty((x.shape[0], n), numpy.int32)
+    if out.size:
+        simd_kernels.DOTS[form](x, w, k, out)
+    return out
+
+
+def pixel_masks(w, n_in):
+    """The first layer's weights for :func:`first_layer`:
+    ``uint8`` ``(groups, n_in, MASK_UNITS)``, 0xFF where unit ``g *
+    MASK_UNITS + u`` has weight +1 on input ``k``, else 0."""
+    groups = -(-len(w) // MASK_UNITS)
+    masks = numpy.zeros((groups * MASK_UNITS, n_in), numpy.uint8)
+    masks[:len(w)] = unpack_bits(w, n_in) * numpy.uint8(0xFF)
+    return numpy.ascontiguousarray(
+        masks.reshape(groups, MASK_UNITS, n_in).transpose(0, 2, 1))
+
+
+def first_layer(pixels, masks, thresholds, flip, form):
+    """The first layer, its outputs in ``form``'s layout: unit ``j`` of
+    image ``i`` is +1 where ``unit_fires(d_ij, T_j, flip_j)``, ``d`` as
+    :func:`xnor_popcount.first_layer` defines it.
+
+    Args:
+        pixels: ``uint8`` ``(m, n_in)``.
+        masks: :func:`pixel_masks` of the packed weight signs.
+        thresholds: int32 ``(n,)``.
+        flip: bool ``(n,)``.
+        form: The layout of the outputs.
+    """
+    n = thresholds.shape[0]
+    out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
+    if out.size:
+        simd_kernels.first_layer(numpy.ascontiguousarray(pixels), masks,
+                                 thresholds, flip, out, form == 'avx2')
+    return out

@@ -1,0 +1,112 @@
+"""simd_layers.py and the kernels of simd_layers.py: every form against
+the float +-1 products, on every width class of the scalar kernels' tests.
+
+The avx512 form is LLVM's generic vector popcount, which compiles on any
+CPU (to ``vpopcntq`` where AVX-512 VPOPCNTDQ is, to other instructions
+elsewhere), so it is tested everywhere; the avx2 form needs AVX2.
+"""
+import numpy
+import pytest
+
+import packed_format
+import simd_layers
+from test_xnor_popcount import random_pixels, random_signs, reference_fires
+import xnor_popcount
+
+pytest.importorskip('numba')
+
+
+def form_param(form):
+    runs = form == 'avx512' or form in simd_layers.runnable_forms()
+    return pytest.param(form, marks=pytest.mark.skipif(
+        not runs, reason='this CPU has no {}'.format(form.upper())))
+
+
+FORMS = [form_param(form) for form in simd_layers.FORMS]
+# Widths 1, 63, 64, 65, 130, 200, 784, 4096, 8257 (past the avx2 chunk of
+# 31 vectors), images 0 (no rows) to 33, units past whole tiles and words.
+SHAPES = [(1, 1, 1), (5, 7, 63), (6, 3, 64), (33, 70, 65), (17, 130, 130),
+          (4, 129, 200), (2, 64, 784), (3, 9, 8257), (2, 130, 4096),
+          (0, 5, 10), (3, 0, 64)]
+
+
+@pytest.mark.parametrize('form', FORMS)
+@pytest.mark.parametrize('m,n,k', SHAPES)
+def test_hidden_layer_and_dot_equal_float_products(form, m, n, k):
+    rng = numpy.random.RandomState(k + 3)
+    x, w = random_signs(rng, (m, k)), random_signs(rng, (n, k))
+    thresholds = rng.randint(-k // 4, k // 4 + 1, n).astype(numpy.int32)
+    thresholds[:2] = [-k - 1, k + 1][:n]  # always, never
+    flip = rng.rand(n) < 0.5
+    packed_x = simd_layers.layout(packed_format.pack_signs(x), form)
+    packed_w = simd_layers.weights(packed_format.pack_signs(w), n, form)
+    out = simd_layers.sign_layer(
+        packed_x, packed_w, xnor_popcount.pop_limits(thresholds, k), flip,
+        form)
+    assert out.shape == (m, simd_layers.layout_words(n, form))
+    numpy.testing.assert_array_equal(simd_layers.unlayout(out, n, form),
+                                     reference_fires(x.dot(w.T), thresholds,
+                                                     flip))
+    # The padding of the outputs is 0: the next layer adds nothing of it.
+    numpy.testing.assert_array_equal(out, simd_layers.layout(
+        simd_layers.unlayout(out, n, form), form))
+    d = simd_layers.dot(packed_x, packed_w, k, n, form)
+    assert d.dtype == numpy.int32
+    numpy.testing.assert_array_equal(d, x.dot(w.T))
+
+
+@pytest.mark.parametrize('form', FORMS)
+@pytest.mark.parametrize('m,n,k', SHAPES)
+def test_first_layer_equals_thresholded_pixel_product(form, m, n, k):
+    rng = numpy.random.RandomState(k + 4)
+    pixels, w = random_pixels(rng, m, k), random_signs(rng, (n, k))
+    thresholds = rng.randint(-60 * k, 60 * k, n).astype(numpy.int32)
+    flip = rng.rand(n) < 0.5
+    out = simd_layers.first_layer(
+        pixels, simd_layers.pixel_masks(packed_format.pack_signs(w), k),
+        thresholds, flip, form)
+    d = pixels.astype(numpy.float64).dot(w.T)
+    numpy.testing.assert_array_equal(simd_layers.unlayout(out, n, form),
+                                     reference_fires(d, thresholds, flip))
+
+
+@pytest.mark.parametrize('form', FORMS)
+def test_first_layer_sums_beyond_sixteen_bits(form):
+    # 784 white pixels: 784 * 255 overflows the 16-bit counters unless
+    # they are flushed every 256 pixels.
+    k, n = 784, 3
+    pixels = numpy.full((2, k), 255, numpy.uint8)
+    w = numpy.ones((n, k), numpy.float32)
+    w[1, :400] = -1
+    exact = pixels.astype(numpy.int64).dot(w.T.astype(numpy.int64))[0]
+    masks = simd_layers.pixel_masks(packed_format.pack_signs(w), k)
+    for delta, fires in ((0, True), (1, False)):
+        out = simd_layers.first_layer(
+            pixels, masks, (exact + delta).astype(numpy.int32),
+            numpy.zeros(n, bool), form)
+        assert simd_layers.unlayout(out, n, form).tolist() == \
+            [[7 if fires else 0]] * 2
+
+
+def test_avx2_layout_is_nibble_planes():
+    row = numpy.zeros((1, 5), numpy.uint64)
+    row[0, 0] = 0xA5
+    row[0, 4] = 0x3C << 8
+    planes = simd_layers.layout(row, 'avx2').view(numpy.uint8)
+    assert planes.shape == (1, 128)  # 320 bits: two steps of 256
+    # Step 0: the low four bits of its 32 bytes, then the high four.
+    assert (planes[0, 0], planes[0, 32]) == (0x5, 0xA)
+    # Word 4 is the first of step 1; its byte 1 holds 0x3C.
+    assert (planes[0, 64 + 1], planes[0, 96 + 1]) == (0xC, 0x3)
+    assert numpy.count_nonzero(planes) == 4
+    numpy.testing.assert_array_equal(
+        simd_layers.unlayout(simd_layers.layout(row, 'avx2'), 320, 'avx2'),
+        row)
+
+
+def test_forms_by_cpu_features():
+    assert simd_layers.runnable_forms(set()) == []
+    assert simd_layers.runnable_forms({'avx2', 'popcnt'}) == ['avx2']
+    assert simd_layers.runnable_forms({'avx2', 'avx512f'}) == ['avx2']
+    assert simd_layers.runnable_forms(
+        {'avx2', 'avx512f', 'avx512vpopcntdq'}) == ['avx512', 'avx2']
