@@ -48,6 +48,11 @@ import time
 
 import numpy
 
+try:
+    import numba
+except ImportError:  # bench() says so when the CPU kernels are timed
+    numba = None
+
 import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 from chainer.backends import cuda
 
@@ -153,7 +158,7 @@ def layer_table(network, device, pixels, batch, sync):
     print('| layer | packed ms | blas ms | x blas | G multiply-adds/s '
           'per core | ceiling | of the ceiling |')
     print('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
-    threads = xnor_popcount.numba.get_num_threads() if on_cpu else None
+    threads = numba.get_num_threads() if on_cpu else None
     for i in range(len(sizes) - 1):
         packed, blas = times['packed'][i], times['blas'][i]
         work = batch * sizes[i] * sizes[i + 1]
@@ -205,33 +210,49 @@ def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
     its data in L1 (``mr`` rows of ``bits`` bits against ``rows`` weight
     rows, as :mod:`simd_layers` lays them out): the ceiling of the hidden
     layers."""
-    mr = simd_kernels.TILE[form][0]
-    row_words = simd_layers.layout_words(bits, form)
+    mr, nr = simd_kernels.TILE[form]
+    row_bytes = 8 * simd_layers.layout_words(bits, form)
+    steps = row_bytes // simd_kernels.VECTOR_BYTES[form]
+
+    @numba.njit
+    def run(x, w, pops, rounds):
+        for _ in range(rounds):
+            for c in range(0, rows, nr):
+                simd_kernels.tile(form, x.ctypes.data, row_bytes,
+                                  w.ctypes.data + c * row_bytes, row_bytes,
+                                  steps, pops.ctypes.data + c * 4, rows)
+
     rng = numpy.random.RandomState(0)
-    x, w = (rng.randint(0, 16, (r, row_words * 8)).astype(numpy.uint8).view(
+    x, w = (rng.randint(0, 16, (r, row_bytes)).astype(numpy.uint8).view(
         numpy.uint64) for r in (mr, rows))
     pops = numpy.zeros((mr, rows), numpy.int32)
-    run = simd_kernels.TILE_ROUNDS[form]
     run(x, w, pops, 1)
-    seconds = _best_seconds(lambda: run(x, w, pops, rounds))
-    return rounds * mr * rows * bits / seconds
+    return rounds * mr * rows * bits / _best_seconds(
+        lambda: run(x, w, pops, rounds))
 
 
-def masked_sums_ceiling(n_in=784, nonzero=150, rounds=20000):
+def masked_sums_ceiling(nonzero=150, rounds=20000):
     """Pixel multiply-adds (nonzero pixels times units) a second of the
     first layer's masked sums on one core with one group's masks in L1
-    (``nonzero`` of ``n_in`` pixels, MNIST's mean is 150 of 784)."""
-    rng = numpy.random.RandomState(0)
+    (``nonzero`` pixels a row: MNIST's mean is 150 of 784)."""
     units = simd_kernels.MASK_UNITS
     rows = 32 * 1024 // units  # 32 KiB of masks
+
+    @numba.njit
+    def run(masks, index, values, sums, rounds):
+        for _ in range(rounds):
+            simd_kernels.masked_sums(masks.ctypes.data, units,
+                                     index.ctypes.data, values.ctypes.data,
+                                     nonzero, sums.ctypes.data)
+
+    rng = numpy.random.RandomState(0)
     masks = rng.randint(0, 2, (rows, units)).astype(numpy.uint8) * 255
     index = rng.randint(0, rows, nonzero).astype(numpy.int32)
     values = rng.randint(1, 256, nonzero).astype(numpy.uint16)
     sums = numpy.zeros(units, numpy.int32)
-    simd_kernels.masked_rounds(masks, index, values, sums, 1)
-    seconds = _best_seconds(
-        lambda: simd_kernels.masked_rounds(masks, index, values, sums, rounds))
-    return rounds * nonzero * units / seconds
+    run(masks, index, values, sums, 1)
+    return rounds * nonzero * units / _best_seconds(
+        lambda: run(masks, index, values, sums, rounds))
 
 
 def gpu_product(size, sync, repeat=5):
@@ -264,7 +285,7 @@ def gpu_product(size, sync, repeat=5):
 
 def bench(args):
     device = cli.select_device(args)
-    if device.xp is numpy and xnor_popcount.numba is None:
+    if device.xp is numpy and numba is None:
         raise cli.UsageError(xnor_popcount.NO_NUMBA + '.')
     sync = cli.synchronizer(device)
     network = packed_format.load(args.packed)

@@ -154,7 +154,7 @@ def _tile_intrinsic(rows_of):
 MASK_UNITS = 128
 
 
-def _masked_sums_codegen(context, builder, signature, args):
+def masked_sums_codegen(context, builder, signature, args):
     masks, stride, index, values, count, out = args
     i16x16 = ir.VectorType(ir.IntType(16), 16)
     accs = [cgutils.alloca_once_value(builder, ir.Constant(i16x16, None))
@@ -188,17 +188,17 @@ def _masked_sums_codegen(context, builder, signature, args):
 
 if numba is not None:
     @intrinsic
-    def _masked_sums(typingctx, masks, stride, index, values, count, out):
+    def masked_sums(typingctx, masks, stride, index, values, count, out):
         """``masked_sums(masks, stride, index, values, count, out)``: adds
         ``sum_t values[t] & masks[index[t]][u]`` to the int32 ``out[u]``
         for the :data:`MASK_UNITS` units ``u`` of 16-bit masks rows
         ``masks + k * stride`` (bytes), over ``count <= 257`` int32 indices
         and uint16 values: the sum of each unit's pixels where its weight
         is +1 (masks 0xFFFF), with the counters in registers."""
-        return types.void(*[types.int64] * 6), _masked_sums_codegen
+        return types.void(*[types.int64] * 6), masked_sums_codegen
 
     # The whole tile, and a tile of one activation row for the last rows.
-    _tile = _tile_intrinsic(lambda form: TILE[form][0])
+    tile = _tile_intrinsic(lambda form: TILE[form][0])
     _tile_row = _tile_intrinsic(lambda form: 1)
 
     @intrinsic
@@ -234,13 +234,27 @@ if numba is not None:
                     x_at = x.ctypes.data + (i0 + r) * row_bytes + at
                     out_at = pops.ctypes.data + (r * stride + c) * 4
                     if r + mr <= rows:
-                        _tile(form, x_at, row_bytes, w_at, row_bytes, count,
-                              out_at, stride)
+                        tile(form, x_at, row_bytes, w_at, row_bytes, count,
+                             out_at, stride)
                         continue
                     for q in range(rows - r):
                         _tile_row(form, x_at + q * row_bytes, row_bytes,
                                   w_at, row_bytes, count,
                                   out_at + q * stride * 4, stride)
+
+    @numba.njit(inline='always')
+    def _bits(fires):
+        """The 64 bytes ``fires`` (0 or 1) as the bits of a word, byte
+        ``b`` to bit ``b``: eight at a time by one multiplication, which
+        moves byte ``i`` of a word to bit ``56 + i``; the branch-free
+        compare loop that fills ``fires`` vectorizes, a shift-or per bit
+        would not."""
+        words8 = fires.view(numpy.uint64)
+        bits = numpy.uint64(0)
+        for q in range(8):
+            bits |= ((words8[q] * numpy.uint64(0x0102040810204080)) >>
+                     numpy.uint64(56)) << numpy.uint64(8 * q)
+        return bits
 
     @numba.njit(inline='always')
     def _store(out, i, word, bits, split):
@@ -273,13 +287,12 @@ if numba is not None:
             j0 = word * WORD_BITS
             units = min(WORD_BITS, n - j0)
             pops = numpy.empty((IMAGE_BLOCK, WORD_BITS), numpy.int32)
+            fires = numpy.zeros(WORD_BITS, numpy.uint8)
             _pops(x, w, i0, rows, j0, units, pops, form)
             for r in range(rows):
-                bits = numpy.uint64(0)
                 for b in range(units):
-                    fires = (pops[r, b] <= limit[j0 + b]) != flip[j0 + b]
-                    bits |= numpy.uint64(fires) << numpy.uint64(b)
-                _store(out, i0 + r, word, bits, split)
+                    fires[b] = (pops[r, b] <= limit[j0 + b]) ^ flip[j0 + b]
+                _store(out, i0 + r, word, _bits(fires), split)
 
     @numba.njit(parallel=True, cache=True)
     def first_layer(pixels, masks, thresholds, flip, out, split):
@@ -309,19 +322,19 @@ if numba is not None:
             i = task % m
             sums = numpy.zeros(MASK_UNITS, numpy.int32)
             for t0 in range(0, counts[i], 256):
-                _masked_sums(masks[g].ctypes.data, masks.shape[2],
-                             index[i].ctypes.data + 4 * t0,
-                             values[i].ctypes.data + 2 * t0,
-                             min(256, counts[i] - t0), sums.ctypes.data)
+                masked_sums(masks[g].ctypes.data, masks.shape[2],
+                            index[i].ctypes.data + 4 * t0,
+                            values[i].ctypes.data + 2 * t0,
+                            min(256, counts[i] - t0), sums.ctypes.data)
+            fires = numpy.empty(WORD_BITS, numpy.uint8)
             for u0 in range(0, min(MASK_UNITS, n - g * MASK_UNITS),
                             WORD_BITS):
                 j0 = g * MASK_UNITS + u0
-                bits = numpy.uint64(0)
+                fires[:] = 0
                 for b in range(min(WORD_BITS, n - j0)):
-                    fires = (2 * sums[u0 + b] - totals[i] >=
-                             thresholds[j0 + b]) != flip[j0 + b]
-                    bits |= numpy.uint64(fires) << numpy.uint64(b)
-                _store(out, i, j0 // WORD_BITS, bits, split)
+                    fires[b] = (2 * sums[u0 + b] - totals[i] >=
+                                thresholds[j0 + b]) ^ flip[j0 + b]
+                _store(out, i, j0 // WORD_BITS, _bits(fires), split)
 
     @numba.njit(parallel=True, cache=True)
     def _dot(x, w, k, out, form):
@@ -363,36 +376,3 @@ if numba is not None:
     LAYERS = {'avx512': _layer_avx512, 'avx2': _layer_avx2}
     #: ``DOTS[form](x, w, k, out)``: ``out = k - 2 popcount(x_i XOR w_j)``.
     DOTS = {'avx512': _dot_avx512, 'avx2': _dot_avx2}
-
-    @numba.njit(cache=True)
-    def _tile_rounds(x, w, pops, rounds, form):
-        numba.literally(form)
-        mr, nr, step_bytes, _ = _shape(form)
-        row_bytes = x.shape[1] * 8
-        for _ in range(rounds):
-            for c in range(0, w.shape[0], nr):
-                _tile(form, x.ctypes.data, row_bytes, w.ctypes.data +
-                      c * row_bytes, row_bytes, row_bytes // step_bytes,
-                      pops.ctypes.data + c * 4, pops.shape[1])
-
-    @numba.njit(cache=True)
-    def _tile_rounds_avx512(x, w, pops, rounds):
-        _tile_rounds(x, w, pops, rounds, 'avx512')
-
-    @numba.njit(cache=True)
-    def _tile_rounds_avx2(x, w, pops, rounds):
-        _tile_rounds(x, w, pops, rounds, 'avx2')
-
-    #: ``TILE_ROUNDS[form](x, w, pops, rounds)`` runs ``form``'s tile
-    #: ``rounds`` times over ``w``'s rows against ``x``'s: the hidden
-    #: layers' inner loop, for ``bench_packed.py``'s ceiling.
-    TILE_ROUNDS = {'avx512': _tile_rounds_avx512, 'avx2': _tile_rounds_avx2}
-
-    @numba.njit(cache=True)
-    def masked_rounds(masks, index, values, sums, rounds):
-        """The first layer's inner loop, ``rounds`` times: the masked sums
-        of ``values`` at ``index`` into ``sums``."""
-        for _ in range(rounds):
-            _masked_sums(masks.ctypes.data, masks.shape[1],
-                         index.ctypes.data, values.ctypes.data,
-                         index.shape[0], sums.ctypes.data)
