@@ -3,7 +3,8 @@
 matrix-product floor, measured side by side in one process.
 
     ./bench.py                   # CPU, 2 x 1000 units, batch 100
-    ./bench.py --reference       # also the NumPy and the slow reference forms
+    ./bench.py --reference       # also the NumPy and the slow reference forms,
+                                 # and float with Chainer's (unfused) Adam
     ./bench.py --gpu 0
 
 Each timed round runs one training iteration (forward, backward, Adam update,
@@ -18,6 +19,9 @@ import statistics
 import time
 
 import numpy
+
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+from chainer.optimizers import adam
 
 import cli
 import presets
@@ -41,7 +45,8 @@ def parse_args(argv=None):
     parser.add_argument('--reference', action='store_true',
                         help='Also time the seed preset with the NumPy '
                              'kernels and with the log quantizer in its '
-                             'log2/rint/exp2 form')
+                             'log2/rint/exp2 form, and float with '
+                             "Chainer's Adam update")
     return cli.parse(parser, argv)
 
 
@@ -62,11 +67,15 @@ def configurations(unit):
 class Trainer(object):
     """One model and optimizer; ``step()`` is one training iteration."""
 
-    def __init__(self, config, x, t, device, kernels=None):
+    def __init__(self, config, x, t, device, kernels=None, fused=True):
         numpy.random.seed(0)
         self.model = presets.build_classifier(config)
         self.model.to_device(device)
         self.optimizer = presets.build_optimizer(self.model, config)
+        if not fused:
+            # Chainer's own update: fused_adam's rule only overrides it.
+            for param in self.model.params():
+                param.update_rule.__class__ = adam.AdamRule
         self.x, self.t = x, t
         self.kernels = kernels
 
@@ -162,6 +171,8 @@ def bench(args):
         for kernels in ('numpy', 'reference'):
             runners.append(('seed, {} kernels'.format(kernels),
                             Trainer(seed, x, t, device, kernels)))
+        runners.append(("float, Chainer's Adam", Trainer(
+            configurations(args.unit)[0][1], x, t, device, fused=False)))
     runners.append(('floor', Floor(args.unit, args.batchsize, xp)))
     medians = time_rounds(runners, args.rounds, args.warmup, synchronize)
 

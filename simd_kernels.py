@@ -303,38 +303,50 @@ if numba is not None:
         fits the 16-bit counters)."""
         m, n_in = pixels.shape
         n = thresholds.shape[0]
-        index = numpy.empty((m, n_in), numpy.int32)
-        values = numpy.empty((m, n_in), numpy.uint16)
-        counts = numpy.zeros(m, numpy.int64)
-        totals = numpy.zeros(m, numpy.int64)
-        for i in numba.prange(m):
-            for k in range(n_in):
-                if pixels[i, k]:
-                    index[i, counts[i]] = k
-                    values[i, counts[i]] = pixels[i, k]
-                    totals[i] += pixels[i, k]
-                    counts[i] += 1
         groups = masks.shape[0]
-        # One task per (group of units, image): a batch of one image still
-        # spreads over the cores; a core's next task reads the same masks.
-        for task in numba.prange(groups * m):
-            g = task // m
-            i = task % m
-            sums = numpy.zeros(MASK_UNITS, numpy.int32)
-            for t0 in range(0, counts[i], 256):
-                masked_sums(masks[g].ctypes.data, masks.shape[2],
-                            index[i].ctypes.data + 4 * t0,
-                            values[i].ctypes.data + 2 * t0,
-                            min(256, counts[i] - t0), sums.ctypes.data)
-            fires = numpy.empty(WORD_BITS, numpy.uint8)
-            for u0 in range(0, min(MASK_UNITS, n - g * MASK_UNITS),
-                            WORD_BITS):
-                j0 = g * MASK_UNITS + u0
-                fires[:] = 0
-                for b in range(min(WORD_BITS, n - j0)):
-                    fires[b] = (2 * sums[u0 + b] - totals[i] >=
-                                thresholds[j0 + b]) ^ flip[j0 + b]
-                _store(out, i, j0 // WORD_BITS, _bits(fires), split)
+        # The nonzero pixels of a chunk of images at a time: lists of the
+        # whole batch would not stay in cache.
+        chunk = min(m, 256)
+        index = numpy.empty((chunk, n_in), numpy.int32)
+        values = numpy.empty((chunk, n_in), numpy.uint16)
+        counts = numpy.empty(chunk, numpy.int64)
+        totals = numpy.empty(chunk, numpy.int64)
+        for c0 in range(0, m, chunk):
+            size = min(chunk, m - c0)
+            for i in numba.prange(size):
+                count = 0
+                total = 0
+                # Branch-free: every pixel is written, a zero one
+                # overwritten by the next.
+                for k in range(n_in):
+                    index[i, count] = k
+                    values[i, count] = pixels[c0 + i, k]
+                    total += pixels[c0 + i, k]
+                    count += pixels[c0 + i, k] != 0
+                counts[i] = count
+                totals[i] = total
+            # One task per (group of units, image): a batch of one image
+            # spreads over the cores; a core's next task reads the same
+            # masks.
+            for task in numba.prange(groups * size):
+                g = task // size
+                i = task % size
+                sums = numpy.zeros(MASK_UNITS, numpy.int32)
+                for t0 in range(0, counts[i], 256):
+                    masked_sums(masks[g].ctypes.data, masks.shape[2],
+                                index[i].ctypes.data + 4 * t0,
+                                values[i].ctypes.data + 2 * t0,
+                                min(256, counts[i] - t0), sums.ctypes.data)
+                fires = numpy.empty(WORD_BITS, numpy.uint8)
+                for u0 in range(0, min(MASK_UNITS, n - g * MASK_UNITS),
+                                WORD_BITS):
+                    j0 = g * MASK_UNITS + u0
+                    fires[:] = 0
+                    for b in range(min(WORD_BITS, n - j0)):
+                        fires[b] = (2 * sums[u0 + b] - totals[i] >=
+                                    thresholds[j0 + b]) ^ flip[j0 + b]
+                    _store(out, c0 + i, j0 // WORD_BITS, _bits(fires),
+                           split)
 
     @numba.njit(parallel=True, cache=True)
     def _dot(x, w, k, out, form):

@@ -36,7 +36,7 @@ def test_tables(tmp_path):
     rows = table(result.stdout, 'Training iteration')
     assert [row[0] for row in rows] == [
         'float', 'seed', 'bnn-style', 'seed, numpy kernels',
-        'seed, reference kernels', 'floor']
+        'seed, reference kernels', "float, Chainer's Adam", 'floor']
     ms = {row[0]: float(row[1]) for row in rows}
     for name, _, x_float, x_floor in rows:
         # The ratio columns are the ms column over float's and floor's,

@@ -56,7 +56,7 @@ def test_hidden_layer_and_dot_equal_float_products(form, m, n, k):
 
 
 @pytest.mark.parametrize('form', FORMS)
-@pytest.mark.parametrize('m,n,k', SHAPES)
+@pytest.mark.parametrize('m,n,k', SHAPES + [(300, 65, 784)])  # 2 chunks
 def test_first_layer_equals_thresholded_pixel_product(form, m, n, k):
     rng = numpy.random.RandomState(k + 4)
     pixels, w = random_pixels(rng, m, k), random_signs(rng, (n, k))
