@@ -34,9 +34,14 @@ test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # Wheels for a GPU machine whose Python (3.12) has NumPy and CuPy but not
-# Chainer: ./check_gpu.sh installs what it finds in .whl.
+# Chainer: ./check_gpu.sh installs what it finds in .whl. Chainer is built
+# here (it has no wheel); what it needs (not NumPy), pytest and MPI come as
+# Python 3.12 wheels with their own dependencies. numba and matplotlib are
+# left out: without them the CPU-kernel tests skip and runs draw no plots.
 wheels: setup
+	rm -rf .whl
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir .whl chainer==7.8.1
-	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \
-		--python-version 3.12 --dest .whl 'setuptools<81' \
-		'mpi4py>=4.1' 'mpich>=4.3'
+	$(PY) -m pip download --quiet --only-binary=:all: \
+		--python-version 3.12 --dest .whl 'setuptools<81' six \
+		typing_extensions filelock protobuf pytest 'mpi4py>=4.1' \
+		'mpich>=4.3'

@@ -1,47 +1,111 @@
 #!/usr/bin/env bash
-# Every GPU check in one go: the CPU/GPU parity tests, one epoch of
-# training on the GPU, the training benchmark, the packed binarized network
-# on the GPU against the Chainer model and its inference benchmark, one epoch
-# of data-parallel training (pure_nccl, a GPU a process). Needs CuPy, a CUDA
-# GPU and MNIST_DIR (or internet).
+# Every GPU check in one go, on a machine with Python 3.12, NumPy 2 and
+# CuPy 13 or 14 and a CUDA GPU:
 #
 #   MNIST_DIR=/path/to/mnist ./check_gpu.sh [GPU_ID]
 #
-# Wheels in ./.whl (Chainer and what it needs, built with `make wheels`)
-# are installed first into /tmp/quantized_net-site, for machines whose
-# Python has CuPy but not Chainer.
+# 1. CuPy must see a GPU, or the script stops at once.
+# 2. The CPU/GPU parity tests (pytest -m gpu): none may be skipped.
+# 3. One epoch of ./train_mnist.py --gpu on MNIST, its validation accuracy
+#    beside the CPU's (docs/seed_log.json, the same seed).
+# 4. ./bench.py --gpu; ./infer_packed.py --gpu with every label compared
+#    with the CPU engine's; ./bench_packed.py --gpu.
+# 5. One epoch of data-parallel training (pure_nccl, 2 processes where
+#    there are 2 GPUs), where mpiexec is.
+#
+# Each step's output is also written to RESULTS (default gpu-check/). The
+# wheels in ./.whl (`make wheels`: Chainer, what it needs, pytest, MPI) are
+# installed first into a fresh /tmp/quantized_net-site, for a Python that has
+# CuPy but not Chainer.
 set -euo pipefail
 cd "$(dirname "$0")"
 gpu="${1:-0}"
 python="${PYTHON:-python3}"
+results="${RESULTS:-gpu-check}"
+fail() { echo "check_gpu.sh: $*" >&2; exit 1; }
+step() { echo "== $1"; }
+
 if compgen -G '.whl/*.whl' > /dev/null; then
+    site=/tmp/quantized_net-site
+    rm -rf "$site"  # pip --target does not replace what an earlier run left
     "$python" -m pip install -q --no-index --no-deps --no-compile \
-        --target /tmp/quantized_net-site .whl/*.whl
-    export PYTHONPATH="/tmp/quantized_net-site${PYTHONPATH:+:$PYTHONPATH}"
+        --target "$site" .whl/*.whl
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    export PATH="$site/bin:$PATH"
 fi
-"$python" - <<'PY'
+"$python" - "$gpu" <<'PY' || exit 1
+import sys
+try:
+    import cupy
+    count = cupy.cuda.runtime.getDeviceCount()
+except Exception as e:  # no CuPy, no driver, no device
+    sys.exit('check_gpu.sh: CuPy sees no GPU ({}: {}); run it on a machine '
+             'with a CUDA GPU and CuPy.'.format(type(e).__name__, e))
+if int(sys.argv[1]) >= count:
+    sys.exit('check_gpu.sh: GPU {} does not exist; CuPy sees {}.'.format(
+        sys.argv[1], count))
 import chainer_compat  # noqa: F401
 import chainer
 chainer.print_runtime_info()
 PY
-echo '== CPU/GPU parity tests'
-"$python" -m pytest -q -m gpu -p no:cacheprovider tests
-echo '== one epoch on GPU' "$gpu"
+mkdir -p "$results"
+
+step 'CPU/GPU parity tests'
+"$python" -m pytest -q -rs -m gpu -p no:cacheprovider tests \
+    | tee "$results/parity.txt"
+if grep -q ' skipped' "$results/parity.txt"; then
+    fail "GPU tests were skipped (reasons above); on a GPU every one must run."
+fi
+
+step "one epoch on GPU $gpu"
 out="$(mktemp -d)"
-"$python" train_mnist.py --gpu "$gpu" --epoch 1 --seed 0 --noplot --out "$out"
-echo '== benchmark on GPU' "$gpu"
-"$python" bench.py --gpu "$gpu"
-echo '== packed binarized network on GPU' "$gpu"
-"$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu"
-"$python" bench_packed.py --gpu "$gpu" --batches 100 10000
-echo '== data-parallel training on the GPUs (2 processes where there are 2)'
+"$python" train_mnist.py --gpu "$gpu" --epoch 1 --seed 0 --noplot \
+    --out "$out" | tee "$results/train.txt"
+"$python" - "$out" <<'PY' | tee -a "$results/train.txt"
+import json, sys
+gpu = json.load(open(sys.argv[1] + '/log'))[0]['validation/main/accuracy']
+cpu = json.load(open('docs/seed_log.json'))[0]['validation/main/accuracy']
+print('epoch 1 validation accuracy: GPU {:.4f}, CPU {:.4f}'.format(gpu, cpu))
+PY
+
+step "training benchmark on GPU $gpu"
+"$python" bench.py --gpu "$gpu" | tee "$results/bench.txt"
+
+step "packed binarized network on GPU $gpu"
+"$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu" \
+    | tee "$results/infer_packed.txt"
+"$python" - "$gpu" <<'PY' | tee -a "$results/infer_packed.txt"
+import sys
+import chainer
+import mnist_dataset, packed_engine, packed_format
+network = packed_format.load('docs/bnn/model.packed.npz')
+_, _, test = mnist_dataset.load_splits()
+images = test._datasets[0]
+import xnor_popcount
+# Without numba, the CPU's blas engine: the same function, tested so.
+cpu = packed_engine.Engine(network, 'packed' if xnor_popcount.numba else
+                           'blas').classify(images)
+gpu = packed_engine.Engine(network, device=chainer.get_device(
+    '@cupy:' + sys.argv[1])).classify(images)
+print('{} of {} labels differ between the GPU and the CPU engine'.format(
+    int((cpu != gpu).sum()), len(cpu)))
+sys.exit(int((cpu != gpu).any()))
+PY
+"$python" bench_packed.py --gpu "$gpu" --batches 100 10000 \
+    | tee "$results/bench_packed.txt"
+
+step 'data-parallel training on the GPUs (2 processes where there are 2)'
 mpiexec="$(command -v mpiexec || true)"
-for candidate in .venv/bin/mpiexec /tmp/quantized_net-site/bin/mpiexec; do
-    if [ -z "$mpiexec" ] && [ -x "$candidate" ]; then
-        mpiexec="$candidate"
-    fi
-done
-n="$("$python" -c 'import cupy; print(min(2, cupy.cuda.runtime.getDeviceCount()))')"
-out="$(mktemp -d)"
-"$mpiexec" -n "$n" "$python" train_mnist_mn.py --gpu "$gpu" --epoch 1 \
-    --seed 0 --noplot --out "$out"
+if [ -z "$mpiexec" ] && [ -x .venv/bin/mpiexec ]; then
+    mpiexec=.venv/bin/mpiexec
+fi
+if [ -z "$mpiexec" ]; then
+    echo 'no mpiexec (make wheels brings one): data-parallel step not run' \
+        | tee "$results/multi_node.txt"
+else
+    n="$("$python" -c 'import cupy; print(min(2, cupy.cuda.runtime.getDeviceCount()))')"
+    out="$(mktemp -d)"
+    "$mpiexec" -n "$n" "$python" train_mnist_mn.py --gpu "$gpu" --epoch 1 \
+        --seed 0 --noplot --out "$out" | tee "$results/multi_node.txt"
+fi
+echo "check_gpu.sh: every check passed; the tables are in $results/"

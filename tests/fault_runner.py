@@ -141,6 +141,10 @@ def main():
         update = updaters.StandardUpdater.update
         updaters.StandardUpdater.update = poison
     if args.signal_at:
+        # As in a terminal's foreground: a shell starts background jobs
+        # (the test suite under `... &`) with SIGINT ignored, and Python
+        # then installs no KeyboardInterrupt handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         at, name = int(args.signal_at[0]), 'SIG' + args.signal_at[1]
         after_iteration(lambda i: i == at and os.kill(
             os.getpid(), getattr(signal, name)))
