@@ -154,7 +154,7 @@ def _tile_intrinsic(rows_of):
 MASK_UNITS = 128
 
 
-def masked_sums_codegen(context, builder, signature, args):
+def _masked_sums_codegen(context, builder, signature, args):
     masks, stride, index, values, count, out = args
     i16x16 = ir.VectorType(ir.IntType(16), 16)
     accs = [cgutils.alloca_once_value(builder, ir.Constant(i16x16, None))
@@ -191,11 +191,12 @@ if numba is not None:
     def masked_sums(typingctx, masks, stride, index, values, count, out):
         """``masked_sums(masks, stride, index, values, count, out)``: adds
         ``sum_t values[t] & masks[index[t]][u]`` to the int32 ``out[u]``
-        for the :data:`MASK_UNITS` units ``u`` of 16-bit masks rows
-        ``masks + k * stride`` (bytes), over ``count <= 257`` int32 indices
-        and uint16 values: the sum of each unit's pixels where its weight
-        is +1 (masks 0xFFFF), with the counters in registers."""
-        return types.void(*[types.int64] * 6), masked_sums_codegen
+        for the :data:`MASK_UNITS` units ``u`` of the byte-mask rows
+        ``masks + k * stride`` (0xFF where the unit's weight is +1), over
+        ``count <= 257`` int32 indices and uint16 values (``257 * 255``
+        fits the 16-bit counters, kept in registers): each unit's sum of
+        the pixels where its weight is +1."""
+        return types.void(*[types.int64] * 6), _masked_sums_codegen
 
     # The whole tile, and a tile of one activation row for the last rows.
     tile = _tile_intrinsic(lambda form: TILE[form][0])
