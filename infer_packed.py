@@ -94,8 +94,9 @@ def infer(args):
         print('\n'.join(map(str, predicted)))
         return
     accuracy = float((predicted == labels).mean())
-    print('{}: {} engine on the {}'.format(args.packed, args.engine,
-                                           cli.where(device)))
+    print('{}: {} engine on the {}{}'.format(
+        args.packed, args.engine, cli.where(device),
+        ' ({} kernels)'.format(engine.simd) if engine.simd else ''))
     print('test accuracy: {:.4f}  test error: {:.2f}%  ({} images from {}, '
           '{:.0f} images/s)'.format(accuracy, 100 * (1 - accuracy),
                                     len(pixels), source,

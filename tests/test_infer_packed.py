@@ -10,6 +10,7 @@ from helpers import assert_one_line_error
 import packed_engine
 import packed_export
 import packed_format
+import simd_layers
 
 
 def run(*args):
@@ -32,7 +33,8 @@ def test_script_accuracy_and_comparison(packed_result, synthetic_dir):
                  directory, '-b', 64)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == '{}: packed engine on the CPU'.format(path)
+    assert lines[0] == '{}: packed engine on the CPU ({} kernels)'.format(
+        path, simd_layers.best_form() or 'scalar')
     assert lines[1].startswith('test accuracy: ')
     assert '(200 images from the MNIST test set' in lines[1]
     assert lines[2].endswith('0 of 200 labels differ from the packed '
