@@ -4,6 +4,7 @@
     ./infer_packed.py result/model.packed.npz            # MNIST test set
     ./infer_packed.py model.packed.npz --gpu 0           # CuPy raw kernels
     ./infer_packed.py model.packed.npz --compare result  # against Chainer
+    ./infer_packed.py model.packed.npz --compare result --best
     ./infer_packed.py model.packed.npz --images digits-idx3-ubyte.gz
 
 The network runs on 1-bit weights and activations, XNOR and popcount on
@@ -11,6 +12,7 @@ The network runs on 1-bit weights and activations, XNOR and popcount on
 (see packed_engine.py); both give the same labels on every device.
 """
 import argparse
+import os
 import time
 
 import numpy
@@ -48,6 +50,12 @@ def parse_args(argv=None):
                         help='Output directory of train_mnist.py: count the '
                              'images whose label differs from the Chainer '
                              'model\'s')
+    parser.add_argument('--best', dest='model_file', action='store_const',
+                        const=result_dir.BEST_MODEL_FILE,
+                        default=result_dir.MODEL_FILE,
+                        help='With --compare: the Chainer model is RESULT/{} '
+                             '(as export.py --best packs it)'.format(
+                                 result_dir.BEST_MODEL_FILE))
     cli.add_device_flags(parser)
     return cli.parse(parser, argv)
 
@@ -82,7 +90,7 @@ def infer(args):
             source, pixels.shape[1], args.packed, network.sizes[0]))
     model = None
     if args.compare:  # on the CPU, whose float32 rounding export.py folded
-        model, _ = result_dir.load_model(args.compare)
+        model, _ = result_dir.load_model(args.compare, args.model_file)
     engine = packed_engine.Engine(network, args.engine, device)
     engine.classify(pixels[:1])  # compiles the kernels before timing
     start = time.perf_counter()
@@ -103,9 +111,10 @@ def infer(args):
                                     len(pixels) / seconds))
     if model is not None:
         reference = packed_engine.chainer_labels(model, pixels, 1000)
-        print('Chainer model in {}: test accuracy {:.4f}; {} of {} labels '
+        print('Chainer model {}: test accuracy {:.4f}; {} of {} labels '
               'differ from the packed network\'s'.format(
-                  args.compare, float((reference == labels).mean()),
+                  os.path.join(args.compare, args.model_file),
+                  float((reference == labels).mean()),
                   int((reference != predicted).sum()), len(pixels)))
 
 

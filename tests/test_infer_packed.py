@@ -1,5 +1,6 @@
 """infer_packed.py as a user runs it."""
 import os
+import shutil
 
 import pytest
 
@@ -39,6 +40,26 @@ def test_script_accuracy_and_comparison(packed_result, synthetic_dir):
     assert '(200 images from the MNIST test set' in lines[1]
     assert lines[2].endswith('0 of 200 labels differ from the packed '
                              'network\'s')
+
+
+def test_script_compares_with_the_best_validation_model(
+        packed_result, synthetic_dir, tmp_path):
+    directory, path = packed_result
+    assert_one_line_error(
+        run(path, '--dataset-dir', synthetic_dir, '--compare', directory,
+            '--best'), 'model_best.npz does not exist', '(--validation N)')
+    best = str(tmp_path / 'best')
+    shutil.copytree(directory, best)
+    os.rename(os.path.join(best, 'model.npz'),
+              os.path.join(best, 'model_best.npz'))
+    result = run(path, '--dataset-dir', synthetic_dir, '--compare', best,
+                 '--best')
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[2]
+    assert line.startswith('Chainer model {}: test accuracy '.format(
+        os.path.join(best, 'model_best.npz')))
+    assert line.endswith('0 of 200 labels differ from the packed '
+                         'network\'s')
 
 
 def test_script_prints_labels_of_unlabelled_images(packed_result,
