@@ -159,15 +159,21 @@ def layer_table(network, device, pixels, batch, sync):
           'per core | ceiling | of the ceiling |')
     print('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
     threads = numba.get_num_threads() if on_cpu else None
+    ceilings = {}  # measured once for each inner loop and width
     for i in range(len(sizes) - 1):
         packed, blas = times['packed'][i], times['blas'][i]
         work = batch * sizes[i] * sizes[i + 1]
         if on_cpu and i == 0 and form != 'scalar':
             work = int(numpy.count_nonzero(pixels)) * sizes[1]
-            ceiling = masked_sums_ceiling()
-        elif on_cpu:
-            ceiling = (64 * inner_loop_rate() if form == 'scalar' else
-                       tile_ceiling(form, sizes[i]))
+            key, measure = 'masked sums', masked_sums_ceiling
+        elif form == 'scalar':
+            key, measure = 'scalar', lambda: 64 * inner_loop_rate()
+        else:
+            key = sizes[i]
+            measure = functools.partial(tile_ceiling, form, sizes[i])
+        if on_cpu and key not in ceilings:
+            ceilings[key] = measure()
+        ceiling = ceilings.get(key)
         rate = work / packed / threads if on_cpu else None
         print('| {} ({}-{}) | {:.3f} | {:.3f} | {:.2f} | {} | {} | {} |'
               .format(i + 1, sizes[i], sizes[i + 1], 1000 * packed,
@@ -188,12 +194,8 @@ def inner_loop_rate(words=64, rows=16, rounds=20000):
     w = rng.randint(0, 2 ** 63, (rows, words), dtype=numpy.int64).astype(
         numpy.uint64)
     xnor_popcount.inner_loop(x, w, 1)
-    best = float('inf')
-    for _ in range(5):
-        start = time.perf_counter()
-        xnor_popcount.inner_loop(x, w, rounds)
-        best = min(best, time.perf_counter() - start)
-    return rounds * rows * words / best
+    return rounds * rows * words / _best_seconds(
+        lambda: xnor_popcount.inner_loop(x, w, rounds))
 
 
 def _best_seconds(run, repeat=5):
