@@ -58,12 +58,12 @@ def layout(a, form, rows=None):
     in ``form``'s layout: zero words up to whole vectors and, for
     ``avx2``, split into nibble planes; with zero rows up to ``rows``."""
     m, n_words = a.shape
-    steps = -(-n_words * WORD_BITS // STEP_BITS[form])
-    out = numpy.zeros((max(m, rows or 0), steps * VECTOR_BYTES[form] // 8),
-                      numpy.uint64)
+    out = numpy.zeros((max(m, rows or 0),
+                       layout_words(n_words * WORD_BITS, form)), numpy.uint64)
     if form == 'avx512':
         out[:m, :n_words] = a
         return out
+    steps = out.shape[1] // 8  # 32 bytes of bits in 64 of planes a step
     padded = numpy.zeros((m, steps * 4), numpy.uint64)
     padded[:, :n_words] = a
     data = padded.view(numpy.uint8).reshape(m, steps, 1, 32)
