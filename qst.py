@@ -6,6 +6,7 @@ import chainer
 from chainer import function_node
 from chainer.utils import type_check
 
+import quantizer_kernels
 import quantizers
 
 
@@ -47,9 +48,11 @@ class QuantizedStraightThrough(function_node.FunctionNode):
     def backward(self, indexes, grad_outputs):
         x, = self.get_retained_inputs()
         gy, = grad_outputs
-        xp = x.xp
-        passes = (xp.abs(x.array) <= 1).astype(gy.dtype)
-        return gy * passes,
+        # A select, not gy * mask: a product would turn an infinite gy
+        # into NaN where the gradient is cancelled, and flush a subnormal
+        # gy on the GPU.
+        passes = quantizer_kernels.passes_straight_through(x.array)
+        return chainer.functions.where(passes, gy, gy.xp.zeros_like(gy.array)),
 
 
 def qst(x, quantizer='seed'):

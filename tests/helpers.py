@@ -242,3 +242,26 @@ def all_magnitudes(n, seed=0):
         numpy.uint32)
     x = bits.view(numpy.float32)
     return x[numpy.isfinite(x)]
+
+
+def kernel_inputs():
+    """Every sign and magnitude, the sqrt(2) boundary in several binades,
+    subnormals, zeros, infinities, NaN, and values near +-1."""
+    boundary = numpy.concatenate([
+        f32(numpy.arange(0x3FB50400, 0x3FB50600) + (e << 23))
+        for e in (-100, -30, -1, 0, 1, 30, 100)])
+    return numpy.concatenate([
+        all_magnitudes(300000, seed=9), boundary, -boundary,
+        f32(numpy.arange(0, 5000)), f32(numpy.arange(0x80000000, 0x80001000)),
+        f32(numpy.arange(0x007FF000, 0x00801000)),
+        numpy.linspace(-1.2, 1.2, 20001, dtype=numpy.float32),
+        numpy.array([0, -0.0, numpy.inf, -numpy.inf, numpy.nan,
+                     numpy.finfo(numpy.float32).max], numpy.float32)])
+
+
+def same_bits(a, b):
+    """Equal bit for bit, except that any NaN equals any NaN."""
+    nan = numpy.isnan(a)
+    numpy.testing.assert_array_equal(nan, numpy.isnan(b))
+    numpy.testing.assert_array_equal(a[~nan].view(numpy.uint32),
+                                     b[~nan].view(numpy.uint32))

@@ -6,9 +6,16 @@ body of quantizer_kernels.py's elementwise kernel inside a loop of the
 shape CuPy wraps around it (CuPy's own generated code needs CuPy)."""
 import ctypes
 import os
+import platform
+import re
+import shutil
+import subprocess
 
+import numpy
 import pytest
 
+from helpers import f32, kernel_inputs, same_bits
+import log_quant_kernels
 import quantizer_kernels
 import xnor_popcount
 
@@ -52,18 +59,125 @@ def compile_cuda(source, arch):
     return status, log.value.decode(), ptx.decode()
 
 
-ELEMENTWISE = r'''
-extern "C" __global__ void quantized_net_log_quant(
-        const float* _x, float fsr, float lowest, float scale, float* _y,
-        long long n) {
+C_TYPES = {'float32': 'float', 'uint32': 'unsigned int', 'int32': 'int',
+           'bool': 'bool'}
+NUMPY_TYPES = {'float32': numpy.float32, 'uint32': numpy.uint32,
+               'int32': numpy.int32, 'bool': numpy.bool_}
+
+
+def parameters(text):
+    """``[(type, name)]`` of a CuPy parameter list ``'float32 x, ...'``."""
+    return [tuple(p.split()) for p in text.split(',')]
+
+
+def elementwise_source(name, kernel, device=True):
+    """An elementwise kernel of :data:`quantizer_kernels.CUDA_KERNELS` laid
+    out as CuPy does: each input read into a const local, the output a
+    reference, one element per step of a grid-stride loop. With
+    ``device=False``, the same body in a host C loop run with the CPU's
+    flush-to-zero and denormals-are-zero modes on: what ``-ftz=true`` does
+    to float operations on the GPU."""
+    in_params, out_params, body = kernel
+    inputs, outputs = parameters(in_params), parameters(out_params)
+    pointers = ', '.join(
+        ['const {} *_{}'.format(C_TYPES[t], n) for t, n in inputs] +
+        ['{} *_{}'.format(C_TYPES[t], n) for t, n in outputs])
+    reads = ''.join('const {} {n} = _{n}[i];\n'.format(C_TYPES[t], n=n)
+                    for t, n in inputs)
+    if device:
+        writes = ''.join('{} &{n} = _{n}[i];\n'.format(C_TYPES[t], n=n)
+                         for t, n in outputs)
+        return '''extern "C" __global__ void quantized_net_%s(
+        %s, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
          i < n; i += (long long)blockDim.x * gridDim.x) {
-        const float x = _x[i];
-        float &y = _y[i];
-        %s
+%s%s%s
     }
 }
+''' % (name, pointers, reads, writes, body)
+    locals_ = ''.join('{} {};\n'.format(C_TYPES[t], n) for t, n in outputs)
+    stores = ''.join('_{n}[i] = {n};\n'.format(n=n) for t, n in outputs)
+    return HOST_PRELUDE + '''
+void run(long n, %s) {
+    const unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040);  /* flush to zero, denormals are zero */
+    for (long i = 0; i < n; ++i) {
+%s%s%s%s
+    }
+    _mm_setcsr(saved);
+}
+''' % (pointers, reads, locals_, body, stores)
+
+
+# What a CUDA body needs beyond C on the host.
+HOST_PRELUDE = r'''
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include <xmmintrin.h>
+
+static inline unsigned int __float_as_uint(float x) {
+    unsigned int u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline float __uint_as_float(unsigned int u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static inline int __clz(unsigned int x) { return x ? __builtin_clz(x) : 32; }
+static inline unsigned int min(unsigned int a, unsigned int b) {
+    return a < b ? a : b;
+}
 '''
+
+
+class HostKernel(object):
+    """An elementwise CUDA body compiled for this CPU with the C compiler,
+    run with flushing on. Call with the inputs (arrays or scalars, which
+    are broadcast); returns the output array."""
+
+    def __init__(self, kernel, directory):
+        if platform.machine() not in ('x86_64', 'AMD64'):
+            pytest.skip('the flush-to-zero emulation sets the x86 MXCSR')
+        compiler = shutil.which('cc') or shutil.which('gcc')
+        if compiler is None:
+            pytest.skip('no C compiler (cc) here to build the host form')
+        in_params, out_params, _ = kernel
+        self.inputs = parameters(in_params)
+        self.output_type, = [t for t, _ in parameters(out_params)]
+        source = os.path.join(directory, 'kernel.c')
+        with open(source, 'w') as f:
+            f.write(elementwise_source('host', kernel, device=False))
+        library = os.path.join(directory, 'kernel.so')
+        subprocess.run([compiler, '-O2', '-std=gnu99', '-shared', '-fPIC',
+                        '-o', library, source, '-lm'], check=True)
+        self.run = ctypes.CDLL(library).run
+
+    def __call__(self, *args):
+        n = numpy.size(args[0])
+        arrays = [numpy.ascontiguousarray(numpy.broadcast_to(
+            numpy.asarray(a, NUMPY_TYPES[t]), n)) for a, (t, _) in zip(
+                args, self.inputs)]
+        out = numpy.empty(n, NUMPY_TYPES[self.output_type])
+        self.run(ctypes.c_long(n), *[
+            a.ctypes.data_as(ctypes.c_void_p) for a in arrays + [out]])
+        return out
+
+
+@pytest.fixture(scope='module')
+def host_kernels(tmp_path_factory):
+    """``host_kernels(name)``: the host form of a kernel, compiled once."""
+    built = {}
+
+    def build(name, kernel=None):
+        if name not in built:
+            built[name] = HostKernel(
+                kernel or quantizer_kernels.CUDA_KERNELS[name],
+                str(tmp_path_factory.mktemp(name)))
+        return built[name]
+    return build
 
 
 @pytest.mark.parametrize('arch', ARCHS)
@@ -78,11 +192,39 @@ def test_raw_kernels_compile_without_local_memory(arch):
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-def test_elementwise_kernel_body_compiles(arch):
-    status, log, ptx = compile_cuda(
-        ELEMENTWISE % quantizer_kernels._LOG_QUANT_CUDA, arch)
+@pytest.mark.parametrize('name', sorted(quantizer_kernels.CUDA_KERNELS))
+def test_elementwise_kernels_compile(name, arch):
+    status, log, ptx = compile_cuda(elementwise_source(
+        name, quantizer_kernels.CUDA_KERNELS[name]), arch)
     assert status == 0, log
-    assert '.entry quantized_net_log_quant(' in ptx
+    assert '.entry quantized_net_{}('.format(name) in ptx
+    assert '.local' not in ptx
+
+
+# Any float32 arithmetic, comparison or conversion: what -ftz=true flushes.
+FLOAT_OPERATION = re.compile(
+    r'^\s*(add|sub|mul|div|fma|mad|min|max|abs|neg|setp|set|cvt|rcp|sqrt|'
+    r'testp)\.[\w.]*f32', re.MULTILINE)
+INTEGER_ONLY = ('log_quant', 'sign', 'passes_straight_through')
+
+
+@pytest.mark.parametrize('name', INTEGER_ONLY)
+def test_bit_pattern_kernels_do_no_float_arithmetic(name):
+    status, log, ptx = compile_cuda(elementwise_source(
+        name, quantizer_kernels.CUDA_KERNELS[name]), ARCHS[-1])
+    assert status == 0, log
+    assert FLOAT_OPERATION.findall(ptx) == []
+
+
+def test_the_float_operation_check_finds_the_old_log_kernel():
+    # The log quantizer's earlier GPU form rescaled subnormals by 2**24
+    # in float: this is the instruction that flushed them.
+    kernel = ('float32 x', 'float32 y', 'y = x * 16777216.0f;')
+    status, log, ptx = compile_cuda(elementwise_source('old', kernel),
+                                    ARCHS[-1])
+    assert status == 0, log
+    assert set(FLOAT_OPERATION.findall(ptx)) == {'mul'}  # loop unrolled
+    assert 'mul.ftz.f32' in ptx
 
 
 def test_a_broken_source_is_reported():
@@ -90,3 +232,78 @@ def test_a_broken_source_is_reported():
                                   ARCHS[0])
     assert status != 0
     assert 'identifier "x" is undefined' in log
+
+
+# The GPU forms, run on the host with flushing on, against the CPU forms.
+
+def test_the_host_emulation_flushes_as_the_gpu_does(host_kernels):
+    flushing = host_kernels('flushing', ('float32 x', 'float32 y',
+                                         'y = x * 3.0f;'))
+    x = f32(numpy.array([1, 0x007FFFFF, 0x80000001, 0x00800000]))
+    y = flushing(x)
+    assert y.tolist() == [0.0, 0.0, 0.0, 3 * 2.0 ** -126]
+    assert numpy.signbit(y).tolist() == [False, False, True, False]
+
+
+def scaled_inputs():
+    """:func:`helpers.kernel_inputs` and the values whose power of two
+    lands just above, on or below the normal range once scaled down."""
+    powers = numpy.float32(2.0) ** numpy.arange(
+        -149, 128, dtype=numpy.float32)
+    near = numpy.concatenate([powers, powers * numpy.float32(1.4142135),
+                              powers * numpy.float32(1.4142137)])
+    return numpy.concatenate([kernel_inputs(), near, -near])
+
+
+LOG_CASES = [  # fsr, lowest, scale
+    (numpy.inf, 0.0, 1.0), (64.0, 0.0, 1.0), (1.0, 0.0, 1.0 / 64),
+    (0.3, 0.0, 1.0), (0.3, 0.0, 2.0 ** -126), (0.3, 0.0, 2.0 ** -130 * 16),
+    (1.0, 2.0 ** -2, 1.0), (4.0, 4.0 * 2.0 ** -126, 2.0 ** -100),
+    (numpy.inf, 2.0 ** -140, 2.0 ** -24)]
+
+
+@pytest.mark.parametrize('fsr,lowest,scale', LOG_CASES)
+def test_log_quant_gpu_form_equals_the_cpu(host_kernels, fsr, lowest, scale):
+    x = scaled_inputs()
+    gpu = host_kernels('log_quant')(x, *log_quant_kernels.
+                                    log_quant_cuda_arguments(
+                                        fsr, lowest, scale))
+    for kernels in quantizer_kernels.CPU_KERNELS:
+        if kernels == 'numba' and quantizer_kernels.numba is None:
+            continue
+        previous = quantizer_kernels.use_cpu_kernels(kernels)
+        try:
+            cpu = quantizer_kernels.log_quant(x, fsr, lowest, scale)
+        finally:
+            quantizer_kernels.use_cpu_kernels(previous)
+        same_bits(gpu, cpu)
+
+
+def test_sign_gpu_form_equals_the_cpu(host_kernels):
+    x = kernel_inputs()
+    same_bits(host_kernels('sign')(x), quantizer_kernels.sign(x))
+
+
+@pytest.mark.parametrize('bits', [1, 2, 3, 5, 8, 16])
+def test_linear_quant_gpu_form_equals_the_cpu(host_kernels, bits):
+    x = scaled_inputs()
+    m = numpy.float32(2 ** bits - 1)
+    same_bits(host_kernels('linear_quant')(x, m),
+              quantizer_kernels.linear_quant(x, bits))
+
+
+def test_stochastic_sign_gpu_form_equals_the_cpu(host_kernels):
+    x = kernel_inputs()
+    rng = numpy.random.RandomState(3)
+    # Draws on the 2**-24 grid, and exactly the thresholds p of some x.
+    u = rng.randint(0, 2 ** 24, x.size).astype(numpy.float32) / 2 ** 24
+    u[::7] = numpy.clip((x[::7] + 1) * numpy.float32(0.5), 0, 1)
+    same_bits(host_kernels('stochastic_sign')(x, u),
+              quantizer_kernels.stochastic_sign_of(x, u))
+
+
+def test_straight_through_mask_gpu_form_equals_the_cpu(host_kernels):
+    x = kernel_inputs()
+    numpy.testing.assert_array_equal(
+        host_kernels('passes_straight_through')(x),
+        quantizer_kernels.passes_straight_through(x))

@@ -74,6 +74,31 @@ def test_gpu_equals_cpu():
         numpy.testing.assert_array_equal(cpu, gpu)
 
 
+def test_cancelled_gradients_are_zero_even_where_infinite():
+    x = chainer.Variable(numpy.float32([2.0, -3.0, 0.5, 1e-45]))
+    y = qst(x, 'sign')
+    y.grad = numpy.float32([numpy.inf, numpy.nan, -numpy.inf, 1e-45])
+    y.backward()
+    assert x.grad.tolist() == [0.0, 0.0, -numpy.inf, 2.0 ** -149]
+
+
+@pytest.mark.gpu
+def test_gpu_gradient_keeps_subnormals():
+    import cupy
+    x = numpy.float32([1e-45, -1e-45, 0.5, 2.0])
+    gy = numpy.float32([-1e-45, 3e-39, 1e-40, 1.0])
+    grads = []
+    for xp in (numpy, cupy):
+        v = chainer.Variable(xp.asarray(x))
+        y = qst(v, 'sign')
+        y.grad = xp.asarray(gy)
+        y.backward()
+        grads.append(cupy.asnumpy(v.grad))
+    numpy.testing.assert_array_equal(grads[0].view(numpy.uint32),
+                                     grads[1].view(numpy.uint32))
+    assert grads[1].tolist() == gy[:3].tolist() + [0.0]  # |2| > 1
+
+
 def test_none_passes_through_without_cancellation():
     x = chainer.Variable(numpy.array([-3.0, 0.5, 2.0], numpy.float32))
     y = qst(x, 'none')

@@ -8,8 +8,8 @@ import sys
 import numpy
 import pytest
 
-from helpers import (ROOT, all_magnitudes, f32, reference_ap2,
-                     reference_log_quant)
+from helpers import (ROOT, all_magnitudes, f32, kernel_inputs,
+                     reference_ap2, reference_log_quant, same_bits)
 import quantizer_kernels
 import quantizers
 
@@ -124,21 +124,15 @@ def test_rejects_non_positive_fsr():
         quantizer_kernels.log_quant(numpy.zeros(3, numpy.float32), 0)
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize('fsr', [numpy.inf, 64.0, 1.0])
-def test_gpu_equals_cpu(fsr):
-    import cupy
-    x = numpy.concatenate([
-        all_magnitudes(500000, seed=2),
-        f32(numpy.arange(0x3FB50400, 0x3FB50600)),      # around sqrt(2)
-        f32(numpy.arange(0, 4096)),                     # subnormals
-        f32(numpy.arange(0x80000000, 0x80001000)),      # negative ones
-        numpy.array([numpy.inf, -numpy.inf, numpy.nan, 0, -0.0],
-                    numpy.float32)])
-    cpu = quantizer_kernels.log_quant(x, fsr)
-    gpu = cupy.asnumpy(quantizer_kernels.log_quant(cupy.asarray(x), fsr))
-    numpy.testing.assert_array_equal(cpu.view(numpy.uint32) & ~0,
-                                     gpu.view(numpy.uint32) & ~0)
+def test_scale_must_be_a_power_of_two_at_most_one():
+    x = numpy.float32([3.0, -1e-40])
+    # AP2(3) = 4, times 2**-126; AP2(-1e-40) = -2**-133 underflows to -0.
+    q = quantizer_kernels.log_quant(x, 4, scale=2.0 ** -126)
+    assert q.tolist() == [2.0 ** -124, 0.0]
+    assert numpy.signbit(q).tolist() == [False, True]
+    for scale in (0.3, 2.0, 2.0 ** -127, 0):
+        with pytest.raises(ValueError, match='scale must be a power of two'):
+            quantizer_kernels.log_quant(x, 4, scale=scale)
 
 
 def test_sign_edges():
@@ -212,29 +206,6 @@ def test_stochastic_gpu_mean_is_hard_sigmoid():
 
 # The CPU kernels: numba (fused), NumPy (fallback), reference (log2 form).
 
-def kernel_inputs():
-    """Every sign and magnitude, the sqrt(2) boundary in several binades,
-    subnormals, zeros, infinities, NaN, and values near +-1."""
-    boundary = numpy.concatenate([
-        f32(numpy.arange(0x3FB50400, 0x3FB50600) + (e << 23))
-        for e in (-100, -30, -1, 0, 1, 30, 100)])
-    return numpy.concatenate([
-        all_magnitudes(300000, seed=9), boundary, -boundary,
-        f32(numpy.arange(0, 5000)), f32(numpy.arange(0x80000000, 0x80001000)),
-        f32(numpy.arange(0x007FF000, 0x00801000)),
-        numpy.linspace(-1.2, 1.2, 20001, dtype=numpy.float32),
-        numpy.array([0, -0.0, numpy.inf, -numpy.inf, numpy.nan,
-                     numpy.finfo(numpy.float32).max], numpy.float32)])
-
-
-def same_bits(a, b):
-    """Equal bit for bit, except that any NaN equals any NaN."""
-    nan = numpy.isnan(a)
-    numpy.testing.assert_array_equal(nan, numpy.isnan(b))
-    numpy.testing.assert_array_equal(a[~nan].view(numpy.uint32),
-                                     b[~nan].view(numpy.uint32))
-
-
 def with_kernels(name, function, *args):
     previous = quantizer_kernels.use_cpu_kernels(name)
     try:
@@ -255,6 +226,46 @@ KERNEL_CASES = [
 ] + [('linear:{}'.format(k),
       lambda x, k=k: quantizer_kernels.linear_quant(x, k))
      for k in (1, 2, 3, 5, 8, 16)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('name,function', KERNEL_CASES,
+                         ids=[c[0] for c in KERNEL_CASES])
+def test_gpu_equals_cpu(name, function):
+    import cupy
+    x = kernel_inputs()
+    same_bits(cupy.asnumpy(function(cupy.asarray(x))), function(x))
+
+
+@pytest.mark.gpu
+def test_gpu_stochastic_comparison_and_mask_equal_cpu():
+    import cupy
+    x = kernel_inputs()
+    u = numpy.random.RandomState(4).random_sample(x.size).astype(
+        numpy.float32)
+    same_bits(cupy.asnumpy(quantizer_kernels.stochastic_sign_of(
+        cupy.asarray(x), cupy.asarray(u))),
+        quantizer_kernels.stochastic_sign_of(x, u))
+    numpy.testing.assert_array_equal(
+        cupy.asnumpy(quantizer_kernels.passes_straight_through(
+            cupy.asarray(x))),
+        quantizer_kernels.passes_straight_through(x))
+
+
+def test_straight_through_mask_edges():
+    x = numpy.float32([-1, 1, numpy.nextafter(numpy.float32(1), 2), -0.0,
+                       -1e-45, numpy.inf, -numpy.inf, numpy.nan])
+    assert quantizer_kernels.passes_straight_through(x).tolist() == [
+        True, True, False, True, True, False, False, False]
+
+
+def test_stochastic_comparison_edges():
+    # p = clip((x + 1) / 2, 0, 1): +1 exactly where u < p.
+    x = numpy.float32([0, 0, -1, 1, 1, 3, -1e-45, numpy.nan])
+    u = numpy.float32([0.5, 0.4999999, 0, 0.9999999, 0, 0.5, 0.4999999, 0])
+    y = quantizer_kernels.stochastic_sign_of(x, u)
+    assert y[:-1].tolist() == [-1, 1, -1, 1, 1, 1, 1]
+    assert numpy.isnan(y[-1])
 
 
 @pytest.mark.parametrize('name,function', KERNEL_CASES,
