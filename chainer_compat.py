@@ -17,6 +17,9 @@ It restores exactly what Chainer touches at import time and nothing else:
 * The deprecation warnings that ``pkg_resources`` (pinned to setuptools < 81
   in ``requirements.txt``) and ``numpy.distutils`` print on import are
   expected and silenced for the duration of ``import chainer``.
+* CuPy, where installed, warns at import for each optional CUDA library it
+  cannot load (NCCL, cuTENSOR); silenced too, as a CPU run does not need
+  them and a GPU run that does fails with its own error.
 
 Under NumPy 1.26 and Python 3.11 the first two are no-ops.
 """
@@ -65,6 +68,8 @@ def _import_chainer():
                                 module='chainer._environment_check')
         warnings.filterwarnings('ignore', category=DeprecationWarning,
                                 message='.*pkg_resources')
+        warnings.filterwarnings('ignore', category=UserWarning,
+                                message=r'\s*\S+ library could not be loaded')
         import chainer  # noqa: F401
 
 

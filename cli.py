@@ -13,6 +13,7 @@
   with one line and 130 or 143; never a traceback.
 """
 import argparse
+import importlib.util
 import math
 import signal
 import sys
@@ -30,6 +31,10 @@ NO_CUPY = (
     'for your CUDA version (pip install cupy-cuda12x for CUDA 12, '
     'cupy-cuda13x for CUDA 13), or leave out --gpu/--device to run on '
     'the CPU.')
+CUPY_WITHOUT_CUDA = (
+    '{} asks for a GPU, but CuPy cannot load CUDA ({}); install the CUDA '
+    'driver and the libraries CuPy needs, or leave out --gpu/--device to '
+    'run on the CPU.')
 
 
 class UsageError(Exception):
@@ -138,7 +143,10 @@ def select_device(args):
     flag = device_flag(args)
     spec = args.gpu if args.device is None else args.device
     if _wants_gpu(spec) and not cuda.available:
-        raise UsageError(NO_CUPY.format(flag))
+        if importlib.util.find_spec('cupy') is None:
+            raise UsageError(NO_CUPY.format(flag))
+        raise UsageError(CUPY_WITHOUT_CUDA.format(flag, str(
+            getattr(cuda, '_resolution_error', '')).split(': ')[0]))
     try:
         device = chainer.get_device(spec)
     except (RuntimeError, ValueError) as e:

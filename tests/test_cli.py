@@ -1,6 +1,7 @@
 """cli.py: argument types, the device flags and their errors, the exit
 wrapper."""
 import argparse
+import importlib.util
 import os
 import signal
 import time
@@ -82,8 +83,30 @@ def test_gpu_without_a_gpu_says_what_to_do(flags, named):
         cli.select_device(args)
     if cuda.available:  # CuPy without a usable device
         assert 'finds no usable CUDA GPU' in str(e.value)
+    elif importlib.util.find_spec('cupy'):  # CuPy without CUDA libraries
+        assert str(e.value).startswith(
+            named + ' asks for a GPU, but CuPy cannot load CUDA (')
     else:
         assert str(e.value) == cli.NO_CUPY.format(named)
+
+
+@pytest.mark.skipif(helpers.gpu_available(), reason='a GPU is present')
+def test_gpu_without_cupy_or_without_cuda(monkeypatch):
+    monkeypatch.setattr(cuda, 'available', False)
+    monkeypatch.setattr(cuda, '_resolution_error', ImportError(
+        'Failure finding "libcublasLt.so.12": No such file'), raising=False)
+    args = cli.parse(parser_with_device_flags(), ['--gpu', '0'])
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
+    with pytest.raises(cli.UsageError) as e:
+        cli.select_device(args)
+    assert str(e.value) == cli.NO_CUPY.format('--gpu 0')
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name: object())
+    with pytest.raises(cli.UsageError) as e:
+        cli.select_device(args)
+    assert str(e.value) == (
+        '--gpu 0 asks for a GPU, but CuPy cannot load CUDA (Failure finding '
+        '"libcublasLt.so.12"); install the CUDA driver and the libraries '
+        'CuPy needs, or leave out --gpu/--device to run on the CPU.')
 
 
 @pytest.mark.parametrize('error', [

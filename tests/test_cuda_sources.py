@@ -1,15 +1,23 @@
-"""The project's CUDA sources compile, with no GPU: NVRTC from the package
-index (the nvidia-cuda-nvrtc-cu12 wheel, through ctypes) builds each for
-compute_75, 80 and 90 with CuPy's flush-to-zero option, as CuPy would on
-a GPU. The raw kernels of xnor_popcount.py are compiled as they are; the
-body of quantizer_kernels.py's elementwise kernel inside a loop of the
-shape CuPy wraps around it (CuPy's own generated code needs CuPy)."""
+"""The project's CUDA sources compile, with no GPU, and compute what the
+CPU computes.
+
+NVRTC from the package index (the nvidia-cuda-nvrtc wheels for CUDA 12
+and 13, through ctypes) builds each source for compute_75, 80 and 90 with
+CuPy's options, flush-to-zero included: the raw kernels of
+xnor_popcount.py as they are, and each elementwise kernel of
+quantizer_kernels.py both in a loop of CuPy's shape and as the exact
+source CuPy generates for it (CuPy imports and generates code without a
+GPU). The elementwise bodies are also compiled for the host with the C
+compiler and run with flushing on against the CPU forms."""
 import ctypes
+import glob
+import json
 import os
 import platform
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy
 import pytest
@@ -20,29 +28,37 @@ import quantizer_kernels
 import xnor_popcount
 
 ARCHS = (75, 80, 90)
-# What CuPy passes NVRTC besides the architecture (cupy/cuda/compiler.py):
-# flush-to-zero on, so that the kernels are checked as CuPy builds them.
-OPTIONS = (b'-ftz=true', b'--std=c++11')
+# Where each CUDA version's NVRTC wheel puts its library.
+NVRTC_LIBRARIES = {12: 'nvidia/cuda_nvrtc/lib/libnvrtc.so.12',
+                   13: 'nvidia/cu13/lib/libnvrtc.so.13'}
+# What CuPy passes NVRTC besides the architecture and include paths
+# (cupy/cuda/compiler.py, cupy/_core/core.pyx): flush-to-zero on, so
+# that the kernels are checked as CuPy builds them.
+OPTIONS = ('--std=c++17', '-ftz=true')
 
 
-def nvrtc_library():
-    package = pytest.importorskip(
-        'nvidia.cuda_nvrtc',
-        reason='the nvidia-cuda-nvrtc-cu12 wheel is not installed here')
-    path = os.path.join(list(package.__path__)[0], 'lib', 'libnvrtc.so.12')
-    if not os.path.exists(path):
-        pytest.skip('no libnvrtc.so.12 in {}'.format(path))
-    return ctypes.CDLL(path)
+def nvrtc_library(version):
+    paths = [path for entry in sys.path for path in glob.glob(
+        os.path.join(entry, NVRTC_LIBRARIES[version]))]
+    if not paths:
+        if platform.system() != 'Linux' or platform.machine() not in (
+                'x86_64', 'aarch64'):
+            pytest.skip('no NVRTC wheel for {} {}'.format(
+                platform.system(), platform.machine()))
+        pytest.fail('{} is missing: pip install -r requirements-test.txt'
+                    .format(NVRTC_LIBRARIES[version]))
+    return ctypes.CDLL(paths[0])
 
 
-def compile_cuda(source, arch):
-    """``(status, log, ptx)`` of NVRTC compiling ``source`` for
-    ``compute_<arch>``."""
-    lib = nvrtc_library()
+def compile_cuda(source, arch, version=12, options=OPTIONS):
+    """``(status, log, ptx)`` of NVRTC ``version`` compiling ``source``
+    for ``compute_<arch>``."""
+    lib = nvrtc_library(version)
     program = ctypes.c_void_p()
     assert lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(),
                                   b'quantized_net.cu', 0, None, None) == 0
-    options = (b'-arch=compute_%d' % arch,) + OPTIONS
+    options = [option.encode() for option in
+               ('-arch=compute_%d' % arch,) + tuple(options)]
     status = lib.nvrtcCompileProgram(
         program, len(options), (ctypes.c_char_p * len(options))(*options))
     size = ctypes.c_size_t()
@@ -180,9 +196,10 @@ def host_kernels(tmp_path_factory):
     return build
 
 
+@pytest.mark.parametrize('version', sorted(NVRTC_LIBRARIES))
 @pytest.mark.parametrize('arch', ARCHS)
-def test_raw_kernels_compile_without_local_memory(arch):
-    status, log, ptx = compile_cuda(xnor_popcount._GPU_SOURCE, arch)
+def test_raw_kernels_compile_without_local_memory(arch, version):
+    status, log, ptx = compile_cuda(xnor_popcount._GPU_SOURCE, arch, version)
     assert status == 0, log
     for name in ('xnor_dot', 'fire_bits', 'bit_planes', 'plane_dot'):
         assert '.entry {}('.format(name) in ptx
@@ -199,6 +216,8 @@ def test_elementwise_kernels_compile(name, arch):
     assert status == 0, log
     assert '.entry quantized_net_{}('.format(name) in ptx
     assert '.local' not in ptx
+    if name in INTEGER_ONLY:
+        assert float_operations(ptx, 'quantized_net_' + name) == set()
 
 
 # Any float32 arithmetic, comparison or conversion: what -ftz=true flushes.
@@ -208,12 +227,10 @@ FLOAT_OPERATION = re.compile(
 INTEGER_ONLY = ('log_quant', 'sign', 'passes_straight_through')
 
 
-@pytest.mark.parametrize('name', INTEGER_ONLY)
-def test_bit_pattern_kernels_do_no_float_arithmetic(name):
-    status, log, ptx = compile_cuda(elementwise_source(
-        name, quantizer_kernels.CUDA_KERNELS[name]), ARCHS[-1])
-    assert status == 0, log
-    assert FLOAT_OPERATION.findall(ptx) == []
+def float_operations(ptx, entry):
+    """The float instructions in the body of kernel ``entry``."""
+    body = ptx[ptx.index('.entry {}('.format(entry)):]
+    return set(FLOAT_OPERATION.findall(body))
 
 
 def test_the_float_operation_check_finds_the_old_log_kernel():
@@ -223,7 +240,7 @@ def test_the_float_operation_check_finds_the_old_log_kernel():
     status, log, ptx = compile_cuda(elementwise_source('old', kernel),
                                     ARCHS[-1])
     assert status == 0, log
-    assert set(FLOAT_OPERATION.findall(ptx)) == {'mul'}  # loop unrolled
+    assert float_operations(ptx, 'quantized_net_old') == {'mul'}
     assert 'mul.ftz.f32' in ptx
 
 
@@ -232,6 +249,55 @@ def test_a_broken_source_is_reported():
                                   ARCHS[0])
     assert status != 0
     assert 'identifier "x" is undefined' in log
+
+
+# What CuPy itself generates. Its code generator is internal: this goes
+# through cupy._core._kernel as ElementwiseKernel.__call__ does, with the
+# argument kinds the quantizers pass (x and u arrays, the rest scalars).
+ARRAY_INPUTS = ('x', 'u')
+
+
+@pytest.fixture(scope='module')
+def cupy_sources(tmp_path_factory):
+    """``{name: (source, options)}`` as CuPy would hand them to NVRTC."""
+    if platform.system() != 'Linux' or platform.machine() not in (
+            'x86_64', 'aarch64'):
+        pytest.skip('no CuPy wheel for {} {}'.format(
+            platform.system(), platform.machine()))
+    # Headers: CuPy's own only; an empty CUDA root keeps it from looking
+    # for a CUDA installation.
+    cuda_root = tmp_path_factory.mktemp('cuda')
+    (cuda_root / 'include').mkdir()
+    script = os.path.join(os.path.dirname(__file__), 'cupy_sources.py')
+    result = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True,
+        env=dict(os.environ, CUDA_PATH=str(cuda_root)))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_cupy_generates_every_kernel(cupy_sources):
+    assert sorted(cupy_sources) == sorted(quantizer_kernels.CUDA_KERNELS)
+    source, options = cupy_sources['log_quant']
+    # The body as written, inside CuPy's loop with its parameter types.
+    assert quantizer_kernels.CUDA_KERNELS['log_quant'][2] in source
+    assert 'CUPY_FOR(i, _ind.size())' in source
+    assert 'const unsigned int fsr_bits' in source
+    assert 'CArray<float, 1' in source
+
+
+@pytest.mark.parametrize('version', sorted(NVRTC_LIBRARIES))
+@pytest.mark.parametrize('arch', ARCHS)
+@pytest.mark.parametrize('name', sorted(quantizer_kernels.CUDA_KERNELS))
+def test_cupy_generated_kernels_compile(cupy_sources, name, arch, version):
+    source, options = cupy_sources[name]
+    status, log, ptx = compile_cuda(source, arch, version,
+                                    options + ['-ftz=true'])
+    assert status == 0, log
+    entry = 'quantized_net_' + name
+    assert '.entry {}('.format(entry) in ptx
+    if name in INTEGER_ONLY:
+        assert float_operations(ptx, entry) == set()
 
 
 # The GPU forms, run on the host with flushing on, against the CPU forms.

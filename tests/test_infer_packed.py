@@ -1,4 +1,5 @@
 """infer_packed.py as a user runs it."""
+import importlib.util
 import os
 import shutil
 
@@ -103,6 +104,8 @@ def test_script_without_a_gpu_says_what_to_do(packed_result, synthetic_dir):
             'infer_packed.py: error: ')
         if cuda.available:  # CuPy without a usable device
             assert 'finds no usable CUDA GPU' in line
+        elif importlib.util.find_spec('cupy'):  # without CUDA libraries
+            assert 'but CuPy cannot load CUDA (' in line
         else:
             assert 'CuPy is not installed' in line
             assert 'pip install cupy-cuda12x' in line
