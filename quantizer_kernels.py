@@ -151,9 +151,9 @@ CUDA_KERNELS = {
         y = (j * 2.0f + 1.0f) / m;
     }}
 '''.format(**_CUDA_CONSTANTS)),
-    # x + 1 is exact or rounds to a multiple of 2**-24, so neither a
-    # subnormal x (which rounds away in x + 1) nor a result can flush;
-    # u, a multiple of 2**-32 at the least, is never subnormal.
+    # x + 1 absorbs a subnormal x, flushed or not, and is 0 or at least
+    # 2**-24 in magnitude, so p is 0 or at least 2**-25: never subnormal.
+    # Then u < p has one answer whether a subnormal u is flushed or not.
     'stochastic_sign': ('float32 x, float32 u', 'float32 y', '''
     if ((__float_as_uint(x) & {MAGNITUDE_MASK}u) > {EXPONENT_MASK}u) {{
         y = x;
