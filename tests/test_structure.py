@@ -42,7 +42,7 @@ SCRIPTS = {os.path.basename(path)[:-3] for path in python_files('*.py')
 def test_the_scripts_are_the_commands():
     assert SCRIPTS == {'train_mnist', 'train_mnist_mn', 'evaluate', 'export',
                        'infer_packed', 'bench', 'bench_packed',
-                       'bench_allreduce', 'sweep'}
+                       'bench_allreduce', 'sweep', 'plot_error'}
 
 
 def test_no_module_imports_a_script():
