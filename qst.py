@@ -48,9 +48,9 @@ class QuantizedStraightThrough(function_node.FunctionNode):
     def backward(self, indexes, grad_outputs):
         x, = self.get_retained_inputs()
         gy, = grad_outputs
-        # A select, not gy * mask: a product would turn an infinite gy
-        # into NaN where the gradient is cancelled, and flush a subnormal
-        # gy on the GPU.
+        # A select, not gy * mask: a product would keep a NaN gy, and turn
+        # an infinite one into NaN, where the gradient is cancelled, and
+        # would flush a subnormal gy on the GPU.
         passes = quantizer_kernels.passes_straight_through(x.array)
         return chainer.functions.where(passes, gy, gy.xp.zeros_like(gy.array)),
 

@@ -153,7 +153,8 @@ CUDA_KERNELS = {
 '''.format(**_CUDA_CONSTANTS)),
     # x + 1 absorbs a subnormal x, flushed or not, and is 0 or at least
     # 2**-24 in magnitude, so p is 0 or at least 2**-25: never subnormal.
-    # Then u < p has one answer whether a subnormal u is flushed or not.
+    # Then u < p, for u in [0, 1), has one answer whether a subnormal u is
+    # flushed or not.
     'stochastic_sign': ('float32 x, float32 u', 'float32 y', '''
     if ((__float_as_uint(x) & {MAGNITUDE_MASK}u) > {EXPONENT_MASK}u) {{
         y = x;
@@ -218,6 +219,9 @@ def log_quant(x, fsr, lowest=0.0, scale=1.0):
     """
     if not fsr > 0:
         raise ValueError('fsr must be positive, got {}'.format(fsr))
+    if not lowest >= 0:
+        raise ValueError('lowest must be at least 0, got {}'.format(lowest))
+    lowest = float(lowest) + 0.0  # -0.0 becomes 0.0, whose bits are 0
     x = _as_float32_array(x)
     if isinstance(x, cuda.ndarray):
         return _on_gpu('log_quant', x, *log_quant_kernels.
@@ -298,8 +302,8 @@ def stochastic_sign(x):
 
 
 def stochastic_sign_of(x, u):
-    """:func:`stochastic_sign` for given uniform draws ``u`` in [0, 1):
-    ``+1`` where ``u < clip((x + 1) / 2, 0, 1)``, else ``-1``."""
+    """:func:`stochastic_sign` for given uniform draws ``u``, which must be
+    in [0, 1): ``+1`` where ``u < clip((x + 1) / 2, 0, 1)``, else ``-1``."""
     if isinstance(x, cuda.ndarray):
         return _on_gpu('stochastic_sign', x, u)
     one = numpy.float32(1)

@@ -223,14 +223,15 @@ def test_elementwise_kernels_compile(name, arch):
 # Any float32 arithmetic, comparison or conversion: what -ftz=true flushes.
 FLOAT_OPERATION = re.compile(
     r'^\s*(add|sub|mul|div|fma|mad|min|max|abs|neg|setp|set|cvt|rcp|sqrt|'
-    r'testp)\.[\w.]*f32', re.MULTILINE)
+    r'rsqrt|ex2|lg2|sin|cos|tanh|testp)\.[\w.]*f32|^\s*(\w+)[\w.]*\.ftz\.',
+    re.MULTILINE)
 INTEGER_ONLY = ('log_quant', 'sign', 'passes_straight_through')
 
 
 def float_operations(ptx, entry):
     """The float instructions in the body of kernel ``entry``."""
     body = ptx[ptx.index('.entry {}('.format(entry)):]
-    return set(FLOAT_OPERATION.findall(body))
+    return {a or b for a, b in FLOAT_OPERATION.findall(body)}
 
 
 def test_the_float_operation_check_finds_the_old_log_kernel():
@@ -321,11 +322,25 @@ def scaled_inputs():
     return numpy.concatenate([kernel_inputs(), near, -near])
 
 
-LOG_CASES = [  # fsr, lowest, scale
+def fsr_with_mantissa(mantissa, exponent=0):
+    return float(f32(numpy.uint32((127 + exponent) << 23 | mantissa)))
+
+
+# fsr, lowest, scale. A clipped value with a mantissa exercises the
+# rounding of the scale below the normal range: ties to even (0.3 at
+# 2**-126), ties to odd, above and below the half, the carry into the
+# smallest normal, and a result of 0 or of the smallest subnormal.
+LOG_CASES = [
     (numpy.inf, 0.0, 1.0), (64.0, 0.0, 1.0), (1.0, 0.0, 1.0 / 64),
-    (0.3, 0.0, 1.0), (0.3, 0.0, 2.0 ** -126), (0.3, 0.0, 2.0 ** -130 * 16),
+    (0.3, 0.0, 1.0), (0.3, 0.0, 2.0 ** -126), (0.3, 0.0, 2.0 ** -125),
     (1.0, 2.0 ** -2, 1.0), (4.0, 4.0 * 2.0 ** -126, 2.0 ** -100),
-    (numpy.inf, 2.0 ** -140, 2.0 ** -24)]
+    (numpy.inf, 2.0 ** -140, 2.0 ** -24), (numpy.inf, 0.0, 2.0 ** -126)] + [
+    # fsr = 1.m * 2**-100, biased exponent 27: a shift of 26 + d drops d
+    # bits of its significand.
+    (fsr_with_mantissa(mantissa, -100), 0.0, 2.0 ** -(26 + drop))
+    for mantissa in (0x7FFFFF, 0x400001, 0x3FFFFF, 0x000001, 0x5FFFFF,
+                     0x600000, 0x200000, 0x500000)
+    for drop in (1, 2, 3, 10, 23, 24, 25, 26)]
 
 
 @pytest.mark.parametrize('fsr,lowest,scale', LOG_CASES)
@@ -364,6 +379,7 @@ def test_stochastic_sign_gpu_form_equals_the_cpu(host_kernels):
     # Draws on the 2**-24 grid, and exactly the thresholds p of some x.
     u = rng.randint(0, 2 ** 24, x.size).astype(numpy.float32) / 2 ** 24
     u[::7] = numpy.clip((x[::7] + 1) * numpy.float32(0.5), 0, 1)
+    u[3::7] = f32(rng.randint(0, 0x00800000, u[3::7].size))  # subnormal
     same_bits(host_kernels('stochastic_sign')(x, u),
               quantizer_kernels.stochastic_sign_of(x, u))
 

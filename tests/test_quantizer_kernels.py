@@ -124,6 +124,16 @@ def test_rejects_non_positive_fsr():
         quantizer_kernels.log_quant(numpy.zeros(3, numpy.float32), 0)
 
 
+def test_lowest_must_be_at_least_zero():
+    x = numpy.float32([3.0, -0.25])
+    # -0.0 is 0: no lower bound (as a bit pattern it would be the largest).
+    assert quantizer_kernels.log_quant(x, 4, lowest=-0.0).tolist() == [
+        4.0, -0.25]
+    for lowest in (-1.0, numpy.nan):
+        with pytest.raises(ValueError, match='lowest must be at least 0'):
+            quantizer_kernels.log_quant(x, 4, lowest=lowest)
+
+
 def test_scale_must_be_a_power_of_two_at_most_one():
     x = numpy.float32([3.0, -1e-40])
     # AP2(3) = 4, times 2**-126; AP2(-1e-40) = -2**-133 underflows to -0.
