@@ -166,18 +166,17 @@ if numba is not None:
                         _ap2_subnormal_bits(bits[i] & _U32(MAGNITUDE_MASK)),
                         fsr_bits, lowest_bits)
 
-
-def log_quant_numba(x, fsr, lowest, scale):
-    """The numba form of :func:`quantizer_kernels.log_quant` on a 1-d
-    float32 array."""
-    bits = numpy.ascontiguousarray(x).view(numpy.uint32)
-    out = numpy.empty(bits.size, numpy.float32)
-    _log_quant_numba(bits, out.view(numpy.uint32),
-                     numpy.uint32(float32_bits(fsr)),
-                     numpy.uint32(float32_bits(lowest)))
-    if scale != 1:
-        out *= numpy.float32(scale)
-    return out
+    def log_quant_numba(x, fsr, lowest, scale):
+        """The numba form of :func:`quantizer_kernels.log_quant` on a 1-d
+        float32 array (defined where numba imports)."""
+        bits = numpy.ascontiguousarray(x).view(numpy.uint32)
+        out = numpy.empty(bits.size, numpy.float32)
+        _log_quant_numba(bits, out.view(numpy.uint32),
+                         numpy.uint32(float32_bits(fsr)),
+                         numpy.uint32(float32_bits(lowest)))
+        if scale != 1:
+            out *= numpy.float32(scale)
+        return out
 
 
 #: The CUDA form: the numba kernel's rules, one element per thread, and
