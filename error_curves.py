@@ -46,7 +46,9 @@ def best_validation(log):
     first of equals), the one whose test error a run reports; None where
     the run had no validation."""
     key = dict(ACCURACY_KEYS)['validation']
-    entries = [entry for entry in log if key in entry]
+    entries = [entry for entry in log
+               if isinstance(entry.get(key), (int, float)) and
+               isinstance(entry.get('epoch'), int)]
     if not entries:
         return None
     return max(entries, key=lambda entry: entry[key])  # first of the best

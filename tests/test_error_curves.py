@@ -41,6 +41,10 @@ def test_a_log_without_validation_or_test_has_one_series():
 def test_the_reported_epoch_is_the_first_best_validation():
     # Epochs 2 and 3 tie; the test error (better at 3) plays no part.
     assert error_curves.best_validation(LOG)['epoch'] == 2
+    # Entries without an epoch or a number are not candidates.
+    odd = [{'validation/main/accuracy': 0.99},
+           {'epoch': 5, 'validation/main/accuracy': None}]
+    assert error_curves.best_validation(LOG + odd)['epoch'] == 2
 
 
 @pytest.mark.parametrize('log,message', [
