@@ -45,6 +45,16 @@ def test_the_scripts_are_the_commands():
                        'bench_allreduce', 'sweep', 'plot_error'}
 
 
+def test_the_scripts_run_as_commands():
+    # The README runs them as ./train_mnist.py: executable, with a shebang.
+    for name in sorted(SCRIPTS):
+        path = os.path.join(ROOT, name + '.py')
+        with open(path) as f:
+            assert f.readline() == '#!/usr/bin/env python3\n', name
+        assert os.access(path, os.X_OK), '{}.py is not executable'.format(
+            name)
+
+
 def test_no_module_imports_a_script():
     offenders = [
         '{} imports {}'.format(os.path.relpath(path, ROOT), name)
