@@ -10,8 +10,18 @@ import cli
 ACCURACY_KEYS = (('training', 'main/accuracy'),
                  ('validation', 'validation/main/accuracy'),
                  ('test', 'test/main/accuracy'))
+_KEY = dict(ACCURACY_KEYS)
 # Labelled errors (%) on the log axis.
 TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+
+
+def error(entry, name):
+    """The error in % of log ``entry`` for ``name`` (training, validation
+    or test); None where the entry has no number for it."""
+    accuracy = entry.get(_KEY[name])
+    if not isinstance(accuracy, (int, float)):
+        return None
+    return 100 * (1 - accuracy)
 
 
 def error_series(log):
@@ -29,10 +39,11 @@ def error_series(log):
                                             for entry in log):
         raise cli.UsageError('the log is not a list of LogReport entries')
     series = []
-    for name, key in ACCURACY_KEYS:
-        points = [(entry['epoch'], 100 * (1 - entry[key])) for entry in log
-                  if isinstance(entry.get(key), (int, float)) and
-                  isinstance(entry.get('epoch'), int)]
+    for name, _ in ACCURACY_KEYS:
+        points = [(entry.get('epoch'), error(entry, name))
+                  for entry in log]
+        points = [(epoch, value) for epoch, value in points
+                  if isinstance(epoch, int) and value is not None]
         if points:
             epochs, errors = zip(*points)
             series.append((name, list(epochs), list(errors)))
@@ -45,13 +56,13 @@ def best_validation(log):
     """The log entry of the epoch with the lowest validation error (the
     first of equals), the one whose test error a run reports; None where
     the run had no validation."""
-    key = dict(ACCURACY_KEYS)['validation']
     entries = [entry for entry in log
-               if isinstance(entry.get(key), (int, float)) and
+               if error(entry, 'validation') is not None and
                isinstance(entry.get('epoch'), int)]
     if not entries:
         return None
-    return max(entries, key=lambda entry: entry[key])  # first of the best
+    # max returns the first of equals.
+    return max(entries, key=lambda entry: entry[_KEY['validation']])
 
 
 def draw(series, path, lines=(), best=None, title=None):
@@ -78,12 +89,11 @@ def draw(series, path, lines=(), best=None, title=None):
         axes.annotate('{} ({:.2f}%)'.format(label, value), (0, value),
                       xycoords=('axes fraction', 'data'),
                       xytext=(4, 2), textcoords='offset points', fontsize=8)
-    test_key = dict(ACCURACY_KEYS)['test']
-    if best is not None and test_key in best:
-        error = 100 * (1 - best[test_key])
-        axes.plot([best['epoch']], [error], 'o', color='black',
+    best_test = None if best is None else error(best, 'test')
+    if best_test is not None:
+        axes.plot([best['epoch']], [best_test], 'o', color='black',
                   label='best validation, epoch {}: test {:.2f}%'.format(
-                      best['epoch'], error))
+                      best['epoch'], best_test))
     # Errors fall by an order of magnitude: a log axis keeps the end legible.
     axes.set_yscale('log')
     values = [e for _, _, errors in series for e in errors if e > 0] + [

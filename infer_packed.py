@@ -50,12 +50,10 @@ def parse_args(argv=None):
                         help='Output directory of train_mnist.py: count the '
                              'images whose label differs from the Chainer '
                              'model\'s')
-    parser.add_argument('--best', dest='model_file', action='store_const',
-                        const=result_dir.BEST_MODEL_FILE,
-                        default=result_dir.MODEL_FILE,
-                        help='With --compare: the Chainer model is RESULT/{} '
-                             '(as export.py --best packs it)'.format(
-                                 result_dir.BEST_MODEL_FILE))
+    result_dir.add_best_flag(
+        parser, 'With --compare: the Chainer model is RESULT/{} (as '
+                'export.py --best packs it)'.format(
+                    result_dir.BEST_MODEL_FILE))
     cli.add_device_flags(parser)
     return cli.parse(parser, argv)
 

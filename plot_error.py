@@ -66,11 +66,11 @@ def plot(args):
         raise cli.UsageError('cannot write {}: {}'.format(out, e))
     print('wrote {}: {} epochs'.format(out, len(log)))
     if best is not None:
+        test = error_curves.error(best, 'test')
         print('best validation error {:.2f}% at epoch {}; test error there '
-              '{}'.format(100 * (1 - best['validation/main/accuracy']),
-                          best['epoch'], '{:.2f}%'.format(
-                              100 * (1 - best['test/main/accuracy']))
-                          if 'test/main/accuracy' in best else 'not logged'))
+              '{}'.format(error_curves.error(best, 'validation'),
+                          best['epoch'], 'not logged' if test is None else
+                          '{:.2f}%'.format(test)))
 
 
 def main(argv=None):

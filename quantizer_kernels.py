@@ -222,11 +222,11 @@ def log_quant(x, fsr, lowest=0.0, scale=1.0):
     if not lowest >= 0:
         raise ValueError('lowest must be at least 0, got {}'.format(lowest))
     lowest = float(lowest) + 0.0  # -0.0 becomes 0.0, whose bits are 0
+    log_quant_kernels.scale_shift(scale)  # one rule for scale, any device
     x = _as_float32_array(x)
     if isinstance(x, cuda.ndarray):
         return _on_gpu('log_quant', x, *log_quant_kernels.
                        log_quant_cuda_arguments(fsr, lowest, scale))
-    log_quant_kernels.scale_shift(scale)  # the same scales as the GPU's
     # 1-d: NumPy turns 0-d results into scalars, which have no out=.
     return _LOG_QUANT_CPU[_cpu_kernels](
         x.reshape(-1), fsr, lowest, scale).reshape(x.shape)

@@ -223,11 +223,17 @@ def add_model_flags(parser):
     parser.add_argument('result', help='Output directory of train_mnist.py '
                                        '(holding {} and {})'.format(
                                            ARGS_FILE, MODEL_FILE))
+    add_best_flag(parser, 'Read {}, the model of the epoch with the best '
+                          'validation accuracy, instead of {}'.format(
+                              BEST_MODEL_FILE, MODEL_FILE))
+
+
+def add_best_flag(parser, help_text):
+    """``--best``: ``args.model_file`` names the best-validation model
+    (:data:`BEST_MODEL_FILE`) instead of :data:`MODEL_FILE`."""
     parser.add_argument('--best', dest='model_file', action='store_const',
                         const=BEST_MODEL_FILE, default=MODEL_FILE,
-                        help='Read {}, the model of the epoch with the best '
-                             'validation accuracy, instead of {}'.format(
-                                 BEST_MODEL_FILE, MODEL_FILE))
+                        help=help_text)
 
 
 def save_model(model, out, name=MODEL_FILE):

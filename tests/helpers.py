@@ -265,3 +265,13 @@ def same_bits(a, b):
     numpy.testing.assert_array_equal(nan, numpy.isnan(b))
     numpy.testing.assert_array_equal(a[~nan].view(numpy.uint32),
                                      b[~nan].view(numpy.uint32))
+
+
+def with_kernels(name, function, *args):
+    """``function(*args)`` with the CPU kernels ``name``."""
+    import quantizer_kernels
+    previous = quantizer_kernels.use_cpu_kernels(name)
+    try:
+        return function(*args)
+    finally:
+        quantizer_kernels.use_cpu_kernels(previous)

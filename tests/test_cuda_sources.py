@@ -22,7 +22,7 @@ import sys
 import numpy
 import pytest
 
-from helpers import f32, kernel_inputs, same_bits
+from helpers import f32, kernel_inputs, same_bits, with_kernels
 import log_quant_kernels
 import quantizer_kernels
 import xnor_popcount
@@ -37,14 +37,20 @@ NVRTC_LIBRARIES = {12: 'nvidia/cuda_nvrtc/lib/libnvrtc.so.12',
 OPTIONS = ('--std=c++17', '-ftz=true')
 
 
+def skip_without_wheels(package):
+    """Skips where requirements-test.txt installs no NVRTC and CuPy wheels
+    (its platform markers)."""
+    if platform.system() != 'Linux' or platform.machine() not in (
+            'x86_64', 'aarch64'):
+        pytest.skip('no {} wheel for {} {}'.format(
+            package, platform.system(), platform.machine()))
+
+
 def nvrtc_library(version):
     paths = [path for entry in sys.path for path in glob.glob(
         os.path.join(entry, NVRTC_LIBRARIES[version]))]
     if not paths:
-        if platform.system() != 'Linux' or platform.machine() not in (
-                'x86_64', 'aarch64'):
-            pytest.skip('no NVRTC wheel for {} {}'.format(
-                platform.system(), platform.machine()))
+        skip_without_wheels('NVRTC')
         pytest.fail('{} is missing: pip install -r requirements-test.txt'
                     .format(NVRTC_LIBRARIES[version]))
     return ctypes.CDLL(paths[0])
@@ -255,16 +261,12 @@ def test_a_broken_source_is_reported():
 # What CuPy itself generates. Its code generator is internal: this goes
 # through cupy._core._kernel as ElementwiseKernel.__call__ does, with the
 # argument kinds the quantizers pass (x and u arrays, the rest scalars).
-ARRAY_INPUTS = ('x', 'u')
 
 
 @pytest.fixture(scope='module')
 def cupy_sources(tmp_path_factory):
     """``{name: (source, options)}`` as CuPy would hand them to NVRTC."""
-    if platform.system() != 'Linux' or platform.machine() not in (
-            'x86_64', 'aarch64'):
-        pytest.skip('no CuPy wheel for {} {}'.format(
-            platform.system(), platform.machine()))
+    skip_without_wheels('CuPy')
     # Headers: CuPy's own only; an empty CUDA root keeps it from looking
     # for a CUDA installation.
     cuda_root = tmp_path_factory.mktemp('cuda')
@@ -352,12 +354,8 @@ def test_log_quant_gpu_form_equals_the_cpu(host_kernels, fsr, lowest, scale):
     for kernels in quantizer_kernels.CPU_KERNELS:
         if kernels == 'numba' and quantizer_kernels.numba is None:
             continue
-        previous = quantizer_kernels.use_cpu_kernels(kernels)
-        try:
-            cpu = quantizer_kernels.log_quant(x, fsr, lowest, scale)
-        finally:
-            quantizer_kernels.use_cpu_kernels(previous)
-        same_bits(gpu, cpu)
+        same_bits(gpu, with_kernels(kernels, quantizer_kernels.log_quant,
+                                    x, fsr, lowest, scale))
 
 
 def test_sign_gpu_form_equals_the_cpu(host_kernels):

@@ -9,7 +9,8 @@ import numpy
 import pytest
 
 from helpers import (ROOT, all_magnitudes, f32, kernel_inputs,
-                     reference_ap2, reference_log_quant, same_bits)
+                     reference_ap2, reference_log_quant, same_bits,
+                     with_kernels)
 import quantizer_kernels
 import quantizers
 
@@ -215,14 +216,6 @@ def test_stochastic_gpu_mean_is_hard_sigmoid():
 
 
 # The CPU kernels: numba (fused), NumPy (fallback), reference (log2 form).
-
-def with_kernels(name, function, *args):
-    previous = quantizer_kernels.use_cpu_kernels(name)
-    try:
-        return function(*args)
-    finally:
-        quantizer_kernels.use_cpu_kernels(previous)
-
 
 KERNEL_CASES = [
     ('log_quant inf', lambda x: quantizer_kernels.log_quant(x, numpy.inf)),
