@@ -51,6 +51,12 @@ ONE_BITS = 0x3F800000  # 1.0f
 AP2_ROUND_UP_MANTISSA = 0x3504F4
 # Scaling a subnormal by 2**24 makes it normal; both scalings are exact.
 SUBNORMAL_SCALE_EXPONENT = 24
+#: The layout as the names the CUDA sources are formatted with.
+CUDA_CONSTANTS = dict(
+    MANTISSA_BITS=MANTISSA_BITS, SIGN_MASK=SIGN_MASK,
+    EXPONENT_MASK=EXPONENT_MASK, MANTISSA_MASK=MANTISSA_MASK,
+    MAGNITUDE_MASK=MAGNITUDE_MASK, EXPONENT_ONE=EXPONENT_ONE,
+    ONE_BITS=ONE_BITS, AP2_ROUND_UP_MANTISSA=AP2_ROUND_UP_MANTISSA)
 
 
 def float32_bits(value):
@@ -224,11 +230,7 @@ LOG_QUANT_CUDA = (
         }}
     }}
     y = magnitude > {EXPONENT_MASK}u ? x : __uint_as_float(sign | q);
-'''.format(
-        MAGNITUDE_MASK=MAGNITUDE_MASK, EXPONENT_MASK=EXPONENT_MASK,
-        MANTISSA_MASK=MANTISSA_MASK, SIGN_MASK=SIGN_MASK,
-        EXPONENT_ONE=EXPONENT_ONE, MANTISSA_BITS=MANTISSA_BITS,
-        AP2_ROUND_UP_MANTISSA=AP2_ROUND_UP_MANTISSA))
+'''.format(**CUDA_CONSTANTS))
 
 
 def log_quant_cuda_arguments(fsr, lowest, scale):

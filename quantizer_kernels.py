@@ -29,8 +29,7 @@ import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 from chainer.backends import cuda
 
 import log_quant_kernels
-from log_quant_kernels import (EXPONENT_MASK, EXPONENT_ONE, MAGNITUDE_MASK,
-                               ONE_BITS, SIGN_MASK)
+from log_quant_kernels import CUDA_CONSTANTS
 
 
 if numba is not None:
@@ -115,10 +114,6 @@ _LOG_QUANT_CPU = {
     'reference': log_quant_kernels.log_quant_reference,
 }
 
-_CUDA_CONSTANTS = dict(
-    MAGNITUDE_MASK=MAGNITUDE_MASK, EXPONENT_MASK=EXPONENT_MASK,
-    EXPONENT_ONE=EXPONENT_ONE, SIGN_MASK=SIGN_MASK, ONE_BITS=ONE_BITS)
-
 #: Each GPU form as CuPy's elementwise ``(in_params, out_params, body)``.
 CUDA_KERNELS = {
     'log_quant': log_quant_kernels.LOG_QUANT_CUDA,
@@ -128,7 +123,7 @@ CUDA_KERNELS = {
     const unsigned int magnitude = bits & {MAGNITUDE_MASK}u;
     y = magnitude > {EXPONENT_MASK}u ? x : __uint_as_float(
         {ONE_BITS}u | (magnitude != 0u ? bits & {SIGN_MASK}u : 0u));
-'''.format(**_CUDA_CONSTANTS)),
+'''.format(**CUDA_CONSTANTS)),
     # Zero and subnormal inputs are decided on the sign bit: t = m x is
     # then below 1 in magnitude and gives the level next to zero, which is
     # -1/m for a negative subnormal and +1/m for +-0. Other inputs are
@@ -150,7 +145,7 @@ CUDA_KERNELS = {
         }}
         y = (j * 2.0f + 1.0f) / m;
     }}
-'''.format(**_CUDA_CONSTANTS)),
+'''.format(**CUDA_CONSTANTS)),
     # x + 1 absorbs a subnormal x, flushed or not, and is 0 or at least
     # 2**-24 in magnitude, so p is 0 or at least 2**-25: never subnormal.
     # Then u < p, for u in [0, 1), has one answer whether a subnormal u is
@@ -162,10 +157,10 @@ CUDA_KERNELS = {
         const float p = fminf(fmaxf((x + 1.0f) * 0.5f, 0.0f), 1.0f);
         y = u < p ? 1.0f : -1.0f;
     }}
-'''.format(**_CUDA_CONSTANTS)),
+'''.format(**CUDA_CONSTANTS)),
     'passes_straight_through': ('float32 x', 'bool passes', '''
     passes = (__float_as_uint(x) & {MAGNITUDE_MASK}u) <= {ONE_BITS}u;
-'''.format(**_CUDA_CONSTANTS)),
+'''.format(**CUDA_CONSTANTS)),
 }
 
 

@@ -41,7 +41,6 @@ def _argument_kinds():
     _, _, type_map = probe._decide_params_type(
         (numpy.dtype('float32'), None), ())
     for kinds in ((1, 2, 3), (0, 1, 2), (0, 2, 1)):
-        array, indexer, scalar = kinds
         try:
             code = _kernel._get_elementwise_kernel_code(
                 _infos(probe, kinds), type_map, probe.params,
