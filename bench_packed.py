@@ -37,8 +37,9 @@ reads.
 beforehand), packed against blas, with the packed layer's multiply-adds
 per second and core beside its ceiling: the rate of the layer's inner
 loop on one core with its data in L1 (the popcount tile for the hidden
-layers; for the first layer, the masked sums of its nonzero pixels, whose
-multiply-adds are counted as nonzero pixels times units).
+layers; for the first layer, the pair sums of its pixel pairs that are
+not both zero, whose multiply-adds are counted as both pixels of those
+pairs times units).
 """
 import argparse
 import functools
@@ -164,8 +165,8 @@ def layer_table(network, device, pixels, batch, sync):
         packed, blas = times['packed'][i], times['blas'][i]
         work = batch * sizes[i] * sizes[i + 1]
         if on_cpu and i == 0 and form != 'scalar':
-            work = int(numpy.count_nonzero(pixels)) * sizes[1]
-            key, measure = 'masked sums', masked_sums_ceiling
+            work = 2 * nonzero_pairs(pixels) * sizes[1]
+            key, measure = 'pair sums', pair_sums_ceiling
         elif form == 'scalar':
             key, measure = 'scalar', lambda: 64 * inner_loop_rate()
         else:
@@ -233,28 +234,37 @@ def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
         lambda: run(x, w, pops, rounds))
 
 
-def masked_sums_ceiling(nonzero=150, rounds=20000):
-    """Pixel multiply-adds (nonzero pixels times units) a second of the
-    first layer's masked sums on one core with one group's masks in L1
-    (``nonzero`` pixels a row: MNIST's mean is 150 of 784)."""
+def nonzero_pairs(pixels):
+    """Pixel pairs ``(2 p, 2 p + 1)`` of ``pixels`` that are not both 0."""
+    pixels = numpy.asarray(pixels)
+    if pixels.shape[1] % 2:
+        pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
+    return int(numpy.count_nonzero(pixels[:, 0::2] | pixels[:, 1::2]))
+
+
+def pair_sums_ceiling(pairs=88, rounds=20000):
+    """Pixel multiply-adds (both pixels of each pair times units) a second
+    of the first layer's pair sums on one core with a chunk's masks in L1
+    (``pairs`` pairs an image: MNIST's mean is 88 of 392 pairs not both
+    zero)."""
     units = simd_kernels.MASK_UNITS
-    rows = 32 * 1024 // units  # 32 KiB of masks
+    rows = simd_kernels.PAIR_CHUNK
 
     @numba.njit
-    def run(masks, index, values, sums, rounds):
+    def run(masks, index, values, counters, rounds):
         for _ in range(rounds):
-            simd_kernels.masked_sums(masks.ctypes.data, units,
-                                     index.ctypes.data, values.ctypes.data,
-                                     nonzero, sums.ctypes.data)
+            simd_kernels.pair_sums(masks.ctypes.data, index.ctypes.data,
+                                   values.ctypes.data, len(index),
+                                   counters.ctypes.data)
 
     rng = numpy.random.RandomState(0)
-    masks = rng.randint(0, 2, (rows, units)).astype(numpy.uint8) * 255
-    index = rng.randint(0, rows, nonzero).astype(numpy.int32)
-    values = rng.randint(1, 256, nonzero).astype(numpy.uint16)
-    sums = numpy.zeros(units, numpy.int32)
-    run(masks, index, values, sums, 1)
-    return rounds * nonzero * units / _best_seconds(
-        lambda: run(masks, index, values, sums, rounds))
+    masks = rng.randint(0, 2, (rows, 2 * units)).astype(numpy.uint8)
+    index = numpy.sort(rng.randint(0, rows, pairs)).astype(numpy.uint16)
+    values = rng.randint(1, 1 << 16, pairs).astype(numpy.uint16)
+    counters = numpy.zeros(units, numpy.uint16)
+    run(masks, index, values, counters, 1)
+    return rounds * 2 * pairs * units / _best_seconds(
+        lambda: run(masks, index, values, counters, rounds))
 
 
 def gpu_product(size, sync, repeat=5):

@@ -150,53 +150,60 @@ def _tile_intrinsic(rows_of):
     return intrinsic(tile)
 
 
-#: Units a masked sum keeps in registers: 8 vectors of 16 16-bit counters.
+#: Units a pair sum keeps in registers: 8 vectors of 16 16-bit counters.
 MASK_UNITS = 128
+#: Pixel pairs a chunk: its masks (96 x 256 bytes) stay in L1 while a block
+#: of images passes, and its sums (at most ``96 * 510``) fit the 16-bit
+#: counters.
+PAIR_CHUNK = 96
 
 
-def _masked_sums_codegen(context, builder, signature, args):
-    masks, stride, index, values, count, out = args
+def _pair_sums_codegen(context, builder, signature, args):
+    masks, index, values, count, counters = args
     i16x16 = ir.VectorType(ir.IntType(16), 16)
-    accs = [cgutils.alloca_once_value(builder, ir.Constant(i16x16, None))
-            for _ in range(MASK_UNITS // 16)]
-    index = builder.inttoptr(index, _I32.as_pointer())
+    i8x32 = ir.VectorType(_I8, 32)
+    slots = [builder.inttoptr(builder.add(counters, ir.Constant(_I64, 32 * q)),
+                              i16x16.as_pointer())
+             for q in range(MASK_UNITS // 16)]
+    accs = [cgutils.alloca_once_value(builder, builder.load(slot, align=2))
+            for slot in slots]
+    index = builder.inttoptr(index, ir.IntType(16).as_pointer())
     values = builder.inttoptr(values, ir.IntType(16).as_pointer())
     with cgutils.for_range(builder, count) as loop:
-        k = builder.sext(builder.load(builder.gep(index, [loop.index])),
-                         _I64)
+        pair = builder.zext(builder.load(builder.gep(index, [loop.index])),
+                            _I64)
         value = builder.load(builder.gep(values, [loop.index]))
-        value = builder.shuffle_vector(
+        value = builder.bitcast(builder.shuffle_vector(
             builder.insert_element(ir.Constant(i16x16, None), value,
                                    ir.Constant(_I32, 0)),
             ir.Constant(i16x16, None), ir.Constant(
-                ir.VectorType(_I32, 16), [0] * 16))
-        row = builder.add(masks, builder.mul(k, stride))
+                ir.VectorType(_I32, 16), [0] * 16)), i8x32)
+        row = builder.add(masks, builder.mul(pair, ir.Constant(
+            _I64, 2 * MASK_UNITS)))
         for q, acc in enumerate(accs):
-            mask = builder.sext(builder.load(builder.inttoptr(
-                builder.add(row, ir.Constant(_I64, 16 * q)),
-                ir.VectorType(_I8, 16).as_pointer()), align=1), i16x16)
-            builder.store(builder.add(builder.load(acc),
-                                      builder.and_(mask, value)), acc)
-    i32x16 = ir.VectorType(_I32, 16)
-    for q, acc in enumerate(accs):
-        slot = builder.inttoptr(builder.add(out, ir.Constant(_I64, 64 * q)),
-                                i32x16.as_pointer())
-        builder.store(builder.add(builder.load(slot, align=4), builder.zext(
-            builder.load(acc), i32x16)), slot, align=4)
+            mask = builder.load(builder.inttoptr(
+                builder.add(row, ir.Constant(_I64, 32 * q)),
+                i8x32.as_pointer()), align=1)
+            builder.store(builder.add(builder.load(acc), _call(
+                builder, 'llvm.x86.avx2.pmadd.ub.sw', i16x16, value, mask)),
+                acc)
+    for slot, acc in zip(slots, accs):
+        builder.store(builder.load(acc), slot, align=2)
     return context.get_dummy_value()
 
 
 if numba is not None:
     @intrinsic
-    def masked_sums(typingctx, masks, stride, index, values, count, out):
-        """``masked_sums(masks, stride, index, values, count, out)``: adds
-        ``sum_t values[t] & masks[index[t]][u]`` to the int32 ``out[u]``
-        for the :data:`MASK_UNITS` units ``u`` of the byte-mask rows
-        ``masks + k * stride`` (0xFF where the unit's weight is +1), over
-        ``count <= 257`` int32 indices and uint16 values (``257 * 255``
-        fits the 16-bit counters, kept in registers): each unit's sum of
-        the pixels where its weight is +1."""
-        return types.void(*[types.int64] * 6), _masked_sums_codegen
+    def pair_sums(typingctx, masks, index, values, count, counters):
+        """``pair_sums(masks, index, values, count, counters)``: adds
+        ``sum_t lo_t m[index_t][u][0] + hi_t m[index_t][u][1]`` to the
+        :data:`MASK_UNITS` uint16 ``counters[u]``, over ``count`` uint16
+        pair indices and pair values ``lo_t | hi_t << 8``, for the mask
+        rows ``m[p] = masks + p * 2 * MASK_UNITS`` (1 where the unit's
+        weight on the pair's pixel is +1, else 0): one ``vpmaddubsw``
+        multiplies both pixels of a pair by 16 units' masks and adds
+        them. The caller keeps each sum below 2**16."""
+        return types.void(*[types.int64] * 5), _pair_sums_codegen
 
     # The whole tile, and a tile of one activation row for the last rows.
     tile = _tile_intrinsic(lambda form: TILE[form][0])
@@ -243,33 +250,54 @@ if numba is not None:
                                   w_at, row_bytes, count,
                                   out_at + q * stride * 4, stride)
 
+    @intrinsic
+    def _at_most(typingctx, values, limits):
+        """``_at_most(values, limits)``: the word whose bit ``b`` is set
+        where the int32 ``values[b] <= limits[b]``, ``b < 64``: one vector
+        compare whose 64 lanes are the bits (``vpcmpgtd`` and
+        ``vmovmskps``), not a compare, a store and a shift per unit."""
+        def codegen(context, builder, signature, args):
+            vector = ir.VectorType(_I32, WORD_BITS).as_pointer()
+            a, b = (builder.load(builder.inttoptr(p, vector), align=4)
+                    for p in args)
+            return builder.bitcast(builder.icmp_signed('<=', a, b), _I64)
+        return types.uint64(types.int64, types.int64), codegen
+
     @numba.njit(inline='always')
-    def _bits(fires):
-        """The 64 bytes ``fires`` (0 or 1) as the bits of a word, byte
-        ``b`` to bit ``b``: eight at a time by one multiplication, which
-        moves byte ``i`` of a word to bit ``56 + i``; the branch-free
-        compare loop that fills ``fires`` vectorizes, a shift-or per bit
-        would not."""
-        words8 = fires.view(numpy.uint64)
-        bits = numpy.uint64(0)
-        for q in range(8):
-            bits |= ((words8[q] * numpy.uint64(0x0102040810204080)) >>
+    def _word(limits, flip, j0, n, lim, flp):
+        """The ``lim`` and ``flp`` (int32 and bool, 64 each) of units
+        ``j0`` to ``j0 + 63`` of ``n``: as many as there are, the rest
+        never firing, so that :func:`_fires` may compare whole words."""
+        units = min(WORD_BITS, n - j0)
+        lim[:] = numpy.iinfo(numpy.int32).min
+        lim[:units] = limits[j0:j0 + units]
+        flp[:] = False
+        flp[:units] = flip[j0:j0 + units]
+
+    @numba.njit(inline='always')
+    def _fires(values, lim, flp):
+        """The output word: bit ``b`` set where ``(values[b] <= lim[b]) !=
+        flp[b]`` (see :func:`_word`)."""
+        flips = flp.view(numpy.uint64)
+        mask = numpy.uint64(0)
+        for q in range(8):  # byte i of a word to bit 56 + i, 8 at a time
+            mask |= ((flips[q] * numpy.uint64(0x0102040810204080)) >>
                      numpy.uint64(56)) << numpy.uint64(8 * q)
-        return bits
+        return _at_most(values.ctypes.data, lim.ctypes.data) ^ mask
 
     @numba.njit(inline='always')
     def _store(out, i, word, bits, split):
         """Output word ``word`` of row ``i``: as it is, or ``split`` into
-        the avx2 layout's nibble planes, the next layer's input."""
+        the avx2 layout's nibble planes, the next layer's input: the low
+        nibbles of its 8 bytes at byte ``64 (word // 4) + 8 (word % 4)``
+        of the row, the high ones 32 bytes on."""
         if not split:
             out[i, word] = bits
             return
-        out_bytes = out.view(numpy.uint8)
-        at = word // 4 * 64 + word % 4 * 8
-        for k in range(8):
-            byte = (bits >> numpy.uint64(8 * k)) & numpy.uint64(255)
-            out_bytes[i, at + k] = byte & numpy.uint64(15)
-            out_bytes[i, at + 32 + k] = byte >> numpy.uint64(4)
+        at = word // 4 * 8 + word % 4
+        nibbles = numpy.uint64(0x0F0F0F0F0F0F0F0F)
+        out[i, at] = bits & nibbles
+        out[i, at + 4] = (bits >> numpy.uint64(4)) & nibbles
 
     @numba.njit(parallel=True, cache=True)
     def _layer(x, w, limit, flip, out, form):
@@ -288,66 +316,94 @@ if numba is not None:
             j0 = word * WORD_BITS
             units = min(WORD_BITS, n - j0)
             pops = numpy.empty((IMAGE_BLOCK, WORD_BITS), numpy.int32)
-            fires = numpy.zeros(WORD_BITS, numpy.uint8)
+            lim = numpy.empty(WORD_BITS, numpy.int32)
+            flp = numpy.empty(WORD_BITS, numpy.bool_)
+            _word(limit, flip, j0, n, lim, flp)
             _pops(x, w, i0, rows, j0, units, pops, form)
             for r in range(rows):
-                for b in range(units):
-                    fires[b] = (pops[r, b] <= limit[j0 + b]) ^ flip[j0 + b]
-                _store(out, i0 + r, word, _bits(fires), split)
+                _store(out, i0 + r, word, _fires(pops[r], lim, flp), split)
 
     @numba.njit(parallel=True, cache=True)
-    def first_layer(pixels, masks, thresholds, flip, out, split):
+    def first_layer(pixels, masks, limits, flip, out, split):
         """The first layer, outputs as :func:`_store` writes them: unit
-        ``j`` of image ``i`` fires where ``(2 S_ij - sum_k p_ik >= T_j) !=
-        flip_j``, ``S_ij`` the sum of the pixels where its weight is +1 (by
-        masked sums of the nonzero pixels, 256 at a time: ``256 * 255``
-        fits the 16-bit counters)."""
+        ``j`` of image ``i`` fires where ``(sum_k p_ik - 2 S_ij <=
+        limits_j) != flip_j``, ``S_ij`` the sum of the pixels where its
+        weight is +1, by :func:`pair_sums` of the pixel pairs that are not
+        both zero."""
         m, n_in = pixels.shape
-        n = thresholds.shape[0]
-        groups = masks.shape[0]
-        # The nonzero pixels of a chunk of images at a time: lists of the
+        n = limits.shape[0]
+        groups, pairs = masks.shape[0], masks.shape[1]
+        chunks = (pairs + PAIR_CHUNK - 1) // PAIR_CHUNK
+        # The nonzero pairs of a batch of images at a time: lists of the
         # whole batch would not stay in cache.
-        chunk = min(m, 256)
-        index = numpy.empty((chunk, n_in), numpy.int32)
-        values = numpy.empty((chunk, n_in), numpy.uint16)
-        counts = numpy.empty(chunk, numpy.int64)
-        totals = numpy.empty(chunk, numpy.int64)
-        for c0 in range(0, m, chunk):
-            size = min(chunk, m - c0)
+        batch = min(m, 256)
+        index = numpy.empty((batch, pairs), numpy.uint16)
+        values = numpy.empty((batch, pairs), numpy.uint16)
+        starts = numpy.empty((batch, chunks + 1), numpy.int64)
+        chunk_sums = numpy.empty((batch, chunks), numpy.int64)
+        totals = numpy.empty(batch, numpy.int32)
+        for b0 in range(0, m, batch):
+            size = min(batch, m - b0)
             for i in numba.prange(size):
                 count = 0
-                total = 0
-                # Branch-free: every pixel is written, a zero one
-                # overwritten by the next.
-                for k in range(n_in):
-                    index[i, count] = k
-                    values[i, count] = pixels[c0 + i, k]
-                    total += pixels[c0 + i, k]
-                    count += pixels[c0 + i, k] != 0
-                counts[i] = count
-                totals[i] = total
-            # One task per (group of units, image): a batch of one image
-            # spreads over the cores; a core's next task reads the same
-            # masks.
-            for task in numba.prange(groups * size):
-                g = task // size
-                i = task % size
-                sums = numpy.zeros(MASK_UNITS, numpy.int32)
-                for t0 in range(0, counts[i], 256):
-                    masked_sums(masks[g].ctypes.data, masks.shape[2],
-                                index[i].ctypes.data + 4 * t0,
-                                values[i].ctypes.data + 2 * t0,
-                                min(256, counts[i] - t0), sums.ctypes.data)
-                fires = numpy.empty(WORD_BITS, numpy.uint8)
+                for c in range(chunks):
+                    starts[i, c] = count
+                    chunk_sum = 0
+                    # Branch-free: every pair is written, a zero one
+                    # overwritten by the next.
+                    for p in range(c * PAIR_CHUNK,
+                                   min(pairs, (c + 1) * PAIR_CHUNK)):
+                        lo = numpy.int64(pixels[b0 + i, 2 * p])
+                        hi = numpy.int64(pixels[b0 + i, 2 * p + 1]) \
+                            if 2 * p + 1 < n_in else 0
+                        index[i, count] = p
+                        values[i, count] = lo | hi << 8
+                        chunk_sum += lo + hi
+                        count += (lo | hi) != 0
+                    chunk_sums[i, c] = chunk_sum
+                starts[i, chunks] = count
+                totals[i] = chunk_sums[i].sum()
+            blocks = (size + IMAGE_BLOCK - 1) // IMAGE_BLOCK
+            # One task per (group of units, block of images): a batch of
+            # one image still spreads over the cores, and the images of a
+            # block share each chunk's masks in L1.
+            for task in numba.prange(groups * blocks):
+                g = task // blocks
+                i0 = (task % blocks) * IMAGE_BLOCK
+                rows = min(IMAGE_BLOCK, size - i0)
+                counters = numpy.zeros((IMAGE_BLOCK, MASK_UNITS),
+                                       numpy.uint16)
+                sums = numpy.zeros((IMAGE_BLOCK, MASK_UNITS), numpy.int32)
+                held = numpy.zeros(IMAGE_BLOCK, numpy.int64)
+                for c in range(chunks):
+                    for r in range(rows):
+                        i = i0 + r
+                        # Bright images: move the counters to the sums
+                        # before a chunk could overflow them.
+                        if held[r] + chunk_sums[i, c] > 65535:
+                            sums[r] += counters[r]
+                            counters[r] = 0
+                            held[r] = 0
+                        held[r] += chunk_sums[i, c]
+                        t0 = starts[i, c]
+                        pair_sums(masks[g].ctypes.data,
+                                  index[i].ctypes.data + 2 * t0,
+                                  values[i].ctypes.data + 2 * t0,
+                                  starts[i, c + 1] - t0,
+                                  counters[r].ctypes.data)
+                lim = numpy.empty(WORD_BITS, numpy.int32)
+                flp = numpy.empty(WORD_BITS, numpy.bool_)
+                d = numpy.empty(WORD_BITS, numpy.int32)
                 for u0 in range(0, min(MASK_UNITS, n - g * MASK_UNITS),
                                 WORD_BITS):
                     j0 = g * MASK_UNITS + u0
-                    fires[:] = 0
-                    for b in range(min(WORD_BITS, n - j0)):
-                        fires[b] = (2 * sums[u0 + b] - totals[i] >=
-                                    thresholds[j0 + b]) ^ flip[j0 + b]
-                    _store(out, c0 + i, j0 // WORD_BITS, _bits(fires),
-                           split)
+                    _word(limits, flip, j0, n, lim, flp)
+                    for r in range(rows):
+                        for b in range(WORD_BITS):
+                            d[b] = totals[i0 + r] - 2 * (
+                                sums[r, u0 + b] + counters[r, u0 + b])
+                        _store(out, b0 + i0 + r, j0 // WORD_BITS,
+                               _fires(d, lim, flp), split)
 
     @numba.njit(parallel=True, cache=True)
     def _dot(x, w, k, out, form):

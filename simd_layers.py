@@ -123,14 +123,16 @@ def dot(x, w, k, n, form):
 
 
 def pixel_masks(w, n_in):
-    """The first layer's weights for :func:`first_layer`:
-    ``uint8`` ``(groups, n_in, MASK_UNITS)``, 0xFF where unit ``g *
-    MASK_UNITS + u`` has weight +1 on input ``k``, else 0."""
-    groups = -(-len(w) // MASK_UNITS)
-    masks = numpy.zeros((groups * MASK_UNITS, n_in), numpy.uint8)
-    masks[:len(w)] = unpack_bits(w, n_in) * numpy.uint8(0xFF)
+    """The first layer's weights for :func:`first_layer`: ``uint8``
+    ``(groups, pairs, 2 * MASK_UNITS)``, ``[g, p, 2 u + h]`` 1 where unit
+    ``g * MASK_UNITS + u`` has weight +1 on input ``2 p + h``, else 0 (an
+    odd last input is paired with a zero one)."""
+    groups, pairs = -(-len(w) // MASK_UNITS), -(-n_in // 2)
+    masks = numpy.zeros((groups * MASK_UNITS, 2 * pairs), numpy.uint8)
+    masks[:len(w), :n_in] = unpack_bits(w, n_in)
     return numpy.ascontiguousarray(
-        masks.reshape(groups, MASK_UNITS, n_in).transpose(0, 2, 1))
+        masks.reshape(groups, MASK_UNITS, pairs, 2).transpose(0, 2, 1, 3)
+        .reshape(groups, pairs, 2 * MASK_UNITS))
 
 
 def first_layer(pixels, masks, thresholds, flip, form):
@@ -148,6 +150,8 @@ def first_layer(pixels, masks, thresholds, flip, form):
     n = thresholds.shape[0]
     out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:
+        # 2 S - t >= T where t - 2 S <= -T; T below -2**31 + 1 is as low.
+        limits = -numpy.maximum(thresholds, -2 ** 31 + 1).astype(numpy.int32)
         simd_kernels.first_layer(numpy.ascontiguousarray(pixels), masks,
-                                 thresholds, flip, out, form == 'avx2')
+                                 limits, flip, out, form == 'avx2')
     return out
