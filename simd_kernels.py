@@ -93,6 +93,21 @@ def _tile_codegen(form, mr, nr):
             acc.type.count, lane.width), lane, acc)
         return builder.trunc(result, _I32)
 
+    def row_totals(builder, accs):
+        # The four byte counters of a row to one <4 x i32> of their sums,
+        # transposed as they are added: a reduction per counter would
+        # take as long as two of the row's vector steps.
+        sads = [_call(builder, 'llvm.x86.avx2.psad.bw', ir.VectorType(
+            _I64, 4), acc, ir.Constant(vector, None)) for acc in accs]
+
+        def pairs(a, b, evens, odds):
+            return builder.add(*[builder.shuffle_vector(a, b, ir.Constant(
+                ir.VectorType(_I32, 4), lanes)) for lanes in (evens, odds)])
+        low = pairs(sads[0], sads[1], [0, 4, 2, 6], [1, 5, 3, 7])
+        high = pairs(sads[2], sads[3], [0, 4, 2, 6], [1, 5, 3, 7])
+        return builder.trunc(pairs(low, high, [0, 1, 4, 5], [2, 3, 6, 7]),
+                             ir.VectorType(_I32, 4))
+
     def codegen(context, builder, signature, args):
         _, x, x_stride, w, w_stride, n_steps, out, out_stride = args
         table = ir.Constant(vector, _NIBBLE_COUNTS * 2) if avx2 else None
@@ -119,11 +134,19 @@ def _tile_codegen(form, mr, nr):
                         builder, table, xs[r], wc)), accs[r][c])
         base = builder.inttoptr(out, _I32.as_pointer())
         for r in range(mr):
+            row = builder.gep(base, [builder.mul(out_stride,
+                                                 ir.Constant(_I64, r))])
+            sums = [builder.load(acc) for acc in accs[r]]
+            if avx2 and nr == 4:
+                row = builder.bitcast(row, ir.VectorType(_I32, 4).as_pointer())
+                builder.store(builder.add(builder.load(row, align=4),
+                                          row_totals(builder, sums)),
+                              row, align=4)
+                continue
             for c in range(nr):
-                slot = builder.gep(base, [builder.add(builder.mul(
-                    out_stride, ir.Constant(_I64, r)), ir.Constant(_I64, c))])
+                slot = builder.gep(row, [ir.Constant(_I64, c)])
                 builder.store(builder.add(builder.load(slot), total(
-                    builder, builder.load(accs[r][c]))), slot)
+                    builder, sums[c])), slot)
         return context.get_dummy_value()
     return codegen
 
@@ -152,10 +175,10 @@ def _tile_intrinsic(rows_of):
 
 #: Units a pair sum keeps in registers: 8 vectors of 16 16-bit counters.
 MASK_UNITS = 128
-#: Pixel pairs a chunk: its masks (96 x 256 bytes) stay in L1 while a block
-#: of images passes, and its sums (at most ``96 * 510``) fit the 16-bit
-#: counters.
-PAIR_CHUNK = 96
+#: Pixel pairs a chunk: its masks (98 x 256 bytes) stay in L1 while a block
+#: of images passes, its sums (at most ``98 * 510``) fit the 16-bit
+#: counters, and MNIST's 392 pairs are 4 whole chunks.
+PAIR_CHUNK = 98
 
 
 def _pair_sums_codegen(context, builder, signature, args):
@@ -250,6 +273,16 @@ if numba is not None:
                                   w_at, row_bytes, count,
                                   out_at + q * stride * 4, stride)
 
+    def _at_most_codegen(builder, values, limits):
+        return builder.bitcast(builder.icmp_signed('<=', values, builder.load(
+            builder.inttoptr(limits, values.type.as_pointer()), align=4)),
+            _I64)
+
+    def _lanes(builder, address, bits):
+        vector = ir.VectorType(ir.IntType(bits), WORD_BITS)
+        return builder.load(builder.inttoptr(address, vector.as_pointer()),
+                            align=bits // 8)
+
     @intrinsic
     def _at_most(typingctx, values, limits):
         """``_at_most(values, limits)``: the word whose bit ``b`` is set
@@ -257,17 +290,36 @@ if numba is not None:
         compare whose 64 lanes are the bits (``vpcmpgtd`` and
         ``vmovmskps``), not a compare, a store and a shift per unit."""
         def codegen(context, builder, signature, args):
-            vector = ir.VectorType(_I32, WORD_BITS).as_pointer()
-            a, b = (builder.load(builder.inttoptr(p, vector), align=4)
-                    for p in args)
-            return builder.bitcast(builder.icmp_signed('<=', a, b), _I64)
+            return _at_most_codegen(builder, _lanes(builder, args[0], 32),
+                                    args[1])
         return types.uint64(types.int64, types.int64), codegen
+
+    @intrinsic
+    def _pixel_at_most(typingctx, total, sums, counters, limits):
+        """``_pixel_at_most(total, sums, counters, limits)``: as
+        :func:`_at_most` of ``total - 2 (sums[b] + counters[b])``, int32
+        ``sums`` and uint16 ``counters``, computed in vector lanes."""
+        def codegen(context, builder, signature, args):
+            total, sums, counters, limits = args
+            lanes = ir.VectorType(_I32, WORD_BITS)
+            held = builder.add(_lanes(builder, sums, 32), builder.zext(
+                _lanes(builder, counters, 16), lanes))
+            spread = builder.shuffle_vector(
+                builder.insert_element(ir.Constant(lanes, None),
+                                       builder.trunc(total, _I32),
+                                       ir.Constant(_I32, 0)),
+                ir.Constant(lanes, None),
+                ir.Constant(lanes, [0] * WORD_BITS))
+            return _at_most_codegen(builder, builder.sub(
+                spread, builder.shl(held, ir.Constant(lanes, [1] * WORD_BITS))),
+                limits)
+        return types.uint64(*[types.int64] * 4), codegen
 
     @numba.njit(inline='always')
     def _word(limits, flip, j0, n, lim, flp):
         """The ``lim`` and ``flp`` (int32 and bool, 64 each) of units
         ``j0`` to ``j0 + 63`` of ``n``: as many as there are, the rest
-        never firing, so that :func:`_fires` may compare whole words."""
+        never firing, so that whole words may be compared."""
         units = min(WORD_BITS, n - j0)
         lim[:] = numpy.iinfo(numpy.int32).min
         lim[:units] = limits[j0:j0 + units]
@@ -275,15 +327,15 @@ if numba is not None:
         flp[:units] = flip[j0:j0 + units]
 
     @numba.njit(inline='always')
-    def _fires(values, lim, flp):
-        """The output word: bit ``b`` set where ``(values[b] <= lim[b]) !=
-        flp[b]`` (see :func:`_word`)."""
+    def _flips(flp):
+        """The 64 bools ``flp`` as the bits of a word: byte ``i`` of each
+        of its 8 words to bit ``56 + i`` by one multiplication."""
         flips = flp.view(numpy.uint64)
         mask = numpy.uint64(0)
-        for q in range(8):  # byte i of a word to bit 56 + i, 8 at a time
+        for q in range(8):
             mask |= ((flips[q] * numpy.uint64(0x0102040810204080)) >>
                      numpy.uint64(56)) << numpy.uint64(8 * q)
-        return _at_most(values.ctypes.data, lim.ctypes.data) ^ mask
+        return mask
 
     @numba.njit(inline='always')
     def _store(out, i, word, bits, split):
@@ -300,7 +352,7 @@ if numba is not None:
         out[i, at + 4] = (bits >> numpy.uint64(4)) & nibbles
 
     @numba.njit(parallel=True, cache=True)
-    def _layer(x, w, limit, flip, out, form):
+    def _layer(x, w, limit, flip, out, threads, form):
         numba.literally(form)  # one compilation per form, each its own code
         m = x.shape[0]
         n = limit.shape[0]
@@ -308,23 +360,68 @@ if numba is not None:
         split = form == 'avx2'
         # One task per (output word, block of images): a batch of one
         # image still spreads over the cores, and a block's images share
-        # the word's weight rows in L1.
-        for task in numba.prange((n + WORD_BITS - 1) // WORD_BITS * blocks):
-            word = task // blocks
-            i0 = (task % blocks) * IMAGE_BLOCK
-            rows = min(IMAGE_BLOCK, m - i0)
-            j0 = word * WORD_BITS
-            units = min(WORD_BITS, n - j0)
+        # the word's weight rows in L1. Each thread takes a run of tasks
+        # with its own scratch.
+        tasks = (n + WORD_BITS - 1) // WORD_BITS * blocks
+        for thread in numba.prange(threads):
             pops = numpy.empty((IMAGE_BLOCK, WORD_BITS), numpy.int32)
             lim = numpy.empty(WORD_BITS, numpy.int32)
             flp = numpy.empty(WORD_BITS, numpy.bool_)
-            _word(limit, flip, j0, n, lim, flp)
-            _pops(x, w, i0, rows, j0, units, pops, form)
+            for task in range(tasks * thread // threads,
+                              tasks * (thread + 1) // threads):
+                word = task // blocks
+                i0 = (task % blocks) * IMAGE_BLOCK
+                rows = min(IMAGE_BLOCK, m - i0)
+                j0 = word * WORD_BITS
+                _word(limit, flip, j0, n, lim, flp)
+                flips = _flips(flp)
+                _pops(x, w, i0, rows, j0, min(WORD_BITS, n - j0), pops, form)
+                for r in range(rows):
+                    _store(out, i0 + r, word, _at_most(
+                        pops[r].ctypes.data, lim.ctypes.data) ^ flips, split)
+
+    @numba.njit(inline='always')
+    def _first_task(masks, index, values, starts, chunk_sums, totals,
+                    limits, flip, out, split, b0, g, i0, rows, counters,
+                    sums, held, lim, flp):
+        """Group ``g`` of the first layer's units for images ``b0 + i0``
+        to ``b0 + i0 + rows - 1``, from their lists of nonzero pairs."""
+        n = limits.shape[0]
+        chunks = chunk_sums.shape[1]
+        counters[:] = 0
+        sums[:] = 0
+        held[:] = 0
+        for c in range(chunks):
             for r in range(rows):
-                _store(out, i0 + r, word, _fires(pops[r], lim, flp), split)
+                i = i0 + r
+                # Bright images: move the counters to the sums
+                # before a chunk could overflow them.
+                if held[r] + chunk_sums[i, c] > 65535:
+                    sums[r] += counters[r]
+                    counters[r] = 0
+                    held[r] = 0
+                held[r] += chunk_sums[i, c]
+                t0 = starts[i, c]
+                pair_sums(masks[g].ctypes.data,
+                          index[i].ctypes.data + 2 * t0,
+                          values[i].ctypes.data + 2 * t0,
+                          starts[i, c + 1] - t0,
+                          counters[r].ctypes.data)
+        for u0 in range(0, min(MASK_UNITS, n - g * MASK_UNITS),
+                        WORD_BITS):
+            j0 = g * MASK_UNITS + u0
+            _word(limits, flip, j0, n, lim, flp)
+            flips = _flips(flp)
+            for r in range(rows):
+                _store(out, b0 + i0 + r, j0 // WORD_BITS,
+                       _pixel_at_most(
+                           totals[i0 + r],
+                           sums[r].ctypes.data + 4 * u0,
+                           counters[r].ctypes.data + 2 * u0,
+                           lim.ctypes.data) ^ flips, split)
 
     @numba.njit(parallel=True, cache=True)
-    def first_layer(pixels, masks, limits, flip, out, split):
+    def first_layer(pixels, masks, limits, flip, out, split, threads):
         """The first layer, outputs as :func:`_store` writes them: unit
         ``j`` of image ``i`` fires where ``(sum_k p_ik - 2 S_ij <=
         limits_j) != flip_j``, ``S_ij`` the sum of the pixels where its
@@ -366,44 +463,25 @@ if numba is not None:
             blocks = (size + IMAGE_BLOCK - 1) // IMAGE_BLOCK
             # One task per (group of units, block of images): a batch of
             # one image still spreads over the cores, and the images of a
-            # block share each chunk's masks in L1.
-            for task in numba.prange(groups * blocks):
-                g = task // blocks
-                i0 = (task % blocks) * IMAGE_BLOCK
-                rows = min(IMAGE_BLOCK, size - i0)
-                counters = numpy.zeros((IMAGE_BLOCK, MASK_UNITS),
+            # block share each chunk's masks in L1. Each thread takes a run
+            # of tasks (the same group's masks) with its own scratch: an
+            # allocation a task would cost as much as a chunk's sums.
+            tasks = groups * blocks
+            for thread in numba.prange(threads):
+                counters = numpy.empty((IMAGE_BLOCK, MASK_UNITS),
                                        numpy.uint16)
-                sums = numpy.zeros((IMAGE_BLOCK, MASK_UNITS), numpy.int32)
-                held = numpy.zeros(IMAGE_BLOCK, numpy.int64)
-                for c in range(chunks):
-                    for r in range(rows):
-                        i = i0 + r
-                        # Bright images: move the counters to the sums
-                        # before a chunk could overflow them.
-                        if held[r] + chunk_sums[i, c] > 65535:
-                            sums[r] += counters[r]
-                            counters[r] = 0
-                            held[r] = 0
-                        held[r] += chunk_sums[i, c]
-                        t0 = starts[i, c]
-                        pair_sums(masks[g].ctypes.data,
-                                  index[i].ctypes.data + 2 * t0,
-                                  values[i].ctypes.data + 2 * t0,
-                                  starts[i, c + 1] - t0,
-                                  counters[r].ctypes.data)
+                sums = numpy.empty((IMAGE_BLOCK, MASK_UNITS), numpy.int32)
+                held = numpy.empty(IMAGE_BLOCK, numpy.int64)
                 lim = numpy.empty(WORD_BITS, numpy.int32)
                 flp = numpy.empty(WORD_BITS, numpy.bool_)
-                d = numpy.empty(WORD_BITS, numpy.int32)
-                for u0 in range(0, min(MASK_UNITS, n - g * MASK_UNITS),
-                                WORD_BITS):
-                    j0 = g * MASK_UNITS + u0
-                    _word(limits, flip, j0, n, lim, flp)
-                    for r in range(rows):
-                        for b in range(WORD_BITS):
-                            d[b] = totals[i0 + r] - 2 * (
-                                sums[r, u0 + b] + counters[r, u0 + b])
-                        _store(out, b0 + i0 + r, j0 // WORD_BITS,
-                               _fires(d, lim, flp), split)
+                for task in range(tasks * thread // threads,
+                                  tasks * (thread + 1) // threads):
+                    _first_task(masks, index, values, starts, chunk_sums,
+                                totals, limits, flip, out, split, b0,
+                                task // blocks, task % blocks * IMAGE_BLOCK,
+                                min(IMAGE_BLOCK, size - task % blocks *
+                                    IMAGE_BLOCK),
+                                counters, sums, held, lim, flp)
 
     @numba.njit(parallel=True, cache=True)
     def _dot(x, w, k, out, form):
@@ -424,12 +502,12 @@ if numba is not None:
     # Entry points with the form a constant: a string argument from Python
     # would go through numba's literal dispatch on every call.
     @numba.njit(cache=True)
-    def _layer_avx512(x, w, limit, flip, out):
-        _layer(x, w, limit, flip, out, 'avx512')
+    def _layer_avx512(x, w, limit, flip, out, threads):
+        _layer(x, w, limit, flip, out, threads, 'avx512')
 
     @numba.njit(cache=True)
-    def _layer_avx2(x, w, limit, flip, out):
-        _layer(x, w, limit, flip, out, 'avx2')
+    def _layer_avx2(x, w, limit, flip, out, threads):
+        _layer(x, w, limit, flip, out, threads, 'avx2')
 
     @numba.njit(cache=True)
     def _dot_avx512(x, w, k, out):
@@ -439,9 +517,9 @@ if numba is not None:
     def _dot_avx2(x, w, k, out):
         _dot(x, w, k, out, 'avx2')
 
-    #: ``LAYERS[form](x, w, limit, flip, out)``: a hidden layer, outputs
-    #: where ``(popcount(x_i XOR w_j) <= limit_j) != flip_j``, in the
-    #: layout of ``form``.
+    #: ``LAYERS[form](x, w, limit, flip, out, threads)``: a hidden layer,
+    #: outputs where ``(popcount(x_i XOR w_j) <= limit_j) != flip_j``, in
+    #: the layout of ``form``, on ``threads`` threads.
     LAYERS = {'avx512': _layer_avx512, 'avx2': _layer_avx2}
     #: ``DOTS[form](x, w, k, out)``: ``out = k - 2 popcount(x_i XOR w_j)``.
     DOTS = {'avx512': _dot_avx512, 'avx2': _dot_avx2}

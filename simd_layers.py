@@ -109,7 +109,8 @@ def sign_layer(x, w, limits, flip, form):
     n = limits.shape[0]
     out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
     if out.size:
-        simd_kernels.LAYERS[form](x, w, limits, flip, out)
+        simd_kernels.LAYERS[form](x, w, limits, flip, out,
+                                  simd_kernels.numba.get_num_threads())
     return out
 
 
@@ -153,5 +154,6 @@ def first_layer(pixels, masks, thresholds, flip, form):
         # 2 S - t >= T where t - 2 S <= -T; T below -2**31 + 1 is as low.
         limits = -numpy.maximum(thresholds, -2 ** 31 + 1).astype(numpy.int32)
         simd_kernels.first_layer(numpy.ascontiguousarray(pixels), masks,
-                                 limits, flip, out, form == 'avx2')
+                                 limits, flip, out, form == 'avx2',
+                                 simd_kernels.numba.get_num_threads())
     return out
