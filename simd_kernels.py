@@ -310,9 +310,9 @@ if numba is not None:
                                        ir.Constant(_I32, 0)),
                 ir.Constant(lanes, None),
                 ir.Constant(lanes, [0] * WORD_BITS))
-            return _at_most_codegen(builder, builder.sub(
-                spread, builder.shl(held, ir.Constant(lanes, [1] * WORD_BITS))),
-                limits)
+            twice = builder.shl(held, ir.Constant(lanes, [1] * WORD_BITS))
+            return _at_most_codegen(builder, builder.sub(spread, twice),
+                                    limits)
         return types.uint64(*[types.int64] * 4), codegen
 
     @numba.njit(inline='always')
@@ -428,7 +428,6 @@ if numba is not None:
         weight is +1, by :func:`pair_sums` of the pixel pairs that are not
         both zero."""
         m, n_in = pixels.shape
-        n = limits.shape[0]
         groups, pairs = masks.shape[0], masks.shape[1]
         chunks = (pairs + PAIR_CHUNK - 1) // PAIR_CHUNK
         # The nonzero pairs of a batch of images at a time: lists of the
