@@ -121,7 +121,7 @@ class Engine(object):
         self.simd_weights = [None] + [
             simd_layers.weights(network.weights[i], sizes[i + 1], form)
             for i in range(1, len(sizes) - 1)]
-        self.limits = [None] + [
+        self.limits = [simd_layers.pixel_limits(network.thresholds[0])] + [
             xnor_popcount.pop_limits(t, sizes[i])
             for i, t in enumerate(network.thresholds) if i]
 
@@ -130,7 +130,7 @@ class Engine(object):
 
         def first(pixels):
             return simd_layers.first_layer(pixels, self.pixel_masks,
-                                           self.thresholds[0], self.flips[0],
+                                           self.limits[0], self.flips[0],
                                            form)
 
         def hidden(i):

@@ -427,26 +427,27 @@ if numba is not None:
                            lim.ctypes.data) ^ flips, split)
 
     @numba.njit(parallel=True, cache=True)
-    def first_layer(pixels, masks, limits, flip, out, split, threads):
+    def first_layer(pairs, masks, limits, flip, out, split, threads):
         """The first layer, outputs as :func:`_store` writes them: unit
         ``j`` of image ``i`` fires where ``(sum_k p_ik - 2 S_ij <=
         limits_j) != flip_j``, ``S_ij`` the sum of the pixels where its
-        weight is +1, by :func:`pair_sums` of the pixel pairs that are not
-        both zero."""
-        m, n_in = pixels.shape
-        groups, pairs = masks.shape[0], masks.shape[1]
-        chunks = (pairs + PAIR_CHUNK - 1) // PAIR_CHUNK
+        weight is +1, by :func:`pair_sums` of the pixel pairs (uint16
+        ``pairs``, ``p_i,2t | p_i,2t+1 << 8``) that are not both zero."""
+        m, n_pairs = pairs.shape
+        groups = masks.shape[0]
+        chunks = (n_pairs + PAIR_CHUNK - 1) // PAIR_CHUNK
         # The nonzero pairs of a batch of images at a time: lists of the
         # whole batch would not stay in cache.
         batch = min(m, 256)
-        index = numpy.empty((batch, pairs), numpy.uint16)
-        values = numpy.empty((batch, pairs), numpy.uint16)
+        index = numpy.empty((batch, n_pairs), numpy.uint16)
+        values = numpy.empty((batch, n_pairs), numpy.uint16)
         starts = numpy.empty((batch, chunks + 1), numpy.int64)
         chunk_sums = numpy.empty((batch, chunks), numpy.int64)
         totals = numpy.empty(batch, numpy.int32)
         for b0 in range(0, m, batch):
             size = min(batch, m - b0)
             for i in numba.prange(size):
+                row = pairs[b0 + i]
                 count = 0
                 for c in range(chunks):
                     starts[i, c] = count
@@ -454,14 +455,12 @@ if numba is not None:
                     # Branch-free: every pair is written, a zero one
                     # overwritten by the next.
                     for p in range(c * PAIR_CHUNK,
-                                   min(pairs, (c + 1) * PAIR_CHUNK)):
-                        lo = numpy.int64(pixels[b0 + i, 2 * p])
-                        hi = numpy.int64(pixels[b0 + i, 2 * p + 1]) \
-                            if 2 * p + 1 < n_in else 0
+                                   min(n_pairs, (c + 1) * PAIR_CHUNK)):
+                        value = row[p]
                         index[i, count] = p
-                        values[i, count] = lo | hi << 8
-                        chunk_sum += lo + hi
-                        count += (lo | hi) != 0
+                        values[i, count] = value
+                        chunk_sum += (value & 255) + (value >> 8)
+                        count += value != 0
                     chunk_sums[i, c] = chunk_sum
                 starts[i, chunks] = count
                 totals[i] = chunk_sums[i].sum()

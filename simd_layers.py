@@ -136,7 +136,15 @@ def pixel_masks(w, n_in):
         .reshape(groups, pairs, 2 * MASK_UNITS))
 
 
-def first_layer(pixels, masks, thresholds, flip, form):
+def pixel_limits(thresholds):
+    """The first layer's int32 bounds for :func:`first_layer`: ``2 S - t >=
+    T`` where ``t - 2 S <= -T`` (``S`` the sum of the pixels where a
+    unit's weight is +1, ``t`` of all); a ``T`` below ``-2**31 + 1`` is
+    as low."""
+    return -numpy.maximum(thresholds, -2 ** 31 + 1).astype(numpy.int32)
+
+
+def first_layer(pixels, masks, limits, flip, form):
     """The first layer, its outputs in ``form``'s layout: unit ``j`` of
     image ``i`` is +1 where ``unit_fires(d_ij, T_j, flip_j)``, ``d`` as
     :func:`xnor_popcount.first_layer` defines it.
@@ -144,16 +152,18 @@ def first_layer(pixels, masks, thresholds, flip, form):
     Args:
         pixels: ``uint8`` ``(m, n_in)``.
         masks: :func:`pixel_masks` of the packed weight signs.
-        thresholds: int32 ``(n,)``.
+        limits: :func:`pixel_limits` of the int32 thresholds ``T``.
         flip: bool ``(n,)``.
         form: The layout of the outputs.
     """
-    n = thresholds.shape[0]
+    n = limits.shape[0]
     out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:
-        # 2 S - t >= T where t - 2 S <= -T; T below -2**31 + 1 is as low.
-        limits = -numpy.maximum(thresholds, -2 ** 31 + 1).astype(numpy.int32)
-        simd_kernels.first_layer(numpy.ascontiguousarray(pixels), masks,
-                                 limits, flip, out, form == 'avx2',
+        pixels = numpy.ascontiguousarray(pixels)
+        if pixels.shape[1] % 2:  # the last pixel paired with a zero one
+            pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
+        # Pixel 2t in the low byte of pair t: x86 is little-endian.
+        simd_kernels.first_layer(pixels.view(numpy.uint16), masks, limits,
+                                 flip, out, form == 'avx2',
                                  simd_kernels.numba.get_num_threads())
     return out

@@ -64,10 +64,18 @@ def test_first_layer_equals_thresholded_pixel_product(form, m, n, k):
     flip = rng.rand(n) < 0.5
     out = simd_layers.first_layer(
         pixels, simd_layers.pixel_masks(packed_format.pack_signs(w), k),
-        thresholds, flip, form)
+        simd_layers.pixel_limits(thresholds), flip, form)
     d = pixels.astype(numpy.float64).dot(w.T)
     numpy.testing.assert_array_equal(simd_layers.unlayout(out, n, form),
                                      reference_fires(d, thresholds, flip))
+
+
+def test_pixel_limits_negate_thresholds_and_clamp_the_lowest():
+    limits = simd_layers.pixel_limits(numpy.array(
+        [5, -3, 0, -2 ** 31 + 1, -2 ** 31, 2 ** 31 - 1], numpy.int32))
+    assert limits.dtype == numpy.int32
+    assert limits.tolist() == [-5, 3, 0, 2 ** 31 - 1, 2 ** 31 - 1,
+                               -2 ** 31 + 1]
 
 
 @pytest.mark.parametrize('form', FORMS)
@@ -82,7 +90,8 @@ def test_first_layer_sums_beyond_sixteen_bits(form):
     masks = simd_layers.pixel_masks(packed_format.pack_signs(w), k)
     for delta, fires in ((0, True), (1, False)):
         out = simd_layers.first_layer(
-            pixels, masks, (exact + delta).astype(numpy.int32),
+            pixels, masks, simd_layers.pixel_limits(
+                (exact + delta).astype(numpy.int32)),
             numpy.zeros(n, bool), form)
         assert simd_layers.unlayout(out, n, form).tolist() == \
             [[7 if fires else 0]] * 2
