@@ -14,6 +14,8 @@ features, sets the layout of the packed rows (:func:`layout`):
 Each layer writes its outputs in the layout the next one reads. Zero
 padding adds nothing to any popcount or sum.
 """
+import math
+
 import numpy
 
 from packed_format import WORD_BITS, unpack_bits, words
@@ -49,11 +51,14 @@ def best_form():
 def aligned_zeros(shape, dtype=numpy.uint64):
     """Zeros whose data starts on a 64-byte cache line, as rows of whole
     vectors then do: a vector load that straddles two lines costs two (10%
-    of a hidden layer's time where they started 16 bytes in)."""
+    of a hidden layer's time where the weights started 16 bytes in). For
+    what is built once: it costs microseconds a call, as much as a layer
+    of one image, so the activations are plain arrays (two of a tile's 18
+    loads a step)."""
     dtype = numpy.dtype(dtype)
-    size = int(numpy.prod(shape)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     raw = numpy.zeros(size + 64, numpy.uint8)
-    start = -raw.ctypes.data % 64
+    start = -raw.__array_interface__['data'][0] % 64
     return raw[start:start + size].view(dtype).reshape(shape)
 
 
@@ -118,7 +123,7 @@ def sign_layer(x, w, limits, flip, form):
         outputs, the next layer's input.
     """
     n = limits.shape[0]
-    out = aligned_zeros((x.shape[0], layout_words(n, form)))
+    out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
     if out.size:
         simd_kernels.LAYERS[form](x, w, limits, flip, out,
                                   simd_kernels.numba.get_num_threads())
@@ -169,7 +174,7 @@ def first_layer(pixels, masks, limits, flip, form):
         form: The layout of the outputs.
     """
     n = limits.shape[0]
-    out = aligned_zeros((len(pixels), layout_words(n, form)))
+    out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:
         pixels = numpy.ascontiguousarray(pixels)
         if pixels.shape[1] % 2:  # the last pixel paired with a zero one

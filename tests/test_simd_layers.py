@@ -119,3 +119,15 @@ def test_forms_by_cpu_features():
     assert simd_layers.runnable_forms({'avx2', 'avx512f'}) == ['avx2']
     assert simd_layers.runnable_forms(
         {'avx2', 'avx512f', 'avx512vpopcntdq'}) == ['avx512', 'avx2']
+
+
+@pytest.mark.parametrize('shape,dtype', [((3, 64), numpy.uint64),
+                                         ((2, 5, 256), numpy.uint8),
+                                         ((0, 8), numpy.uint64)])
+def test_aligned_zeros_start_on_a_cache_line(shape, dtype):
+    for _ in range(8):  # allocations land at different offsets
+        a = simd_layers.aligned_zeros(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype
+        assert a.flags.c_contiguous and a.flags.writeable
+        assert a.__array_interface__['data'][0] % 64 == 0
+        assert not a.any()
