@@ -54,11 +54,15 @@ CHUNK = {'avx512': 1 << 20, 'avx2': 31}
 #: 32 (AVX-512) or 16 (AVX2) vector registers with the operands. The avx2
 #: tile is one row against eight, so that each weight vector is read by
 #: one xor, which takes it from memory: 50 instructions a step, not the 60
-#: of a 2 x 4 tile, on a core that issues about four a cycle.
+#: of a 2 x 4 tile.
 TILE = {'avx512': (4, 4), 'avx2': (1, 8)}
-#: Images a task: their rows (16 x 512 bytes in the avx2 layout of 2048
-#: inputs) stay in L1 while a word's weight rows pass by NR at a time.
-IMAGE_BLOCK = 16
+#: Images a hidden-layer task: their rows (32 x 512 bytes in the avx2
+#: layout of 2048 inputs) stay in L1 while a word's weight rows pass by NR
+#: at a time, and a word's weights are fetched once per 32 images.
+IMAGE_BLOCK = 32
+#: Images a first-layer task: their counters (16 x 256 bytes) stay in L1
+#: beside a chunk's masks (:data:`PAIR_CHUNK`).
+PIXEL_BLOCK = 16
 
 if numba is not None:
     _I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -464,7 +468,7 @@ if numba is not None:
                     chunk_sums[i, c] = chunk_sum
                 starts[i, chunks] = count
                 totals[i] = chunk_sums[i].sum()
-            blocks = (size + IMAGE_BLOCK - 1) // IMAGE_BLOCK
+            blocks = (size + PIXEL_BLOCK - 1) // PIXEL_BLOCK
             # One task per (group of units, block of images): a batch of
             # one image still spreads over the cores, and the images of a
             # block share each chunk's masks in L1. Each thread takes a run
@@ -472,19 +476,19 @@ if numba is not None:
             # allocation a task would cost as much as a chunk's sums.
             tasks = groups * blocks
             for thread in numba.prange(threads):
-                counters = numpy.empty((IMAGE_BLOCK, MASK_UNITS),
+                counters = numpy.empty((PIXEL_BLOCK, MASK_UNITS),
                                        numpy.uint16)
-                sums = numpy.empty((IMAGE_BLOCK, MASK_UNITS), numpy.int32)
-                held = numpy.empty(IMAGE_BLOCK, numpy.int64)
+                sums = numpy.empty((PIXEL_BLOCK, MASK_UNITS), numpy.int32)
+                held = numpy.empty(PIXEL_BLOCK, numpy.int64)
                 lim = numpy.empty(WORD_BITS, numpy.int32)
                 flp = numpy.empty(WORD_BITS, numpy.bool_)
                 for task in range(tasks * thread // threads,
                                   tasks * (thread + 1) // threads):
                     _first_task(masks, index, values, starts, chunk_sums,
                                 totals, limits, flip, out, split, b0,
-                                task // blocks, task % blocks * IMAGE_BLOCK,
-                                min(IMAGE_BLOCK, size - task % blocks *
-                                    IMAGE_BLOCK),
+                                task // blocks, task % blocks * PIXEL_BLOCK,
+                                min(PIXEL_BLOCK, size - task % blocks *
+                                    PIXEL_BLOCK),
                                 counters, sums, held, lim, flp)
 
     @numba.njit(parallel=True, cache=True)
