@@ -26,12 +26,14 @@ Rows, for each batch size (images taken from the MNIST test set):
     A float MLP of the same shape (the ``float`` preset's layers) in
     Chainer: what the binarized network replaces.
 
-Each round gives every engine in turn a few consecutive batches (the first
-untimed, so each is timed with its own weights in cache, as when it runs
-alone, and after a pause that lets the other engines' idle threads stop
-spinning); the table gives the median time over all rounds, as images per
-second and as a ratio to ``blas``, and the bytes of weights each one
-reads.
+Each round gives every engine in turn a few consecutive batches, after a
+pause that lets the other engines' idle threads stop spinning and then at
+least 0.05 s of untimed batches, so that each is timed in a steady state,
+as when it runs alone: its weights in cache and the cores back at speed
+after the pause (which otherwise costs a batch of one image about 15%).
+The table gives the median time over all rounds, as images per second and
+as a ratio to ``blas``, and the bytes of weights each one reads. Timings
+on a shared machine move by 10-20% from run to run; run it twice.
 
 ``--layers`` adds a table of each layer alone (its input computed
 beforehand), packed against blas, with the packed layer's multiply-adds
@@ -68,6 +70,7 @@ import xnor_popcount
 
 PROG = 'bench_packed.py'
 SETTLE_SECONDS = 0.25
+WARM_SECONDS = 0.05
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
                        'bnn', packed_format.PACKED_FILE)
 
@@ -92,7 +95,8 @@ def parse_args(argv=None):
 
 def time_engines(engines, pixels, rounds, calls, synchronize):
     """Median seconds of ``classify(pixels)`` for each ``(name, classify)``:
-    ``rounds`` rounds of ``calls`` timed calls each, after one untimed."""
+    ``rounds`` rounds of ``calls`` timed calls each, after untimed ones for
+    at least :data:`WARM_SECONDS`."""
     samples = {name: [] for name, _ in engines}
     for _ in range(rounds):
         for name, classify in engines:
@@ -100,7 +104,10 @@ def time_engines(engines, pixels, rounds, calls, synchronize):
             # and OpenMP's spin for up to about 0.1 s after a call), so that
             # each is timed as if it ran alone.
             time.sleep(SETTLE_SECONDS)
+            warm_until = time.perf_counter() + WARM_SECONDS
             classify(pixels)
+            while time.perf_counter() < warm_until:
+                classify(pixels)
             for _ in range(calls):
                 synchronize()
                 start = time.perf_counter()

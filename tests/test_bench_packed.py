@@ -1,4 +1,6 @@
 """bench_packed.py: the table it prints, on a small packed network."""
+import time
+
 import numpy
 import pytest
 
@@ -99,3 +101,34 @@ def test_layer_table(tmp_path, synthetic_dir):
             expected * 0.0005 / packed
         assert float(share.rstrip('%')) == pytest.approx(
             100 * float(rate) / float(ceiling), rel=0.05, abs=1)
+
+
+def test_engines_are_timed_after_a_pause_and_a_warm_up(monkeypatch):
+    import bench_packed
+    monkeypatch.setattr(bench_packed, 'SETTLE_SECONDS', 0.01)
+    monkeypatch.setattr(bench_packed, 'WARM_SECONDS', 0.03)
+    calls = {'a': [], 'b': []}
+    durations = {'a': 0.002, 'b': 0.004}
+
+    def engine(name):
+        def classify(pixels):
+            calls[name].append(time.perf_counter())
+            time.sleep(durations[name])
+        return classify
+
+    medians = bench_packed.time_engines(
+        [('a', engine('a')), ('b', engine('b'))], None, rounds=2, calls=3,
+        synchronize=lambda: None)
+    for name in 'ab':
+        starts = calls[name]
+        # Each round: untimed calls for at least WARM_SECONDS (the pause
+        # before them), then 3 timed ones; the median is a timed call's.
+        gaps = numpy.diff(starts)
+        pauses = numpy.flatnonzero(gaps >= 0.01 + durations[name])
+        assert len(pauses) == 1
+        rounds = ((0, pauses[0] + 1), (pauses[0] + 1, len(starts)))
+        for first, last in rounds:
+            assert last - first >= 4
+            warm = starts[last - 3] - starts[first]
+            assert warm >= 0.03
+        assert medians[name] == pytest.approx(durations[name], abs=0.003)
