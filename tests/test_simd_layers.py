@@ -70,6 +70,32 @@ def test_first_layer_equals_thresholded_pixel_product(form, m, n, k):
                                      reference_fires(d, thresholds, flip))
 
 
+@pytest.mark.parametrize('form', FORMS)
+def test_first_layer_on_sparse_images(form):
+    # MNIST-like sparsity: nonzero pixels on either side of the edges of a
+    # 64-pair word (pairs 63, 64) and of a chunk (pairs 97, 98), at the
+    # first and last pixel, one chunk alone, none, and every pixel.
+    k, n = 784, 70
+    rng = numpy.random.RandomState(9)
+    pixels = numpy.zeros((12, k), numpy.uint8)
+    for row, pixel in enumerate([0, 1, 126, 127, 128, 129, 194, 195, 196,
+                                 783]):
+        pixels[row, pixel] = rng.randint(1, 256)
+    pixels[10, 2 * 98:2 * 196] = rng.randint(0, 256, 2 * 98)
+    pixels = numpy.concatenate([pixels, numpy.full((1, k), 255, numpy.uint8)])
+    w = random_signs(rng, (n, k))
+    d = pixels.astype(numpy.int64).dot(w.T.astype(numpy.int64))
+    # Thresholds at some image's exact sum: ties decide some units.
+    thresholds = d[rng.randint(0, len(d), n), numpy.arange(n)].astype(
+        numpy.int32)
+    flip = rng.rand(n) < 0.5
+    out = simd_layers.first_layer(
+        pixels, simd_layers.pixel_masks(packed_format.pack_signs(w), k),
+        simd_layers.pixel_limits(thresholds), flip, form)
+    numpy.testing.assert_array_equal(simd_layers.unlayout(out, n, form),
+                                     reference_fires(d, thresholds, flip))
+
+
 def test_pixel_limits_negate_thresholds_and_clamp_the_lowest():
     limits = simd_layers.pixel_limits(numpy.array(
         [5, -3, 0, -2 ** 31 + 1, -2 ** 31, 2 ** 31 - 1], numpy.int32))
