@@ -76,7 +76,7 @@ def _call(builder, name, result, *args):
     return builder.call(fn, args)
 
 
-def _tile_codegen(form, mr, nr):
+def _tile_codegen(form, mr, nr, packed=False):
     avx2 = form == 'avx2'
     vector = (ir.VectorType(_I64, 8) if form == 'avx512'
               else ir.VectorType(_I8, 32))
@@ -100,6 +100,15 @@ def _tile_codegen(form, mr, nr):
         result = _call(builder, 'llvm.vector.reduce.add.v{}i{}'.format(
             acc.type.count, lane.width), lane, acc)
         return builder.trunc(result, _I32)
+
+    def split(builder, bits):
+        # 32 bytes of packed bits as the nibble planes the layout holds.
+        words = ir.VectorType(ir.IntType(16), 16)
+        nibbles = ir.Constant(vector, [15] * 32)
+        high = builder.bitcast(builder.lshr(builder.bitcast(bits, words),
+                                            ir.Constant(words, [4] * 16)),
+                               vector)
+        return [builder.and_(bits, nibbles), builder.and_(high, nibbles)]
 
     def row_totals(builder, accs):
         # The four byte counters of a row to one <4 x i32> of their sums,
@@ -131,12 +140,21 @@ def _tile_codegen(form, mr, nr):
                 builder.add(address, ir.Constant(_I64, p)),
                 vector.as_pointer()), align=8) for p in planes]
 
+        def load_packed(row, offset):
+            # 32 bytes of bits a step, half the planes' offset.
+            address = builder.add(builder.add(w, builder.mul(
+                w_stride, ir.Constant(_I64, row))), builder.lshr(
+                    offset, ir.Constant(_I64, 1)))
+            return split(builder, builder.load(builder.inttoptr(
+                address, vector.as_pointer()), align=8))
+
         with cgutils.for_range(builder, n_steps) as loop:
             offset = builder.mul(loop.index, ir.Constant(
                 _I64, VECTOR_BYTES[form]))
             xs = [load(x, x_stride, r, offset) for r in range(mr)]
             for c in range(nr):
-                wc = load(w, w_stride, c, offset)
+                wc = (load_packed(c, offset) if avx2 and packed
+                      else load(w, w_stride, c, offset))
                 for r in range(mr):
                     builder.store(builder.add(builder.load(accs[r][c]), count(
                         builder, table, xs[r], wc)), accs[r][c])
@@ -169,17 +187,18 @@ def _literal_form(form):
     return form.literal_value
 
 
-def _tile_intrinsic(rows_of):
+def _tile_intrinsic(rows_of, packed=False):
     def tile(typingctx, form, x, x_stride, w, w_stride, n_steps, out,
              out_stride):
         """``tile(form, x, x_stride, w, w_stride, n_steps, out,
         out_stride)``: adds ``popcount(x_r XOR w_c)`` over ``n_steps``
         vector steps to the int32 ``out[r * out_stride + c]``, for the rows
         ``x + r * x_stride`` and ``w + c * w_stride`` (addresses and
-        strides in bytes) of a tile of ``form``."""
+        strides in bytes) of a tile of ``form``; ``packed``: avx2 weight
+        rows of packed bits, 32 bytes a step, split as they are read."""
         name = _literal_form(form)
         return (types.void(form, *[types.int64] * 7),
-                _tile_codegen(name, rows_of(name), TILE[name][1]))
+                _tile_codegen(name, rows_of(name), TILE[name][1], packed))
     return intrinsic(tile)
 
 
@@ -238,9 +257,11 @@ if numba is not None:
         them. The caller keeps each sum below 2**16."""
         return types.void(*[types.int64] * 5), _pair_sums_codegen
 
-    # The whole tile, and a tile of one activation row for the last rows.
+    # The whole tile, and a tile of one activation row for the last rows
+    # or against packed weights.
     tile = _tile_intrinsic(lambda form: TILE[form][0])
     _tile_row = _tile_intrinsic(lambda form: 1)
+    _tile_packed = _tile_intrinsic(lambda form: 1, packed=True)
 
     @intrinsic
     def _shape(typingctx, form):
@@ -262,6 +283,9 @@ if numba is not None:
         after."""
         mr, nr, step_bytes, chunk = _shape(form)
         row_bytes = x.shape[1] * 8
+        # Weight rows of half the bytes are avx2 packed bits.
+        w_bytes = w.shape[1] * 8
+        packed = w_bytes < row_bytes
         n_steps = row_bytes // step_bytes
         stride = pops.shape[1]
         pops[:] = 0
@@ -270,17 +294,24 @@ if numba is not None:
             for v in range(0, n_steps, chunk):
                 count = min(chunk, n_steps - v)
                 at = v * step_bytes
-                w_at = w.ctypes.data + (j0 + c) * row_bytes + at
+                w_at = (w.ctypes.data + (j0 + c) * w_bytes +
+                        (at // 2 if packed else at))
                 for r in range(0, rows, mr):
                     x_at = x.ctypes.data + (i0 + r) * row_bytes + at
                     out_at = pops.ctypes.data + (r * stride + c) * 4
+                    if packed:
+                        for q in range(min(mr, rows - r)):
+                            _tile_packed(form, x_at + q * row_bytes,
+                                         row_bytes, w_at, w_bytes, count,
+                                         out_at + q * stride * 4, stride)
+                        continue
                     if r + mr <= rows:
-                        tile(form, x_at, row_bytes, w_at, row_bytes, count,
+                        tile(form, x_at, row_bytes, w_at, w_bytes, count,
                              out_at, stride)
                         continue
                     for q in range(rows - r):
                         _tile_row(form, x_at + q * row_bytes, row_bytes,
-                                  w_at, row_bytes, count,
+                                  w_at, w_bytes, count,
                                   out_at + q * stride * 4, stride)
 
     def _at_most_codegen(builder, values, limits):

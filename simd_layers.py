@@ -10,10 +10,13 @@ features, sets the layout of the packed rows (:func:`layout`):
     Nibble planes: each 32 bytes of packed bits, zero-padded to whole 256
     bits, become 32 bytes of their low four bits and 32 of their high four,
     so that ``x XOR w`` of two planes indexes ``vpshufb``'s table directly.
+    A batch of one image reads the weights as the packed bits instead,
+    half the bytes, and splits them in registers (:data:`PACKED_BATCH`).
 
 Each layer writes its outputs in the layout the next one reads. Zero
 padding adds nothing to any popcount or sum.
 """
+import collections
 import math
 
 import numpy
@@ -99,10 +102,30 @@ def unlayout(a, n, form):
         numpy.uint64)[:, :words(n)])
 
 
+#: Weights of a layer for :func:`sign_layer` and :func:`dot`: ``planes``,
+#: ``form``'s layout, and ``bits``, for the avx2 form its packed bits (the
+#: avx512 form's ``planes`` again), both with zero rows up to a whole tile.
+Weights = collections.namedtuple('Weights', 'planes bits')
+#: Batches up to this size read the avx2 weights as packed bits, split in
+#: registers: a batch of one is bound by fetching the weights, and this
+#: halves their bytes (25 us a 2048 x 2048 layer instead of 33); larger
+#: batches are bound by the splitting.
+PACKED_BATCH = 1
+
+
 def weights(w, n, form):
-    """Weight rows for :func:`sign_layer` and :func:`dot`: ``form``'s
-    layout with zero rows up to a whole tile past the ``n``-th."""
-    return layout(w, form, rows=-(-n // TILE[form][1]) * TILE[form][1])
+    """:class:`Weights` of the packed weight rows ``w`` of ``n`` units."""
+    rows = -(-n // TILE[form][1]) * TILE[form][1]
+    planes = layout(w, form, rows=rows)
+    if form != 'avx2':
+        return Weights(planes, planes)
+    bits = aligned_zeros((rows, planes.shape[1] // 2))
+    bits[:len(w), :w.shape[1]] = w
+    return Weights(planes, bits)
+
+
+def _rows(w, x):
+    return w.bits if len(x) <= PACKED_BATCH else w.planes
 
 
 def sign_layer(x, w, limits, flip, form):
@@ -125,7 +148,7 @@ def sign_layer(x, w, limits, flip, form):
     n = limits.shape[0]
     out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
     if out.size:
-        simd_kernels.LAYERS[form](x, w, limits, flip, out,
+        simd_kernels.LAYERS[form](x, _rows(w, x), limits, flip, out,
                                   simd_kernels.numba.get_num_threads())
     return out
 
@@ -135,7 +158,7 @@ def dot(x, w, k, n, form):
     ``k``-element rows, ``x`` and ``w`` as in :func:`sign_layer`."""
     out = numpy.empty((x.shape[0], n), numpy.int32)
     if out.size:
-        simd_kernels.DOTS[form](x, w, k, out)
+        simd_kernels.DOTS[form](x, _rows(w, x), k, out)
     return out
 
 

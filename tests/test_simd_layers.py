@@ -30,8 +30,10 @@ SHAPES = [(1, 1, 1), (5, 7, 63), (6, 3, 64), (33, 70, 65), (17, 130, 130),
           (0, 5, 10), (3, 0, 64)]
 
 
+# One image reads the avx2 weights as packed bits (PACKED_BATCH).
 @pytest.mark.parametrize('form', FORMS)
-@pytest.mark.parametrize('m,n,k', SHAPES)
+@pytest.mark.parametrize('m,n,k', SHAPES + [(1, 70, 65), (1, 130, 784),
+                                            (1, 9, 8257), (1, 64, 2048)])
 def test_hidden_layer_and_dot_equal_float_products(form, m, n, k):
     rng = numpy.random.RandomState(k + 3)
     x, w = random_signs(rng, (m, k)), random_signs(rng, (n, k))
