@@ -38,10 +38,11 @@ on a shared machine move by 10-20% from run to run; run it twice.
 ``--layers`` adds a table of each layer alone (its input computed
 beforehand), packed against blas, with the packed layer's multiply-adds
 per second and core beside its ceiling: the rate of the layer's inner
-loop on one core with its data in L1 (the popcount tile for the hidden
-layers; for the first layer, the pair sums of its pixel pairs that are
-not both zero, whose multiply-adds are counted as both pixels of those
-pairs times units).
+loop on one core with its data in L1 (the nibble-plane popcount tile for
+the hidden layers, which a batch of one does not use: it reads packed
+bits, see ``simd_layers.PACKED_BATCH``; for the first layer, the pair
+sums of its pixel pairs that are not both zero, whose multiply-adds are
+counted as both pixels of those pairs times units).
 """
 import argparse
 import functools
@@ -266,7 +267,7 @@ def pair_sums_ceiling(pairs=88, rounds=20000):
 
     rng = numpy.random.RandomState(0)
     masks = rng.randint(0, 2, (rows, 2 * units)).astype(numpy.uint8)
-    index = numpy.sort(rng.randint(0, rows, pairs)).astype(numpy.uint16)
+    index = numpy.sort(rng.randint(0, rows, pairs)).astype(numpy.int32)
     values = rng.randint(1, 1 << 16, pairs).astype(numpy.uint16)
     counters = numpy.zeros(units, numpy.uint16)
     run(masks, index, values, counters, 1)

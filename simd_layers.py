@@ -56,8 +56,8 @@ def aligned_zeros(shape, dtype=numpy.uint64):
     vectors then do: a vector load that straddles two lines costs two (10%
     of a hidden layer's time where the weights started 16 bytes in). For
     what is built once: it costs microseconds a call, as much as a layer
-    of one image, so the activations are plain arrays (two of a tile's 18
-    loads a step)."""
+    of one image, so the activations are plain arrays (two of the 18
+    loads a step of the nibble-plane tile)."""
     dtype = numpy.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize
     raw = numpy.zeros(size + 64, numpy.uint8)
@@ -102,10 +102,11 @@ def unlayout(a, n, form):
         numpy.uint64)[:, :words(n)])
 
 
-#: Weights of a layer for :func:`sign_layer` and :func:`dot`: ``planes``,
-#: ``form``'s layout, and ``bits``, for the avx2 form its packed bits (the
-#: avx512 form's ``planes`` again), both with zero rows up to a whole tile.
-Weights = collections.namedtuple('Weights', 'planes bits')
+#: Weights of a layer for :func:`sign_layer` and :func:`dot`: ``layout``,
+#: ``form``'s layout (:func:`layout`), and ``bits``, for the avx2 form its
+#: packed bits in 32-byte steps (the avx512 form's ``layout`` again), both
+#: with zero rows up to a whole tile.
+Weights = collections.namedtuple('Weights', 'layout bits')
 #: Batches up to this size read the avx2 weights as packed bits, split in
 #: registers: a batch of one is bound by fetching the weights, and this
 #: halves their bytes (25 us a 2048 x 2048 layer instead of 33); larger
@@ -116,16 +117,16 @@ PACKED_BATCH = 1
 def weights(w, n, form):
     """:class:`Weights` of the packed weight rows ``w`` of ``n`` units."""
     rows = -(-n // TILE[form][1]) * TILE[form][1]
-    planes = layout(w, form, rows=rows)
+    laid_out = layout(w, form, rows=rows)
     if form != 'avx2':
-        return Weights(planes, planes)
-    bits = aligned_zeros((rows, planes.shape[1] // 2))
+        return Weights(laid_out, laid_out)
+    bits = aligned_zeros((rows, laid_out.shape[1] // 2))
     bits[:len(w), :w.shape[1]] = w
-    return Weights(planes, bits)
+    return Weights(laid_out, bits)
 
 
-def _rows(w, x):
-    return w.bits if len(x) <= PACKED_BATCH else w.planes
+def _weight_rows(w, x):
+    return w.bits if len(x) <= PACKED_BATCH else w.layout
 
 
 def sign_layer(x, w, limits, flip, form):
@@ -148,7 +149,7 @@ def sign_layer(x, w, limits, flip, form):
     n = limits.shape[0]
     out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
     if out.size:
-        simd_kernels.LAYERS[form](x, _rows(w, x), limits, flip, out,
+        simd_kernels.LAYERS[form](x, _weight_rows(w, x), limits, flip, out,
                                   simd_kernels.numba.get_num_threads())
     return out
 
@@ -158,7 +159,7 @@ def dot(x, w, k, n, form):
     ``k``-element rows, ``x`` and ``w`` as in :func:`sign_layer`."""
     out = numpy.empty((x.shape[0], n), numpy.int32)
     if out.size:
-        simd_kernels.DOTS[form](x, _rows(w, x), k, out)
+        simd_kernels.DOTS[form](x, _weight_rows(w, x), k, out)
     return out
 
 
@@ -196,6 +197,12 @@ def first_layer(pixels, masks, limits, flip, form):
         flip: bool ``(n,)``.
         form: The layout of the outputs.
     """
+    if pixels.dtype != numpy.uint8:
+        raise TypeError('first_layer takes uint8 pixels, not {}'.format(
+            pixels.dtype))
+    if masks.shape[1] != -(-pixels.shape[1] // 2):
+        raise ValueError('masks of {} pixel pairs for {} pixels'.format(
+            masks.shape[1], pixels.shape[1]))
     n = limits.shape[0]
     out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:

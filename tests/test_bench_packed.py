@@ -1,6 +1,4 @@
 """bench_packed.py: the table it prints, on a small packed network."""
-import time
-
 import numpy
 import pytest
 
@@ -103,32 +101,40 @@ def test_layer_table(tmp_path, synthetic_dir):
             100 * float(rate) / float(ceiling), rel=0.05, abs=1)
 
 
-def test_engines_are_timed_after_a_pause_and_a_warm_up(monkeypatch):
-    import bench_packed
-    monkeypatch.setattr(bench_packed, 'SETTLE_SECONDS', 0.01)
-    monkeypatch.setattr(bench_packed, 'WARM_SECONDS', 0.03)
-    calls = {'a': [], 'b': []}
-    durations = {'a': 0.002, 'b': 0.004}
+class FakeClock(object):
+    """``time`` for bench_packed: a clock that moves only when it sleeps
+    or an engine runs, and a log of both."""
 
-    def engine(name):
+    def __init__(self):
+        self.now, self.log = 0.0, []
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.log.append(('pause', seconds))
+        self.now += seconds
+
+    def engine(self, name, seconds):
         def classify(pixels):
-            calls[name].append(time.perf_counter())
-            time.sleep(durations[name])
+            self.log.append((name, self.now))
+            self.now += seconds
         return classify
 
+
+def test_engines_are_timed_after_a_pause_and_a_warm_up(monkeypatch):
+    import bench_packed
+    clock = FakeClock()
+    monkeypatch.setattr(bench_packed, 'time', clock)
+    monkeypatch.setattr(bench_packed, 'SETTLE_SECONDS', 0.25)
+    monkeypatch.setattr(bench_packed, 'WARM_SECONDS', 0.05)
     medians = bench_packed.time_engines(
-        [('a', engine('a')), ('b', engine('b'))], None, rounds=2, calls=3,
-        synchronize=lambda: None)
-    for name in 'ab':
-        starts = calls[name]
-        # Each round: untimed calls for at least WARM_SECONDS (the pause
-        # before them), then 3 timed ones; the median is a timed call's.
-        gaps = numpy.diff(starts)
-        pauses = numpy.flatnonzero(gaps >= 0.01 + durations[name])
-        assert len(pauses) == 1
-        rounds = ((0, pauses[0] + 1), (pauses[0] + 1, len(starts)))
-        for first, last in rounds:
-            assert last - first >= 4
-            warm = starts[last - 3] - starts[first]
-            assert warm >= 0.03
-        assert medians[name] == pytest.approx(durations[name], abs=0.003)
+        [('a', clock.engine('a', 0.02)), ('b', clock.engine('b', 0.5))],
+        None, rounds=2, calls=3, synchronize=lambda: None)
+    # a: a pause, untimed calls until 0.05 s have passed (3 of 0.02 s),
+    # then 3 timed ones; b: one untimed call already passes 0.05 s.
+    names = [entry[0] for entry in clock.log]
+    assert names == (['pause'] + ['a'] * 6 + ['pause'] + ['b'] * 4) * 2
+    assert all(seconds == 0.25 for name, seconds in clock.log
+               if name == 'pause')
+    assert medians == {'a': pytest.approx(0.02), 'b': pytest.approx(0.5)}

@@ -1,9 +1,10 @@
 """simd_layers.py and the kernels of simd_layers.py: every form against
 the float +-1 products, on every width class of the scalar kernels' tests.
 
-The avx512 form is LLVM's generic vector popcount, which compiles on any
-CPU (to ``vpopcntq`` where AVX-512 VPOPCNTDQ is, to other instructions
-elsewhere), so it is tested everywhere; the avx2 form needs AVX2.
+The avx512 form's hidden layers are LLVM's generic vector popcount, which
+compiles on any CPU (to ``vpopcntq`` where AVX-512 VPOPCNTDQ is, to other
+instructions elsewhere), so they are tested everywhere; the avx2 form, and
+every form's first layer (``vpmaddubsw``), need AVX2.
 """
 import numpy
 import pytest
@@ -23,6 +24,8 @@ def form_param(form):
 
 
 FORMS = [form_param(form) for form in simd_layers.FORMS]
+needs_avx2 = pytest.mark.skipif('avx2' not in simd_layers.runnable_forms(),
+                                reason='the first layer needs AVX2')
 # Widths 1, 63, 64, 65, 130, 200, 784, 4096, 8257 (past the avx2 chunk of
 # 31 vectors), images 0 (no rows) to 33, units past whole tiles and words.
 SHAPES = [(1, 1, 1), (5, 7, 63), (6, 3, 64), (33, 70, 65), (17, 130, 130),
@@ -57,8 +60,9 @@ def test_hidden_layer_and_dot_equal_float_products(form, m, n, k):
     numpy.testing.assert_array_equal(d, x.dot(w.T))
 
 
+@needs_avx2
 @pytest.mark.parametrize('form', FORMS)
-@pytest.mark.parametrize('m,n,k', SHAPES + [(300, 65, 784)])  # 2 chunks
+@pytest.mark.parametrize('m,n,k', SHAPES + [(300, 65, 784)])  # 2 batches
 def test_first_layer_equals_thresholded_pixel_product(form, m, n, k):
     rng = numpy.random.RandomState(k + 4)
     pixels, w = random_pixels(rng, m, k), random_signs(rng, (n, k))
@@ -72,6 +76,7 @@ def test_first_layer_equals_thresholded_pixel_product(form, m, n, k):
                                      reference_fires(d, thresholds, flip))
 
 
+@needs_avx2
 @pytest.mark.parametrize('form', FORMS)
 def test_first_layer_on_sparse_images(form):
     # MNIST-like sparsity: nonzero pixels on either side of the edges of a
@@ -98,6 +103,19 @@ def test_first_layer_on_sparse_images(form):
                                      reference_fires(d, thresholds, flip))
 
 
+def test_first_layer_refuses_other_pixels_and_masks():
+    w = packed_format.pack_signs(numpy.ones((3, 10), numpy.float32))
+    masks = simd_layers.pixel_masks(w, 10)
+    limits = simd_layers.pixel_limits(numpy.zeros(3, numpy.int32))
+    flip = numpy.zeros(3, bool)
+    with pytest.raises(TypeError, match='uint8 pixels, not float32'):
+        simd_layers.first_layer(numpy.zeros((2, 10), numpy.float32), masks,
+                                limits, flip, 'avx2')
+    with pytest.raises(ValueError, match='masks of 5 pixel pairs for 12'):
+        simd_layers.first_layer(numpy.zeros((2, 12), numpy.uint8), masks,
+                                limits, flip, 'avx2')
+
+
 def test_pixel_limits_negate_thresholds_and_clamp_the_lowest():
     limits = simd_layers.pixel_limits(numpy.array(
         [5, -3, 0, -2 ** 31 + 1, -2 ** 31, 2 ** 31 - 1], numpy.int32))
@@ -106,10 +124,12 @@ def test_pixel_limits_negate_thresholds_and_clamp_the_lowest():
                                -2 ** 31 + 1]
 
 
+@needs_avx2
 @pytest.mark.parametrize('form', FORMS)
 def test_first_layer_sums_beyond_sixteen_bits(form):
     # 784 white pixels: 784 * 255 overflows the 16-bit counters unless
-    # they are flushed every 256 pixels.
+    # they are flushed before a chunk of 98 pairs could take them past
+    # 65535.
     k, n = 784, 3
     pixels = numpy.full((2, k), 255, numpy.uint8)
     w = numpy.ones((n, k), numpy.float32)
