@@ -61,17 +61,17 @@ import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 from chainer.backends import cuda
 
 import cli
+from engine_timing import time_engines
 import mnist_dataset
 import packed_engine
 import packed_format
 import presets
 import simd_kernels
 import simd_layers
+import simd_pixels
 import xnor_popcount
 
 PROG = 'bench_packed.py'
-SETTLE_SECONDS = 0.25
-WARM_SECONDS = 0.05
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
                        'bnn', packed_format.PACKED_FILE)
 
@@ -92,31 +92,6 @@ def parse_args(argv=None):
     cli.add_dataset_flag(parser)
     cli.add_device_flags(parser)
     return cli.parse(parser, argv)
-
-
-def time_engines(engines, pixels, rounds, calls, synchronize):
-    """Median seconds of ``classify(pixels)`` for each ``(name, classify)``:
-    ``rounds`` rounds of ``calls`` timed calls each, after untimed ones for
-    at least :data:`WARM_SECONDS`."""
-    samples = {name: [] for name, _ in engines}
-    for _ in range(rounds):
-        for name, classify in engines:
-            # Let the previous engine's idle threads stop spinning (BLAS's
-            # and OpenMP's spin for up to about 0.1 s after a call), so that
-            # each is timed as if it ran alone.
-            time.sleep(SETTLE_SECONDS)
-            warm_until = time.perf_counter() + WARM_SECONDS
-            classify(pixels)
-            while time.perf_counter() < warm_until:
-                classify(pixels)
-            for _ in range(calls):
-                synchronize()
-                start = time.perf_counter()
-                classify(pixels)
-                synchronize()
-                samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values)
-            for name, values in samples.items()}
 
 
 def chainer_model(config, device):
@@ -255,15 +230,15 @@ def pair_sums_ceiling(pairs=88, rounds=20000):
     of the first layer's pair sums on one core with a chunk's masks in L1
     (``pairs`` pairs an image: MNIST's mean is 88 of 392 pairs not both
     zero)."""
-    units = simd_kernels.MASK_UNITS
-    rows = simd_kernels.PAIR_CHUNK
+    units = simd_pixels.MASK_UNITS
+    rows = simd_pixels.PAIR_CHUNK
 
     @numba.njit
     def run(masks, index, values, counters, rounds):
         for _ in range(rounds):
-            simd_kernels.pair_sums(masks.ctypes.data, index.ctypes.data,
-                                   values.ctypes.data, len(index),
-                                   counters.ctypes.data)
+            simd_pixels.pair_sums(masks.ctypes.data, index.ctypes.data,
+                                  values.ctypes.data, len(index),
+                                  counters.ctypes.data)
 
     rng = numpy.random.RandomState(0)
     masks = rng.randint(0, 2, (rows, 2 * units)).astype(numpy.uint8)

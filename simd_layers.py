@@ -23,7 +23,9 @@ import numpy
 
 from packed_format import WORD_BITS, unpack_bits, words
 import simd_kernels
-from simd_kernels import MASK_UNITS, TILE, VECTOR_BYTES
+from simd_kernels import TILE, VECTOR_BYTES
+import simd_pixels
+from simd_pixels import MASK_UNITS
 
 #: The vector forms, fastest first, and the CPU features each needs.
 FORMS = {'avx512': ('avx512f', 'avx512vpopcntdq'), 'avx2': ('avx2',)}
@@ -210,7 +212,7 @@ def first_layer(pixels, masks, limits, flip, form):
         if pixels.shape[1] % 2:  # the last pixel paired with a zero one
             pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
         # Pixel 2t in the low byte of pair t: x86 is little-endian.
-        simd_kernels.first_layer(pixels.view(numpy.uint16), masks, limits,
-                                 flip, out, form == 'avx2',
-                                 simd_kernels.numba.get_num_threads())
+        simd_pixels.first_layer(pixels.view(numpy.uint16), masks, limits,
+                                flip, out, form == 'avx2',
+                                simd_kernels.numba.get_num_threads())
     return out
