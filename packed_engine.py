@@ -178,6 +178,11 @@ class Engine(object):
         h = numpy.ascontiguousarray(pixels)
         if self.xp is not numpy:
             h = self.device.send(h)
+        if self.simd not in (None, 'scalar'):
+            sizes = self.network.sizes
+            return simd_layers.network(
+                h, self.pixel_masks, self.limits, self.flips,
+                self.simd_weights[1:], sizes[-2], sizes[-1], self.simd)
         if self._layers is None:  # built once: a batch of one is ~100 us
             self._layers = self.layers()
         for layer in self._layers:

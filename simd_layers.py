@@ -187,6 +187,21 @@ def pixel_limits(thresholds):
     return -numpy.maximum(thresholds, -2 ** 31 + 1).astype(numpy.int32)
 
 
+def _pixel_pairs(pixels, masks):
+    """``uint8`` pixels as the uint16 pairs :mod:`simd_pixels` reads."""
+    if pixels.dtype != numpy.uint8:
+        raise TypeError('first_layer takes uint8 pixels, not {}'.format(
+            pixels.dtype))
+    if masks.shape[1] != -(-pixels.shape[1] // 2):
+        raise ValueError('masks of {} pixel pairs for {} pixels'.format(
+            masks.shape[1], pixels.shape[1]))
+    pixels = numpy.ascontiguousarray(pixels)
+    if pixels.shape[1] % 2:  # the last pixel paired with a zero one
+        pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
+    # Pixel 2t in the low byte of pair t: x86 is little-endian.
+    return pixels.view(numpy.uint16)
+
+
 def first_layer(pixels, masks, limits, flip, form):
     """The first layer, its outputs in ``form``'s layout: unit ``j`` of
     image ``i`` is +1 where ``unit_fires(d_ij, T_j, flip_j)``, ``d`` as
@@ -199,20 +214,31 @@ def first_layer(pixels, masks, limits, flip, form):
         flip: bool ``(n,)``.
         form: The layout of the outputs.
     """
-    if pixels.dtype != numpy.uint8:
-        raise TypeError('first_layer takes uint8 pixels, not {}'.format(
-            pixels.dtype))
-    if masks.shape[1] != -(-pixels.shape[1] // 2):
-        raise ValueError('masks of {} pixel pairs for {} pixels'.format(
-            masks.shape[1], pixels.shape[1]))
+    pairs = _pixel_pairs(pixels, masks)
     n = limits.shape[0]
     out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:
-        pixels = numpy.ascontiguousarray(pixels)
-        if pixels.shape[1] % 2:  # the last pixel paired with a zero one
-            pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
-        # Pixel 2t in the low byte of pair t: x86 is little-endian.
-        simd_pixels.first_layer(pixels.view(numpy.uint16), masks, limits,
-                                flip, out, form == 'avx2',
+        simd_pixels.first_layer(pairs, masks, limits, flip, out,
+                                form == 'avx2',
                                 simd_kernels.numba.get_num_threads())
     return out
+
+
+def network(pixels, masks, limits, flips, weights, k, n_out, form):
+    """The whole network: :func:`first_layer`, a :func:`sign_layer` for
+    each hidden layer, :func:`dot` for the last; the int32 ``(m, n_out)``
+    dot products. ``limits`` and ``flips`` hold the first layer's and the
+    hidden layers', ``weights`` the hidden layers' and the last's
+    :class:`Weights`, ``k`` the last layer's inputs. The avx2 form with
+    hidden layers runs it as one compiled call."""
+    if form != 'avx2' or len(weights) < 2 or not len(pixels):
+        h = first_layer(pixels, masks, limits[0], flips[0], form)
+        for w, limit, flip in zip(weights[:-1], limits[1:], flips[1:]):
+            h = sign_layer(h, w, limit, flip, form)
+        return dot(h, weights[-1], k, n_out, form)
+    rows = tuple(_weight_rows(w, pixels) for w in weights)
+    widths = tuple(layout_words(len(limit), form) for limit in limits)
+    return simd_pixels.network_avx2(
+        _pixel_pairs(pixels, masks), masks, limits[0], flips[0], rows[:-1],
+        tuple(limits[1:]), tuple(flips[1:]), widths, rows[-1], k, n_out,
+        simd_kernels.numba.get_num_threads())

@@ -180,3 +180,35 @@ def test_aligned_zeros_start_on_a_cache_line(shape, dtype):
         if a.size:  # an empty slice keeps its base's address
             assert a.__array_interface__['data'][0] % 64 == 0
         assert not a.any()
+
+
+@needs_avx2
+@pytest.mark.parametrize('form', FORMS)
+@pytest.mark.parametrize('sizes', [(200, 70, 10), (784, 130, 64, 9),
+                                   (65, 64, 200, 130, 3)])
+@pytest.mark.parametrize('m', [0, 1, 2, 40])
+def test_network_equals_its_layers_chained(form, sizes, m):
+    # One compiled call for the avx2 form with hidden layers, the layers
+    # one by one otherwise: the same dot products as the float chain.
+    rng = numpy.random.RandomState(m + len(sizes))
+    pixels = random_pixels(rng, m, sizes[0])
+    signs = [random_signs(rng, (n, k)) for k, n in zip(sizes, sizes[1:])]
+    thresholds = [rng.randint(-30 * sizes[0], 30 * sizes[0], sizes[1])] + [
+        rng.randint(-k // 4, k // 4 + 1, n)
+        for k, n in zip(sizes[1:-2], sizes[2:-1])]
+    flips = [rng.rand(n) < 0.5 for n in sizes[1:-1]]
+    h = pixels.astype(numpy.float64)
+    for w, t, f in zip(signs, thresholds, flips):
+        h = numpy.where((h.dot(w.T) >= t) != f, 1., -1.)
+    expected = h.dot(signs[-1].T).astype(numpy.int32)
+    packed = [packed_format.pack_signs(w) for w in signs]
+    limits = [simd_layers.pixel_limits(thresholds[0].astype(numpy.int32))] + [
+        xnor_popcount.pop_limits(t.astype(numpy.int32), k)
+        for t, k in zip(thresholds[1:], sizes[1:])]
+    dots = simd_layers.network(
+        pixels, simd_layers.pixel_masks(packed[0], sizes[0]), limits, flips,
+        [simd_layers.weights(w, n, form)
+         for w, n in zip(packed[1:], sizes[2:])],
+        sizes[-2], sizes[-1], form)
+    assert dots.dtype == numpy.int32
+    numpy.testing.assert_array_equal(dots, expected)
