@@ -148,7 +148,8 @@ def layer_table(network, device, pixels, batch, sync):
         packed, blas = times['packed'][i], times['blas'][i]
         work = batch * sizes[i] * sizes[i + 1]
         if on_cpu and i == 0 and form != 'scalar':
-            work = 2 * nonzero_pairs(pixels) * sizes[1]
+            work = 2 * numpy.count_nonzero(
+                simd_layers.pixel_pairs(pixels)) * sizes[1]
             key, measure = 'pair sums', pair_sums_ceiling
         elif form == 'scalar':
             key, measure = 'scalar', lambda: 64 * inner_loop_rate()
@@ -215,14 +216,6 @@ def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
     run(x, w, pops, 1)
     return rounds * mr * rows * bits / _best_seconds(
         lambda: run(x, w, pops, rounds))
-
-
-def nonzero_pairs(pixels):
-    """Pixel pairs ``(2 p, 2 p + 1)`` of ``pixels`` that are not both 0."""
-    pixels = numpy.asarray(pixels)
-    if pixels.shape[1] % 2:
-        pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
-    return int(numpy.count_nonzero(pixels[:, 0::2] | pixels[:, 1::2]))
 
 
 def pair_sums_ceiling(pairs=88, rounds=20000):

@@ -24,9 +24,9 @@ array. Two kinds:
     never per vector.
 
 The first layer's kernels are in :mod:`simd_pixels`, which uses this
-module's output layout and threshold compare: numba's cache notices a
-change of a function's own file only, so after changing those, delete
-``__pycache__/simd_pixels*`` too.
+module's output layout, threshold compare and layers: numba's cache
+notices a change of a function's own file only, so after changing this
+module, delete ``__pycache__/simd_pixels*`` too.
 
 :func:`simd_layers.runnable_forms` says which forms the CPU can run.
 """
@@ -57,6 +57,7 @@ TILE = {'avx512': (4, 4), 'avx2': (1, 8)}
 #: layout of 2048 inputs) stay in L1 while a word's weight rows pass by NR
 #: at a time, and a word's weights are fetched once per 32 images.
 IMAGE_BLOCK = 32
+
 if numba is not None:
     _I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
 _NIBBLE_COUNTS = [bin(b).count('1') for b in range(16)]

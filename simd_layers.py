@@ -187,19 +187,25 @@ def pixel_limits(thresholds):
     return -numpy.maximum(thresholds, -2 ** 31 + 1).astype(numpy.int32)
 
 
-def _pixel_pairs(pixels, masks):
-    """``uint8`` pixels as the uint16 pairs :mod:`simd_pixels` reads."""
+def pixel_pairs(pixels):
+    """``uint8`` pixels ``(m, n_in)`` as the uint16 pairs ``(m, pairs)``
+    :mod:`simd_pixels` reads: pixel ``2 t`` in the low byte of pair ``t``,
+    an odd last pixel paired with a zero one."""
     if pixels.dtype != numpy.uint8:
         raise TypeError('first_layer takes uint8 pixels, not {}'.format(
             pixels.dtype))
-    if masks.shape[1] != -(-pixels.shape[1] // 2):
+    pixels = numpy.ascontiguousarray(pixels)
+    if pixels.shape[1] % 2:
+        pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
+    return pixels.view(numpy.uint16)  # x86 is little-endian
+
+
+def _pairs_for(pixels, masks):
+    pairs = pixel_pairs(pixels)
+    if masks.shape[1] != pairs.shape[1]:
         raise ValueError('masks of {} pixel pairs for {} pixels'.format(
             masks.shape[1], pixels.shape[1]))
-    pixels = numpy.ascontiguousarray(pixels)
-    if pixels.shape[1] % 2:  # the last pixel paired with a zero one
-        pixels = numpy.pad(pixels, ((0, 0), (0, 1)))
-    # Pixel 2t in the low byte of pair t: x86 is little-endian.
-    return pixels.view(numpy.uint16)
+    return pairs
 
 
 def first_layer(pixels, masks, limits, flip, form):
@@ -214,7 +220,7 @@ def first_layer(pixels, masks, limits, flip, form):
         flip: bool ``(n,)``.
         form: The layout of the outputs.
     """
-    pairs = _pixel_pairs(pixels, masks)
+    pairs = _pairs_for(pixels, masks)
     n = limits.shape[0]
     out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:
@@ -239,6 +245,6 @@ def network(pixels, masks, limits, flips, weights, k, n_out, form):
     rows = tuple(_weight_rows(w, pixels) for w in weights)
     widths = tuple(layout_words(len(limit), form) for limit in limits)
     return simd_pixels.network_avx2(
-        _pixel_pairs(pixels, masks), masks, limits[0], flips[0], rows[:-1],
+        _pairs_for(pixels, masks), masks, limits[0], flips[0], rows[:-1],
         tuple(limits[1:]), tuple(flips[1:]), widths, rows[-1], k, n_out,
         simd_kernels.numba.get_num_threads())

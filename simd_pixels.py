@@ -253,8 +253,8 @@ if numba is not None:
         layers (``weights``, ``hidden_limits``, ``hidden_flips`` and the
         output ``widths`` in words: tuples, a hidden layer each; ``last``
         the last layer's weight rows): the int32 ``(m, n_out)`` dot
-        products of the last layer. A batch of one saves the 15 to 30 us
-        of dispatch and allocation that calls from Python cost."""
+        products of the last layer. A batch of one saves the calls from
+        Python layer by layer: 8 us of about 100."""
         m = pairs.shape[0]
         h = numpy.zeros((m, widths[0]), numpy.uint64)
         first_layer(pairs, masks, limits, flip, h, True, threads)
