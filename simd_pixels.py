@@ -215,7 +215,12 @@ if numba is not None:
                     while bits:
                         p = w0 + _lowest_bit(bits)
                         bits &= bits - numpy.uint64(1)
-                        while chunk * PAIR_CHUNK <= p:
+                        # Up to p's chunk, not ``while chunk * PAIR_CHUNK
+                        # <= p``: LLVM vectorizes that loop with an i128
+                        # division for its trip count on AVX-512 hosts, a
+                        # call (__udivti3) numba's JIT cannot link.
+                        last_chunk = p // PAIR_CHUNK
+                        while chunk <= last_chunk:
                             starts[i, chunk] = count
                             chunk += 1
                         index[i, count] = p
