@@ -13,23 +13,38 @@
 # 5. One epoch of data-parallel training (pure_nccl, 2 processes where
 #    there are 2 GPUs), where mpiexec is.
 #
-# Each step's output is also written to RESULTS (default gpu-check/). The
+# Steps 2 to 5 each run even where an earlier one failed, so that one run on
+# a GPU machine shows every fault; the script then names the failed steps and
+# exits 1. Each step's output is also written to RESULTS (default
+# gpu-check/). The
 # wheels in ./.whl (`make wheels`: Chainer, what it needs, pytest, MPI) are
 # installed first into a fresh /tmp/quantized_net-site, for a Python that has
 # CuPy but not Chainer.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")"
 gpu="${1:-0}"
 python="${PYTHON:-python3}"
 results="${RESULTS:-gpu-check}"
-fail() { echo "check_gpu.sh: $*" >&2; exit 1; }
-step() { echo "== $1"; }
+failed=()
+# A step is a function run in a subshell with errexit, so that it stops at
+# its first failing command without stopping the steps after it.
+step() {
+    echo "== $1"
+    local start=$SECONDS
+    (set -e; "$2")
+    local status=$?
+    echo "-- $1: $((SECONDS - start)) s"
+    if [ "$status" -ne 0 ]; then
+        failed+=("$1")
+        echo "check_gpu.sh: step failed (exit $status): $1" >&2
+    fi
+}
 
 if compgen -G '.whl/*.whl' > /dev/null; then
     site=/tmp/quantized_net-site
     rm -rf "$site"  # pip --target does not replace what an earlier run left
     "$python" -m pip install -q --no-index --no-deps --no-compile \
-        --target "$site" .whl/*.whl
+        --target "$site" .whl/*.whl || exit 1
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
     export PATH="$site/bin:$PATH"
 fi
@@ -50,32 +65,39 @@ chainer.print_runtime_info()
 PY
 mkdir -p "$results"
 
-step 'CPU/GPU parity tests'
-"$python" -m pytest -q -rs -m gpu -p no:cacheprovider tests \
-    | tee "$results/parity.txt"
-if grep -q ' skipped' "$results/parity.txt"; then
-    fail "GPU tests were skipped (reasons above); on a GPU every one must run."
-fi
+parity_tests() {
+    "$python" -m pytest -q -rs -m gpu -p no:cacheprovider tests \
+        | tee "$results/parity.txt"
+    if grep -q ' skipped' "$results/parity.txt"; then
+        echo 'GPU tests were skipped (reasons above); on a GPU every one' \
+            'must run.' >&2
+        return 1
+    fi
+}
 
-step "one epoch on GPU $gpu"
-out="$(mktemp -d)"
-"$python" train_mnist.py --gpu "$gpu" --epoch 1 --seed 0 --noplot \
-    --out "$out" | tee "$results/train.txt"
-"$python" - "$out" <<'PY' | tee -a "$results/train.txt"
+one_epoch() {
+    local out
+    out="$(mktemp -d)"
+    "$python" train_mnist.py --gpu "$gpu" --epoch 1 --seed 0 --noplot \
+        --out "$out" | tee "$results/train.txt"
+    "$python" - "$out" <<'PY' | tee -a "$results/train.txt"
 import json, sys
 gpu = json.load(open(sys.argv[1] + '/log'))[0]['validation/main/accuracy']
 cpu = json.load(open('docs/seed_log.json'))[0]['validation/main/accuracy']
 print('epoch 1 validation accuracy: GPU {:.4f}, CPU {:.4f}'.format(gpu, cpu))
 PY
+}
 
-step "training benchmark on GPU $gpu"
-"$python" bench.py --gpu "$gpu" | tee "$results/bench.txt"
+training_benchmark() {
+    "$python" bench.py --gpu "$gpu" | tee "$results/bench.txt"
+}
 
-step "packed binarized network on GPU $gpu"
-"$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu" \
-    | tee "$results/infer_packed.txt"
-"$python" - "$gpu" <<'PY' | tee -a "$results/infer_packed.txt"
+packed_network() {
+    "$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu" \
+        | tee "$results/infer_packed.txt"
+    "$python" - "$gpu" <<'PY' | tee -a "$results/infer_packed.txt"
 import sys
+import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 import mnist_dataset, packed_engine, packed_format
 network = packed_format.load('docs/bnn/model.packed.npz')
@@ -91,21 +113,37 @@ print('{} of {} labels differ between the GPU and the CPU engine'.format(
     int((cpu != gpu).sum()), len(cpu)))
 sys.exit(int((cpu != gpu).any()))
 PY
-"$python" bench_packed.py --gpu "$gpu" --batches 100 10000 \
-    | tee "$results/bench_packed.txt"
+    "$python" bench_packed.py --gpu "$gpu" --batches 100 10000 \
+        | tee "$results/bench_packed.txt"
+}
 
-step 'data-parallel training on the GPUs (2 processes where there are 2)'
-mpiexec="$(command -v mpiexec || true)"
-if [ -z "$mpiexec" ] && [ -x .venv/bin/mpiexec ]; then
-    mpiexec=.venv/bin/mpiexec
-fi
-if [ -z "$mpiexec" ]; then
-    echo 'no mpiexec (make wheels brings one): data-parallel step not run' \
-        | tee "$results/multi_node.txt"
-else
-    n="$("$python" -c 'import cupy; print(min(2, cupy.cuda.runtime.getDeviceCount()))')"
-    out="$(mktemp -d)"
-    "$mpiexec" -n "$n" "$python" train_mnist_mn.py --gpu "$gpu" --epoch 1 \
-        --seed 0 --noplot --out "$out" | tee "$results/multi_node.txt"
+data_parallel() {
+    local mpiexec n out
+    mpiexec="$(command -v mpiexec || true)"
+    if [ -z "$mpiexec" ] && [ -x .venv/bin/mpiexec ]; then
+        mpiexec=.venv/bin/mpiexec
+    fi
+    if [ -z "$mpiexec" ]; then
+        echo 'no mpiexec (make wheels brings one): data-parallel step not run' \
+            | tee "$results/multi_node.txt"
+    else
+        n="$("$python" -c 'import cupy; print(min(2, cupy.cuda.runtime.getDeviceCount()))')"
+        out="$(mktemp -d)"
+        "$mpiexec" -n "$n" "$python" train_mnist_mn.py --gpu "$gpu" --epoch 1 \
+            --seed 0 --noplot --out "$out" | tee "$results/multi_node.txt"
+    fi
+}
+
+step 'CPU/GPU parity tests' parity_tests
+step "one epoch on GPU $gpu" one_epoch
+step "training benchmark on GPU $gpu" training_benchmark
+step "packed binarized network on GPU $gpu" packed_network
+step 'data-parallel training on the GPUs (2 processes where there are 2)' \
+    data_parallel
+if [ "${#failed[@]}" -ne 0 ]; then
+    printf 'check_gpu.sh: %d step(s) failed:' "${#failed[@]}" >&2
+    printf ' [%s]' "${failed[@]}" >&2
+    printf '; the output of each is in %s/\n' "$results" >&2
+    exit 1
 fi
 echo "check_gpu.sh: every check passed; the tables are in $results/"
