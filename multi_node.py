@@ -59,11 +59,19 @@ PER_RANK = ('updater/iterator:', 'extensions/RandomState/')
 def create_communicator(name):
     """A ChainerMN communicator; UsageError if it cannot be made here."""
     try:
-        return chainermn.create_communicator(name)
+        comm = chainermn.create_communicator(name)
     except Exception as e:  # NCCL or CUDA missing, an unknown name
         raise cli.UsageError('cannot create the {} communicator ({}); use '
                              '--communicator naive on the CPU.'.format(
                                  name, ' '.join(str(e).split())))
+    # One copy per parameter: chainermn's batched copy compiles a kernel
+    # that names CUDA's half type without including its header, which CuPy
+    # 14's carray.cuh no longer brings in ('identifier "half" is
+    # undefined'); a model of a few matrices loses nothing by it. Set
+    # directly, as pure_nccl's set_config drops the value it passes on.
+    with comm.config_scope():
+        comm.batched_copy = False
+    return comm
 
 
 def loss(model, comm):

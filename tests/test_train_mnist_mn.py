@@ -162,3 +162,14 @@ def test_bad_flags_are_said_once(data, tmp_path):
                     '--epoch', 0)
     assert result.returncode == 2
     assert result.stderr.count('must be at least 1') == 1
+
+
+def test_communicators_copy_one_parameter_at_a_time():
+    # chainermn's batched copy compiles a kernel that CuPy 14 cannot build
+    # (multi_node.create_communicator); per-parameter copies need none.
+    code = ('import sys; sys.path.insert(0, {!r}); import chainer_compat; '
+            'import multi_node; print(multi_node.create_communicator('
+            '"naive").get_config("batched_copy"))').format(helpers.ROOT)
+    result = mpirun(1, '-c', code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['False']
