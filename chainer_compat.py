@@ -21,8 +21,14 @@ It restores exactly what Chainer touches at import time and nothing else:
   cannot load (NCCL, cuTENSOR); silenced too, as a CPU run does not need
   them and a GPU run that does fails with its own error.
 
+* Chainer warns at the first GPU use that cuDNN is not enabled and that
+  CuPy should be reinstalled with it. CuPy 14 has no cuDNN module at all,
+  so that advice cannot be followed; Chainer's own CUDA kernels run
+  instead, and the warning is marked as given.
+
 Under NumPy 1.26 and Python 3.11 the first two are no-ops.
 """
+import importlib.util
 import sys
 import types
 import warnings
@@ -73,6 +79,13 @@ def _import_chainer():
         import chainer  # noqa: F401
 
 
+def _quiet_unfollowable_cudnn_advice():
+    from chainer.backends import cuda
+    if cuda.available and importlib.util.find_spec('cupy.cudnn') is None:
+        cuda.check_cuda_available._already_warned = True
+
+
 _restore_sctypes()
 _provide_distutils_system_info()
 _import_chainer()
+_quiet_unfollowable_cudnn_advice()
