@@ -85,11 +85,24 @@ def three_steps_on(xp):
 
 @pytest.mark.gpu
 def test_gpu_training_steps_equal_cpu():
+    # The GPU sums the products in another order than the CPU's BLAS, so
+    # the two agree to rounding from the same parameters (the first loss),
+    # and Adam then widens the gap: an element whose gradient is at the
+    # level of rounding moves by alpha either way, as sign(g) decides.
+    # On an H200 against OpenBLAS: first loss 1.9e-7 apart (relative),
+    # third 1.1e-4; weights at most 7.3e-4 apart after 3 steps of alpha
+    # 1e-3; outputs 2.1e-3.
     import cupy
     cpu = three_steps_on(numpy)
     gpu = three_steps_on(cupy)
-    numpy.testing.assert_allclose(cpu[0], gpu[0], rtol=1e-4)
-    numpy.testing.assert_allclose(cpu[1], gpu[1], rtol=1e-3, atol=1e-3)
+    numpy.testing.assert_allclose(cpu[0][0], gpu[0][0], rtol=1e-6)
+    numpy.testing.assert_allclose(cpu[0], gpu[0], rtol=1e-3)
+    numpy.testing.assert_allclose(cpu[1], gpu[1], atol=1e-2)
+    alpha = chainer.optimizers.Adam().alpha
     for name in cpu[2]:
+        # The biases before batch normalisation have a true gradient of 0:
+        # all they take is rounding, made into steps of alpha.
+        if name.endswith('/b') and '/l' in name:
+            continue
         numpy.testing.assert_allclose(cpu[2][name], gpu[2][name],
-                                      rtol=1e-3, atol=1e-4, err_msg=name)
+                                      atol=2 * alpha, err_msg=name)

@@ -89,4 +89,8 @@ def test_gpu_clips_in_place_like_cpu():
         assert model[0].W.array is before
         results.append([cupy.asnumpy(p.array) for p in model.params()])
     for cpu, gpu in zip(*results):
-        numpy.testing.assert_allclose(cpu, gpu, rtol=1e-5, atol=1e-6)
+        # The step of lr 100 multiplies the gradients' rounding (the GPU
+        # sums in another order) by 100: 1.3e-4 apart on an H200.
+        numpy.testing.assert_allclose(cpu, gpu, atol=1e-3)
+    # Clipped on the GPU too: in range, some exactly on a bound.
+    assert max(numpy.abs(gpu).max() for gpu in results[1]) == 1
