@@ -16,10 +16,9 @@
 # Steps 2 to 5 each run even where an earlier one failed, so that one run on
 # a GPU machine shows every fault; the script then names the failed steps and
 # exits 1. Each step's output is also written to RESULTS (default
-# gpu-check/). The
-# wheels in ./.whl (`make wheels`: Chainer, what it needs, pytest, MPI) are
-# installed first into a fresh /tmp/quantized_net-site, for a Python that has
-# CuPy but not Chainer.
+# gpu-check/). The wheels in ./.whl (`make wheels`: Chainer, what it needs,
+# pytest, MPI) are installed, once CuPy has found the GPU, into a fresh
+# /tmp/quantized_net-site, for a Python that has CuPy but not Chainer.
 set -uo pipefail
 cd "$(dirname "$0")"
 gpu="${1:-0}"
@@ -40,14 +39,6 @@ step() {
     fi
 }
 
-if compgen -G '.whl/*.whl' > /dev/null; then
-    site=/tmp/quantized_net-site
-    rm -rf "$site"  # pip --target does not replace what an earlier run left
-    "$python" -m pip install -q --no-index --no-deps --no-compile \
-        --target "$site" .whl/*.whl || exit 1
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-    export PATH="$site/bin:$PATH"
-fi
 "$python" - "$gpu" <<'PY' || exit 1
 import sys
 try:
@@ -59,10 +50,17 @@ except Exception as e:  # no CuPy, no driver, no device
 if int(sys.argv[1]) >= count:
     sys.exit('check_gpu.sh: GPU {} does not exist; CuPy sees {}.'.format(
         sys.argv[1], count))
-import chainer_compat  # noqa: F401
-import chainer
-chainer.print_runtime_info()
 PY
+if compgen -G '.whl/*.whl' > /dev/null; then
+    site=/tmp/quantized_net-site
+    rm -rf "$site"  # pip --target does not replace what an earlier run left
+    "$python" -m pip install -q --no-index --no-deps --no-compile \
+        --target "$site" .whl/*.whl || exit 1
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    export PATH="$site/bin:$PATH"
+fi
+"$python" -c 'import chainer_compat, chainer; chainer.print_runtime_info()' \
+    || exit 1
 mkdir -p "$results"
 
 parity_tests() {
