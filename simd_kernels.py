@@ -223,7 +223,7 @@ if numba is not None:
         row_bytes = x.shape[1] * 8
         n_steps = row_bytes // step_bytes
         stride = pops.shape[1]
-        pops[:] = 0
+        pops[:rows] = 0
         if w.shape[1] * 8 < row_bytes:
             # Weight rows of half the bytes: avx2 packed bits. A loop of
             # its own: one shared with the planes' costs them 25%.

@@ -235,16 +235,16 @@ def network(pixels, masks, limits, flips, weights, k, n_out, form):
     each hidden layer, :func:`dot` for the last; the int32 ``(m, n_out)``
     dot products. ``limits`` and ``flips`` hold the first layer's and the
     hidden layers', ``weights`` the hidden layers' and the last's
-    :class:`Weights`, ``k`` the last layer's inputs. The avx2 form with
-    hidden layers runs it as one compiled call."""
-    if form != 'avx2' or len(weights) < 2 or not len(pixels):
+    :class:`Weights`, ``k`` the last layer's inputs. With hidden layers
+    it runs as one compiled call."""
+    if len(weights) < 2 or not len(pixels):
         h = first_layer(pixels, masks, limits[0], flips[0], form)
         for w, limit, flip in zip(weights[:-1], limits[1:], flips[1:]):
             h = sign_layer(h, w, limit, flip, form)
         return dot(h, weights[-1], k, n_out, form)
     rows = tuple(_weight_rows(w, pixels) for w in weights)
     widths = tuple(layout_words(len(limit), form) for limit in limits)
-    return simd_pixels.network_avx2(
+    return simd_pixels.NETWORKS[form](
         _pairs_for(pixels, masks), masks, limits[0], flips[0], rows[:-1],
         tuple(limits[1:]), tuple(flips[1:]), widths, rows[-1], k, n_out,
         simd_kernels.numba.get_num_threads())

@@ -252,22 +252,42 @@ if numba is not None:
                                 counters, sums, since_flush, lim, flp)
 
     @numba.njit(cache=True)
-    def network_avx2(pairs, masks, limits, flip, weights, hidden_limits,
-                     hidden_flips, widths, last, k, n_out, threads):
-        """The avx2 network in one call, as :mod:`simd_layers` chains its
+    def _network(pairs, masks, limits, flip, weights, hidden_limits,
+                 hidden_flips, widths, last, k, n_out, threads, form):
+        """The network in one call, as :mod:`simd_layers` chains its
         layers (``weights``, ``hidden_limits``, ``hidden_flips`` and the
         output ``widths`` in words: tuples, a hidden layer each; ``last``
         the last layer's weight rows): the int32 ``(m, n_out)`` dot
         products of the last layer. A batch of one saves the calls from
-        Python layer by layer: 8 us of about 100."""
+        Python layer by layer: 8 us of about 100 (avx2)."""
+        numba.literally(form)  # one compilation per form, each its own code
         m = pairs.shape[0]
         h = numpy.zeros((m, widths[0]), numpy.uint64)
-        first_layer(pairs, masks, limits, flip, h, True, threads)
+        first_layer(pairs, masks, limits, flip, h, form == 'avx2', threads)
         for i in range(len(weights)):
             out = numpy.zeros((m, widths[i + 1]), numpy.uint64)
             _layer(h, weights[i], hidden_limits[i], hidden_flips[i], out,
-                   threads, 'avx2')
+                   threads, form)
             h = out
         dots = numpy.empty((m, n_out), numpy.int32)
-        _dot(h, last, k, dots, 'avx2')
+        _dot(h, last, k, dots, form)
         return dots
+
+    # Entry points with the form a constant, as simd_kernels' are.
+    @numba.njit(cache=True)
+    def _network_avx512(pairs, masks, limits, flip, weights, hidden_limits,
+                        hidden_flips, widths, last, k, n_out, threads):
+        return _network(pairs, masks, limits, flip, weights, hidden_limits,
+                        hidden_flips, widths, last, k, n_out, threads,
+                        'avx512')
+
+    @numba.njit(cache=True)
+    def _network_avx2(pairs, masks, limits, flip, weights, hidden_limits,
+                      hidden_flips, widths, last, k, n_out, threads):
+        return _network(pairs, masks, limits, flip, weights, hidden_limits,
+                        hidden_flips, widths, last, k, n_out, threads,
+                        'avx2')
+
+    #: ``NETWORKS[form](pairs, masks, limits, flip, weights, hidden_limits,
+    #: hidden_flips, widths, last, k, n_out, threads)``: :func:`_network`.
+    NETWORKS = {'avx512': _network_avx512, 'avx2': _network_avx2}
