@@ -352,21 +352,27 @@ if numba is not None:
                     _store(out, i0 + r, word, _at_most(
                         pops[r].ctypes.data, lim.ctypes.data) ^ flips, split)
 
+    @numba.njit(inline='always')
+    def _dot_block(x, w, k, out, i0, form):
+        nr = _shape(form)[1]
+        m, n = out.shape
+        rows = min(IMAGE_BLOCK, m - i0)
+        pops = numpy.empty((IMAGE_BLOCK, (n + nr - 1) // nr * nr),
+                           numpy.int32)
+        _pops(x, w, i0, rows, 0, n, pops, form)
+        for r in range(rows):
+            for j in range(n):
+                out[i0 + r, j] = k - 2 * pops[r, j]
+
     @numba.njit(parallel=True, cache=True)
     def _dot(x, w, k, out, form):
         numba.literally(form)  # one compilation per form, each its own code
-        nr = _shape(form)[1]
-        m, n = out.shape
-        blocks = (m + IMAGE_BLOCK - 1) // IMAGE_BLOCK
+        blocks = (out.shape[0] + IMAGE_BLOCK - 1) // IMAGE_BLOCK
+        if blocks == 1:  # a parallel region costs some 3 us
+            _dot_block(x, w, k, out, 0, form)
+            return
         for task in numba.prange(blocks):
-            i0 = task * IMAGE_BLOCK
-            rows = min(IMAGE_BLOCK, m - i0)
-            pops = numpy.empty((IMAGE_BLOCK, (n + nr - 1) // nr * nr),
-                               numpy.int32)
-            _pops(x, w, i0, rows, 0, n, pops, form)
-            for r in range(rows):
-                for j in range(n):
-                    out[i0 + r, j] = k - 2 * pops[r, j]
+            _dot_block(x, w, k, out, task * IMAGE_BLOCK, form)
 
     # Entry points with the form a constant: a string argument from Python
     # would go through numba's literal dispatch on every call.

@@ -169,6 +169,51 @@ if numba is not None:
                            counters[r].ctypes.data + 2 * u0,
                            lim.ctypes.data) ^ flips, split)
 
+    @numba.njit(inline='always')
+    def _list_pairs(row, i, index, values, starts, chunk_sums, totals):
+        """Row ``i`` of the lists :func:`first_layer` works from: the sums
+        of the pixel pairs ``row`` by chunk, their total, the nonzero
+        pairs in order, and where each chunk's pairs start."""
+        n_pairs = row.shape[0]
+        chunks = chunk_sums.shape[1]
+        for c in range(chunks):
+            chunk_sum = 0
+            for p in range(c * PAIR_CHUNK,
+                           min(n_pairs, (c + 1) * PAIR_CHUNK)):
+                chunk_sum += (row[p] & 255) + (row[p] >> 8)
+            chunk_sums[i, c] = chunk_sum
+        totals[i] = chunk_sums[i].sum()
+        # The nonzero pairs in order, 64 found by one compare and then
+        # visited bit by bit: a loop that appended every pair (a dependent
+        # store each) took a quarter of the time of the pair sums; the
+        # sums above vectorize.
+        count = 0
+        chunk = 0
+        for w0 in range(0, n_pairs, WORD_BITS):
+            if w0 + WORD_BITS <= n_pairs:
+                bits = _nonzero_lanes(row.ctypes.data + 2 * w0)
+            else:
+                bits = numpy.uint64(0)
+                for t in range(n_pairs - w0):
+                    if row[w0 + t]:
+                        bits |= numpy.uint64(1) << numpy.uint64(t)
+            while bits:
+                p = w0 + _lowest_bit(bits)
+                bits &= bits - numpy.uint64(1)
+                # Up to p's chunk, not ``while chunk * PAIR_CHUNK <= p``:
+                # LLVM vectorizes that loop with an i128 division for its
+                # trip count on AVX-512 hosts, a call (__udivti3) numba's
+                # JIT cannot link.
+                last_chunk = p // PAIR_CHUNK
+                while chunk <= last_chunk:
+                    starts[i, chunk] = count
+                    chunk += 1
+                index[i, count] = p
+                values[i, count] = row[p]
+                count += 1
+        for c in range(chunk, chunks + 1):
+            starts[i, c] = count
+
     @numba.njit(parallel=True, cache=True)
     def first_layer(pairs, masks, limits, flip, out, split, threads):
         """The first layer, outputs as :func:`_store` writes them: unit
@@ -189,45 +234,14 @@ if numba is not None:
         totals = numpy.empty(batch, numpy.int32)
         for b0 in range(0, m, batch):
             size = min(batch, m - b0)
-            for i in numba.prange(size):
-                row = pairs[b0 + i]
-                for c in range(chunks):
-                    chunk_sum = 0
-                    for p in range(c * PAIR_CHUNK,
-                                   min(n_pairs, (c + 1) * PAIR_CHUNK)):
-                        chunk_sum += (row[p] & 255) + (row[p] >> 8)
-                    chunk_sums[i, c] = chunk_sum
-                totals[i] = chunk_sums[i].sum()
-                # The nonzero pairs in order, 64 found by one compare and
-                # then visited bit by bit: a loop that appended every pair
-                # (a dependent store each) took a quarter of the time of
-                # the pair sums; the sums above vectorize.
-                count = 0
-                chunk = 0
-                for w0 in range(0, n_pairs, WORD_BITS):
-                    if w0 + WORD_BITS <= n_pairs:
-                        bits = _nonzero_lanes(row.ctypes.data + 2 * w0)
-                    else:
-                        bits = numpy.uint64(0)
-                        for t in range(n_pairs - w0):
-                            if row[w0 + t]:
-                                bits |= numpy.uint64(1) << numpy.uint64(t)
-                    while bits:
-                        p = w0 + _lowest_bit(bits)
-                        bits &= bits - numpy.uint64(1)
-                        # Up to p's chunk, not ``while chunk * PAIR_CHUNK
-                        # <= p``: LLVM vectorizes that loop with an i128
-                        # division for its trip count on AVX-512 hosts, a
-                        # call (__udivti3) numba's JIT cannot link.
-                        last_chunk = p // PAIR_CHUNK
-                        while chunk <= last_chunk:
-                            starts[i, chunk] = count
-                            chunk += 1
-                        index[i, count] = p
-                        values[i, count] = row[p]
-                        count += 1
-                for c in range(chunk, chunks + 1):
-                    starts[i, c] = count
+            # A parallel region costs some 3 us: not for one image.
+            if size == 1:
+                _list_pairs(pairs[b0], 0, index, values, starts, chunk_sums,
+                            totals)
+            else:
+                for i in numba.prange(size):
+                    _list_pairs(pairs[b0 + i], i, index, values, starts,
+                                chunk_sums, totals)
             blocks = (size + PIXEL_BLOCK - 1) // PIXEL_BLOCK
             # One task per (group of units, block of images): a batch of
             # one image still spreads over the cores, and the images of a
