@@ -7,12 +7,14 @@ process.
     ./bench_packed.py result/model.packed.npz --batches 1 100
     ./bench_packed.py --gpu 0                      # also the 8192^3 product
     ./bench_packed.py --batches 100 --layers       # and each layer at 100
+    ./bench_packed.py --simd avx2                  # AVX2 on an AVX-512 CPU
 
 Rows, for each batch size (images taken from the MNIST test set):
 
 ``packed``
     XNOR-popcount on 1-bit weights and activations (``packed_engine.py``),
-    with the CPU's fastest kernels (AVX2 or AVX-512, :mod:`simd_kernels`).
+    with the CPU's fastest kernels (AVX2 or AVX-512, :mod:`simd_kernels`)
+    or those ``--simd`` names.
 ``packed, scalar``
     The same with the portable kernels (64-bit ``popcnt``), on a CPU
     where the vector kernels run.
@@ -89,6 +91,10 @@ def parse_args(argv=None):
                         const=100, default=None, metavar='BATCH',
                         help='Also time each layer alone at this batch size '
                              '(default 100)')
+    parser.add_argument('--simd', choices=tuple(simd_layers.FORMS) +
+                        ('scalar',), default=None,
+                        help="The packed engine's CPU kernels (default: the "
+                             'fastest this CPU runs)')
     cli.add_dataset_flag(parser)
     cli.add_device_flags(parser)
     return cli.parse(parser, argv)
@@ -102,9 +108,10 @@ def chainer_model(config, device):
         weight_bytes
 
 
-def engines(network, device):
-    """``[(name, classify, weight bytes)]``."""
-    packed = packed_engine.Engine(network, 'packed', device)
+def engines(network, device, simd=None):
+    """``[(name, classify, weight bytes)]``; ``simd`` the packed engine's
+    CPU kernels (default: the fastest)."""
+    packed = packed_engine.Engine(network, 'packed', device, simd)
     blas = packed_engine.Engine(network, 'blas', device)
     config = network.meta['config']
     float_config = dict(presets.PRESETS['float'], unit=config['unit'],
@@ -121,13 +128,14 @@ def engines(network, device):
     return rows
 
 
-def layer_table(network, device, pixels, batch, sync):
+def layer_table(network, device, pixels, batch, sync, simd=None):
     """Prints each layer's time alone, packed against blas, at ``batch``."""
     pixels = device.send(numpy.resize(pixels, (batch, pixels.shape[1])))
     times, form = {}, None
     for engine in packed_engine.ENGINES:
         h, runners = pixels, []
-        built = packed_engine.Engine(network, engine, device)
+        built = packed_engine.Engine(network, engine, device,
+                                     simd if engine == 'packed' else None)
         for i, layer in enumerate(built.layers()):
             runners.append((i, functools.partial(lambda f, x, _: f(x),
                                                  layer, h)))
@@ -279,7 +287,15 @@ def bench(args):
     network = packed_format.load(args.packed)
     _, _, test = mnist_dataset.load_splits(args.dataset_dir)
     pixels = packed_engine.to_pixels(test._datasets[0], network.sizes[0])
-    rows = engines(network, device)
+    if args.simd and device.xp is not numpy:
+        raise cli.UsageError('--simd chooses CPU kernels; leave it out with '
+                             '--gpu or --device.')
+    if args.simd and args.simd not in simd_layers.runnable_forms() + [
+            'scalar']:
+        raise cli.UsageError('this CPU cannot run the {} kernels; it runs: '
+                             '{}.'.format(args.simd, ', '.join(
+                                 simd_layers.runnable_forms() + ['scalar'])))
+    rows = engines(network, device, args.simd)
     print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
         '-'.join(map(str, network.sizes)), os.path.relpath(args.packed),
         cli.where(device)))
@@ -298,7 +314,7 @@ def bench(args):
                 batch, name, batch / medians[name],
                 medians['blas'] / medians[name], size, float_bytes / size))
     if args.layers:
-        layer_table(network, device, pixels, args.layers, sync)
+        layer_table(network, device, pixels, args.layers, sync, args.simd)
     if device.xp is not numpy:
         size = 8192
         xnor, cublas = gpu_product(size, sync)

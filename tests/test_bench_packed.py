@@ -99,3 +99,33 @@ def test_layer_table(tmp_path, synthetic_dir):
             expected * 0.0005 / packed
         assert float(share.rstrip('%')) == pytest.approx(
             100 * float(rate) / float(ceiling), rel=0.05, abs=1)
+
+
+@pytest.mark.parametrize('form', list(simd_layers.FORMS) + ['scalar'])
+def test_simd_chooses_the_kernels(tmp_path, synthetic_dir, form):
+    network = packed_export.export(*helpers.binarized_model(units=64))
+    path = str(tmp_path / 'small.npz')
+    packed_format.save(path, network)
+    result = helpers.run_script(
+        'bench_packed.py', path, '--batches', '2', '--seconds', '0.01',
+        '--layers', '2', '--simd', form, '--dataset-dir', synthetic_dir)
+    if form not in simd_layers.runnable_forms() + ['scalar']:
+        helpers.assert_one_line_error(
+            result, 'this CPU cannot run the {} kernels; it runs: '.format(
+                form), 'scalar.')
+        return
+    assert result.returncode == 0, result.stderr
+    assert 'Each layer alone, batch 2, {} kernels; '.format(
+        form) in result.stdout
+    engines = [line.split('|')[2].strip() for line in
+               result.stdout.splitlines() if line.startswith('| 2 | ')]
+    # The scalar row is there to compare vector kernels with.
+    assert engines == ['packed'] + (['packed, scalar'] if form != 'scalar'
+                                    else []) + [
+        'blas', 'chainer, binarized', 'chainer, float']
+
+
+def test_simd_refuses_an_unknown_form():
+    result = helpers.run_script('bench_packed.py', '--simd', 'sse2')
+    helpers.assert_one_line_error(result, "argument --simd: invalid choice: "
+                                  "'sse2'", code=2)
