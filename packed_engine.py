@@ -58,16 +58,31 @@ def to_pixels(images, n_in):
     return pixels.astype(numpy.uint8)
 
 
+def _logits(d, bias, mean, inv_std, gamma, beta):
+    # NumPy's or CuPy's arrays, or compiled by numba: the same operations.
+    y = d.astype(numpy.float32) + bias
+    y -= mean
+    y *= inv_std
+    y = y * gamma
+    y += beta
+    return y
+
+
+# Five NumPy calls on a batch of one take 7 us, an eighth of its time with
+# the vector kernels; compiled, they take 1.8 us. numba rounds each float32
+# operation as NumPy does (no contraction into an FMA).
+_compiled_logits = (xnor_popcount.numba.njit(cache=True)(_logits)
+                    if xnor_popcount.numba else None)
+
+
 def last_layer_logits(last, d):
     """The logits from the last layer's integer dot products ``d``
     ``(images, classes)``: the float32 operations of Chainer's CPU code, in
     its order, so that they round as the trained model's do."""
-    y = d.astype(numpy.float32) + last['bias']
-    y -= last['mean']
-    y *= last['inv_std']
-    y = y * last['gamma']
-    y += last['beta']
-    return y
+    logits = _compiled_logits if _compiled_logits and isinstance(
+        d, numpy.ndarray) else _logits
+    return logits(d, last['bias'], last['mean'], last['inv_std'],
+                  last['gamma'], last['beta'])
 
 
 class Engine(object):

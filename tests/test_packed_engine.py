@@ -13,6 +13,7 @@ import packed_engine
 import packed_export
 import packed_format
 import simd_layers
+import xnor_popcount
 
 PACKED_MNIST = os.path.join(helpers.ROOT, 'docs', 'bnn',
                             packed_format.PACKED_FILE)
@@ -106,7 +107,12 @@ def test_gpu_engine_equals_cpu_engine(small):
         numpy.testing.assert_array_equal(gpu.logits(pixels), cpu)
 
 
-def test_last_layer_logits_are_chainers_bit_for_bit():
+@pytest.mark.parametrize('compiled', [False, True])
+def test_last_layer_logits_are_chainers_bit_for_bit(monkeypatch, compiled):
+    if compiled and not packed_engine._compiled_logits:
+        pytest.skip(xnor_popcount.NO_NUMBA)
+    if not compiled:
+        monkeypatch.setattr(packed_engine, '_compiled_logits', None)
     k = 256
     bn = L.BatchNormalization(10, eps=1e-4)
     rng = numpy.random.RandomState(3)
