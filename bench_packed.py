@@ -290,11 +290,10 @@ def bench(args):
     if args.simd and device.xp is not numpy:
         raise cli.UsageError('--simd chooses CPU kernels; leave it out with '
                              '--gpu or --device.')
-    if args.simd and args.simd not in simd_layers.runnable_forms() + [
-            'scalar']:
+    runnable = simd_layers.runnable_forms() + ['scalar']
+    if args.simd and args.simd not in runnable:
         raise cli.UsageError('this CPU cannot run the {} kernels; it runs: '
-                             '{}.'.format(args.simd, ', '.join(
-                                 simd_layers.runnable_forms() + ['scalar'])))
+                             '{}.'.format(args.simd, ', '.join(runnable)))
     rows = engines(network, device, args.simd)
     print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
         '-'.join(map(str, network.sizes)), os.path.relpath(args.packed),
