@@ -283,17 +283,18 @@ def bench(args):
     device = cli.select_device(args)
     if device.xp is numpy and numba is None:
         raise cli.UsageError(xnor_popcount.NO_NUMBA + '.')
+    if args.simd and device.xp is not numpy:
+        raise cli.UsageError('--simd chooses CPU kernels; leave it out with '
+                             '--gpu or --device.')
+    if args.simd:
+        try:
+            packed_engine.check_simd(args.simd)
+        except ValueError as e:
+            raise cli.UsageError('{}.'.format(e))
     sync = cli.synchronizer(device)
     network = packed_format.load(args.packed)
     _, _, test = mnist_dataset.load_splits(args.dataset_dir)
     pixels = packed_engine.to_pixels(test._datasets[0], network.sizes[0])
-    if args.simd and device.xp is not numpy:
-        raise cli.UsageError('--simd chooses CPU kernels; leave it out with '
-                             '--gpu or --device.')
-    runnable = simd_layers.runnable_forms() + ['scalar']
-    if args.simd and args.simd not in runnable:
-        raise cli.UsageError('this CPU cannot run the {} kernels; it runs: '
-                             '{}.'.format(args.simd, ', '.join(runnable)))
     rows = engines(network, device, args.simd)
     print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
         '-'.join(map(str, network.sizes)), os.path.relpath(args.packed),

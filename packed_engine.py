@@ -85,6 +85,15 @@ def last_layer_logits(last, d):
                   last['gamma'], last['beta'])
 
 
+def check_simd(simd):
+    """ValueError unless this CPU runs the packed engine's kernels ``simd``
+    (one of :data:`simd_layers.FORMS`, or ``'scalar'``)."""
+    runnable = simd_layers.runnable_forms() + ['scalar']
+    if simd not in runnable:
+        raise ValueError('this CPU cannot run the {} kernels; it runs: {}'
+                         .format(simd, ', '.join(runnable)))
+
+
 class Engine(object):
     """A packed network ready to classify on one device.
 
@@ -111,9 +120,7 @@ class Engine(object):
         self.simd = None
         if engine == 'packed' and self.xp is numpy:
             self.simd = simd or simd_layers.best_form() or 'scalar'
-            if self.simd not in simd_layers.runnable_forms() + ['scalar']:
-                raise ValueError('this CPU cannot run the {} kernels'.format(
-                    self.simd))
+            check_simd(self.simd)
         if engine == 'packed':
             self.weights = [self.device.send(w) for w in network.weights]
             if self.simd == 'scalar':
