@@ -20,13 +20,13 @@ import time
 
 import numpy
 
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 from chainer.optimizers import adam
 
-import cli
-import presets
-import quantizer_kernels
-import quantizers
+from quantized_net import cli
+from quantized_net.training import presets
+from quantized_net.quantization import kernels as quantizer_kernels
+from quantized_net.quantization import quantizers
 
 PROG = 'bench.py'
 

@@ -20,9 +20,9 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import numpy  # noqa: E402
 
-import cli  # noqa: E402
-import multi_node  # noqa: E402
-import presets  # noqa: E402
+from quantized_net import cli  # noqa: E402
+from quantized_net.training import multi_node  # noqa: E402
+from quantized_net.training import presets  # noqa: E402
 
 PROG = 'bench_allreduce.py'
 NETWORKS = (

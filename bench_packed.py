@@ -59,19 +59,20 @@ try:
 except ImportError:  # bench() says so when the CPU kernels are timed
     numba = None
 
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 from chainer.backends import cuda
 
-import cli
-from engine_timing import time_engines
-import mnist_dataset
-import packed_engine
-import packed_format
-import presets
-import simd_kernels
-import simd_layers
-import simd_pixels
-import xnor_popcount
+from quantized_net import cli
+from quantized_net.benchmarks.timing import time_engines
+from quantized_net.training import mnist as mnist_dataset
+from quantized_net.packed import engine as packed_engine
+from quantized_net.packed import format as packed_format
+from quantized_net.training import presets
+from quantized_net.packed.kernels import simd_kernels
+from quantized_net.packed.kernels import simd_layers
+from quantized_net.packed.kernels import simd_pixels
+from quantized_net.packed.kernels import xnor_popcount
+from quantized_net import errors
 
 PROG = 'bench_packed.py'
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
@@ -282,15 +283,15 @@ def gpu_product(size, sync, repeat=5):
 def bench(args):
     device = cli.select_device(args)
     if device.xp is numpy and numba is None:
-        raise cli.UsageError(xnor_popcount.NO_NUMBA + '.')
+        raise errors.UsageError(xnor_popcount.NO_NUMBA + '.')
     if args.simd and device.xp is not numpy:
-        raise cli.UsageError('--simd chooses CPU kernels; leave it out with '
+        raise errors.UsageError('--simd chooses CPU kernels; leave it out with '
                              '--gpu or --device.')
     if args.simd:
         try:
             packed_engine.check_simd(args.simd)
         except ValueError as e:
-            raise cli.UsageError('{}.'.format(e))
+            raise errors.UsageError('{}.'.format(e))
     sync = cli.synchronizer(device)
     network = packed_format.load(args.packed)
     _, _, test = mnist_dataset.load_splits(args.dataset_dir)

@@ -59,7 +59,7 @@ if compgen -G '.whl/*.whl' > /dev/null; then
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
     export PATH="$site/bin:$PATH"
 fi
-"$python" -c 'import chainer_compat, chainer; chainer.print_runtime_info()' \
+"$python" -c 'import quantized_net, chainer; chainer.print_runtime_info()' \
     || exit 1
 mkdir -p "$results"
 
@@ -95,13 +95,15 @@ packed_network() {
         | tee "$results/infer_packed.txt"
     "$python" - "$gpu" <<'PY' | tee -a "$results/infer_packed.txt"
 import sys
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
-import mnist_dataset, packed_engine, packed_format
+from quantized_net.training import mnist as mnist_dataset
+from quantized_net.packed import engine as packed_engine
+from quantized_net.packed import format as packed_format
 network = packed_format.load('docs/bnn/model.packed.npz')
 _, _, test = mnist_dataset.load_splits()
 images = test._datasets[0]
-import xnor_popcount
+from quantized_net.packed.kernels import xnor_popcount
 # Without numba, the CPU's blas engine: the same function, tested so.
 cpu = packed_engine.Engine(network, 'packed' if xnor_popcount.numba else
                            'blas').classify(images)

@@ -12,13 +12,13 @@ import os
 
 import numpy
 
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer.backends import cuda
 
-import cli
-import mnist_dataset
-import result_dir
+from quantized_net import cli
+from quantized_net.training import mnist as mnist_dataset
+from quantized_net.training import result_dir
 
 PROG = 'evaluate.py'
 

@@ -11,10 +11,11 @@ binarized, as ``--preset bnn`` makes it.
 import argparse
 import os
 
-import cli
-import packed_export
-import packed_format
-import result_dir
+from quantized_net import cli
+from quantized_net.packed import export as packed_export
+from quantized_net.packed import format as packed_format
+from quantized_net.training import result_dir
+from quantized_net import errors
 
 PROG = 'export.py'
 
@@ -35,16 +36,16 @@ def check_out(out):
     an existing file other than a packed network (not overwritten)."""
     save_dir = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(out):
-        raise cli.UsageError('cannot write {}: it is a directory; give a '
+        raise errors.UsageError('cannot write {}: it is a directory; give a '
                              'file name.'.format(out))
     if not os.path.isdir(save_dir):
-        raise cli.UsageError('cannot write {}: directory {} does not '
+        raise errors.UsageError('cannot write {}: directory {} does not '
                              'exist.'.format(out, save_dir))
     if os.path.exists(out):
         try:
             packed_format.load(out)
-        except packed_format.PackedFormatError:
-            raise cli.UsageError('{} exists and is not a packed network; '
+        except errors.PackedFormatError:
+            raise errors.UsageError('{} exists and is not a packed network; '
                                  'it was not overwritten.'.format(out))
 
 
@@ -58,7 +59,7 @@ def export(args):
         try:
             packed_format.save(out, network)
         except OSError as e:
-            raise cli.UsageError('cannot write {}: {}.'.format(
+            raise errors.UsageError('cannot write {}: {}.'.format(
                 out, e.strerror or e))
     float_bytes = sum(link.W.array.nbytes
                       for link in model.predictor.linear_layers())

@@ -1,13 +1,13 @@
 """quantized_linear: a linear layer on log-quantized weights and inputs."""
 import numpy
 
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer import function_node
 import chainer.functions
 from chainer.utils import type_check
 
-import quantizers
+from quantized_net.quantization import quantizers
 
 
 class QuantizedGradient(function_node.FunctionNode):

@@ -17,12 +17,13 @@ import time
 
 import numpy
 
-import cli
-import mnist_dataset
-import packed_engine
-import packed_format
-import result_dir
-import xnor_popcount
+from quantized_net import cli
+from quantized_net.training import mnist as mnist_dataset
+from quantized_net.packed import engine as packed_engine
+from quantized_net.packed import format as packed_format
+from quantized_net.training import result_dir
+from quantized_net.packed.kernels import xnor_popcount
+from quantized_net import errors
 
 PROG = 'infer_packed.py'
 
@@ -65,12 +66,12 @@ def load_images(args):
         labels = (mnist_dataset.read_labels(args.labels)
                   if args.labels else None)
         if labels is not None and len(labels) != len(pixels):
-            raise cli.UsageError('{} holds {} images but {} holds {} labels.'
+            raise errors.UsageError('{} holds {} images but {} holds {} labels.'
                                  .format(args.images, len(pixels),
                                          args.labels, len(labels)))
         return pixels, labels, args.images
     if args.labels:
-        raise cli.UsageError('--labels needs --images.')
+        raise errors.UsageError('--labels needs --images.')
     _, _, test = mnist_dataset.load_splits(args.dataset_dir)
     x, t = test._datasets
     return packed_engine.to_pixels(x, x.shape[1]), t, 'the MNIST test set'
@@ -80,11 +81,11 @@ def infer(args):
     device = cli.select_device(args)
     if device.xp is numpy and args.engine == 'packed' and \
             xnor_popcount.numba is None:
-        raise cli.UsageError(xnor_popcount.NO_NUMBA + '.')
+        raise errors.UsageError(xnor_popcount.NO_NUMBA + '.')
     network = packed_format.load(args.packed)
     pixels, labels, source = load_images(args)
     if pixels.shape[1] != network.sizes[0]:
-        raise cli.UsageError('{} has {} values an image; {} takes {}.'.format(
+        raise errors.UsageError('{} has {} values an image; {} takes {}.'.format(
             source, pixels.shape[1], args.packed, network.sizes[0]))
     model = None
     if args.compare:  # on the CPU, whose float32 rounding export.py folded

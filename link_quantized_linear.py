@@ -1,10 +1,10 @@
 """QuantizedLinear: the link holding a quantized linear layer's parameters."""
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 from chainer import links
 from chainer import utils
 
 import function_quantized_linear
-import quantizers
+from quantized_net.quantization import quantizers
 
 
 class QuantizedLinear(links.Linear):

@@ -1,12 +1,12 @@
 """The network of the original suite: a quantized MLP for MNIST."""
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 import chainer.functions as F
 import chainer.links as L
 
 from link_quantized_linear import QuantizedLinear
 from qst import qst
-import quantizers
+from quantized_net.quantization import quantizers
 
 ACTIVATIONS = ('relu', 'htanh')
 NO_QUANT = quantizers.Identity()

@@ -11,9 +11,10 @@ test error; each --line draws a reference error in %.
 import argparse
 import os
 
-import cli
-import error_curves
-import result_dir
+from quantized_net import cli
+from quantized_net.training import error_curves
+from quantized_net.training import result_dir
+from quantized_net import errors
 
 PROG = 'plot_error.py'
 FIGURE_FILE = 'error.png'
@@ -46,24 +47,24 @@ def plot(args):
     try:
         log = result_dir.read_log(args.result)
     except OSError as e:
-        raise cli.UsageError('cannot read the log of {}: {}'.format(
+        raise errors.UsageError('cannot read the log of {}: {}'.format(
             args.result, e.strerror or e))
     except ValueError as e:
-        raise cli.UsageError('{} is not a LogReport log ({})'.format(
+        raise errors.UsageError('{} is not a LogReport log ({})'.format(
             os.path.join(args.result, result_dir.LOG_FILE), e))
     series = error_curves.error_series(log)
     best = error_curves.best_validation(log)
     out = args.out or os.path.join(args.result, FIGURE_FILE)
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise cli.UsageError('cannot write {}: its directory does not '
+        raise errors.UsageError('cannot write {}: its directory does not '
                              'exist'.format(out))
     try:
         error_curves.draw(series, out, args.line, best, args.title)
     except ImportError:
-        raise cli.UsageError('plotting needs matplotlib: pip install '
+        raise errors.UsageError('plotting needs matplotlib: pip install '
                              'matplotlib')
     except ValueError as e:  # a format matplotlib does not write
-        raise cli.UsageError('cannot write {}: {}'.format(out, e))
+        raise errors.UsageError('cannot write {}: {}'.format(out, e))
     print('wrote {}: {} epochs'.format(out, len(log)))
     if best is not None:
         test = error_curves.error(best, 'test')

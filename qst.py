@@ -1,13 +1,13 @@
 """qst: a quantized activation with its straight-through estimator."""
 import numpy
 
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer import function_node
 from chainer.utils import type_check
 
-import quantizer_kernels
-import quantizers
+from quantized_net.quantization import kernels as quantizer_kernels
+from quantized_net.quantization import quantizers
 
 
 class QuantizedStraightThrough(function_node.FunctionNode):

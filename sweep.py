@@ -31,10 +31,11 @@ matplotlib.use('Agg')  # the figure goes to a file; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
 
-from atomic_file import atomic_write  # noqa: E402
-import cli  # noqa: E402
-import presets  # noqa: E402
-import result_dir  # noqa: E402
+from quantized_net.atomic_file import atomic_write  # noqa: E402
+from quantized_net import cli  # noqa: E402
+from quantized_net.training import presets  # noqa: E402
+from quantized_net.training import result_dir  # noqa: E402
+from quantized_net import errors
 
 PROG = 'sweep.py'
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -153,7 +154,7 @@ def train_cell(args, directory, weight_bits, act_bits, resume=None,
     result = subprocess.run(command, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env)
     if result.returncode != 0:
-        raise cli.UsageError('cell w={} a={} failed:\n{}'.format(
+        raise errors.UsageError('cell w={} a={} failed:\n{}'.format(
             weight_bits, act_bits, result.stderr.strip()))
 
 
@@ -190,9 +191,9 @@ def markdown_table(rows, args):
              '| weights \\ activations | ' + ' | '.join(
                  str(b) for b in args.act_bits) + ' |',
              '| --- |' + ' --- |' * len(args.act_bits)]
-    for weight_bits, errors in zip(args.weight_bits, grid):
+    for weight_bits, row in zip(args.weight_bits, grid):
         lines.append('| {} | '.format(weight_bits) + ' | '.join(
-            '{:.2f}'.format(v) for v in errors) + ' |')
+            '{:.2f}'.format(v) for v in row) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -228,7 +229,7 @@ def run_cell(args, weight_bits, act_bits):
     if state == 'done':
         return True
     if state == 'other' and not args.retrain:
-        raise cli.UsageError(
+        raise errors.UsageError(
             '{} was trained with another configuration ({} differ); give '
             '--retrain to train it again, or choose another --out.'.format(
                 directory, ', '.join(differs)))
@@ -306,7 +307,7 @@ def main(argv=None):
     if not under_mpiexec():
         cli.run(PROG, lambda: sweep(args))
         return
-    import multi_node  # needs MPI, which single-process sweeps do not
+    from quantized_net.training import multi_node  # needs MPI, which single-process sweeps do not
     multi_node.run(PROG, lambda: sweep(args, multi_node.world()))
 
 

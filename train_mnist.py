@@ -19,11 +19,11 @@ try:
 except ImportError:  # PlotReport.available() is then False: no plots
     pass
 
-import cli
-import mnist_dataset
-import presets
-import result_dir
-import trainer_setup
+from quantized_net import cli
+from quantized_net.training import mnist as mnist_dataset
+from quantized_net.training import presets
+from quantized_net.training import result_dir
+from quantized_net.training import trainer as trainer_setup
 
 PROG = 'train_mnist.py'
 

@@ -26,12 +26,13 @@ try:
 except ImportError:  # PlotReport.available() is then False: no plots
     pass
 
-import cli  # noqa: E402
-import mnist_dataset  # noqa: E402
-import multi_node  # noqa: E402
-import presets  # noqa: E402
-import result_dir  # noqa: E402
-import trainer_setup  # noqa: E402
+from quantized_net import cli  # noqa: E402
+from quantized_net.training import mnist as mnist_dataset  # noqa: E402
+from quantized_net.training import multi_node  # noqa: E402
+from quantized_net.training import presets  # noqa: E402
+from quantized_net.training import result_dir  # noqa: E402
+from quantized_net.training import trainer as trainer_setup  # noqa: E402
+from quantized_net import errors
 
 PROG = 'train_mnist_mn.py'
 
@@ -115,7 +116,7 @@ def main(argv=None):
     rank = 0
     try:
         rank = multi_node.world().rank
-    except cli.UsageError as e:
+    except errors.UsageError as e:
         sys.exit('{}: error: {}'.format(PROG, e))
     args = parse_args(rank, argv)
     multi_node.run(PROG, lambda: train(args),

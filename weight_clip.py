@@ -1,5 +1,5 @@
 """WeightClip: keeps every parameter in [low, high] after each update."""
-import chainer_compat  # noqa: F401  (before chainer: NumPy 2)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 from chainer import backend
 
 

@@ -4,11 +4,6 @@ import pytest
 import helpers
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        'markers', 'gpu: needs CuPy and a CUDA GPU (skipped without them)')
-
-
 def pytest_collection_modifyitems(config, items):
     if helpers.gpu_available():
         return

@@ -9,13 +9,18 @@ import sys
 
 import numpy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer.backends import cuda
 
-import chainer_compat  # noqa: E402,F401  (before chainer: NumPy 2)
-import chainer  # noqa: E402
-from chainer.backends import cuda  # noqa: E402
+from quantized_net.packed import format as packed_format
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The helper scripts the command tests run, and their environment: the
+#: project's root on the path, as the commands have it.
+SCRIPTS = os.path.join(ROOT, 'tests', 'scripts')
+SCRIPT_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    [ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
 
 NAMES = {
     'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
@@ -83,7 +88,7 @@ def without_time(log):
 def model_arrays(out, name=None):
     """The arrays of ``out``'s model.npz (or the model file ``name``), by
     name."""
-    import result_dir
+    from quantized_net.training import result_dir
     with numpy.load(os.path.join(out, name or result_dir.MODEL_FILE),
                     allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
@@ -93,7 +98,7 @@ def assert_same_run(out, reference, best=True):
     """``out`` holds the run of ``reference``: the same log, entry for
     entry, and the same models (the best-validation one too, where there
     is one, unless not ``best``), bit for bit."""
-    import result_dir
+    from quantized_net.training import result_dir
     assert without_time(result_dir.read_log(out)) == \
         without_time(result_dir.read_log(reference))
     for model_file in (result_dir.MODEL_FILE,) + (
@@ -165,7 +170,7 @@ def write_subset(directory, n_train=2000, n_test=500):
         write_idx(directory, 'train', *synthetic_digits(n_train, seed=1))
         write_idx(directory, 'test', *synthetic_digits(n_test, seed=2))
         return
-    import mnist_dataset
+    from quantized_net.training import mnist as mnist_dataset
     train, test = mnist_dataset.get_mnist(source)
     for split, data, n in (('train', train, n_train), ('test', test, n_test)):
         images, labels = chainer.dataset.concat_examples(data[:n])
@@ -177,7 +182,7 @@ def binarized_model(units=96, layers=2, seed=0):
     """A binarized MLP (the bnn preset, smaller) with random weights and
     batch-normalisation statistics, some scales negative or zero; and its
     configuration."""
-    import presets
+    from quantized_net.training import presets
     config = dict(presets.PRESETS['bnn'], preset='bnn', unit=units,
                   layers=layers)
     model = presets.build_classifier(config)
@@ -196,7 +201,7 @@ def binarized_model(units=96, layers=2, seed=0):
 
 def write_result(directory, model, config):
     """A directory as train_mnist.py leaves it: args.json and model.npz."""
-    import result_dir
+    from quantized_net.training import result_dir
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, result_dir.ARGS_FILE), 'w') as f:
         json.dump({'config': config}, f)
@@ -269,9 +274,38 @@ def same_bits(a, b):
 
 def with_kernels(name, function, *args):
     """``function(*args)`` with the CPU kernels ``name``."""
-    import quantizer_kernels
+    from quantized_net.quantization import kernels as quantizer_kernels
     previous = quantizer_kernels.use_cpu_kernels(name)
     try:
         return function(*args)
     finally:
         quantizer_kernels.use_cpu_kernels(previous)
+
+
+# Packed networks.
+
+def random_signs(rng, shape):
+    return rng.choice([-1., 1.], shape).astype(numpy.float32)
+
+
+def reference_fires(d, thresholds, flip):
+    return packed_format.pack_signs(
+        numpy.where((d >= thresholds) != flip, 1., -1.))
+
+
+def random_pixels(rng, m, k, zeros=0.6):
+    pixels = rng.randint(0, 256, (m, k)).astype(numpy.uint8)
+    pixels[rng.rand(m, k) < zeros] = 0
+    return pixels
+
+
+#: A LogReport log of a run with validation and test.
+LOG = [
+    {'epoch': 1, 'main/accuracy': 0.9, 'validation/main/accuracy': 0.95,
+     'test/main/accuracy': 0.96},
+    {'epoch': 2, 'main/accuracy': 0.92, 'validation/main/accuracy': 0.97,
+     'test/main/accuracy': 0.965},
+    {'epoch': 3, 'main/accuracy': 0.93, 'validation/main/accuracy': 0.97,
+     'test/main/accuracy': 0.98},
+    {'epoch': 4, 'main/accuracy': 0.94},  # a run that stopped logging
+]

@@ -1,0 +1,274 @@
+"""The packed file of a binarized MLP: 1-bit weights and integer thresholds.
+
+``export.py`` writes it (:mod:`packed_export`), ``infer_packed.py`` runs it
+(:mod:`packed_engine`, :mod:`xnor_popcount`). This module owns its bit
+layout: :data:`WORD_BITS`, :func:`words`, :func:`pack_signs` and
+:func:`unpack_bits`. The file is a NumPy ``.npz`` archive (no pickles)
+holding:
+
+``meta``
+    A JSON string: ``format`` (``"quantized_net.packed"``), ``version``,
+    ``sizes`` (units per layer, input first), ``input`` (how the 8-bit
+    pixels map to the trained network's input), ``bit_order``,
+    ``padding``, the quantizer specs and the training configuration.
+``W0`` ... ``W{L-1}``
+    Layer ``l``'s signs as bits in ``uint64`` words, shape
+    ``(sizes[l+1], words(sizes[l]))``: weight ``W[j, k]`` is bit ``k % 64``
+    (least significant first) of word ``k // 64`` of row ``j``; bit 1 means
+    +1 and 0 means -1. Rows are padded with 0 bits to a whole number of
+    words; the engine pads activations with 0 bits too, so the padding adds
+    nothing to any XNOR-popcount.
+``T0`` ... ``T{L-2}`` and ``flip0`` ...
+    The hidden layers' folded bias, batch normalisation and sign, int32 and
+    bool per unit (see :func:`unit_fires`).
+``bias``, ``mean``, ``inv_std``, ``gamma``, ``beta``
+    The last layer's bias and batch normalisation (float32), applied to its
+    integer dot products ``d`` as Chainer's CPU code does, in this order of
+    float32 operations: ``((d + bias - mean) * inv_std) * gamma + beta``.
+    The class is the first index of the largest of these logits.
+"""
+import json
+import zipfile
+
+import numpy
+
+from quantized_net.atomic_file import atomic_write
+from quantized_net import errors
+
+FORMAT = 'quantized_net.packed'
+VERSION = 1
+#: The file ``export.py`` writes in a result directory.
+PACKED_FILE = 'model.packed.npz'
+WORD_BITS = 64
+PIXEL_MAX = 255  # the first layer takes 8-bit pixels, 0 to PIXEL_MAX
+LAST_LAYER_KEYS = ('bias', 'mean', 'inv_std', 'gamma', 'beta')
+# What a file may declare, so that what loading it allocates is bounded.
+MAX_UNITS = 2 ** 16
+MAX_LAYERS = 64
+MAX_META_BYTES = 2 ** 20
+#: How the arrays are laid out, as the metadata states it.
+LAYOUT = {
+    'bit_order': 'element k of a row is bit k % 64 (least significant '
+                 'first) of word k // 64; 1 means +1, 0 means -1',
+    'padding': 'rows padded with 0 bits to whole 64-bit words',
+    'hidden_unit': '+1 iff (d >= T) != flip, d the integer dot product',
+    'last_layer': '((d + bias - mean) * inv_std) * gamma + beta, '
+                  'float32, in this order; class = first argmax',
+}
+
+
+def words(n_bits):
+    """Number of 64-bit words holding ``n_bits`` bits."""
+    return -(-n_bits // WORD_BITS)
+
+
+def pack_signs(x):
+    """Packs the signs of the rows of a 2-D array into ``uint64`` words.
+
+    Element ``k`` of a row becomes bit ``k % 64`` of word ``k // 64``:
+    1 where the element is ``>= 0`` (the sign quantizer's +1), 0 where it is
+    negative. Rows are padded with 0 bits.
+
+    Args:
+        x (numpy.ndarray): Shape ``(rows, n)``.
+
+    Returns:
+        numpy.ndarray: ``uint64`` of shape ``(rows, words(n))``.
+    """
+    x = numpy.asarray(x)
+    rows, n = x.shape
+    bits = numpy.zeros((rows, words(n) * WORD_BITS), numpy.bool_)
+    bits[:, :n] = x >= 0
+    packed = numpy.packbits(bits, axis=1, bitorder='little')
+    return packed.view('<u8').astype(numpy.uint64, copy=False).reshape(
+        rows, words(n))
+
+
+def unpack_bits(packed, n):
+    """The ``(rows, n)`` uint8 array of 0 and 1 bits that
+    :func:`pack_signs` packed."""
+    packed = numpy.ascontiguousarray(packed, dtype='<u8')
+    return numpy.unpackbits(packed.view(numpy.uint8), axis=1,
+                            bitorder='little')[:, :n]
+
+
+def unpack_signs(packed, n):
+    """The ``(rows, n)`` float32 array of +-1 that :func:`pack_signs`
+    packed."""
+    return unpack_bits(packed, n).astype(numpy.float32) * 2 - 1
+
+
+def unit_fires(d, thresholds, flip):
+    """Whether each hidden unit outputs +1, from its integer dot product.
+
+    .. math::
+
+        \\mathrm{fires} = (d \\ge T) \\oplus \\mathrm{flip}
+
+    A hidden unit of the trained network outputs
+    :math:`\\mathrm{sign}(\\mathrm{BN}(\\alpha d + \\beta + b))` for
+    the integer dot product :math:`d` of its input with its weight signs
+    (for the first layer, of the 8-bit pixels 0-255, the input map
+    :math:`\\alpha, \\beta` folded in). Batch normalisation is monotonic
+    in :math:`d`: increasing where its scale is positive, so the unit
+    fires from some integer ``T`` up; decreasing where it is negative, so
+    it fires below ``T`` (``flip`` set). ``export.py`` finds ``T`` and
+    ``flip`` by evaluating the model itself
+    (:func:`packed_export.fold_sign`); the kernels of
+    :mod:`xnor_popcount` compute this same test, and this array form is
+    the ``blas`` engine's.
+
+    Args:
+        d: Integer dot products ``(images, units)`` (any array type).
+        thresholds: int32 ``T`` per unit.
+        flip: bool per unit.
+    """
+    return (d >= thresholds) != flip
+
+
+class PackedNetwork(object):
+    """The contents of a packed file, checked for consistency.
+
+    Attributes:
+        meta (dict): The metadata.
+        sizes (list of int): Units per layer, input first.
+        weights (list of numpy.ndarray): Packed weight signs per layer.
+        thresholds (list of numpy.ndarray): int32 ``T`` per hidden layer.
+        flips (list of numpy.ndarray): bool ``flip`` per hidden layer.
+        last (dict): The last layer's float32 vectors, by name.
+    """
+
+    def __init__(self, meta, weights, thresholds, flips, last):
+        self.meta = meta
+        self.sizes = list(meta['sizes'])
+        self.weights = weights
+        self.thresholds = thresholds
+        self.flips = flips
+        self.last = last
+
+    def arrays(self):
+        """The archive's arrays, by name."""
+        arrays = {'meta': numpy.array(json.dumps(self.meta, sort_keys=True))}
+        for i, w in enumerate(self.weights):
+            arrays['W{}'.format(i)] = w
+        for i, (t, f) in enumerate(zip(self.thresholds, self.flips)):
+            arrays['T{}'.format(i)] = t
+            arrays['flip{}'.format(i)] = f
+        arrays.update(self.last)
+        return arrays
+
+    def weight_bytes(self):
+        """Bytes of the packed weight words, padding included."""
+        return sum(w.nbytes for w in self.weights)
+
+    def signs(self, layer):
+        """Layer ``layer``'s weight signs as a float32 +-1 matrix."""
+        return unpack_signs(self.weights[layer], self.sizes[layer])
+
+
+def save(path, network):
+    """Writes ``network`` (a :class:`PackedNetwork`) to ``path`` whole or
+    not at all."""
+    with atomic_write(path, 'wb') as f:
+        numpy.savez(f, **network.arrays())
+
+
+def _expect(condition, path, message, *args):
+    if not condition:
+        raise errors.PackedFormatError('{} is not a usable packed network: {}'.format(
+            path, message.format(*args)))
+
+
+def _header(archive, path, name):
+    """``(dtype, shape, bytes of data)`` that member ``name`` declares,
+    read from its header alone, and checked against what the zip
+    directory says it inflates to: nothing larger is ever read."""
+    info = archive.zip.getinfo(name + '.npy')
+    with archive.zip.open(info) as f:
+        version = numpy.lib.format.read_magic(f)
+        read = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
+                else numpy.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(f)
+        header = f.tell()
+    data = info.file_size - header
+    _expect(not dtype.hasobject and
+            data == dtype.itemsize * int(numpy.prod(shape, dtype=object)),
+            path, '{} declares {} of shape {} but holds {} bytes', name,
+            dtype, shape, data)
+    return dtype, shape
+
+
+def _array(archive, path, name, dtype, shape):
+    _expect(name in archive.files, path, 'array {} is missing', name)
+    declared = _header(archive, path, name)
+    _expect(declared == (numpy.dtype(dtype), shape), path,
+            '{} is {} of shape {}, expected {} of shape {}', name,
+            *declared, numpy.dtype(dtype), shape)
+    return archive[name]
+
+
+def load(path):
+    """Reads and checks a packed file.
+
+    Raises:
+        errors.PackedFormatError: ``path`` is missing, not an ``.npz`` archive,
+            written by another format version, or its arrays do not have
+            the shapes its metadata gives.
+    """
+    try:
+        archive = numpy.load(path, allow_pickle=False)
+    except OSError as e:
+        raise errors.PackedFormatError('cannot read {}: {}'.format(
+            path, e.strerror or e))
+    except (ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise errors.PackedFormatError(
+            '{} is not a packed network (not an .npz archive: {}); write one '
+            'with export.py.'.format(path, ' '.join(str(e).split()) or
+                                     'empty file'))
+    if not isinstance(archive, numpy.lib.npyio.NpzFile):
+        raise errors.PackedFormatError(
+            '{} is a single array, not a packed network; write one with '
+            'export.py.'.format(path))
+    with archive:
+        try:
+            _expect('meta' in archive.files, path, 'no metadata')
+            dtype, shape = _header(archive, path, 'meta')
+            _expect(dtype.kind == 'U' and shape == () and
+                    dtype.itemsize <= MAX_META_BYTES, path,
+                    'its metadata is not a JSON string of at most {} bytes',
+                    MAX_META_BYTES)
+            meta = json.loads(str(archive['meta']))
+        except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            raise errors.PackedFormatError(
+                '{} is corrupt ({}); export it again.'.format(path, e))
+        _expect(isinstance(meta, dict) and meta.get('format') == FORMAT,
+                path, 'its metadata is not that of a {} file', FORMAT)
+        if meta.get('version') != VERSION:
+            raise errors.PackedFormatError(
+                '{} is format version {}, this program reads version {}; '
+                'export the model again with this version of export.py.'
+                .format(path, meta.get('version'), VERSION))
+        sizes = meta.get('sizes')
+        _expect(isinstance(sizes, list) and 3 <= len(sizes) <= MAX_LAYERS + 1
+                and all(type(s) is int and 0 < s <= MAX_UNITS
+                        for s in sizes), path,
+                'sizes {!r} are not a list of 3 to {} integers from 1 to {}',
+                sizes, MAX_LAYERS + 1, MAX_UNITS)
+        try:
+            weights = [
+                _array(archive, path, 'W{}'.format(i), numpy.uint64,
+                       (sizes[i + 1], words(sizes[i])))
+                for i in range(len(sizes) - 1)]
+            thresholds = [
+                _array(archive, path, 'T{}'.format(i), numpy.int32,
+                       (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+            flips = [
+                _array(archive, path, 'flip{}'.format(i), numpy.bool_,
+                       (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+            last = {name: _array(archive, path, name, numpy.float32,
+                                 (sizes[-1],))
+                    for name in LAST_LAYER_KEYS}
+        except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            raise errors.PackedFormatError(
+                '{} is corrupt ({}); export it again.'.format(path, e))
+    return PackedNetwork(meta, weights, thresholds, flips, last)

@@ -1,0 +1,239 @@
+"""Named configurations of the MLP, the flags that change them, and
+building a model and its optimizer from one.
+
+A configuration is a plain dict of JSON values (it is saved in each result
+directory, see :mod:`result_dir`, and rebuilt from there); its quantizers
+are canonical specs (:func:`quantizers.parse`), turned into quantizer
+objects once, by :func:`build_classifier`. The presets:
+
+``seed``
+    The original suite, exactly: log quantizer (``seed``) on inputs,
+    weights, activations and gradients, relu, 2 x 1000 units, softmax
+    cross-entropy, Adam (alpha 0.001), every parameter clipped to [-1, 1],
+    trained on 60000 images and validated on the 10000 test images.
+``float``
+    The same MLP and training with every quantizer ``none``: the baseline.
+``bnn``
+    The binarized MLP of Hubara et al. (2016), after the authors' Theano
+    MNIST recipe: binary (``sign``) weights and hard-tanh binary activations,
+    3 x 4096 units, batch normalisation after every layer (eps 1e-4,
+    running-average factor 0.1), dropout 0.2 on the input and 0.5 on hidden
+    layers, inputs in [-1, 1], squared hinge loss, Adam with alpha from
+    0.003 decayed exponentially to 3e-7 over the run, each weight matrix's
+    step scaled by Glorot's factor, weights drawn from U(-1, 1) and clipped
+    to [-1, 1], 50000 training and 10000 validation images, batch 100,
+    1000 epochs.
+"""
+import math
+
+import chainer.functions as F
+import chainer.links as L
+from chainer import initializers
+
+from quantized_net import cli
+from quantized_net.training import fused_adam
+import net
+from quantized_net.quantization import quantizers
+from weight_clip import WeightClip
+
+N_IN = 784
+N_OUT = 10
+
+_SEED = {
+    'input_quant': 'seed', 'weight_quant': 'seed', 'act_quant': 'seed',
+    'grad_quant': 'seed', 'activation': 'relu', 'layers': 2, 'unit': 1000,
+    'epoch': 20, 'batchsize': 100, 'loss': 'softmax', 'lr': 0.001,
+    'lr_final': None, 'input_dropout': 0.0, 'dropout': 0.0,
+    'centered_input': False, 'bn_eps': 2e-5, 'init': 'lecun',
+    'glorot_lr_scale': False, 'clip': 'all', 'validation': 0,
+}
+
+PRESETS = {
+    'seed': _SEED,
+    'float': dict(_SEED, input_quant='none', weight_quant='none',
+                  act_quant='none', grad_quant='none'),
+    'bnn': dict(
+        _SEED, input_quant='none', weight_quant='sign', act_quant='sign',
+        grad_quant='none', activation='htanh', layers=3, unit=4096,
+        epoch=1000, loss='squared_hinge', lr=0.003, lr_final=3e-7,
+        input_dropout=0.2, dropout=0.5, centered_input=True, bn_eps=1e-4,
+        init='uniform', glorot_lr_scale=True, clip='weights',
+        validation=10000),
+}
+
+LOSSES = ('softmax', 'squared_hinge')
+QUANTIZER_KEYS = ('input_quant', 'weight_quant', 'act_quant', 'grad_quant')
+#: The configuration keys a flag can set: ``--unit`` sets ``unit``,
+#: ``--weight-quant`` sets ``weight_quant`` and so on.
+CONFIG_FLAGS = QUANTIZER_KEYS + (
+    'activation', 'layers', 'unit', 'epoch', 'batchsize', 'loss', 'lr',
+    'lr_final', 'input_dropout', 'dropout', 'validation')
+
+
+#: Ranges a configuration must keep to: what fits a machine's memory and
+#: time (the paper's widest network has 4096 units).
+LIMITS = {'unit': (1, 8192), 'layers': (1, 32), 'epoch': (1, 10 ** 6),
+          'batchsize': (1, 10 ** 6), 'validation': (0, 10 ** 6)}
+_CHOICES = {'activation': net.ACTIVATIONS, 'loss': LOSSES,
+            'init': ('lecun', 'uniform'), 'clip': ('all', 'weights'),
+            'preset': tuple(PRESETS)}
+
+
+def _check(condition, key, value, wanted):
+    if not condition:
+        raise ValueError('{} is {!r}; it must be {}'.format(
+            key, value, wanted))
+
+
+def check_config(config):
+    """Raises ValueError, naming the key, unless ``config`` is a complete
+    configuration with every value of the right type and in range: what
+    is checked before a model is built from a file or from flags."""
+    if not isinstance(config, dict):
+        raise ValueError('the configuration is not a JSON object')
+    missing = sorted((set(_SEED) | {'preset'}) - set(config))
+    if missing:
+        raise ValueError('it lacks {}'.format(', '.join(missing)))
+    for key, (low, high) in LIMITS.items():
+        value = config[key]
+        _check(type(value) is int and low <= value <= high, key, value,
+               'an integer from {} to {}'.format(low, high))
+    for key, choices in _CHOICES.items():
+        _check(config.get(key, choices[0]) in choices, key, config.get(key),
+               'one of {}'.format(', '.join(choices)))
+    for key in QUANTIZER_KEYS:
+        try:
+            quantizers.parse(config[key])
+        except ValueError as e:
+            raise ValueError('{}: {}'.format(key, e))
+    for key in ('lr', 'lr_final', 'bn_eps'):
+        value = config[key]
+        if key == 'lr_final' and value is None:
+            continue
+        _check(isinstance(value, (int, float)) and not isinstance(
+            value, bool) and 0 < value < math.inf, key, value,
+            'a finite positive number')
+    for key in ('input_dropout', 'dropout'):
+        value = config[key]
+        _check(isinstance(value, (int, float)) and 0 <= value < 1, key,
+               value, 'a ratio in [0, 1)')
+    for key in ('centered_input', 'glorot_lr_scale'):
+        _check(isinstance(config[key], bool), key, config[key],
+               'true or false')
+
+
+def flag(key):
+    """The flag that sets configuration key ``key``."""
+    return '--' + key.replace('_', '-')
+
+
+def add_config_flags(parser, skip=()):
+    """The flags that choose the network and its training, each defaulting
+    to the preset's value (``parser.set_defaults`` gives other defaults);
+    leaves out the keys in ``skip``."""
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='seed',
+                        help='Starting configuration: seed (the original '
+                             'suite, default), float (no quantization), bnn '
+                             '(the binarized MLP of the paper)')
+    group = parser.add_argument_group(
+        'quantizers', 'each one of: ' + quantizers.SPEC_FORMS)
+    roles = {'weight_quant': 'every weight matrix',
+             'act_quant': 'every hidden activation',
+             'grad_quant': 'the gradient at every linear output',
+             'input_quant': 'the network input'}
+    for key, what in roles.items():
+        if key not in skip:
+            group.add_argument(flag(key), type=cli.quantizer_spec,
+                               metavar='SPEC',
+                               help='Quantizer of {}'.format(what))
+    count = cli.int_at_least(1)
+    flags = [  # (key, short flag, argparse options)
+        ('activation', None, dict(
+            choices=net.ACTIVATIONS,
+            help='relu(q(x)) as the original, or q(clip(x, -1, 1)), '
+                 'hard-tanh units as in the paper')),
+        ('batchsize', '-b', dict(
+            type=count, help='Number of images in each mini-batch')),
+        ('epoch', '-e', dict(
+            type=count, help='Number of sweeps over the dataset to train')),
+        ('unit', '-u', dict(
+            type=count, help='Number of units in each hidden layer')),
+        ('layers', None, dict(type=count, help='Number of hidden layers')),
+        ('loss', None, dict(choices=LOSSES,
+                            help='softmax cross-entropy or squared hinge')),
+        ('lr', None, dict(type=cli.positive_float,
+                          help="Adam's alpha (at the start)")),
+        ('lr_final', None, dict(
+            type=cli.positive_float,
+            help='Decay alpha exponentially to this by the last epoch')),
+        ('input_dropout', None, dict(type=cli.ratio,
+                                     help='Dropout ratio on the input')),
+        ('dropout', None, dict(
+            type=cli.ratio,
+            help='Dropout ratio after each hidden activation')),
+        ('validation', None, dict(
+            type=cli.int_at_least(0),
+            help='Hold out this many training images to validate on, and '
+                 'test on the test set; 0 validates on the test set as the '
+                 'original')),
+    ]
+    for key, short, options in flags:
+        if key not in skip:
+            names = [flag(key)] + ([short] if short else [])
+            parser.add_argument(*names, **options)
+
+
+def config_from_args(args):
+    """The preset's configuration with the flags given applied."""
+    config = dict(PRESETS[args.preset], preset=args.preset)
+    for key in CONFIG_FLAGS:
+        if getattr(args, key, None) is not None:
+            config[key] = getattr(args, key)
+    return config
+
+
+def squared_hinge(y, t):
+    """Mean over examples and classes of ``max(0, 1 - t_k y_k)**2``, with
+    ``t_k = +1`` for the true class and -1 for the others."""
+    return F.hinge(y, t, norm='L2') / y.shape[1]
+
+
+def build_classifier(config):
+    """The :class:`~chainer.links.Classifier` described by ``config``."""
+    init = {'lecun': None, 'uniform': initializers.Uniform(1.0)}[
+        config['init']]
+    quant = {role: quantizers.parse(config[role]) for role in QUANTIZER_KEYS}
+    predictor = net.MnistMLP(
+        N_IN, config['unit'], N_OUT, n_layers=config['layers'],
+        activation=config['activation'],
+        input_dropout=config['input_dropout'], dropout=config['dropout'],
+        centered_input=config['centered_input'], bn_eps=config['bn_eps'],
+        initialW=init, **quant)
+    lossfun = {'softmax': F.softmax_cross_entropy,
+               'squared_hinge': squared_hinge}[config['loss']]
+    return L.Classifier(predictor, lossfun=lossfun)
+
+
+def build_optimizer(model, config):
+    """Adam for ``model`` with the configuration's clipping and step scales."""
+    optimizer = fused_adam.Adam(alpha=config['lr'])
+    optimizer.setup(model)
+    # Keeps the real-valued parameters in [-1, 1] after every update.
+    optimizer.add_hook(WeightClip(
+        param_names=None if config['clip'] == 'all' else ('W',)))
+    if config['glorot_lr_scale']:
+        # BinaryConnect's per-layer learning rate: each weight matrix moves
+        # 1 / sqrt(1.5 / (fan_in + fan_out)) times faster (Adam's eta).
+        for link in model.predictor.linear_layers():
+            out_size, in_size = link.W.shape
+            link.W.update_rule.hyperparam.eta = 1 / math.sqrt(
+                1.5 / (in_size + out_size))
+    return optimizer
+
+
+def lr_decay_rate(config):
+    """Per-epoch factor taking alpha from ``lr`` to ``lr_final`` over the
+    run, or None for a constant alpha."""
+    if not config['lr_final']:
+        return None
+    return (config['lr_final'] / config['lr']) ** (1.0 / config['epoch'])

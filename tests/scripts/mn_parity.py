@@ -1,0 +1,69 @@
+"""Run under ``mpiexec -n 2``: trains the same network for a few
+iterations as N ranks at B/N images each (multi_node.py's way) and as one
+process at B images, and prints, on rank 0, one JSON line: for each
+parameter the largest difference between the two, and that of the last
+iteration's gradient; and whether every rank holds the same parameters. Used by
+test_train_mnist_mn.py.
+
+    mpiexec -n 2 python tests/mn_parity.py PRESET ITERATIONS
+"""
+import json
+import sys
+
+import numpy
+
+
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
+import chainermn  # noqa: E402
+
+from quantized_net.training import multi_node  # noqa: E402
+from quantized_net.training import presets  # noqa: E402
+
+
+def main():
+    preset, iterations = sys.argv[1], int(sys.argv[2])
+    comm = multi_node.create_communicator('naive')
+    config = dict(presets.PRESETS[preset], preset=preset, unit=32,
+                  batchsize=64)
+    rng = numpy.random.RandomState(0)
+    x = rng.rand(config['batchsize'], 784).astype(numpy.float32)
+    t = rng.randint(0, 10, config['batchsize']).astype(numpy.int32)
+    share = len(x) // comm.size
+    ours = slice(comm.rank * share, (comm.rank + 1) * share)
+
+    numpy.random.seed(1)
+    single = presets.build_classifier(config)
+    parallel = chainermn.links.create_mnbn_model(
+        presets.build_classifier(config), comm)
+    parallel.copyparams(single)
+    single_opt = presets.build_optimizer(single, config)
+    parallel_opt = chainermn.create_multi_node_optimizer(
+        presets.build_optimizer(parallel, config), comm)
+    parallel_opt.add_hook(multi_node.SumGradients(comm.size))
+    multi_node.broadcast_parameters(parallel_opt, comm)
+    for _ in range(iterations):
+        single_opt.update(single, x, t)
+        parallel_opt.update(multi_node.loss(parallel, comm), x[ours],
+                            t[ours])
+
+    mine = dict((name, p.array) for name, p in parallel.namedparams())
+    grads = dict((name, p.grad) for name, p in parallel.namedparams())
+    everyone = comm.gather_obj(mine)
+    if comm.rank:
+        return
+    same_on_every_rank = all(
+        numpy.array_equal(theirs[name], mine[name])
+        for theirs in everyone for name in mine)
+    differences = {
+        name: float(numpy.abs(p.array - mine[name]).max())
+        for name, p in single.namedparams()}
+    grad_differences = {
+        name: float(numpy.abs(p.grad - grads[name]).max())
+        for name, p in single.namedparams()}
+    print(json.dumps({'same_on_every_rank': same_on_every_rank,
+                      'differences': differences,
+                      'grad_differences': grad_differences}))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,165 @@
+"""packed_format.py: bit packing, saving and the checks made on loading."""
+import json
+import os
+
+import numpy
+import pytest
+
+import helpers
+from quantized_net.packed import export as packed_export
+from quantized_net.packed import format as packed_format
+from quantized_net import errors
+
+
+@pytest.mark.parametrize('n', [1, 63, 64, 65, 130, 784])
+def test_pack_signs_round_trip(n):
+    x = numpy.random.RandomState(n).choice([-1., 1.], (5, n))
+    packed = packed_format.pack_signs(x)
+    assert packed.dtype == numpy.uint64
+    assert packed.shape == (5, packed_format.words(n))
+    numpy.testing.assert_array_equal(packed_format.unpack_signs(packed, n),
+                                     x)
+
+
+def test_pack_signs_bit_order_padding_and_zero():
+    x = -numpy.ones((1, 70), numpy.float32)
+    x[0, [0, 3, 64, 69]] = 1
+    x[0, 5] = 0.0  # sign(0) is +1
+    x[0, 6] = -0.0  # and so is sign(-0)
+    packed = packed_format.pack_signs(x)
+    assert packed.tolist() == [[1 | 8 | 32 | 64, 1 | 32]]  # padding is 0
+
+
+@pytest.fixture
+def network():
+    model, config = helpers.binarized_model(units=70, layers=2)
+    return packed_export.export(model, config)
+
+
+def test_save_load_round_trip(tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    packed_format.save(path, network)
+    loaded = packed_format.load(path)
+    assert loaded.meta == network.meta
+    assert loaded.sizes == [784, 70, 70, 10]
+    for name, array in network.arrays().items():
+        if name != 'meta':
+            assert loaded.arrays()[name].dtype == array.dtype
+            numpy.testing.assert_array_equal(loaded.arrays()[name], array)
+    assert os.listdir(str(tmp_path)) == ['net.npz']  # no temporary left
+
+
+def rewrite(path, network, **changes):
+    """Saves ``network``'s arrays with ``changes`` (None removes one)."""
+    arrays = network.arrays()
+    for name, value in changes.items():
+        if value is None:
+            del arrays[name]
+        else:
+            arrays[name] = value
+    with open(path, 'wb') as f:
+        numpy.savez(f, **arrays)
+
+
+def load_error(path):
+    with pytest.raises(errors.PackedFormatError) as e:
+        packed_format.load(path)
+    message = str(e.value)
+    assert path in message and '\n' not in message
+    return message
+
+
+def test_load_rejects_another_version(tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    meta = dict(network.meta, version=packed_format.VERSION + 1)
+    rewrite(path, network, meta=numpy.array(json.dumps(meta)))
+    message = load_error(path)
+    assert 'format version 2' in message and 'export' in message
+
+
+def test_load_rejects_wrong_shapes(tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    rewrite(path, network, W1=network.weights[1][:, :1])
+    assert 'W1 is uint64 of shape (70, 1), expected uint64 of shape ' \
+        '(70, 2)' in load_error(path)
+    rewrite(path, network, T0=network.thresholds[0].astype(numpy.int64))
+    assert 'T0 is int64' in load_error(path)
+    meta = dict(network.meta, sizes=[784, 70, 71, 10])
+    rewrite(path, network, meta=numpy.array(json.dumps(meta)))
+    assert 'W1' in load_error(path)
+
+
+def test_load_rejects_missing_arrays_and_metadata(tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    rewrite(path, network, gamma=None)
+    assert 'array gamma is missing' in load_error(path)
+    rewrite(path, network, meta=None)
+    assert 'no metadata' in load_error(path)
+    rewrite(path, network, meta=numpy.array('{"format": "other"}'))
+    assert 'quantized_net.packed' in load_error(path)
+
+
+def test_load_rejects_other_files(tmp_path, network):
+    missing = str(tmp_path / 'missing.npz')
+    assert 'cannot read' in load_error(missing)
+    text = str(tmp_path / 'text.npz')
+    with open(text, 'w') as f:
+        f.write('not an archive')
+    assert 'not a packed network' in load_error(text)
+    single = str(tmp_path / 'single.npy')
+    numpy.save(single, numpy.zeros(3))
+    assert 'single array' in load_error(single)
+    good = str(tmp_path / 'net.npz')
+    packed_format.save(good, network)
+    with open(good, 'rb') as f:
+        data = f.read()
+    truncated = str(tmp_path / 'truncated.npz')
+    with open(truncated, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    load_error(truncated)
+
+
+def replace_member(path, name, data):
+    """Rewrites member ``name`` of the archive at ``path`` as ``data``
+    (the bytes of a .npy file), deflated."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        members = {info.filename: z.read(info) for info in z.infolist()}
+    members[name + '.npy'] = data
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:
+        for member, content in members.items():
+            z.writestr(member, content)
+
+
+def npy_header(dtype, shape):
+    import io
+    buffer = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(buffer, {
+        'descr': numpy.dtype(dtype).str, 'fortran_order': False,
+        'shape': shape})
+    return buffer.getvalue()
+
+
+def test_load_reads_headers_before_data(tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    packed_format.save(path, network)
+    # A member declaring 104 TiB: refused from its header, nothing read.
+    replace_member(path, 'W0', npy_header(numpy.uint64, (2 ** 31, 2 ** 13)))
+    assert 'W0 declares uint64 of shape (2147483648, 8192) but holds' in \
+        load_error(path)
+    # A member that inflates to far more than its header declares: a
+    # small file that would expand to 64 MiB is refused unread.
+    packed_format.save(path, network)
+    bomb = npy_header(numpy.uint64, (70, 13)) + bytes(64 * 2 ** 20)
+    replace_member(path, 'W0', bomb)
+    assert os.path.getsize(path) < 2 ** 20
+    assert 'W0 declares uint64 of shape (70, 13) but holds 67108864 bytes' \
+        in load_error(path)
+    # Sizes beyond what a file may declare.
+    meta = dict(network.meta, sizes=[784, 2 ** 20, 10])
+    rewrite(path, network, meta=numpy.array(json.dumps(meta)))
+    assert 'integers from 1 to 65536' in load_error(path)
+    # An object (pickled) member is never unpickled.
+    packed_format.save(path, network)
+    replace_member(path, 'W0', npy_header(object, (70, 13)) + b'\x80\x04.')
+    assert 'W0 declares object' in load_error(path)

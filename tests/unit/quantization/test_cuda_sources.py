@@ -1,0 +1,390 @@
+"""The project's CUDA sources compile, with no GPU, and compute what the
+CPU computes.
+
+NVRTC from the package index (the nvidia-cuda-nvrtc wheels for CUDA 12
+and 13, through ctypes) builds each source for compute_75, 80 and 90 with
+CuPy's options, flush-to-zero included: the raw kernels of
+xnor_popcount.py as they are, and each elementwise kernel of
+quantizer_kernels.py both in a loop of CuPy's shape and as the exact
+source CuPy generates for it (CuPy imports and generates code without a
+GPU). The elementwise bodies are also compiled for the host with the C
+compiler and run with flushing on against the CPU forms."""
+import ctypes
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+import helpers
+from helpers import f32, kernel_inputs, same_bits, with_kernels
+from quantized_net.quantization import log_quant_kernels
+from quantized_net.quantization import kernels as quantizer_kernels
+from quantized_net.packed.kernels import xnor_popcount
+
+ARCHS = (75, 80, 90)
+# Where each CUDA version's NVRTC wheel puts its library.
+NVRTC_LIBRARIES = {12: 'nvidia/cuda_nvrtc/lib/libnvrtc.so.12',
+                   13: 'nvidia/cu13/lib/libnvrtc.so.13'}
+# What CuPy passes NVRTC besides the architecture and include paths
+# (cupy/cuda/compiler.py, cupy/_core/core.pyx): flush-to-zero on, so
+# that the kernels are checked as CuPy builds them.
+OPTIONS = ('--std=c++17', '-ftz=true')
+
+
+def skip_without_wheels(package):
+    """Skips where requirements-test.txt installs no NVRTC and CuPy wheels
+    (its platform markers)."""
+    if platform.system() != 'Linux' or platform.machine() not in (
+            'x86_64', 'aarch64'):
+        pytest.skip('no {} wheel for {} {}'.format(
+            package, platform.system(), platform.machine()))
+
+
+def nvrtc_library(version):
+    paths = [path for entry in sys.path for path in glob.glob(
+        os.path.join(entry, NVRTC_LIBRARIES[version]))]
+    if not paths:
+        skip_without_wheels('NVRTC')
+        pytest.fail('{} is missing: pip install -r requirements-test.txt'
+                    .format(NVRTC_LIBRARIES[version]))
+    return ctypes.CDLL(paths[0])
+
+
+def compile_cuda(source, arch, version=12, options=OPTIONS):
+    """``(status, log, ptx)`` of NVRTC ``version`` compiling ``source``
+    for ``compute_<arch>``."""
+    lib = nvrtc_library(version)
+    program = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(),
+                                  b'quantized_net.cu', 0, None, None) == 0
+    options = [option.encode() for option in
+               ('-arch=compute_%d' % arch,) + tuple(options)]
+    status = lib.nvrtcCompileProgram(
+        program, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(program, log)
+    ptx = b''
+    if status == 0:
+        lib.nvrtcGetPTXSize(program, ctypes.byref(size))
+        buffer = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetPTX(program, buffer)
+        ptx = buffer.value
+    lib.nvrtcDestroyProgram(ctypes.byref(program))
+    return status, log.value.decode(), ptx.decode()
+
+
+C_TYPES = {'float32': 'float', 'uint32': 'unsigned int', 'int32': 'int',
+           'bool': 'bool'}
+NUMPY_TYPES = {'float32': numpy.float32, 'uint32': numpy.uint32,
+               'int32': numpy.int32, 'bool': numpy.bool_}
+
+
+def parameters(text):
+    """``[(type, name)]`` of a CuPy parameter list ``'float32 x, ...'``."""
+    return [tuple(p.split()) for p in text.split(',')]
+
+
+def elementwise_source(name, kernel, device=True):
+    """An elementwise kernel of :data:`quantizer_kernels.CUDA_KERNELS` laid
+    out as CuPy does: each input read into a const local, the output a
+    reference, one element per step of a grid-stride loop. With
+    ``device=False``, the same body in a host C loop run with the CPU's
+    flush-to-zero and denormals-are-zero modes on: what ``-ftz=true`` does
+    to float operations on the GPU."""
+    in_params, out_params, body = kernel
+    inputs, outputs = parameters(in_params), parameters(out_params)
+    pointers = ', '.join(
+        ['const {} *_{}'.format(C_TYPES[t], n) for t, n in inputs] +
+        ['{} *_{}'.format(C_TYPES[t], n) for t, n in outputs])
+    reads = ''.join('const {} {n} = _{n}[i];\n'.format(C_TYPES[t], n=n)
+                    for t, n in inputs)
+    if device:
+        writes = ''.join('{} &{n} = _{n}[i];\n'.format(C_TYPES[t], n=n)
+                         for t, n in outputs)
+        return '''extern "C" __global__ void quantized_net_%s(
+        %s, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+         i < n; i += (long long)blockDim.x * gridDim.x) {
+%s%s%s
+    }
+}
+''' % (name, pointers, reads, writes, body)
+    locals_ = ''.join('{} {};\n'.format(C_TYPES[t], n) for t, n in outputs)
+    stores = ''.join('_{n}[i] = {n};\n'.format(n=n) for t, n in outputs)
+    return HOST_PRELUDE + '''
+void run(long n, %s) {
+    const unsigned int saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040);  /* flush to zero, denormals are zero */
+    for (long i = 0; i < n; ++i) {
+%s%s%s%s
+    }
+    _mm_setcsr(saved);
+}
+''' % (pointers, reads, locals_, body, stores)
+
+
+# What a CUDA body needs beyond C on the host.
+HOST_PRELUDE = r'''
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include <xmmintrin.h>
+
+static inline unsigned int __float_as_uint(float x) {
+    unsigned int u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline float __uint_as_float(unsigned int u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static inline int __clz(unsigned int x) { return x ? __builtin_clz(x) : 32; }
+static inline unsigned int min(unsigned int a, unsigned int b) {
+    return a < b ? a : b;
+}
+'''
+
+
+class HostKernel(object):
+    """An elementwise CUDA body compiled for this CPU with the C compiler,
+    run with flushing on. Call with the inputs (arrays or scalars, which
+    are broadcast); returns the output array."""
+
+    def __init__(self, kernel, directory):
+        if platform.machine() not in ('x86_64', 'AMD64'):
+            pytest.skip('the flush-to-zero emulation sets the x86 MXCSR')
+        compiler = shutil.which('cc') or shutil.which('gcc')
+        if compiler is None:
+            pytest.skip('no C compiler (cc) here to build the host form')
+        in_params, out_params, _ = kernel
+        self.inputs = parameters(in_params)
+        self.output_type, = [t for t, _ in parameters(out_params)]
+        source = os.path.join(directory, 'kernel.c')
+        with open(source, 'w') as f:
+            f.write(elementwise_source('host', kernel, device=False))
+        library = os.path.join(directory, 'kernel.so')
+        subprocess.run([compiler, '-O2', '-std=gnu99', '-shared', '-fPIC',
+                        '-o', library, source, '-lm'], check=True)
+        self.run = ctypes.CDLL(library).run
+
+    def __call__(self, *args):
+        n = numpy.size(args[0])
+        arrays = [numpy.ascontiguousarray(numpy.broadcast_to(
+            numpy.asarray(a, NUMPY_TYPES[t]), n)) for a, (t, _) in zip(
+                args, self.inputs)]
+        out = numpy.empty(n, NUMPY_TYPES[self.output_type])
+        self.run(ctypes.c_long(n), *[
+            a.ctypes.data_as(ctypes.c_void_p) for a in arrays + [out]])
+        return out
+
+
+@pytest.fixture(scope='module')
+def host_kernels(tmp_path_factory):
+    """``host_kernels(name)``: the host form of a kernel, compiled once."""
+    built = {}
+
+    def build(name, kernel=None):
+        if name not in built:
+            built[name] = HostKernel(
+                kernel or quantizer_kernels.CUDA_KERNELS[name],
+                str(tmp_path_factory.mktemp(name)))
+        return built[name]
+    return build
+
+
+@pytest.mark.parametrize('version', sorted(NVRTC_LIBRARIES))
+@pytest.mark.parametrize('arch', ARCHS)
+def test_raw_kernels_compile_without_local_memory(arch, version):
+    status, log, ptx = compile_cuda(xnor_popcount._GPU_SOURCE, arch, version)
+    assert status == 0, log
+    for name in ('xnor_dot', 'fire_bits', 'bit_planes', 'plane_dot'):
+        assert '.entry {}('.format(name) in ptx
+    # Registers and shared memory only: a local array would be a spill
+    # to memory in every thread.
+    assert '.local' not in ptx
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+@pytest.mark.parametrize('name', sorted(quantizer_kernels.CUDA_KERNELS))
+def test_elementwise_kernels_compile(name, arch):
+    status, log, ptx = compile_cuda(elementwise_source(
+        name, quantizer_kernels.CUDA_KERNELS[name]), arch)
+    assert status == 0, log
+    assert '.entry quantized_net_{}('.format(name) in ptx
+    assert '.local' not in ptx
+    if name in INTEGER_ONLY:
+        assert float_operations(ptx, 'quantized_net_' + name) == set()
+
+
+# Any float32 arithmetic, comparison or conversion: what -ftz=true flushes.
+FLOAT_OPERATION = re.compile(
+    r'^\s*(add|sub|mul|div|fma|mad|min|max|abs|neg|setp|set|cvt|rcp|sqrt|'
+    r'rsqrt|ex2|lg2|sin|cos|tanh|testp)\.[\w.]*f32|^\s*(\w+)[\w.]*\.ftz\.',
+    re.MULTILINE)
+INTEGER_ONLY = ('log_quant', 'sign', 'passes_straight_through')
+
+
+def float_operations(ptx, entry):
+    """The float instructions in the body of kernel ``entry``."""
+    body = ptx[ptx.index('.entry {}('.format(entry)):]
+    return {a or b for a, b in FLOAT_OPERATION.findall(body)}
+
+
+def test_the_float_operation_check_finds_the_old_log_kernel():
+    # The log quantizer's earlier GPU form rescaled subnormals by 2**24
+    # in float: this is the instruction that flushed them.
+    kernel = ('float32 x', 'float32 y', 'y = x * 16777216.0f;')
+    status, log, ptx = compile_cuda(elementwise_source('old', kernel),
+                                    ARCHS[-1])
+    assert status == 0, log
+    assert float_operations(ptx, 'quantized_net_old') == {'mul'}
+    assert 'mul.ftz.f32' in ptx
+
+
+def test_a_broken_source_is_reported():
+    status, log, _ = compile_cuda('extern "C" __global__ void k() { x; }',
+                                  ARCHS[0])
+    assert status != 0
+    assert 'identifier "x" is undefined' in log
+
+
+# What CuPy itself generates. Its code generator is internal: this goes
+# through cupy._core._kernel as ElementwiseKernel.__call__ does, with the
+# argument kinds the quantizers pass (x and u arrays, the rest scalars).
+
+
+@pytest.fixture(scope='module')
+def cupy_sources(tmp_path_factory):
+    """``{name: (source, options)}`` as CuPy would hand them to NVRTC."""
+    skip_without_wheels('CuPy')
+    # Headers: CuPy's own only; an empty CUDA root keeps it from looking
+    # for a CUDA installation.
+    cuda_root = tmp_path_factory.mktemp('cuda')
+    (cuda_root / 'include').mkdir()
+    script = os.path.join(helpers.SCRIPTS, 'cupy_sources.py')
+    result = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True,
+        env=dict(helpers.SCRIPT_ENV, CUDA_PATH=str(cuda_root)))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_cupy_generates_every_kernel(cupy_sources):
+    assert sorted(cupy_sources) == sorted(quantizer_kernels.CUDA_KERNELS)
+    source, options = cupy_sources['log_quant']
+    # The body as written, inside CuPy's loop with its parameter types.
+    assert quantizer_kernels.CUDA_KERNELS['log_quant'][2] in source
+    assert 'CUPY_FOR(i, _ind.size())' in source
+    assert 'const unsigned int fsr_bits' in source
+    assert 'CArray<float, 1' in source
+
+
+@pytest.mark.parametrize('version', sorted(NVRTC_LIBRARIES))
+@pytest.mark.parametrize('arch', ARCHS)
+@pytest.mark.parametrize('name', sorted(quantizer_kernels.CUDA_KERNELS))
+def test_cupy_generated_kernels_compile(cupy_sources, name, arch, version):
+    source, options = cupy_sources[name]
+    status, log, ptx = compile_cuda(source, arch, version,
+                                    options + ['-ftz=true'])
+    assert status == 0, log
+    entry = 'quantized_net_' + name
+    assert '.entry {}('.format(entry) in ptx
+    if name in INTEGER_ONLY:
+        assert float_operations(ptx, entry) == set()
+
+
+# The GPU forms, run on the host with flushing on, against the CPU forms.
+
+def test_the_host_emulation_flushes_as_the_gpu_does(host_kernels):
+    flushing = host_kernels('flushing', ('float32 x', 'float32 y',
+                                         'y = x * 3.0f;'))
+    x = f32(numpy.array([1, 0x007FFFFF, 0x80000001, 0x00800000]))
+    y = flushing(x)
+    assert y.tolist() == [0.0, 0.0, 0.0, 3 * 2.0 ** -126]
+    assert numpy.signbit(y).tolist() == [False, False, True, False]
+
+
+def scaled_inputs():
+    """:func:`helpers.kernel_inputs` and the values whose power of two
+    lands just above, on or below the normal range once scaled down."""
+    powers = numpy.float32(2.0) ** numpy.arange(
+        -149, 128, dtype=numpy.float32)
+    near = numpy.concatenate([powers, powers * numpy.float32(1.4142135),
+                              powers * numpy.float32(1.4142137)])
+    return numpy.concatenate([kernel_inputs(), near, -near])
+
+
+def fsr_with_mantissa(mantissa, exponent=0):
+    return float(f32(numpy.uint32((127 + exponent) << 23 | mantissa)))
+
+
+# fsr, lowest, scale. A clipped value with a mantissa exercises the
+# rounding of the scale below the normal range: ties to even (0.3 at
+# 2**-126), ties to odd, above and below the half, the carry into the
+# smallest normal, and a result of 0 or of the smallest subnormal.
+LOG_CASES = [
+    (numpy.inf, 0.0, 1.0), (64.0, 0.0, 1.0), (1.0, 0.0, 1.0 / 64),
+    (0.3, 0.0, 1.0), (0.3, 0.0, 2.0 ** -126), (0.3, 0.0, 2.0 ** -125),
+    (1.0, 2.0 ** -2, 1.0), (4.0, 4.0 * 2.0 ** -126, 2.0 ** -100),
+    (numpy.inf, 2.0 ** -140, 2.0 ** -24), (numpy.inf, 0.0, 2.0 ** -126)] + [
+    # fsr = 1.m * 2**-100, biased exponent 27: a shift of 26 + d drops d
+    # bits of its significand.
+    (fsr_with_mantissa(mantissa, -100), 0.0, 2.0 ** -(26 + drop))
+    for mantissa in (0x7FFFFF, 0x400001, 0x3FFFFF, 0x000001, 0x5FFFFF,
+                     0x600000, 0x200000, 0x500000)
+    for drop in (1, 2, 3, 10, 23, 24, 25, 26)]
+
+
+@pytest.mark.parametrize('fsr,lowest,scale', LOG_CASES)
+def test_log_quant_gpu_form_equals_the_cpu(host_kernels, fsr, lowest, scale):
+    x = scaled_inputs()
+    gpu = host_kernels('log_quant')(x, *log_quant_kernels.
+                                    log_quant_cuda_arguments(
+                                        fsr, lowest, scale))
+    for kernels in quantizer_kernels.CPU_KERNELS:
+        if kernels == 'numba' and quantizer_kernels.numba is None:
+            continue
+        same_bits(gpu, with_kernels(kernels, quantizer_kernels.log_quant,
+                                    x, fsr, lowest, scale))
+
+
+def test_sign_gpu_form_equals_the_cpu(host_kernels):
+    x = kernel_inputs()
+    same_bits(host_kernels('sign')(x), quantizer_kernels.sign(x))
+
+
+@pytest.mark.parametrize('bits', [1, 2, 3, 5, 8, 16])
+def test_linear_quant_gpu_form_equals_the_cpu(host_kernels, bits):
+    x = scaled_inputs()
+    m = numpy.float32(2 ** bits - 1)
+    same_bits(host_kernels('linear_quant')(x, m),
+              quantizer_kernels.linear_quant(x, bits))
+
+
+def test_stochastic_sign_gpu_form_equals_the_cpu(host_kernels):
+    x = kernel_inputs()
+    rng = numpy.random.RandomState(3)
+    # Draws on the 2**-24 grid, and exactly the thresholds p of some x.
+    u = rng.randint(0, 2 ** 24, x.size).astype(numpy.float32) / 2 ** 24
+    u[::7] = numpy.clip((x[::7] + 1) * numpy.float32(0.5), 0, 1)
+    u[3::7] = f32(rng.randint(0, 0x00800000, u[3::7].size))  # subnormal
+    same_bits(host_kernels('stochastic_sign')(x, u),
+              quantizer_kernels.stochastic_sign_of(x, u))
+
+
+def test_straight_through_mask_gpu_form_equals_the_cpu(host_kernels):
+    x = kernel_inputs()
+    numpy.testing.assert_array_equal(
+        host_kernels('passes_straight_through')(x),
+        quantizer_kernels.passes_straight_through(x))

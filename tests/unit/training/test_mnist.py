@@ -1,0 +1,310 @@
+import gzip
+import hashlib
+import http.server
+import os
+import threading
+
+import numpy
+import pytest
+
+from helpers import NAMES, synthetic_digits, write_idx
+from quantized_net.training import mnist as mnist_dataset
+from quantized_net import errors
+
+ALL_NAMES = [name for pair in NAMES.values() for name in pair]
+
+
+def canonical(directory, name):
+    return os.path.join(directory, name + '.gz')
+
+
+def test_reads_gzip_dir_like_chainer_get_mnist(synthetic_dir, capsys):
+    train, test = mnist_dataset.get_mnist(synthetic_dir)
+    assert len(train) == 600 and len(test) == 200
+    x, t = train[0]
+    assert x.dtype == numpy.float32 and x.shape == (784,)
+    assert t.dtype == numpy.int32
+    images, labels = synthetic_digits(600, seed=1)
+    expected = images.reshape(600, 784).astype(numpy.float32)
+    expected *= 1. / 255.  # what chainer.datasets.get_mnist() computes
+    numpy.testing.assert_array_equal(train._datasets[0], expected)
+    numpy.testing.assert_array_equal(train._datasets[1], labels)
+    assert 0 <= train._datasets[0].min() and train._datasets[0].max() <= 1
+    # Not MNIST's bytes: a notice names the files, no error.
+    err = capsys.readouterr().err
+    assert 'notice:' in err and 'not the canonical MNIST' in err
+
+
+def test_reads_raw_files(tmp_path):
+    directory = str(tmp_path)
+    write_idx(directory, 'train', *synthetic_digits(30, 1), gz=False)
+    write_idx(directory, 'test', *synthetic_digits(20, 2), gz=False)
+    train, test = mnist_dataset.get_mnist(directory)
+    assert (len(train), len(test)) == (30, 20)
+
+
+def test_mnist_dir_environment_variable(synthetic_dir, monkeypatch):
+    monkeypatch.setenv('MNIST_DIR', synthetic_dir)
+    train, _ = mnist_dataset.get_mnist()
+    assert len(train) == 600
+
+
+def test_no_notice_for_matching_checksums(synthetic_dir, capsys):
+    checksums = {}
+    for name in ALL_NAMES:
+        with open(canonical(synthetic_dir, name), 'rb') as f:
+            gz = f.read()
+        checksums[name] = ('0' * 32, hashlib.sha256(
+            gzip.decompress(gz)).hexdigest())
+    mnist_dataset.get_mnist(synthetic_dir, checksums=checksums)
+    assert 'notice' not in capsys.readouterr().err
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(errors.DatasetError, match='does not exist'):
+        mnist_dataset.get_mnist(str(tmp_path / 'nowhere'))
+
+
+def test_missing_file_is_named(synthetic_dir):
+    os.remove(canonical(synthetic_dir, 't10k-labels-idx1-ubyte'))
+    with pytest.raises(errors.DatasetError, match=r't10k-labels-idx1-ubyte is '
+                       r'missing .*t10k-labels-idx1-ubyte\.gz or '
+                       r't10k-labels-idx1-ubyte'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+def rewrite(path, change):
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(change(data))
+
+
+def test_truncated_gzip(synthetic_dir):
+    path = canonical(synthetic_dir, 'train-images-idx3-ubyte')
+    rewrite(path, lambda d: d[:len(d) // 2])
+    with pytest.raises(errors.DatasetError, match='train-images-idx3-ubyte.gz is '
+                       'not a readable gzip file.*truncated or corrupt'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+def test_corrupt_gzip(synthetic_dir):
+    path = canonical(synthetic_dir, 'train-images-idx3-ubyte')
+
+    def flip(data):
+        middle = len(data) // 2
+        flipped = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+        return data[:middle] + flipped + data[middle + 64:]
+    rewrite(path, flip)
+    with pytest.raises(errors.DatasetError, match='not a readable gzip file'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+def test_truncated_raw_images(tmp_path):
+    directory = str(tmp_path)
+    write_idx(directory, 'train', *synthetic_digits(30, 1), gz=False)
+    write_idx(directory, 'test', *synthetic_digits(20, 2), gz=False)
+    path = os.path.join(directory, 't10k-images-idx3-ubyte')
+    rewrite(path, lambda d: d[:-100])
+    with pytest.raises(errors.DatasetError, match=r't10k-images-idx3-ubyte should '
+                       r'be 15696 bytes for 20 images but is 15596; it is '
+                       r'truncated'):
+        mnist_dataset.get_mnist(directory)
+
+
+def test_trailing_junk(tmp_path):
+    directory = str(tmp_path)
+    write_idx(directory, 'train', *synthetic_digits(30, 1), gz=False)
+    write_idx(directory, 'test', *synthetic_digits(20, 2), gz=False)
+    rewrite(os.path.join(directory, 'train-labels-idx1-ubyte'),
+            lambda d: d + b'\0')
+    with pytest.raises(errors.DatasetError, match='followed by junk'):
+        mnist_dataset.get_mnist(directory)
+
+
+def test_truncated_header(synthetic_dir):
+    path = canonical(synthetic_dir, 'train-labels-idx1-ubyte')
+    rewrite(path, lambda d: gzip.compress(gzip.decompress(d)[:5]))
+    with pytest.raises(errors.DatasetError, match='too short .* label header'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+def test_wrong_magic_images_and_labels_swapped(synthetic_dir):
+    images = canonical(synthetic_dir, 'train-images-idx3-ubyte')
+    labels = canonical(synthetic_dir, 'train-labels-idx1-ubyte')
+    os.rename(images, images + '.tmp')
+    os.rename(labels, images)
+    os.rename(images + '.tmp', labels)
+    with pytest.raises(errors.DatasetError, match=r'train-images-idx3-ubyte.gz is '
+                       r'not an IDX image file: magic number 0x00000801, '
+                       r'expected 0x00000803'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+def test_wrong_image_size(synthetic_dir):
+    write_idx(synthetic_dir, 'test', numpy.zeros((5, 32, 32), numpy.uint8),
+              numpy.zeros(5, numpy.uint8))
+    with pytest.raises(errors.DatasetError, match='holds 32x32 images'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+def test_counts_disagree(synthetic_dir):
+    images, labels = synthetic_digits(20, 2)
+    write_idx(synthetic_dir, 'test', images, labels[:19])
+    with pytest.raises(errors.DatasetError, match='holds 20 images but .* holds 19 '
+                       'labels'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+def test_label_out_of_range(synthetic_dir):
+    images, labels = synthetic_digits(20, 2)
+    labels[3] = 26
+    write_idx(synthetic_dir, 'test', images, labels)
+    with pytest.raises(errors.DatasetError, match='has label 26; the network has '
+                       '10 classes'):
+        mnist_dataset.get_mnist(synthetic_dir)
+
+
+@pytest.mark.skipif(not os.environ.get('MNIST_DIR'),
+                    reason='MNIST_DIR (the real MNIST files) not set')
+def test_real_mnist_matches_checksums_and_counts(capsys):
+    train, test = mnist_dataset.get_mnist(os.environ['MNIST_DIR'])
+    assert (len(train), len(test)) == (60000, 10000)
+    assert 'notice' not in capsys.readouterr().err
+    numpy.testing.assert_array_equal(
+        numpy.bincount(test._datasets[1]),
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+
+
+# Download path, against a server on 127.0.0.1.
+
+@pytest.fixture
+def served(synthetic_dir):
+    """An HTTP server with three mirrors: /404/ answers 404, /corrupt/
+    serves bytes that are no gzip, /good/ serves the synthetic files; and
+    the checksums of those files."""
+    files = {}
+    checksums = {}
+    for name in ALL_NAMES:
+        with open(canonical(synthetic_dir, name), 'rb') as f:
+            files[name + '.gz'] = f.read()
+        checksums[name] = (hashlib.md5(files[name + '.gz']).hexdigest(),
+                           '0' * 64)
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            mirror, name = self.path.strip('/').split('/')
+            if mirror == 'good' and name in files:
+                body = files[name]
+            elif mirror == 'corrupt':
+                body = os.urandom(2000)
+            elif mirror == 'wrongfile' and name in files:
+                body = gzip.compress(b'not the expected file')
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = 'http://127.0.0.1:{}/'.format(server.server_address[1])
+    yield base, checksums, requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_falls_through_to_a_good_mirror(served, tmp_path,
+                                                 monkeypatch, capsys):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    base, checksums, requests = served
+    cache = str(tmp_path / 'cache')
+    mirrors = [base + '404/', base + 'corrupt/', base + 'good/']
+    train, test = mnist_dataset.get_mnist(cache_dir=cache, mirrors=mirrors,
+                                          checksums=checksums)
+    assert (len(train), len(test)) == (600, 200)
+    assert sorted(os.listdir(cache)) == sorted(n + '.gz' for n in ALL_NAMES)
+    assert len(requests) == 12
+    assert 'Downloading ' + base + '404/train-images' in \
+        capsys.readouterr().err
+    # A second call is served from the verified cache.
+    del requests[:]
+    mnist_dataset.get_mnist(cache_dir=cache, mirrors=mirrors,
+                            checksums=checksums)
+    assert requests == []
+
+
+def test_download_all_mirrors_bad(served, tmp_path, monkeypatch):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    base, checksums, _ = served
+    cache = str(tmp_path / 'cache')
+    mirrors = [base + '404/', base + 'corrupt/', base + 'wrongfile/',
+               'http://127.0.0.1:1/']
+    with pytest.raises(errors.DatasetError) as error:
+        mnist_dataset.get_mnist(cache_dir=cache, mirrors=mirrors,
+                                checksums=checksums)
+    message = str(error.value)
+    assert 'could not download train-images-idx3-ubyte.gz' in message
+    assert '404/train-images-idx3-ubyte.gz: HTTP 404' in message
+    assert 'corrupt/train-images-idx3-ubyte.gz: not a gzip file' in message
+    assert 'wrongfile/train-images-idx3-ubyte.gz: checksum mismatch' in \
+        message
+    assert '--dataset-dir' in message
+    assert os.listdir(cache) == []  # nothing half-written
+
+
+def test_corrupt_cache_is_downloaded_again(served, tmp_path, monkeypatch,
+                                           capsys):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    base, checksums, requests = served
+    cache = str(tmp_path / 'cache')
+    mnist_dataset.get_mnist(cache_dir=cache, mirrors=[base + 'good/'],
+                            checksums=checksums)
+    rewrite(canonical(cache, 'train-labels-idx1-ubyte'), lambda d: d[:-9])
+    del requests[:]
+    capsys.readouterr()
+    train, _ = mnist_dataset.get_mnist(cache_dir=cache,
+                                       mirrors=[base + 'good/'],
+                                       checksums=checksums)
+    assert len(train) == 600
+    assert requests == ['/good/train-labels-idx1-ubyte.gz']
+    assert 'fails verification' in capsys.readouterr().err
+
+
+def test_unwritable_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    with pytest.raises(errors.DatasetError, match='cannot create the MNIST cache'):
+        mnist_dataset.get_mnist(cache_dir=str(blocker / 'cache'),
+                                mirrors=['http://127.0.0.1:1/'])
+
+
+def test_default_cache_is_in_chainer_dataset_root():
+    import chainer
+    assert mnist_dataset.default_cache_dir() == os.path.join(
+        chainer.dataset.get_dataset_root(), 'pfnet', 'chainer', 'mnist')
+
+
+def test_load_splits_holds_out_the_last_training_images(synthetic_dir):
+    train, test = mnist_dataset.get_mnist(synthetic_dir)
+    kept, held_out, same_test = mnist_dataset.load_splits(synthetic_dir, 100)
+    assert (len(kept), len(held_out), len(same_test)) == (500, 100, 200)
+    numpy.testing.assert_array_equal(held_out[0][0], train[500][0])
+    numpy.testing.assert_array_equal(kept[499][0], train[499][0])
+    kept, none, _ = mnist_dataset.load_splits(synthetic_dir, 0)
+    assert none is None and len(kept) == 600
+
+
+def test_load_splits_refuses_to_hold_out_everything(synthetic_dir):
+    with pytest.raises(errors.DatasetError, match='--validation 600 leaves no '
+                                           'training images'):
+        mnist_dataset.load_splits(synthetic_dir, 600)

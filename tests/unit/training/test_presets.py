@@ -1,0 +1,195 @@
+import argparse
+import math
+
+import numpy
+import pytest
+
+import chainer
+import chainer.functions as F
+
+from helpers import train_steps
+from function_quantized_linear import quantized_linear
+from quantized_net.training import presets
+from qst import qst
+from quantized_net.quantization import quantizers
+
+
+def config(name, **changes):
+    return dict(presets.PRESETS[name], preset=name, **changes)
+
+
+def batch(n=16, seed=0):
+    rng = numpy.random.RandomState(seed)
+    return (rng.rand(n, 784).astype(numpy.float32),
+            rng.randint(0, 10, n).astype(numpy.int32))
+
+
+def forward_and_grads(model, forward, x):
+    model.cleargrads()
+    y = forward(x)
+    F.sum(y * numpy.linspace(-1, 1, 10, dtype=numpy.float32)).backward()
+    return y.array, {n: p.grad.copy() for n, p in model.namedparams()}
+
+
+def original_forward(p, x):
+    """The original suite, spelled out: every linear layer quantizes its
+    input, weight and output gradient with the original's quantizer."""
+    h = F.relu(qst(p.b1(quantized_linear(x, p.l1.W, p.l1.b))))
+    h = F.relu(qst(p.b2(quantized_linear(h, p.l2.W, p.l2.b))))
+    return p.b3(quantized_linear(h, p.l3.W, p.l3.b))
+
+
+def test_seed_preset_is_the_original_network():
+    numpy.random.seed(0)
+    model = presets.build_classifier(config('seed', unit=64))
+    p = model.predictor
+    x, _ = batch()
+    y1, g1 = forward_and_grads(p, p, x)
+    y2, g2 = forward_and_grads(p, lambda v: original_forward(p, v), x)
+    numpy.testing.assert_array_equal(y1, y2)
+    for name in g1:
+        numpy.testing.assert_array_equal(g1[name], g2[name], err_msg=name)
+    assert model.lossfun is F.softmax_cross_entropy
+
+
+def test_float_preset_is_a_plain_mlp():
+    numpy.random.seed(0)
+    model = presets.build_classifier(config('float', unit=64))
+    p = model.predictor
+    x, _ = batch()
+
+    def plain(v):
+        h = F.relu(p.b1(F.linear(v, p.l1.W, p.l1.b)))
+        h = F.relu(p.b2(F.linear(h, p.l2.W, p.l2.b)))
+        return p.b3(F.linear(h, p.l3.W, p.l3.b))
+    y1, g1 = forward_and_grads(p, p, x)
+    y2, g2 = forward_and_grads(p, plain, x)
+    numpy.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
+    for name in g1:
+        numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4,
+                                      atol=1e-6, err_msg=name)
+
+
+def test_bnn_preset_structure():
+    numpy.random.seed(0)
+    cfg = config('bnn', unit=32)
+    model = presets.build_classifier(cfg)
+    p = model.predictor
+    links = p.linear_layers()
+    assert [link.W.shape for link in links] == [
+        (32, 784), (32, 32), (32, 32), (10, 32)]
+    for link in links:
+        assert link.weight_quant.spec == 'sign'
+        assert link.grad_quant.spec == 'none'
+        assert -1 <= link.W.array.min() and link.W.array.max() <= 1
+        assert link.W.array.std() > 0.5  # U(-1, 1), std 0.577
+    assert links[0].input_quant.spec == 'none'
+    assert p.act_quant.spec == 'sign' and p.activation == 'htanh'
+    assert (p.input_dropout, p.dropout) == (0.2, 0.5)
+    assert p.centered_input
+    assert p.b1.eps == 1e-4 and p.b1.decay == 0.9
+    assert model.lossfun is presets.squared_hinge
+    x, t = batch()
+    with chainer.using_config('train', False):
+        h = p.b1(p.l1(x * 2 - 1))
+        hidden = qst(F.clip(h, -1., 1.), 'sign')
+    assert set(numpy.unique(hidden.array)) <= {-1.0, 1.0}
+    assert cfg['validation'] == 10000 and cfg['epoch'] == 1000
+
+
+def weight_clip_hook(optimizer):
+    """The WeightClip hook, which runs after each update."""
+    return optimizer._hookable._post_update_hooks['WeightClip']
+
+
+def test_bnn_optimizer_scales_weight_steps_and_clips_only_weights():
+    numpy.random.seed(0)
+    cfg = config('bnn', unit=32)
+    model = presets.build_classifier(cfg)
+    optimizer = presets.build_optimizer(model, cfg)
+    for link in model.predictor.linear_layers():
+        out_size, in_size = link.W.shape
+        assert link.W.update_rule.hyperparam.eta == pytest.approx(
+            math.sqrt((in_size + out_size) / 1.5))
+        assert link.b.update_rule.hyperparam.eta == 1.0
+    assert optimizer.alpha == 0.003
+    assert weight_clip_hook(optimizer).param_names == {'W'}
+
+
+def test_seed_optimizer_clips_everything_with_adam_defaults():
+    model = presets.build_classifier(config('seed', unit=8))
+    optimizer = presets.build_optimizer(model, config('seed'))
+    assert optimizer.alpha == 0.001
+    assert weight_clip_hook(optimizer).param_names is None
+
+
+def test_lr_decay_reaches_the_final_rate_at_the_last_epoch():
+    cfg = config('bnn', epoch=50)
+    rate = presets.lr_decay_rate(cfg)
+    assert cfg['lr'] * rate ** 50 == pytest.approx(3e-7)
+    assert presets.lr_decay_rate(config('seed')) is None
+
+
+def test_squared_hinge():
+    y = numpy.array([[2.0, -0.5, 0.3]], numpy.float32)
+    t = numpy.array([0], numpy.int32)
+    # true class: max(0, 1-2)^2 = 0; others: (1-0.5)^2, (1+0.3)^2
+    assert float(presets.squared_hinge(y, t).array) == pytest.approx(
+        (0 + 0.25 + 1.69) / 3)
+
+
+@pytest.mark.parametrize('name', sorted(presets.PRESETS))
+def test_presets_learn_a_batch(name):
+    numpy.random.seed(0)
+    cfg = config(name, unit=64, input_dropout=0.0, dropout=0.0)
+    model = presets.build_classifier(cfg)
+    optimizer = presets.build_optimizer(model, cfg)
+    losses = train_steps(model, optimizer, *batch(64), steps=15)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_quantizer_specs_are_kept():
+    cfg = config('float', weight_quant='linear:2', act_quant='log:4',
+                 grad_quant='log:6', unit=8)
+    p = presets.build_classifier(cfg).predictor
+    assert [link.weight_quant.spec for link in p.linear_layers()] == \
+        ['linear:2'] * 3
+    assert p.act_quant.spec == 'log:4'
+    assert isinstance(p.l2.grad_quant, quantizers.Log)
+    # Each spec is parsed once: every layer shares the quantizer object.
+    assert p.l1.weight_quant is p.l2.weight_quant is p.l3.weight_quant
+    assert p.l1.grad_quant is p.l3.grad_quant
+
+
+def flag_parser(**defaults):
+    parser = argparse.ArgumentParser()
+    presets.add_config_flags(parser, skip=defaults.pop('skip', ()))
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def test_config_from_flags():
+    args = flag_parser().parse_args(
+        ['--preset', 'bnn', '-u', '64', '--weight-quant', 'linear:1',
+         '--lr', '0.01', '--dropout', '0', '--validation', '0'])
+    assert presets.config_from_args(args) == dict(
+        presets.PRESETS['bnn'], preset='bnn', unit=64,
+        weight_quant='linear:1', lr=0.01, dropout=0.0, validation=0)
+
+
+def test_every_config_flag_sets_its_key():
+    parser = flag_parser()
+    for key in presets.CONFIG_FLAGS:
+        option = next(a for a in parser._actions
+                      if presets.flag(key) in a.option_strings)
+        assert option.dest == key
+
+
+def test_other_defaults_and_skipped_flags():
+    parser = flag_parser(skip=('weight_quant',), preset='float', unit=256)
+    args = parser.parse_args([])
+    config = presets.config_from_args(args)
+    assert config == dict(presets.PRESETS['float'], preset='float',
+                          unit=256)
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--weight-quant', 'sign'])
