@@ -63,7 +63,7 @@ import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 from chainer.backends import cuda
 
 from quantized_net import cli
-from quantized_net.benchmarks.timing import time_engines
+from quantized_net.benchmarks.timing import median_seconds
 from quantized_net.training import mnist as mnist_dataset
 from quantized_net.packed import engine as packed_engine
 from quantized_net.packed import format as packed_format
@@ -75,6 +75,9 @@ from quantized_net.packed.kernels import xnor_popcount
 from quantized_net import errors
 
 PROG = 'bench_packed.py'
+# Seconds of rest before each engine (BLAS's and OpenMP's idle threads
+# spin for up to about 0.1 s after a call), and of untimed calls after it.
+SETTLE, WARM = 0.25, 0.05
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
                        'bnn', packed_format.PACKED_FILE)
 
@@ -138,10 +141,10 @@ def layer_table(network, device, pixels, batch, sync, simd=None):
         built = packed_engine.Engine(network, engine, device,
                                      simd if engine == 'packed' else None)
         for i, layer in enumerate(built.layers()):
-            runners.append((i, functools.partial(lambda f, x, _: f(x),
-                                                 layer, h)))
+            runners.append((i, functools.partial(layer, h)))
             h = layer(h)
-        times[engine] = time_engines(runners, None, 3, 10, sync)
+        times[engine] = median_seconds(runners, 3, 10, settle=SETTLE,
+                                       warm_seconds=WARM, synchronize=sync)
         form = form or built.simd
     on_cpu = device.xp is numpy
     sizes = network.sizes
@@ -306,10 +309,13 @@ def bench(args):
     float_bytes = dict((name, size) for name, _, size in rows)['blas']
     for batch in args.batches:
         batch_pixels = numpy.resize(pixels, (batch, pixels.shape[1]))
-        runners = [(name, classify) for name, classify, _ in rows]
-        once = time_engines(runners, batch_pixels, 1, 1, sync)
+        runners = [(name, functools.partial(classify, batch_pixels))
+                   for name, classify, _ in rows]
+        once = median_seconds(runners, 1, settle=SETTLE, warm_seconds=WARM,
+                              synchronize=sync)
         calls = int(min(50, max(1, args.seconds / 3 / max(once.values()))))
-        medians = time_engines(runners, batch_pixels, 3, calls, sync)
+        medians = median_seconds(runners, 3, calls, settle=SETTLE,
+                                 warm_seconds=WARM, synchronize=sync)
         for name, _, size in rows:
             print('| {} | {} | {:.0f} | {:.2f} | {} | {:.1f} |'.format(
                 batch, name, batch / medians[name],

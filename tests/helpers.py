@@ -171,11 +171,11 @@ def write_subset(directory, n_train=2000, n_test=500):
         write_idx(directory, 'test', *synthetic_digits(n_test, seed=2))
         return
     from quantized_net.training import mnist as mnist_dataset
-    train, test = mnist_dataset.get_mnist(source)
-    for split, data, n in (('train', train, n_train), ('test', test, n_test)):
-        images, labels = chainer.dataset.concat_examples(data[:n])
-        write_idx(directory, split,
-                  numpy.rint(images * 255).reshape(n, 28, 28), labels)
+    train, test = mnist_dataset.read_mnist(source)
+    for split, (images, labels), n in (('train', train, n_train),
+                                       ('test', test, n_test)):
+        write_idx(directory, split, images[:n].reshape(n, 28, 28),
+                  labels[:n])
 
 
 def binarized_model(units=96, layers=2, seed=0):

@@ -30,7 +30,6 @@ import zlib
 import numpy
 
 import chainer
-from chainer.datasets import _mnist_helper
 
 from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
@@ -72,6 +71,7 @@ IDX_KINDS = {
     'label': (LABEL_MAGIC, 1, 'an image'),
 }
 IMAGE_SIDE = 28
+PIXEL_MAX = 255  # 8-bit pixels
 N_CLASSES = 10
 DOWNLOAD_TIMEOUT = 60  # seconds without an answer before a mirror is skipped
 
@@ -196,9 +196,10 @@ def _find_local(directory, name):
     return path
 
 
-def _to_datasets(files):
-    """``files``: name -> (path, raw bytes); returns ``(train, test)``."""
-    datasets = []
+def _to_arrays(files):
+    """``files``: name -> (path, raw bytes); returns ``(train, test)``,
+    each ``(uint8 images (N, 784), uint8 labels (N,))``."""
+    splits = []
     for _, images_name, labels_name in SPLITS:
         images_path, images_raw = files[images_name]
         labels_path, labels_raw = files[labels_name]
@@ -209,12 +210,18 @@ def _to_datasets(files):
                 '{} holds {} images but {} holds {} labels; they are not a '
                 'pair.'.format(images_path, len(images), labels_path,
                                len(labels)))
-        # The same preprocessing as chainer.datasets.get_mnist().
-        datasets.append(_mnist_helper.preprocess_mnist(
-            {'x': images, 'y': labels}, withlabel=True, ndim=1, scale=1.,
-            image_dtype=numpy.float32, label_dtype=numpy.int32,
-            rgb_format=False))
-    return tuple(datasets)
+        splits.append((images, labels))
+    return tuple(splits)
+
+
+def as_dataset(images, labels):
+    """The :class:`~chainer.datasets.TupleDataset` the network trains on:
+    float32 images in [0, 1] (the 8-bit pixels over 255) and int32 labels,
+    as ``chainer.datasets.get_mnist()`` gives them."""
+    scaled = images.astype(numpy.float32)
+    scaled *= 1. / PIXEL_MAX
+    return chainer.datasets.TupleDataset(scaled,
+                                         labels.astype(numpy.int32))
 
 
 def _load_dir(directory, checksums):
@@ -232,12 +239,12 @@ def _load_dir(directory, checksums):
         files[name] = path, raw
         if not is_mnist:
             others.append(path)
-    datasets = _to_datasets(files)
+    arrays = _to_arrays(files)
     if others:
         _notice('{} {} not the canonical MNIST (checksum differs); using '
                 'it as a data set in the same IDX layout.'.format(
                     ', '.join(others), 'is' if len(others) == 1 else 'are'))
-    return datasets
+    return arrays
 
 
 class _Rejected(Exception):
@@ -300,9 +307,10 @@ def _cached(directory, name, mirrors, checksum):
         '(or set MNIST_DIR).'.format(name + '.gz', '\n'.join(failures)))
 
 
-def get_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
-              checksums=MNIST_CHECKSUMS):
-    """MNIST as ``(train, test)`` :class:`~chainer.datasets.TupleDataset`.
+def read_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
+               checksums=MNIST_CHECKSUMS):
+    """MNIST as its 8-bit pixels: ``(train, test)``, each ``(images,
+    labels)``, uint8 arrays of shapes ``(N, 784)`` and ``(N,)``.
 
     Args:
         dataset_dir (str): Directory with the four IDX files (``.gz`` or
@@ -315,8 +323,8 @@ def get_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
         checksums (dict): ``name -> (md5 of .gz, sha256 of raw bytes)``.
 
     Returns:
-        tuple: ``(train, test)``; each example is a float32 image of 784
-        values in ``[0, 1]`` and an int32 label.
+        tuple: ``((train images, train labels), (test images, test
+        labels))``.
 
     Raises:
         errors.DatasetError: A file is missing, truncated, corrupt or not in the
@@ -332,9 +340,18 @@ def get_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
         raise errors.DatasetError('cannot create the MNIST cache {}: {}. Set '
                            'CHAINER_DATASET_ROOT to a writable directory, or '
                            'pass --dataset-dir.'.format(cache_dir, e.strerror))
-    return _to_datasets({
+    return _to_arrays({
         name: _cached(cache_dir, name, mirrors, checksum)
         for name, checksum in checksums.items()})
+
+
+def get_mnist(dataset_dir=None, **options):
+    """MNIST as ``(train, test)`` :class:`~chainer.datasets.TupleDataset`,
+    as ``chainer.datasets.get_mnist()`` gives it: each example a float32
+    image of 784 values in ``[0, 1]`` and an int32 label. Reads the files
+    as :func:`read_mnist` does, with the same arguments."""
+    return tuple(as_dataset(images, labels) for images, labels in
+                 read_mnist(dataset_dir, **options))
 
 
 def load_splits(dataset_dir=None, validation=0):

@@ -35,6 +35,16 @@ def test_reads_gzip_dir_like_chainer_get_mnist(synthetic_dir, capsys):
     assert 'notice:' in err and 'not the canonical MNIST' in err
 
 
+def test_reads_the_8_bit_pixels_as_they_are(synthetic_dir):
+    (train_images, train_labels), (test_images, _) = \
+        mnist_dataset.read_mnist(synthetic_dir)
+    images, labels = synthetic_digits(600, seed=1)
+    assert train_images.dtype == numpy.uint8
+    numpy.testing.assert_array_equal(train_images, images.reshape(600, 784))
+    numpy.testing.assert_array_equal(train_labels, labels)
+    assert test_images.shape == (200, 784)
+
+
 def test_reads_raw_files(tmp_path):
     directory = str(tmp_path)
     write_idx(directory, 'train', *synthetic_digits(30, 1), gz=False)
