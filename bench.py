@@ -80,16 +80,12 @@ class Trainer(object):
         self.kernels = kernels
 
     def step(self):
-        previous = quantizer_kernels.use_cpu_kernels(self.kernels) \
-            if self.kernels else None
-        try:
+        with quantizer_kernels.using_cpu_kernels(
+                self.kernels or quantizer_kernels.cpu_kernels()):
             self.model.cleargrads()
             loss = self.model(self.x, self.t)
             loss.backward()
             self.optimizer.update()
-        finally:
-            if previous:
-                quantizer_kernels.use_cpu_kernels(previous)
 
 
 class Floor(object):
@@ -130,17 +126,16 @@ def quantizer_rates(xp, synchronize, repeat=20):
     x = xp.asarray(numpy.random.RandomState(1).randn(1000, 1000).astype(
         numpy.float32) * numpy.float32(0.05))
     if xp is numpy:
-        kernel_sets = [k for k in quantizer_kernels.CPU_KERNELS
-                       if k != 'numba' or quantizer_kernels.numba is not None]
+        kernel_sets = list(quantizer_kernels.usable_cpu_kernels())
     else:
         kernel_sets = ['cupy']
     rows = []
     for spec in ('seed', 'sign', 'linear:2', 'log:4'):
         quantizer = quantizers.parse(spec)
         for kernels in kernel_sets:
-            if xp is numpy:
-                previous = quantizer_kernels.use_cpu_kernels(kernels)
-            try:
+            with quantizer_kernels.using_cpu_kernels(
+                    kernels if xp is numpy else
+                    quantizer_kernels.cpu_kernels()):
                 quantizer(x)
                 samples = []
                 for _ in range(repeat):
@@ -149,9 +144,6 @@ def quantizer_rates(xp, synchronize, repeat=20):
                     quantizer(x)
                     synchronize()
                     samples.append(time.perf_counter() - start)
-            finally:
-                if xp is numpy:
-                    quantizer_kernels.use_cpu_kernels(previous)
             seconds = statistics.median(samples)
             rows.append((spec, kernels, 1000 * seconds, x.size / seconds))
     return rows

@@ -6,7 +6,7 @@ import chainer
 from chainer import function_node
 from chainer.utils import type_check
 
-from quantized_net.quantization import kernels as quantizer_kernels
+from quantized_net.quantization import kernels
 from quantized_net.quantization import quantizers
 
 
@@ -51,7 +51,7 @@ class QuantizedStraightThrough(function_node.FunctionNode):
         # A select, not gy * mask: a product would keep a NaN gy, and turn
         # an infinite one into NaN, where the gradient is cancelled, and
         # would flush a subnormal gy on the GPU.
-        passes = quantizer_kernels.passes_straight_through(x.array)
+        passes = kernels.passes_straight_through(x.array)
         return chainer.functions.where(passes, gy, gy.xp.zeros_like(gy.array)),
 
 

@@ -272,16 +272,6 @@ def same_bits(a, b):
                                      b[~nan].view(numpy.uint32))
 
 
-def with_kernels(name, function, *args):
-    """``function(*args)`` with the CPU kernels ``name``."""
-    from quantized_net.quantization import kernels as quantizer_kernels
-    previous = quantizer_kernels.use_cpu_kernels(name)
-    try:
-        return function(*args)
-    finally:
-        quantizer_kernels.use_cpu_kernels(previous)
-
-
 # Packed networks.
 
 def random_signs(rng, shape):

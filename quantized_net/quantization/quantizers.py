@@ -5,7 +5,7 @@ A spec names a quantizer on the command line and in ``args.json``:
 ``seed`` (:data:`SPEC_FORMS`; :func:`parse` reads one). Each quantizer below
 gives its forward formula and its straight-through gradient; the array
 functions that compute them, on the CPU and the GPU, are in
-:mod:`quantizer_kernels`.
+:mod:`~quantized_net.quantization.kernels`.
 
 Every quantizer is applied the same way: to the input and the weight of
 each quantized linear layer and to the gradient at its output
@@ -18,8 +18,8 @@ import math
 
 import chainer
 
-from quantized_net.quantization.kernels import (linear_quant, log_quant, sign,
-                               stochastic_sign)
+from quantized_net.quantization.kernels import (
+    linear_quant, log_quant, sign, stochastic_sign)
 
 #: The original's fixed scale, see :class:`Seed`.
 SEED_SCALE = 64.0
@@ -33,7 +33,7 @@ class Quantizer(object):
         levels (int or None): Most distinct values it outputs (``None``:
             not bounded by a bit width).
         is_sign_at_test_time (bool): In test mode it computes
-            :func:`~quantizer_kernels.sign`, bit for bit: what a packed
+            :func:`~quantized_net.quantization.kernels.sign`, bit for bit: what a packed
             binarized network needs.
     """
 

@@ -1,8 +1,8 @@
 """Prints, as JSON, ``{name: [source, options]}``: the CUDA source and
-NVRTC options CuPy builds for each kernel of
-``quantizer_kernels.CUDA_KERNELS``, called as the quantizers call them.
-Needs CuPy, not a GPU. Run by tests/test_cuda_sources.py in a process of
-its own, as it replaces CuPy's compile step to capture its input."""
+NVRTC options CuPy builds for each kernel of ``cuda_forms.KERNELS``,
+called as the quantizers call them. Needs CuPy, not a GPU. Run by
+tests/unit/quantization/test_cuda_forms.py in a process of its own, as it
+replaces CuPy's compile step to capture its input."""
 import json
 import sys
 import warnings
@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     from cupy._core import _carray, _kernel, _scalar, core
     import cupy.cuda.compiler
 
-from quantized_net.quantization import kernels as quantizer_kernels  # noqa: E402
+from quantized_net.quantization import cuda_forms  # noqa: E402
 
 # Array inputs; the other inputs are passed as NumPy scalars.
 ARRAY_INPUTS = ('x', 'u')
@@ -70,8 +70,7 @@ def main():
     cupy.cuda.compiler._compile_module_with_cache = _capture
     kinds = _argument_kinds()
     sources = {}
-    for name, (in_params, out_params, body) in \
-            quantizer_kernels.CUDA_KERNELS.items():
+    for name, (in_params, out_params, body) in cuda_forms.KERNELS.items():
         kernel = cupy.ElementwiseKernel(in_params, out_params, body,
                                         'quantized_net_' + name)
         in_types = tuple(p.dtype if p.name in ARRAY_INPUTS else None

@@ -1,4 +1,4 @@
-"""The named quantizers of quantizers.py: specs, levels, the seed
+"""quantizers.py, the named quantizers: specs, levels, the seed
 quantizer as the original computed it, stochastic sampling, GPU parity."""
 import chainer
 import numpy
@@ -6,7 +6,7 @@ import pytest
 
 from helpers import all_magnitudes, original_seed_formula, \
     reference_log_quant
-from quantized_net.quantization import kernels as quantizer_kernels
+from quantized_net.quantization import kernels
 from quantized_net.quantization import quantizers
 
 
@@ -61,17 +61,17 @@ def test_stochastic_is_seeded_and_deterministic_at_test_time():
     first = stochastic(x)
     numpy.random.seed(1)
     numpy.testing.assert_array_equal(stochastic(x), first)
-    assert (first != quantizer_kernels.sign(x)).any()
+    assert (first != kernels.sign(x)).any()
     with chainer.using_config('train', False):
         numpy.testing.assert_array_equal(stochastic(x),
-                                         quantizer_kernels.sign(x))
+                                         kernels.sign(x))
 
 
 def test_seed_quantizer_roles():
     seed = quantizers.parse('seed')
     x = numpy.random.RandomState(6).randn(100).astype(numpy.float32)
     numpy.testing.assert_array_equal(seed(x),
-                                     quantizer_kernels.log_quant(x, 1.0))
+                                     kernels.log_quant(x, 1.0))
     numpy.testing.assert_array_equal(seed.activation(x),
                                      original_seed_formula(x) / 64)
 
@@ -143,5 +143,5 @@ def test_is_sign_at_test_time(spec, is_sign):
     x = numpy.concatenate([numpy.linspace(-2, 2, 4001, dtype=numpy.float32),
                            numpy.float32([0, -0.0, 1e-45, -1e-45])])
     with chainer.using_config('train', False):
-        same = numpy.array_equal(quantizer(x), quantizer_kernels.sign(x))
+        same = numpy.array_equal(quantizer(x), kernels.sign(x))
     assert same is is_sign

@@ -1,14 +1,14 @@
-"""The project's CUDA sources compile, with no GPU, and compute what the
-CPU computes.
+"""cuda_forms.py: the CUDA sources compile, with no GPU, and compute what
+the CPU forms compute.
 
 NVRTC from the package index (the nvidia-cuda-nvrtc wheels for CUDA 12
 and 13, through ctypes) builds each source for compute_75, 80 and 90 with
-CuPy's options, flush-to-zero included: the raw kernels of
-xnor_popcount.py as they are, and each elementwise kernel of
-quantizer_kernels.py both in a loop of CuPy's shape and as the exact
-source CuPy generates for it (CuPy imports and generates code without a
-GPU). The elementwise bodies are also compiled for the host with the C
-compiler and run with flushing on against the CPU forms."""
+CuPy's options, flush-to-zero included: each elementwise kernel of
+cuda_forms.py both in a loop of CuPy's shape and as the exact source CuPy
+generates for it (CuPy imports and generates code without a GPU), and the
+packed engine's raw kernels (xnor_popcount.py) as they are. The
+elementwise bodies are also compiled for the host with the C compiler and
+run with flushing on against the CPU forms."""
 import ctypes
 import glob
 import json
@@ -23,9 +23,9 @@ import numpy
 import pytest
 
 import helpers
-from helpers import f32, kernel_inputs, same_bits, with_kernels
-from quantized_net.quantization import log_quant_kernels
-from quantized_net.quantization import kernels as quantizer_kernels
+from helpers import f32, kernel_inputs, same_bits
+from quantized_net.quantization import cuda_forms
+from quantized_net.quantization import kernels
 from quantized_net.packed.kernels import xnor_popcount
 
 ARCHS = (75, 80, 90)
@@ -94,7 +94,7 @@ def parameters(text):
 
 
 def elementwise_source(name, kernel, device=True):
-    """An elementwise kernel of :data:`quantizer_kernels.CUDA_KERNELS` laid
+    """An elementwise kernel of :data:`cuda_forms.KERNELS` laid
     out as CuPy does: each input read into a const local, the output a
     reference, one element per step of a grid-stride loop. With
     ``device=False``, the same body in a host C loop run with the CPU's
@@ -197,7 +197,7 @@ def host_kernels(tmp_path_factory):
     def build(name, kernel=None):
         if name not in built:
             built[name] = HostKernel(
-                kernel or quantizer_kernels.CUDA_KERNELS[name],
+                kernel or cuda_forms.KERNELS[name],
                 str(tmp_path_factory.mktemp(name)))
         return built[name]
     return build
@@ -216,10 +216,10 @@ def test_raw_kernels_compile_without_local_memory(arch, version):
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-@pytest.mark.parametrize('name', sorted(quantizer_kernels.CUDA_KERNELS))
+@pytest.mark.parametrize('name', sorted(cuda_forms.KERNELS))
 def test_elementwise_kernels_compile(name, arch):
     status, log, ptx = compile_cuda(elementwise_source(
-        name, quantizer_kernels.CUDA_KERNELS[name]), arch)
+        name, cuda_forms.KERNELS[name]), arch)
     assert status == 0, log
     assert '.entry quantized_net_{}('.format(name) in ptx
     assert '.local' not in ptx
@@ -281,10 +281,10 @@ def cupy_sources(tmp_path_factory):
 
 
 def test_cupy_generates_every_kernel(cupy_sources):
-    assert sorted(cupy_sources) == sorted(quantizer_kernels.CUDA_KERNELS)
+    assert sorted(cupy_sources) == sorted(cuda_forms.KERNELS)
     source, options = cupy_sources['log_quant']
     # The body as written, inside CuPy's loop with its parameter types.
-    assert quantizer_kernels.CUDA_KERNELS['log_quant'][2] in source
+    assert cuda_forms.KERNELS['log_quant'][2] in source
     assert 'CUPY_FOR(i, _ind.size())' in source
     assert 'const unsigned int fsr_bits' in source
     assert 'CArray<float, 1' in source
@@ -292,7 +292,7 @@ def test_cupy_generates_every_kernel(cupy_sources):
 
 @pytest.mark.parametrize('version', sorted(NVRTC_LIBRARIES))
 @pytest.mark.parametrize('arch', ARCHS)
-@pytest.mark.parametrize('name', sorted(quantizer_kernels.CUDA_KERNELS))
+@pytest.mark.parametrize('name', sorted(cuda_forms.KERNELS))
 def test_cupy_generated_kernels_compile(cupy_sources, name, arch, version):
     source, options = cupy_sources[name]
     status, log, ptx = compile_cuda(source, arch, version,
@@ -349,19 +349,16 @@ LOG_CASES = [
 @pytest.mark.parametrize('fsr,lowest,scale', LOG_CASES)
 def test_log_quant_gpu_form_equals_the_cpu(host_kernels, fsr, lowest, scale):
     x = scaled_inputs()
-    gpu = host_kernels('log_quant')(x, *log_quant_kernels.
-                                    log_quant_cuda_arguments(
-                                        fsr, lowest, scale))
-    for kernels in quantizer_kernels.CPU_KERNELS:
-        if kernels == 'numba' and quantizer_kernels.numba is None:
-            continue
-        same_bits(gpu, with_kernels(kernels, quantizer_kernels.log_quant,
-                                    x, fsr, lowest, scale))
+    gpu = host_kernels('log_quant')(x, *cuda_forms.log_quant_arguments(
+        fsr, lowest, scale))
+    for name in kernels.usable_cpu_kernels():
+        with kernels.using_cpu_kernels(name):
+            same_bits(gpu, kernels.log_quant(x, fsr, lowest, scale))
 
 
 def test_sign_gpu_form_equals_the_cpu(host_kernels):
     x = kernel_inputs()
-    same_bits(host_kernels('sign')(x), quantizer_kernels.sign(x))
+    same_bits(host_kernels('sign')(x), kernels.sign(x))
 
 
 @pytest.mark.parametrize('bits', [1, 2, 3, 5, 8, 16])
@@ -369,7 +366,7 @@ def test_linear_quant_gpu_form_equals_the_cpu(host_kernels, bits):
     x = scaled_inputs()
     m = numpy.float32(2 ** bits - 1)
     same_bits(host_kernels('linear_quant')(x, m),
-              quantizer_kernels.linear_quant(x, bits))
+              kernels.linear_quant(x, bits))
 
 
 def test_stochastic_sign_gpu_form_equals_the_cpu(host_kernels):
@@ -380,11 +377,11 @@ def test_stochastic_sign_gpu_form_equals_the_cpu(host_kernels):
     u[::7] = numpy.clip((x[::7] + 1) * numpy.float32(0.5), 0, 1)
     u[3::7] = f32(rng.randint(0, 0x00800000, u[3::7].size))  # subnormal
     same_bits(host_kernels('stochastic_sign')(x, u),
-              quantizer_kernels.stochastic_sign_of(x, u))
+              kernels.stochastic_sign_of(x, u))
 
 
 def test_straight_through_mask_gpu_form_equals_the_cpu(host_kernels):
     x = kernel_inputs()
     numpy.testing.assert_array_equal(
         host_kernels('passes_straight_through')(x),
-        quantizer_kernels.passes_straight_through(x))
+        kernels.passes_straight_through(x))
