@@ -13,22 +13,14 @@ these into a scaling estimate.
 """
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
-import numpy  # noqa: E402
-
 from quantized_net import cli  # noqa: E402
+from quantized_net.benchmarks import allreduce  # noqa: E402
 from quantized_net.training import multi_node  # noqa: E402
-from quantized_net.training import presets  # noqa: E402
 
 PROG = 'bench_allreduce.py'
-NETWORKS = (
-    ('seed, 2 x 1000', dict(presets.PRESETS['seed'], preset='seed')),
-    ('bnn, 3 x 4096', dict(presets.PRESETS['bnn'], preset='bnn')),
-)
 
 
 def parse_args(argv=None):
@@ -41,43 +33,18 @@ def parse_args(argv=None):
     return cli.parse(parser, argv)
 
 
-def time_rounds(run, rounds, barrier):
-    samples = []
-    run()
-    for _ in range(rounds):
-        barrier()
-        start = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def bench(args):
     comm = multi_node.create_communicator(args.communicator)
-    barrier = comm.mpi_comm.Barrier
-    rows = []
-    for name, config in NETWORKS:
-        model = presets.build_classifier(config)
-        for param in model.params():
-            param.grad = numpy.ones_like(param.array)
-        size = sum(param.array.nbytes for param in model.params())
-        flat = numpy.ones(size // 4, numpy.float32)
-        copy = numpy.empty_like(flat)
-        reduce = time_rounds(lambda: comm.multi_node_mean_grad(model),
-                             args.rounds, barrier)
-        baseline = time_rounds(lambda: numpy.copyto(copy, flat), args.rounds,
-                               barrier)
-        rows.append((name, size, reduce, baseline))
+    rows = allreduce.time_allreduce(comm, args.rounds)
     if comm.rank:
         return
     print('Gradient all-reduce, {} processes, {} communicator; median of {} '
           'rounds\n'.format(comm.size, args.communicator, args.rounds))
     print('| network | bytes | all-reduce ms | GB/s | x memory copy |')
     print('| --- | ---: | ---: | ---: | ---: |')
-    for name, size, reduce, baseline in rows:
+    for name, size, reduce, copy in rows:
         print('| {} | {} | {:.2f} | {:.2f} | {:.1f} |'.format(
-            name, size, 1000 * reduce, size / reduce / 1e9,
-            reduce / baseline))
+            name, size, 1000 * reduce, size / reduce / 1e9, reduce / copy))
 
 
 def main(argv=None):
