@@ -2,9 +2,9 @@
 :func:`sign` and :func:`linear_quant`, the default on the CPU.
 
 Each wrapper takes a 1-d float32 array, as the NumPy forms do, and
-returns a new 1-d array of their bits; the NumPy forms of the other
-functions are as fast as a loop. The forms are defined where numba
-imports (:data:`AVAILABLE`). The loops are compiled once and cached
+returns a new 1-d array of their bits; the other array functions have
+NumPy forms only. The forms are defined where numba imports
+(:data:`AVAILABLE`). The loops are compiled once and cached
 (:mod:`quantized_net.kernel_cache`), and run on one thread: numba's
 parallel loops, called between OpenBLAS's matrix products, fight its
 spinning threads for the cores.
