@@ -7,6 +7,8 @@
   checks that the device asked for exists and gives benchmarks their
   synchronizer;
 * ``--dataset-dir`` (:func:`add_dataset_flag`);
+* the result directory and ``--best`` of the commands that read a trained
+  model (:func:`add_model_flags`, :func:`add_best_flag`);
 * :func:`run`, the exit wrapper: the project's errors (usage, data set,
   packed file, result directory) end the script with one line,
   ``PROG: error: message``, and exit status 1, and Ctrl-C and SIGTERM
@@ -22,6 +24,7 @@ import chainer
 from chainer.backends import cuda
 
 from quantized_net.quantization import quantizers
+from quantized_net.training import result_dir
 from quantized_net import errors
 
 NO_CUPY = (
@@ -96,6 +99,27 @@ def add_dataset_flag(parser):
                              'download cached in Chainer\'s dataset root')
 
 
+def add_model_flags(parser):
+    """The positional result directory of the commands that read a trained
+    model, and ``--best`` to read its best-validation model instead."""
+    parser.add_argument('result', help='Output directory of train_mnist.py '
+                                       '(holding {} and {})'.format(
+                                           result_dir.ARGS_FILE,
+                                           result_dir.MODEL_FILE))
+    add_best_flag(parser, 'Read {}, the model of the epoch with the best '
+                          'validation accuracy, instead of {}'.format(
+                              result_dir.BEST_MODEL_FILE,
+                              result_dir.MODEL_FILE))
+
+
+def add_best_flag(parser, help_text):
+    """``--best``: ``args.model_file`` names the best-validation model
+    (``model_best.npz``) instead of ``model.npz``."""
+    parser.add_argument('--best', dest='model_file', action='store_const',
+                        const=result_dir.BEST_MODEL_FILE,
+                        default=result_dir.MODEL_FILE, help=help_text)
+
+
 def add_device_flags(parser):
     """``--device/-d`` and ``--gpu/-g``, as in Chainer's examples; read
     them back with :func:`parse` and :func:`select_device`."""
@@ -125,18 +149,29 @@ def device_flag(args):
     return '--device {}'.format(args.device)
 
 
-def _wants_gpu(spec):
+def device_spec(args):
+    """The Chainer device specifier that ``--device`` or ``--gpu`` give."""
+    return args.gpu if args.device is None else args.device
+
+
+def wants_gpu(spec):
+    """Whether the device specifier ``spec`` names a CUDA GPU."""
     text = str(spec)
     return text.startswith('@cupy') or text.isdigit()
 
 
 def select_device(args):
     """The Chainer device that ``--device`` or ``--gpu`` ask for, made
-    current; errors.UsageError says what is wrong (no CuPy, no such GPU, a
-    malformed specifier)."""
-    flag = device_flag(args)
-    spec = args.gpu if args.device is None else args.device
-    if _wants_gpu(spec) and not cuda.available:
+    current (see :func:`get_device`)."""
+    return get_device(device_spec(args), device_flag(args))
+
+
+def get_device(spec, flag):
+    """The Chainer device of specifier ``spec``, made current;
+    errors.UsageError says what is wrong (no CuPy, no such GPU, a malformed
+    specifier), naming ``flag`` (the flag as given, see
+    :func:`device_flag`)."""
+    if wants_gpu(spec) and not cuda.available:
         if importlib.util.find_spec('cupy') is None:
             raise errors.UsageError(NO_CUPY.format(flag))
         raise errors.UsageError(CUPY_WITHOUT_CUDA.format(flag, str(

@@ -1,5 +1,5 @@
-"""cli.py: argument types, the device flags and their errors, the exit
-wrapper."""
+"""cli.py: argument types, the device and model flags and their errors,
+the exit wrapper."""
 import argparse
 import importlib.util
 import os
@@ -10,8 +10,8 @@ import pytest
 
 from chainer.backends import cuda
 
-from quantized_net import cli
 import helpers
+from quantized_net import cli
 from quantized_net import errors
 
 
@@ -63,6 +63,25 @@ def test_device_flags_together_are_a_usage_error(capsys):
     assert e.value.code == 2
     assert 'give either --device or --gpu, not both' in \
         capsys.readouterr().err
+
+
+def test_model_flags():
+    parser = argparse.ArgumentParser(prog='prog')
+    cli.add_model_flags(parser)
+    assert vars(parser.parse_args(['r'])) == {'result': 'r',
+                                              'model_file': 'model.npz'}
+    assert parser.parse_args(['r', '--best']).model_file == 'model_best.npz'
+
+
+def test_a_device_of_its_specifier_and_flag():
+    assert cli.device_spec(cli.parse(parser_with_device_flags(), [])) == -1
+    assert cli.device_spec(cli.parse(parser_with_device_flags(),
+                                     ['-d', '@numpy'])) == '@numpy'
+    assert [cli.wants_gpu(spec) for spec in (-1, '@numpy', 0, '1',
+                                             '@cupy:0', '-1')] == [
+        False, False, True, True, True, False]
+    assert cli.get_device('@numpy', '--device @numpy').xp.__name__ == \
+        'numpy'
 
 
 def test_bad_device_specifier():
