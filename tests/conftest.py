@@ -34,3 +34,34 @@ def tiny_data(tmp_path_factory):
     helpers.write_idx(directory, 'test', *helpers.synthetic_digits(
         200, seed=2))
     return directory
+
+
+@pytest.fixture(scope='session')
+def describe_run():
+    """``describe(*argv)``: the run description of train_mnist.py's
+    command-line arguments ``argv``, as the command builds it."""
+    import argparse
+    from quantized_net.training import flags
+    from quantized_net.training import run_description
+
+    def describe(*argv):
+        argv = [str(a) for a in argv]
+        parser = argparse.ArgumentParser(prog='train_mnist.py')
+        flags.add_train_flags(parser)
+        return run_description.describe(flags.parse_train_args(parser, argv),
+                                         argv)
+    return describe
+
+
+@pytest.fixture(scope='session')
+def train_here(describe_run):
+    """``train(*argv)``: train_mnist.py's training of the arguments
+    ``argv``, run in this process (errors raise as they are); returns the
+    :class:`session.Training`."""
+    from quantized_net.training import session
+
+    def train(*argv):
+        training = session.Training(describe_run(*argv))
+        training()
+        return training
+    return train

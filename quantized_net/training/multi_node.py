@@ -25,11 +25,16 @@ batch ``B``, as far as it can be:
   iterators and random generators) beside rank 0's trainer, and
   :func:`load_snapshot` gives each rank its own on resume.
 
+:class:`MultiNode` is all of that as the object a run plugs in (see
+:mod:`processes`).
+
 The rest differs from one process by float rounding only (the sums are
 taken in another order); with the ``seed`` quantizer a difference of
 rounding can move a value across a quantization level, after which the
 runs part more (see docs/multi_node.md).
 """
+import contextlib
+import os
 import sys
 import time
 import traceback
@@ -41,9 +46,9 @@ from chainer import training
 import chainermn
 
 from quantized_net import cli
-from quantized_net.training import result_dir
-from quantized_net.training import extensions as trainer_extensions
-from quantized_net.training import trainer as trainer_setup
+from quantized_net.training import processes
+from quantized_net.training import safe_npz
+from quantized_net.training import snapshot
 from quantized_net import errors
 
 COMMUNICATORS = ('naive', 'flat', 'pure_nccl')
@@ -128,7 +133,7 @@ class AverageObservations(training.Extension):
             observation[key] = value
 
 
-class Snapshot(trainer_extensions.Snapshot):
+class Snapshot(snapshot.Snapshot):
     """The snapshot of a multi-node run, written by rank 0: rank 0's whole
     trainer, the number of ranks, and under ``ranks/R/`` what only rank
     ``R`` holds (:data:`PER_RANK`: its iterator and its random generator;
@@ -148,7 +153,7 @@ class Snapshot(trainer_extensions.Snapshot):
         if self.comm.rank != 0:
             return None
         merged = dict(ours)
-        merged[trainer_setup.PROCESSES_KEY] = numpy.array(self.comm.size)
+        merged[snapshot.PROCESSES_KEY] = numpy.array(self.comm.size)
         for rank, theirs in enumerate(everyone[1:], 1):
             merged.update(('{}{}/{}'.format(RANKS_PREFIX, rank, key), value)
                           for key, value in theirs.items())
@@ -163,7 +168,7 @@ def load_snapshot(path, trainer, comm):
     arrays, error = None, None
     if comm.rank == 0:
         try:
-            arrays = result_dir.read_npz(path)
+            arrays = safe_npz.read_npz(path)
         except errors.ResultError as e:
             error = 'cannot resume: {}'.format(e)
     arrays, error = comm.bcast_obj((arrays, error) if comm.rank == 0
@@ -175,7 +180,7 @@ def load_snapshot(path, trainer, comm):
         view.update((key[len(ours):], value)
                     for key, value in arrays.items() if key.startswith(ours))
         try:
-            trainer_setup.load_snapshot(path, trainer, view, comm.size)
+            snapshot.load_snapshot(path, trainer, view, comm.size)
         except errors.UsageError as e:
             error = str(e)
     messages = comm.mpi_comm.allgather(error)
@@ -184,6 +189,80 @@ def load_snapshot(path, trainer, comm):
         if comm.rank == failed[0]:
             raise errors.UsageError(messages[failed[0]])
         raise SystemExit(1)  # the first rank that failed says why
+
+
+class MultiNode(processes.SingleProcess):
+    """One process of a data-parallel run over MPI, as the object a run
+    plugs in (see :mod:`processes`): its shard of the data, its part of
+    the batch, batch statistics and gradients over every process, rank 0
+    the writer.
+
+    Args:
+        name (str): The ChainerMN communicator (:data:`COMMUNICATORS`).
+
+    Raises:
+        errors.UsageError: The communicator cannot be made here.
+    """
+
+    def __init__(self, name):
+        self.comm = create_communicator(name)
+        self.size = self.comm.size
+        self.rank = self.comm.rank
+        self.recorded_size = self.comm.size
+
+    def first(self, work):
+        return self.comm.bcast_obj(work() if self.writer else None)
+
+    def device(self, run):
+        # Each process a GPU of its own: that of its index on its host.
+        if run.on_gpu:
+            spec = '@cupy:{}'.format(self.comm.intra_rank)
+            return cli.get_device(spec, '--device ' + spec)
+        return super(MultiNode, self).device(run)
+
+    def seed(self, seed):
+        # Each process a seed of its own: its shuffles and dropout masks.
+        return seed + self.rank
+
+    def shard(self, dataset, shuffle_seed=None):
+        return chainermn.scatter_dataset(
+            dataset, self.comm, shuffle=shuffle_seed is not None,
+            seed=shuffle_seed)
+
+    def model(self, model):
+        return chainermn.links.create_mnbn_model(model, self.comm)
+
+    def optimizer(self, optimizer):
+        optimizer = chainermn.create_multi_node_optimizer(optimizer,
+                                                          self.comm)
+        optimizer.add_hook(SumGradients(self.size))
+        return optimizer
+
+    def loss(self, model):
+        return loss(model, self.comm)
+
+    def extend(self, trainer):
+        # Average the loss and accuracy over the processes every
+        # iteration, before the NaN check and the log read them.
+        trainer.extend(AverageObservations(self.comm))
+
+    def evaluator(self, evaluator):
+        return chainermn.create_multi_node_evaluator(evaluator, self.comm)
+
+    def snapshot(self):
+        return Snapshot(self.comm, n_retains=1)
+
+    def load_snapshot(self, path, trainer):
+        load_snapshot(path, trainer, self.comm)
+
+    def start(self, optimizer):
+        broadcast_parameters(optimizer, self.comm)
+
+
+def default_communicator(run):
+    """The communicator of ``run``: the one it names, else pure_nccl on
+    GPUs and naive on the CPU."""
+    return run.communicator or ('pure_nccl' if run.on_gpu else 'naive')
 
 
 def world():
@@ -220,6 +299,21 @@ def run(prog, main, interrupted=None):
     except BaseException:
         traceback.print_exc()
         abort(mpi, 1)
+
+
+@contextlib.contextmanager
+def quiet_unless_first(rank):
+    """Silences stderr in the ``with`` block on every rank but rank 0:
+    every rank reads the same flags, and one says what is wrong."""
+    if rank == 0:
+        yield
+        return
+    stderr = sys.stderr
+    with open(os.devnull, 'w') as sys.stderr:
+        try:
+            yield
+        finally:
+            sys.stderr = stderr
 
 
 def abort(mpi, status, grace=ABORT_GRACE_SECONDS):

@@ -1,10 +1,13 @@
-"""Named configurations of the MLP, the flags that change them, and
-building a model and its optimizer from one.
+"""A run's configuration: the named ones, the rules every one keeps, and
+the model and optimizer one describes.
 
 A configuration is a plain dict of JSON values (it is saved in each result
 directory, see :mod:`result_dir`, and rebuilt from there); its quantizers
 are canonical specs (:func:`quantizers.parse`), turned into quantizer
-objects once, by :func:`build_classifier`. The presets:
+objects once, by :func:`build_classifier`. This module is where the
+training part reaches the original's model (``net.py``, ``weight_clip.py``
+and, through them, the quantized linear link). The flags that set a
+configuration are :mod:`flags`'. The presets:
 
 ``seed``
     The original suite, exactly: log quantizer (``seed``) on inputs,
@@ -30,7 +33,6 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
-from quantized_net import cli
 from quantized_net.training import fused_adam
 import net
 from quantized_net.quantization import quantizers
@@ -61,20 +63,16 @@ PRESETS = {
         validation=10000),
 }
 
+ACTIVATIONS = net.ACTIVATIONS
 LOSSES = ('softmax', 'squared_hinge')
 QUANTIZER_KEYS = ('input_quant', 'weight_quant', 'act_quant', 'grad_quant')
-#: The configuration keys a flag can set: ``--unit`` sets ``unit``,
-#: ``--weight-quant`` sets ``weight_quant`` and so on.
-CONFIG_FLAGS = QUANTIZER_KEYS + (
-    'activation', 'layers', 'unit', 'epoch', 'batchsize', 'loss', 'lr',
-    'lr_final', 'input_dropout', 'dropout', 'validation')
 
 
 #: Ranges a configuration must keep to: what fits a machine's memory and
 #: time (the paper's widest network has 4096 units).
 LIMITS = {'unit': (1, 8192), 'layers': (1, 32), 'epoch': (1, 10 ** 6),
           'batchsize': (1, 10 ** 6), 'validation': (0, 10 ** 6)}
-_CHOICES = {'activation': net.ACTIVATIONS, 'loss': LOSSES,
+_CHOICES = {'activation': ACTIVATIONS, 'loss': LOSSES,
             'init': ('lecun', 'uniform'), 'clip': ('all', 'weights'),
             'preset': tuple(PRESETS)}
 
@@ -122,74 +120,12 @@ def check_config(config):
                'true or false')
 
 
-def flag(key):
-    """The flag that sets configuration key ``key``."""
-    return '--' + key.replace('_', '-')
-
-
-def add_config_flags(parser, skip=()):
-    """The flags that choose the network and its training, each defaulting
-    to the preset's value (``parser.set_defaults`` gives other defaults);
-    leaves out the keys in ``skip``."""
-    parser.add_argument('--preset', choices=sorted(PRESETS), default='seed',
-                        help='Starting configuration: seed (the original '
-                             'suite, default), float (no quantization), bnn '
-                             '(the binarized MLP of the paper)')
-    group = parser.add_argument_group(
-        'quantizers', 'each one of: ' + quantizers.SPEC_FORMS)
-    roles = {'weight_quant': 'every weight matrix',
-             'act_quant': 'every hidden activation',
-             'grad_quant': 'the gradient at every linear output',
-             'input_quant': 'the network input'}
-    for key, what in roles.items():
-        if key not in skip:
-            group.add_argument(flag(key), type=cli.quantizer_spec,
-                               metavar='SPEC',
-                               help='Quantizer of {}'.format(what))
-    count = cli.int_at_least(1)
-    flags = [  # (key, short flag, argparse options)
-        ('activation', None, dict(
-            choices=net.ACTIVATIONS,
-            help='relu(q(x)) as the original, or q(clip(x, -1, 1)), '
-                 'hard-tanh units as in the paper')),
-        ('batchsize', '-b', dict(
-            type=count, help='Number of images in each mini-batch')),
-        ('epoch', '-e', dict(
-            type=count, help='Number of sweeps over the dataset to train')),
-        ('unit', '-u', dict(
-            type=count, help='Number of units in each hidden layer')),
-        ('layers', None, dict(type=count, help='Number of hidden layers')),
-        ('loss', None, dict(choices=LOSSES,
-                            help='softmax cross-entropy or squared hinge')),
-        ('lr', None, dict(type=cli.positive_float,
-                          help="Adam's alpha (at the start)")),
-        ('lr_final', None, dict(
-            type=cli.positive_float,
-            help='Decay alpha exponentially to this by the last epoch')),
-        ('input_dropout', None, dict(type=cli.ratio,
-                                     help='Dropout ratio on the input')),
-        ('dropout', None, dict(
-            type=cli.ratio,
-            help='Dropout ratio after each hidden activation')),
-        ('validation', None, dict(
-            type=cli.int_at_least(0),
-            help='Hold out this many training images to validate on, and '
-                 'test on the test set; 0 validates on the test set as the '
-                 'original')),
-    ]
-    for key, short, options in flags:
-        if key not in skip:
-            names = [flag(key)] + ([short] if short else [])
-            parser.add_argument(*names, **options)
-
-
-def config_from_args(args):
-    """The preset's configuration with the flags given applied."""
-    config = dict(PRESETS[args.preset], preset=args.preset)
-    for key in CONFIG_FLAGS:
-        if getattr(args, key, None) is not None:
-            config[key] = getattr(args, key)
-    return config
+def differences(config, other, ignore=()):
+    """The keys, sorted, whose values differ between two configurations (a
+    key that one lacks differs), leaving out those in ``ignore``: what
+    decides whether a run may continue or stand for another."""
+    return sorted(key for key in set(config) | set(other)
+                  if key not in ignore and config.get(key) != other.get(key))
 
 
 def squared_hinge(y, t):

@@ -1,11 +1,11 @@
-"""Faults injected into real runs: kills at any point and exact resume,
-kills while a snapshot is written, signals, two runs into one directory,
-pickles planted under every name a script reads, damaged files. Tiny
-networks on a generated data set, so that the module runs in a minute or
-two."""
+"""Faults injected into real runs of the commands: kills at any point and
+exact resume, kills while a snapshot is written, signals, two runs into one
+directory, pickles planted under every name a command reads, a loss that
+turns NaN. Tiny networks on a generated data set. (The rules behind them,
+in process: tests/unit/training's test_claim.py, test_safe_npz.py,
+test_saved_model.py, test_snapshot.py and test_session.py.)"""
 import os
 import pickle
-import re
 import signal
 import subprocess
 import sys
@@ -19,6 +19,7 @@ from helpers import assert_one_line_error, assert_same_run
 from quantized_net.packed import export as packed_export
 from quantized_net.packed import format as packed_format
 from quantized_net.training import result_dir
+from quantized_net.training import saved_model
 
 RUNNER = os.path.join(helpers.SCRIPTS, 'fault_runner.py')
 # 600 training images in batches of 50: 12 iterations an epoch.
@@ -181,28 +182,6 @@ def test_one_run_per_directory(data, tmp_path):
     train_ok(data, out, '--epoch', 1, '--replace')
 
 
-def test_a_new_run_never_touches_another_runs_files(data, tmp_path):
-    out = str(tmp_path / 'run')
-    train_ok(data, out, '--epoch', 1)
-    mine = os.path.join(out, 'snapshot_iter_1800.keep')
-    with open(mine, 'w') as f:
-        f.write('mine')
-    before = {name: os.path.getmtime(os.path.join(out, name))
-              for name in os.listdir(out)}
-    assert_one_line_error(train(data, out, '--epoch', 2),
-                          'continue it with --resume {}'.format(
-                              os.path.join(out, 'snapshot_iter_12')))
-    assert {name: os.path.getmtime(os.path.join(out, name))
-            for name in os.listdir(out)} == before
-    # --replace removes the earlier run's files, and only those.
-    tmp_dir = os.path.join(out, 'tmpsnapshot_iter_99abc')
-    os.mkdir(tmp_dir)
-    train_ok(data, out, '--epoch', 2, '--replace')
-    assert sorted(os.listdir(out)) == [
-        'args.json', 'cg.dot', 'log', 'model.npz', 'snapshot_iter_1800.keep',
-        'snapshot_iter_24']
-
-
 class Planted(object):
     """Unpickling this creates a file: proof that the pickle was run."""
 
@@ -219,11 +198,10 @@ def plant(path, evidence):
 
 
 @pytest.fixture(scope='module')
-def bnn_result(data, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp('bnn') / 'run')
-    train_ok(data, out, '--epoch', 1, '--preset', 'bnn',
-             '--validation', 100)
-    return out
+def bnn_result(tmp_path_factory):
+    """A result directory of a binarized network, as a run leaves it."""
+    return helpers.write_result(str(tmp_path_factory.mktemp('bnn') / 'run'),
+                                *helpers.binarized_model(units=24))
 
 
 def test_no_pickle_is_ever_loaded(data, bnn_result, tmp_path):
@@ -239,7 +217,7 @@ def test_no_pickle_is_ever_loaded(data, bnn_result, tmp_path):
     plant(snapshot, evidence)
     packed = str(tmp_path / 'model.packed.npz')
     packed_format.save(packed, packed_export.export(
-        *result_dir.load_model(bnn_result)))
+        *saved_model.load_model(bnn_result)))
     fake_packed = str(tmp_path / 'fake.packed.npz')
     plant(fake_packed, evidence)
     runs = [
@@ -261,65 +239,6 @@ def test_no_pickle_is_ever_loaded(data, bnn_result, tmp_path):
             assert 'is not an archive of arrays (it holds pickled data, ' \
                 'which could run any code); it was not loaded.' in line
         assert not os.path.exists(evidence), script
-
-
-def test_damaged_files_are_one_line(data, bnn_result, tmp_path):
-    damaged = str(tmp_path / 'damaged')
-    os.mkdir(damaged)
-    for name in (result_dir.ARGS_FILE, result_dir.MODEL_FILE):
-        with open(os.path.join(bnn_result, name), 'rb') as f:
-            content = f.read()
-        with open(os.path.join(damaged, name), 'wb') as f:
-            f.write(content[:len(content) // 2])
-    assert_one_line_error(helpers.run_script('evaluate.py', damaged),
-                          'is not a configuration written by')
-    with open(os.path.join(bnn_result, result_dir.ARGS_FILE)) as f:
-        args = f.read()
-    with open(os.path.join(damaged, result_dir.ARGS_FILE), 'w') as f:
-        f.write(args.replace('"unit": 24', '"unit": 1000000000'))
-    assert_one_line_error(helpers.run_script('evaluate.py', damaged),
-                          'unit is 1000000000; it must be an integer from')
-    with open(os.path.join(damaged, result_dir.ARGS_FILE), 'w') as f:
-        f.write(args)
-    assert_one_line_error(helpers.run_script('evaluate.py', damaged),
-                          'model.npz is not an archive of arrays (empty, '
-                          'damaged, or not an .npz file)')
-    snapshot = latest_snapshot(bnn_result)
-    with open(snapshot, 'rb') as f:
-        content = f.read()
-    truncated = str(tmp_path / 'snapshot_iter_12')
-    with open(truncated, 'wb') as f:
-        f.write(content[:len(content) // 3])
-    assert_one_line_error(
-        train(data, str(tmp_path / 'again'), '--resume', truncated,
-              '--preset', 'bnn', '--validation', 100, '--epoch', 2),
-        'cannot resume: ', 'is not an archive of arrays (empty, damaged, '
-        'or not an .npz file)')
-
-
-def test_bad_runs_end_in_one_line_and_write_nothing(data, tmp_path):
-    a_file = str(tmp_path / 'file')
-    with open(a_file, 'w') as f:
-        f.write('x')
-    assert_one_line_error(train(data, a_file), '--out {} is a file'.format(
-        a_file))
-    out = str(tmp_path / 'out')
-    assert_one_line_error(train(data, out, '--batchsize', 601),
-                          '--batchsize 601 is larger than the training set '
-                          '(600 images)')
-    assert_one_line_error(train(data, out, '--resume', str(tmp_path)),
-                          'is a directory; give one of its snapshot_iter_*')
-    assert_one_line_error(train(data, out, '--unit', 10 ** 9),
-                          'unit is 1000000000; it must be an integer from 1 '
-                          'to 8192', code=2)
-    assert not os.path.exists(out)
-    # A diverging run: one line, no model.
-    result = train(data, out, '--lr', '1e30', '--epoch', 2, '--preset',
-                   'bnn', '--validation', 100)
-    line = assert_one_line_error(result, 'the training loss is ')
-    assert re.search(r'is (nan|inf) at iteration \d+; training stopped\. '
-                     r'Try a smaller --lr\.$', line), line
-    assert result_dir.MODEL_FILE not in os.listdir(out)
 
 
 def test_a_nan_loss_keeps_the_last_good_snapshot(data, tmp_path):

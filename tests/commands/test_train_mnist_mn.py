@@ -1,6 +1,7 @@
 """train_mnist_mn.py and multi_node.py under ``mpiexec -n 2``: the ranks
 agree, N ranks at B/N compute one process's run at B, resume is exact, a
-failing rank ends the job. Skipped where MPI is not installed."""
+failing rank ends the job, an error is said once. Skipped where MPI is not
+installed."""
 import json
 import os
 import subprocess
@@ -14,8 +15,9 @@ import helpers
 from helpers import assert_one_line_error, assert_same_run
 from quantized_net.training import result_dir
 
-pytestmark = pytest.mark.skipif(helpers.mpi_missing() is not None,
-                                reason=str(helpers.mpi_missing()))
+pytestmark = [pytest.mark.mpi,
+              pytest.mark.skipif(helpers.mpi_missing() is not None,
+                                 reason=str(helpers.mpi_missing()))]
 RUNNER = os.path.join(helpers.SCRIPTS, 'fault_runner.py')
 FAST = ['--unit', '24', '--batchsize', '50', '--noplot']
 
@@ -116,6 +118,7 @@ def test_the_results_read_as_a_single_process_run(data, whole):
         logged['validation/main/accuracy'], abs=5e-5)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_is_the_uninterrupted_run(data, whole, tmp_path):
     reference, _, _ = whole
     out = str(tmp_path / 'run')

@@ -1,5 +1,5 @@
-"""Runs a script of the project with a fault injected, for
-test_faults.py: the script runs as ``python SCRIPT ARGS`` would run it,
+"""Runs a command of the project with a fault injected, for
+test_faults.py and test_train_mnist_mn.py: the script runs as ``python SCRIPT ARGS`` would run it,
 with one of
 
 ``--kill-at ITERATION``
@@ -33,16 +33,15 @@ import signal
 import sys
 import time
 
+# The package before Chainer: it lets Chainer import under NumPy 2.
+from quantized_net import errors
+from quantized_net.training import snapshot
+from chainer import training
+from chainer.training import updaters
 
 #: The project's root, where the commands are.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-
-import quantized_net  # noqa: F401,E402  (before chainer: NumPy 2)
-from chainer.training import updaters  # noqa: E402
-
-from quantized_net.training import extensions as trainer_extensions  # noqa: E402
-from quantized_net import errors
 
 
 def after_iteration(action):
@@ -57,18 +56,18 @@ def after_iteration(action):
 
 def on_snapshot(action):
     """Calls ``action(count, path)`` after each snapshot is written."""
-    call = trainer_extensions.Snapshot.__call__
+    call = snapshot.Snapshot.__call__
     count = [0]
 
     def patched(self, trainer):
         call(self, trainer)
         count[0] += 1
         action(count[0], os.path.join(trainer.out, self.written[-1]))
-    trainer_extensions.Snapshot.__call__ = patched
+    snapshot.Snapshot.__call__ = patched
 
 
 def kill_in_snapshot(n, limit):
-    real = trainer_extensions.atomic_write
+    real = snapshot.atomic_write
     count = [0]
 
     class Dying(object):
@@ -97,22 +96,22 @@ def kill_in_snapshot(n, limit):
             if dying:
                 f.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
-    trainer_extensions.atomic_write = patched
+    snapshot.atomic_write = patched
 
 
 def save_params(directory, rank):
+    """Saves the parameters each process ends training with."""
     import numpy
-    from quantized_net.training import trainer as trainer_setup
-    run = trainer_setup.run
+    run = training.Trainer.run
 
-    def patched(trainer):
-        run(trainer)
+    def patched(trainer, *args, **kwargs):
+        run(trainer, *args, **kwargs)
         target = trainer.updater.get_optimizer('main').target
         os.makedirs(directory, exist_ok=True)
         numpy.savez(os.path.join(directory, 'rank{}.npz'.format(rank)),
                     **{name: param.array
                        for name, param in target.namedparams()})
-    trainer_setup.run = patched
+    training.Trainer.run = patched
 
 
 def main():

@@ -5,19 +5,17 @@ parameter the largest difference between the two, and that of the last
 iteration's gradient; and whether every rank holds the same parameters. Used by
 test_train_mnist_mn.py.
 
-    mpiexec -n 2 python tests/mn_parity.py PRESET ITERATIONS
+    mpiexec -n 2 python tests/scripts/mn_parity.py PRESET ITERATIONS
 """
 import json
 import sys
 
 import numpy
 
-
-import quantized_net  # noqa: F401  (before chainer: NumPy 2)
-import chainermn  # noqa: E402
-
-from quantized_net.training import multi_node  # noqa: E402
-from quantized_net.training import presets  # noqa: E402
+# The package before Chainer: it lets Chainer import under NumPy 2.
+from quantized_net.training import multi_node
+from quantized_net.training import presets
+import chainermn
 
 
 def main():

@@ -1,11 +1,11 @@
+"""fused_adam.py: the same bits as Chainer's Adam, in one fused update."""
 import numpy
 import pytest
 
-import quantized_net  # noqa: F401  (before chainer: NumPy 2)
+# The package before Chainer: it lets Chainer import under NumPy 2.
+from quantized_net.training import fused_adam
 import chainer
 import chainer.links as L
-
-from quantized_net.training import fused_adam
 
 pytest.importorskip('numba')
 

@@ -1,4 +1,3 @@
-import argparse
 import math
 
 import numpy
@@ -161,35 +160,37 @@ def test_quantizer_specs_are_kept():
     assert p.l1.grad_quant is p.l3.grad_quant
 
 
-def flag_parser(**defaults):
-    parser = argparse.ArgumentParser()
-    presets.add_config_flags(parser, skip=defaults.pop('skip', ()))
-    parser.set_defaults(**defaults)
-    return parser
+@pytest.mark.parametrize('changes,message', [
+    (dict(unit=10 ** 9), 'unit is 1000000000; it must be an integer from 1 '
+                         'to 8192'),
+    (dict(unit=True), 'unit is True; it must be an integer'),
+    (dict(activation='tanh'), "activation is 'tanh'; it must be one of"),
+    (dict(weight_quant='ternary'), "weight_quant: invalid quantizer"),
+    (dict(lr=float('inf')), 'lr is inf; it must be a finite positive'),
+    (dict(dropout=1), 'dropout is 1; it must be a ratio in [0, 1)'),
+    (dict(centered_input=1), 'centered_input is 1; it must be true or'),
+    (dict(clip='none'), "clip is 'none'; it must be one of")])
+def test_check_config_names_what_is_wrong(changes, message):
+    presets.check_config(config('seed'))
+    with pytest.raises(ValueError) as e:
+        presets.check_config(config('seed', **changes))
+    assert message in str(e.value)
+    incomplete = config('seed')
+    del incomplete['loss']
+    with pytest.raises(ValueError, match='it lacks loss'):
+        presets.check_config(incomplete)
 
 
-def test_config_from_flags():
-    args = flag_parser().parse_args(
-        ['--preset', 'bnn', '-u', '64', '--weight-quant', 'linear:1',
-         '--lr', '0.01', '--dropout', '0', '--validation', '0'])
-    assert presets.config_from_args(args) == dict(
-        presets.PRESETS['bnn'], preset='bnn', unit=64,
-        weight_quant='linear:1', lr=0.01, dropout=0.0, validation=0)
-
-
-def test_every_config_flag_sets_its_key():
-    parser = flag_parser()
-    for key in presets.CONFIG_FLAGS:
-        option = next(a for a in parser._actions
-                      if presets.flag(key) in a.option_strings)
-        assert option.dest == key
-
-
-def test_other_defaults_and_skipped_flags():
-    parser = flag_parser(skip=('weight_quant',), preset='float', unit=256)
-    args = parser.parse_args([])
-    config = presets.config_from_args(args)
-    assert config == dict(presets.PRESETS['float'], preset='float',
-                          unit=256)
-    with pytest.raises(SystemExit):
-        parser.parse_args(['--weight-quant', 'sign'])
+def test_differences_are_the_keys_either_side_changes():
+    seed, bnn = config('seed'), config('bnn')
+    assert presets.differences(seed, dict(seed)) == []
+    assert presets.differences(seed, dict(seed, epoch=3)) == ['epoch']
+    assert presets.differences(seed, dict(seed, epoch=3),
+                               ignore=('epoch',)) == []
+    lacking = dict(seed)
+    del lacking['unit']
+    assert presets.differences(lacking, seed) == ['unit']
+    # A key one lacks differs from any value but None.
+    assert presets.differences(seed, {}) == sorted(
+        key for key, value in seed.items() if value is not None)
+    assert 'weight_quant' in presets.differences(seed, bnn)

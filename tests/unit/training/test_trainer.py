@@ -1,0 +1,123 @@
+"""trainer.py: the trainer of a run, the same however many processes
+train: what differs comes from the processes object it plugs in."""
+import numpy
+import pytest
+
+import chainer
+from chainer import training
+
+from quantized_net.training import extensions
+from quantized_net.training import presets
+from quantized_net.training import processes
+from quantized_net.training import snapshot
+from quantized_net.training import trainer as trainer_module
+
+
+def dataset(n, seed=0):
+    rng = numpy.random.RandomState(seed)
+    return chainer.datasets.TupleDataset(
+        rng.rand(n, 784).astype(numpy.float32),
+        rng.randint(0, 10, n).astype(numpy.int32))
+
+
+def build(run, plugged=None):
+    config = run.config
+    model = presets.build_classifier(config)
+    optimizer = presets.build_optimizer(model, config)
+    val_set = dataset(20, 1) if config['validation'] else None
+    return trainer_module.build_trainer(
+        run, model, optimizer, dataset(40), val_set, dataset(20, 2),
+        chainer.get_device('@numpy'), plugged), model
+
+
+def names(trainer):
+    """The trainer's extensions by name: the names its snapshot keys
+    start with, so renaming one breaks resuming old snapshots."""
+    return sorted(trainer._extensions)
+
+
+def test_the_extensions_of_a_run_with_validation(describe_run, tmp_path):
+    trainer, _ = build(describe_run('--preset', 'bnn', '--unit', 8,
+                                    '--validation', 20, '--batchsize', 10,
+                                    '--out', tmp_path))
+    plots = (['PlotReport', 'PlotReport_1']
+             if training.extensions.PlotReport.available() else [])
+    assert names(trainer) == sorted([
+        'BestModel', 'ExponentialShift', 'LogReport', 'PrintReport',
+        'ProgressBar', 'RandomState', 'Snapshot', 'StopOnNonFiniteLoss',
+        '_observe_value', 'dump_graph', 'test', 'validation'] + plots)
+    entries = trainer.get_extension('PrintReport')._entries
+    assert entries == ['epoch', 'main/loss', 'validation/main/loss',
+                       'main/accuracy', 'validation/main/accuracy',
+                       'test/main/accuracy', 'elapsed_time']
+    assert trainer.stop_trigger.period == 1000
+    assert trainer.updater.get_iterator('main').batch_size == 10
+
+
+def test_the_extensions_of_the_original(describe_run, tmp_path):
+    trainer, _ = build(describe_run('--unit', 8, '--noplot', '--batchsize',
+                                    10, '-f', 3, '--out', tmp_path))
+    assert names(trainer) == [
+        'LogReport', 'PrintReport', 'ProgressBar', 'RandomState', 'Snapshot',
+        'StopOnNonFiniteLoss', 'dump_graph', 'validation']
+    assert trainer.get_extension('PrintReport')._entries[-2:] == [
+        'validation/main/accuracy', 'elapsed_time']
+
+
+class Plugged(processes.SingleProcess):
+    """A process, not the writer, of a run of two, that marks what it
+    gives the trainer."""
+
+    size, rank = 2, 1
+
+    def loss(self, model):
+        def scaled(*arrays):
+            return model(*arrays) / 2
+        return scaled
+
+    def extend(self, trainer):
+        trainer.extend(Marker())
+
+    def evaluator(self, evaluator):
+        evaluator.plugged = True
+        return evaluator
+
+    def snapshot(self):
+        return Kept()
+
+
+class Marker(training.Extension):
+    trigger = 1, 'iteration'
+
+
+class Kept(snapshot.Snapshot):
+    pass
+
+
+def test_a_process_plugged_in_decides_what_differs(describe_run, tmp_path):
+    run = describe_run('--preset', 'bnn', '--unit', 8, '--validation', 20,
+                       '--batchsize', 10, '--out', tmp_path)
+    trainer, model = build(run, Plugged())
+    # Not the writer: it reports nothing and writes no file but through
+    # the snapshot.
+    assert names(trainer) == [
+        'ExponentialShift', 'Kept', 'Marker', 'RandomState',
+        'StopOnNonFiniteLoss', '_observe_value', 'test', 'validation']
+    assert trainer.get_extension('validation').plugged
+    assert trainer.get_extension('test').plugged
+    # Its part of the batch, and its loss.
+    updater = trainer.updater
+    assert updater.get_iterator('main').batch_size == 5
+    x, t = chainer.dataset.concat_examples(dataset(4))
+    with chainer.using_config('train', False):
+        assert float(updater.loss_func(x, t).array) == pytest.approx(
+            float(model(x, t).array) / 2)
+
+
+def test_the_default_is_one_process(describe_run, tmp_path):
+    run = describe_run('--unit', 8, '--batchsize', 10, '--out', tmp_path)
+    trainer, model = build(run)
+    assert trainer.updater.loss_func is model
+    assert isinstance(trainer.get_extension('Snapshot'), snapshot.Snapshot)
+    assert isinstance(trainer.get_extension('LogReport'),
+                      extensions.LogReport)
