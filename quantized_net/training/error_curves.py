@@ -1,27 +1,18 @@
-"""Error against epochs, from a run's LogReport: the series, the epoch a
-run reports (best validation), and the figure with reference lines."""
+"""Error against epochs, from a run's LogReport: the series, the figure with
+the reported epoch (:mod:`reported`) and reference lines marked, and
+``plot_error.py``'s work."""
 import io
 import math
+import os
 
 from quantized_net.atomic_file import atomic_write
+from quantized_net.training import reported as reported_module
+from quantized_net.training import result_dir
 from quantized_net import errors
 
-#: Log keys of the three errors, by the name the figure gives them.
-ACCURACY_KEYS = (('training', 'main/accuracy'),
-                 ('validation', 'validation/main/accuracy'),
-                 ('test', 'test/main/accuracy'))
-_KEY = dict(ACCURACY_KEYS)
 # Labelled errors (%) on the log axis.
 TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
-
-
-def error(entry, name):
-    """The error in % of log ``entry`` for ``name`` (training, validation
-    or test); None where the entry has no number for it."""
-    accuracy = entry.get(_KEY[name])
-    if not isinstance(accuracy, (int, float)):
-        return None
-    return 100 * (1 - accuracy)
+FIGURE_FILE = 'error.png'
 
 
 def error_series(log):
@@ -31,16 +22,20 @@ def error_series(log):
         log (list of dict): LogReport entries, one an epoch.
 
     Returns:
-        list: In the order of :data:`ACCURACY_KEYS`; a series skips the
-        entries without its key. Training error is measured with dropout
-        on, so it sits above the others.
+        list: In the order of :data:`reported.ACCURACY_KEYS`; a series
+        skips the entries without its key. Training error is measured with
+        dropout on, so it sits above the others.
+
+    Raises:
+        errors.UsageError: The log is not a list of entries, or has no
+            accuracy.
     """
     if not isinstance(log, list) or not all(isinstance(entry, dict)
                                             for entry in log):
         raise errors.UsageError('the log is not a list of LogReport entries')
     series = []
-    for name, _ in ACCURACY_KEYS:
-        points = [(entry.get('epoch'), error(entry, name))
+    for name, _ in reported_module.ACCURACY_KEYS:
+        points = [(entry.get('epoch'), reported_module.error(entry, name))
                   for entry in log]
         points = [(epoch, value) for epoch, value in points
                   if isinstance(epoch, int) and value is not None]
@@ -52,28 +47,15 @@ def error_series(log):
     return series
 
 
-def best_validation(log):
-    """The log entry of the epoch with the lowest validation error (the
-    first of equals), the one whose test error a run reports; None where
-    the run had no validation."""
-    entries = [entry for entry in log
-               if error(entry, 'validation') is not None and
-               isinstance(entry.get('epoch'), int)]
-    if not entries:
-        return None
-    # max returns the first of equals.
-    return max(entries, key=lambda entry: entry[_KEY['validation']])
-
-
-def draw(series, path, lines=(), best=None, title=None):
+def draw(series, path, lines=(), reported=None, title=None):
     """Writes the figure of ``series`` to ``path`` (whole or not at all).
 
     Args:
         series: From :func:`error_series`.
         path (str): File to write; its suffix names the format.
         lines: ``(error in %, label)`` pairs drawn as horizontal lines.
-        best (dict): The entry of :func:`best_validation`, marked on the
-            test curve.
+        reported (reported.Reported): The run's reported result, marked
+            with its test error.
         title (str): Figure title.
     """
     import matplotlib
@@ -89,11 +71,10 @@ def draw(series, path, lines=(), best=None, title=None):
         axes.annotate('{} ({:.2f}%)'.format(label, value), (0, value),
                       xycoords=('axes fraction', 'data'),
                       xytext=(4, 2), textcoords='offset points', fontsize=8)
-    best_test = None if best is None else error(best, 'test')
-    if best_test is not None:
-        axes.plot([best['epoch']], [best_test], 'o', color='black',
-                  label='best validation, epoch {}: test {:.2f}%'.format(
-                      best['epoch'], best_test))
+    if reported is not None and reported.test_error is not None:
+        axes.plot([reported.epoch], [reported.test_error], 'o',
+                  color='black', label='{}: test {:.2f}%'.format(
+                      reported, reported.test_error))
     # Errors fall by an order of magnitude: a log axis keeps the end legible.
     axes.set_yscale('log')
     values = [e for _, _, curve in series for e in curve if e > 0] + [
@@ -116,3 +97,51 @@ def draw(series, path, lines=(), best=None, title=None):
     plt.close(figure)
     with atomic_write(path, 'wb') as f:
         f.write(buffer.getvalue())
+
+
+def reference_lines(pairs):
+    """``[(error in %, label)]`` of the ``(ERROR, LABEL)`` text pairs of
+    ``--line``; ValueError says what is wrong with them."""
+    try:
+        lines = [(float(value), label) for value, label in pairs]
+    except ValueError:
+        raise ValueError('--line takes an error in % and a label, got {}'
+                         .format([list(pair) for pair in pairs]))
+    if any(not 0 < value <= 100 for value, _ in lines):
+        raise ValueError('--line errors must be in (0, 100] %')
+    return lines
+
+
+def plot_run(result, out=None, lines=(), title=None):
+    """Draws the error curves of the run in ``result`` to ``out`` (by
+    default its ``error.png``) and prints what it wrote and the result
+    the run reports.
+
+    Raises:
+        errors.UsageError: The log cannot be read or plotted, or ``out``
+            cannot be written.
+    """
+    try:
+        log = result_dir.read_log(result)
+    except OSError as e:
+        raise errors.UsageError('cannot read the log of {}: {}'.format(
+            result, e.strerror or e))
+    except ValueError as e:
+        raise errors.UsageError('{} is not a LogReport log ({})'.format(
+            os.path.join(result, result_dir.LOG_FILE), e))
+    series = error_series(log)
+    reported = reported_module.reported(log)
+    out = out or os.path.join(result, FIGURE_FILE)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise errors.UsageError('cannot write {}: its directory does not '
+                                'exist'.format(out))
+    try:
+        draw(series, out, lines, reported, title)
+    except ImportError:
+        raise errors.UsageError('plotting needs matplotlib: pip install '
+                                'matplotlib')
+    except ValueError as e:  # a format matplotlib does not write
+        raise errors.UsageError('cannot write {}: {}'.format(out, e))
+    print('wrote {}: {} epochs'.format(out, len(log)))
+    if reported is not None:
+        print(reported.summary())

@@ -1,42 +1,32 @@
-"""error_curves.py: the series and the reported epoch from a log, and the
-figure written whole."""
+"""error_curves.py: the series from a log, the figure written whole with
+the reported epoch marked, plot_error.py's work and its one-line errors."""
+import json
 import os
 
 import pytest
 
-from quantized_net.training import error_curves
-from quantized_net import errors
 from helpers import LOG
-
+from quantized_net.training import error_curves
+from quantized_net.training import reported
+from quantized_net import errors
 
 
 def test_series_are_errors_in_percent_per_epoch():
     series = error_curves.error_series(LOG)
     assert [name for name, _, _ in series] == [
         'training', 'validation', 'test']
-    _, epochs, errors = series[0]
+    _, epochs, values = series[0]
     assert epochs == [1, 2, 3, 4]
-    assert errors == pytest.approx([10, 8, 7, 6])
-    _, epochs, errors = series[2]
+    assert values == pytest.approx([10, 8, 7, 6])
+    _, epochs, values = series[2]
     assert epochs == [1, 2, 3]
-    assert errors == pytest.approx([4, 3.5, 2])
+    assert values == pytest.approx([4, 3.5, 2])
 
 
 def test_a_log_without_validation_or_test_has_one_series():
     series = error_curves.error_series([{'epoch': 1, 'main/accuracy': 0.5}])
-    assert [(name, errors) for name, _, errors in series] == [
+    assert [(name, values) for name, _, values in series] == [
         ('training', pytest.approx([50]))]
-    assert error_curves.best_validation(
-        [{'epoch': 1, 'main/accuracy': 0.5}]) is None
-
-
-def test_the_reported_epoch_is_the_first_best_validation():
-    # Epochs 2 and 3 tie; the test error (better at 3) plays no part.
-    assert error_curves.best_validation(LOG)['epoch'] == 2
-    # Entries without an epoch or a number are not candidates.
-    odd = [{'validation/main/accuracy': 0.99},
-           {'epoch': 5, 'validation/main/accuracy': None}]
-    assert error_curves.best_validation(LOG + odd)['epoch'] == 2
 
 
 @pytest.mark.parametrize('log,message', [
@@ -54,6 +44,61 @@ def test_the_figure_is_written_whole(tmp_path):
     path = str(tmp_path / 'error.png')
     error_curves.draw(error_curves.error_series(LOG), path,
                       lines=[(1.4, 'paper')],
-                      best=error_curves.best_validation(LOG), title='run')
+                      reported=reported.reported(LOG), title='run')
     assert image.imread(path).shape == (450, 700, 4)
     assert os.listdir(str(tmp_path)) == ['error.png']  # no temporary left
+
+
+@pytest.fixture
+def result(tmp_path):
+    with open(str(tmp_path / 'log'), 'w') as f:
+        json.dump(LOG, f)
+    return str(tmp_path)
+
+
+def test_plot_run_names_the_reported_epoch(result, capsys):
+    pytest.importorskip('matplotlib')
+    out = os.path.join(result, 'figure.svg')
+    error_curves.plot_run(result, out, [(1.4, 'paper')])
+    assert capsys.readouterr().out.splitlines() == [
+        'wrote {}: 4 epochs'.format(out),
+        'test error 3.50% at epoch 2 (best validation); validation error '
+        'there 3.00%']
+    with open(out) as f:
+        assert '<svg' in f.read(1000)
+
+
+@pytest.mark.parametrize('log,fragment', [
+    (None, 'cannot read the log of'),
+    ('{"epoch": ', 'is not a LogReport log'),
+    ('[{"epoch": 1, "main/loss": 1.0}]', 'the log has no accuracy to plot')])
+def test_bad_logs_are_one_line(tmp_path, log, fragment):
+    if log is not None:
+        with open(str(tmp_path / 'log'), 'w') as f:
+            f.write(log)
+    with pytest.raises(errors.UsageError, match=fragment) as e:
+        error_curves.plot_run(str(tmp_path))
+    assert '\n' not in str(e.value)
+    assert not os.path.exists(str(tmp_path / 'error.png'))
+
+
+@pytest.mark.parametrize('name,fragment', [
+    (os.path.join('missing', 'error.png'), 'its directory does not exist'),
+    ('error.docx', 'cannot write ')])
+def test_figures_that_cannot_be_written(result, name, fragment):
+    pytest.importorskip('matplotlib')
+    with pytest.raises(errors.UsageError, match=fragment):
+        error_curves.plot_run(result, os.path.join(result, name))
+    assert os.listdir(result) == ['log']
+
+
+@pytest.mark.parametrize('pairs,message', [
+    ([('low', 'paper')], "--line takes an error in % and a label, got "
+                         "[['low', 'paper']]"),
+    ([('0', 'paper')], '--line errors must be in (0, 100] %')])
+def test_reference_lines(pairs, message):
+    assert error_curves.reference_lines([('1.40', 'paper')]) == [
+        (1.4, 'paper')]
+    with pytest.raises(ValueError) as e:
+        error_curves.reference_lines(pairs)
+    assert str(e.value) == message

@@ -1,0 +1,61 @@
+"""reported.py: the one definition of what a run reports: its best
+validation epoch where it held out validation images, else its last."""
+import pytest
+
+from helpers import LOG
+from quantized_net.training import reported
+
+#: A log of the original's way: the test set evaluated as "validation".
+ORIGINAL = [
+    {'epoch': 1, 'main/loss': 0.4, 'main/accuracy': 0.9,
+     'validation/main/accuracy': 0.97},
+    {'epoch': 2, 'main/loss': 0.3, 'main/accuracy': 0.93,
+     'validation/main/accuracy': 0.98},
+    {'epoch': 3, 'main/loss': 0.2, 'main/accuracy': 0.95,
+     'validation/main/accuracy': 0.975},
+]
+
+
+def test_errors_in_percent_of_an_entry():
+    assert reported.error(LOG[0], 'validation') == pytest.approx(5)
+    assert reported.error(LOG[3], 'test') is None
+    assert reported.error({'test/main/accuracy': None}, 'test') is None
+
+
+def test_a_run_holding_out_reports_its_best_validation_epoch():
+    result = reported.reported(LOG)
+    assert reported.holds_out(LOG)
+    # Epochs 2 and 3 tie; the test error (better at 3) plays no part.
+    assert (result.epoch, result.chosen_by) == (2, 'best validation')
+    assert result.test_error == pytest.approx(3.5)
+    assert result.validation_error == pytest.approx(3)
+    assert str(result) == 'epoch 2 (best validation)'
+    assert result.summary() == ('test error 3.50% at epoch 2 (best '
+                                'validation); validation error there 3.00%')
+
+
+def test_a_run_of_the_original_reports_its_last_epoch():
+    result = reported.reported(ORIGINAL)
+    assert not reported.holds_out(ORIGINAL)
+    # Not epoch 2, the best: choosing it would choose by test error.
+    assert (result.epoch, result.chosen_by) == (3, 'last')
+    assert result.test_error == pytest.approx(2.5)
+    assert result.validation_error is None
+    assert result.train_loss == pytest.approx(0.2)
+    assert result.summary() == 'test error 2.50% at epoch 3 (last)'
+
+
+def test_entries_without_an_epoch_or_a_number_are_not_candidates():
+    odd = [{'validation/main/accuracy': 0.99},
+           {'epoch': 5, 'validation/main/accuracy': None}]
+    assert reported.best_validation(LOG + odd)['epoch'] == 2
+    assert reported.reported(ORIGINAL + odd).epoch == 3
+    assert reported.reported([]) is None
+    assert reported.reported([{'epoch': 1, 'main/accuracy': 0.5}]) is None
+
+
+def test_the_epoch_of_each_model_file():
+    assert reported.model_epoch(LOG, best=True) == \
+        'epoch 2 (best validation)'
+    assert reported.model_epoch(LOG, best=False) == 'epoch 3 (last)'
+    assert reported.model_epoch([], best=False) is None
