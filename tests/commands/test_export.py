@@ -5,7 +5,7 @@ import helpers
 from helpers import assert_one_line_error
 from quantized_net.packed import format as packed_format
 from quantized_net.training import presets
-from quantized_net.training import result_dir
+from quantized_net.training import claim
 
 
 def run(*args):
@@ -53,7 +53,7 @@ def test_script_errors_are_one_line(tmp_path):
                           'notes.txt exists and is not a packed network')
     assert other.read_text() == 'mine'
     # Not into a directory that another process holds.
-    with result_dir.DirectoryLock(bnn_dir):
+    with claim.DirectoryLock(bnn_dir):
         assert_one_line_error(run(bnn_dir), 'is in use by another run '
                               '(process {})'.format(os.getpid()))
     assert not os.path.exists(os.path.join(bnn_dir, 'model.packed.npz'))
