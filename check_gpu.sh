@@ -97,17 +97,16 @@ packed_network() {
 import sys
 import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
-from quantized_net.training import mnist as mnist_dataset
-from quantized_net.packed import engine as packed_engine
+from quantized_net.packed import engine
 from quantized_net.packed import format as packed_format
+from quantized_net.packed.kernels import cpu_features
+from quantized_net.training import mnist
 network = packed_format.load('docs/bnn/model.packed.npz')
-_, _, test = mnist_dataset.load_splits()
-images = test._datasets[0]
-from quantized_net.packed.kernels import xnor_popcount
+_, (images, _) = mnist.read_mnist()
 # Without numba, the CPU's blas engine: the same function, tested so.
-cpu = packed_engine.Engine(network, 'packed' if xnor_popcount.numba else
-                           'blas').classify(images)
-gpu = packed_engine.Engine(network, device=chainer.get_device(
+cpu = engine.select(network, kind='packed' if cpu_features.HAVE_NUMBA
+                    else 'blas').classify(images)
+gpu = engine.select(network, chainer.get_device(
     '@cupy:' + sys.argv[1])).classify(images)
 print('{} of {} labels differ between the GPU and the CPU engine'.format(
     int((cpu != gpu).sum()), len(cpu)))

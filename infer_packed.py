@@ -9,7 +9,8 @@
 
 The network runs on 1-bit weights and activations, XNOR and popcount on
 64-bit words, or with ``--engine blas`` on float32 products of +-1 matrices
-(see packed_engine.py); both give the same labels on every device.
+(see quantized_net/packed/engine.py); both give the same labels on every
+device.
 """
 import argparse
 import os
@@ -18,12 +19,14 @@ import time
 import numpy
 
 from quantized_net import cli
-from quantized_net.training import mnist as mnist_dataset
+from quantized_net import errors
 from quantized_net.packed import engine as packed_engine
 from quantized_net.packed import format as packed_format
+from quantized_net.packed import reference
+from quantized_net.packed.kernels import cpu_features
+from quantized_net.training import mnist as mnist_dataset
 from quantized_net.training import result_dir
-from quantized_net.packed.kernels import xnor_popcount
-from quantized_net import errors
+from quantized_net.training import saved_model
 
 PROG = 'infer_packed.py'
 
@@ -51,7 +54,7 @@ def parse_args(argv=None):
                         help='Output directory of train_mnist.py: count the '
                              'images whose label differs from the Chainer '
                              'model\'s')
-    result_dir.add_best_flag(
+    cli.add_best_flag(
         parser, 'With --compare: the Chainer model is RESULT/{} (as '
                 'export.py --best packs it)'.format(
                     result_dir.BEST_MODEL_FILE))
@@ -66,31 +69,31 @@ def load_images(args):
         labels = (mnist_dataset.read_labels(args.labels)
                   if args.labels else None)
         if labels is not None and len(labels) != len(pixels):
-            raise errors.UsageError('{} holds {} images but {} holds {} labels.'
-                                 .format(args.images, len(pixels),
-                                         args.labels, len(labels)))
+            raise errors.UsageError(
+                '{} holds {} images but {} holds {} labels.'.format(
+                    args.images, len(pixels), args.labels, len(labels)))
         return pixels, labels, args.images
     if args.labels:
         raise errors.UsageError('--labels needs --images.')
-    _, _, test = mnist_dataset.load_splits(args.dataset_dir)
-    x, t = test._datasets
-    return packed_engine.to_pixels(x, x.shape[1]), t, 'the MNIST test set'
+    _, (pixels, labels) = mnist_dataset.read_mnist(args.dataset_dir)
+    return pixels, labels, 'the MNIST test set'
 
 
 def infer(args):
     device = cli.select_device(args)
     if device.xp is numpy and args.engine == 'packed' and \
-            xnor_popcount.numba is None:
-        raise errors.UsageError(xnor_popcount.NO_NUMBA + '.')
+            not cpu_features.HAVE_NUMBA:
+        raise errors.UsageError(cpu_features.NO_NUMBA + '.')
     network = packed_format.load(args.packed)
     pixels, labels, source = load_images(args)
     if pixels.shape[1] != network.sizes[0]:
-        raise errors.UsageError('{} has {} values an image; {} takes {}.'.format(
-            source, pixels.shape[1], args.packed, network.sizes[0]))
+        raise errors.UsageError(
+            '{} has {} values an image; {} takes {}.'.format(
+                source, pixels.shape[1], args.packed, network.sizes[0]))
     model = None
     if args.compare:  # on the CPU, whose float32 rounding export.py folded
-        model, _ = result_dir.load_model(args.compare, args.model_file)
-    engine = packed_engine.Engine(network, args.engine, device)
+        model, _ = saved_model.load_model(args.compare, args.model_file)
+    engine = packed_engine.select(network, device, args.engine)
     engine.classify(pixels[:1])  # compiles the kernels before timing
     start = time.perf_counter()
     predicted = numpy.concatenate([
@@ -109,12 +112,12 @@ def infer(args):
                                     len(pixels), source,
                                     len(pixels) / seconds))
     if model is not None:
-        reference = packed_engine.chainer_labels(model, pixels, 1000)
+        chainer_labels = reference.chainer_labels(model, pixels, 1000)
         print('Chainer model {}: test accuracy {:.4f}; {} of {} labels '
               'differ from the packed network\'s'.format(
                   os.path.join(args.compare, args.model_file),
-                  float((reference == labels).mean()),
-                  int((reference != predicted).sum()), len(pixels)))
+                  float((chainer_labels == labels).mean()),
+                  int((chainer_labels != predicted).sum()), len(pixels)))
 
 
 def main(argv=None):

@@ -1,21 +1,27 @@
 """Running a packed binarized MLP: images to classes.
 
-:class:`Engine` evaluates a :class:`packed_format.PackedNetwork` on one
-device. Every hidden value is an exact integer, so the result does not
-depend on the device or the batch size. Two engines compute the same
-function:
+An engine evaluates a :class:`format.PackedNetwork` on one device with one
+set of kernels; :func:`select` picks the engine that runs a network where
+it is asked to, as Larq Compute Engine picks its kernels for the machine.
+Every hidden value is an exact integer, so every engine computes the same
+function, whatever the device or the batch size. The engines, by
+``kind``:
 
 ``packed``
-    XNOR and popcount on 64-bit words (:mod:`xnor_popcount`); on a CPU
-    with AVX2 or AVX-512 VPOPCNTDQ, a vector register at a time
-    (:mod:`simd_layers`).
+    XNOR and popcount on the packed bits. On the CPU, numba kernels of one
+    form (:mod:`kernels.cpu_features`): :class:`Avx512Engine`,
+    :class:`Avx2Engine`, or :class:`PortableEngine`, which runs on any
+    CPU; on a GPU, CuPy raw kernels (:class:`GpuEngine`).
 ``blas``
-    Float32 matrix products of +-1 matrices (exact too: every partial sum
-    is an integer below 2**24); the baseline ``bench_packed.py`` measures
-    the packed engine against.
+    Float32 matrix products of +-1 matrices, NumPy's or CuPy's
+    (:class:`BlasEngine`): exact too, every partial sum an integer below
+    2**24; the baseline ``bench_packed.py`` measures the packed engines
+    against.
 
-:func:`chainer_classify` feeds the same 8-bit pixels to the trained
-Chainer model, to compare against.
+Each engine gives its layers one by one (:meth:`Engine.layers`), and the
+dot products of the last layer (:meth:`Engine.dots`), from which the
+logits follow as the trained model computes them
+(:func:`last_layer_logits`).
 """
 import numpy
 
@@ -25,9 +31,17 @@ from chainer.backends import cuda
 from quantized_net import kernel_cache
 from quantized_net.packed import format as packed_format
 from quantized_net.packed.format import PIXEL_MAX
-from quantized_net.packed.kernels import simd_layers
-from quantized_net.packed.kernels import xnor_popcount
+from quantized_net.packed.kernels import cpu_features
+from quantized_net.packed.kernels import gpu
+from quantized_net.packed.kernels import layouts
 
+if cpu_features.HAVE_NUMBA:
+    from quantized_net.packed.kernels import first_layer
+    from quantized_net.packed.kernels import hidden_layers
+    from quantized_net.packed.kernels import network as cpu_network
+    from quantized_net.packed.kernels import thresholds
+
+#: The kinds of engine.
 ENGINES = ('packed', 'blas')
 
 
@@ -37,6 +51,10 @@ def to_pixels(images, n_in):
     Accepts ``uint8`` images, or floats in [0, 1] that are multiples of
     1/255 (as ``chainer.datasets.get_mnist`` gives them), of any shape
     with ``n_in`` values per image.
+
+    Raises:
+        ValueError: The images are not of ``n_in`` values each, or not
+            8-bit pixels.
     """
     images = numpy.asarray(images)
     if images.ndim < 1 or images.size != len(images) * n_in:
@@ -58,8 +76,9 @@ def to_pixels(images, n_in):
     return pixels.astype(numpy.uint8)
 
 
-def _logits(d, bias, mean, inv_std, gamma, beta):
-    # NumPy's or CuPy's arrays, or compiled by numba: the same operations.
+def logits_of(d, bias, mean, inv_std, gamma, beta):
+    """``((d + bias - mean) * inv_std) * gamma + beta`` in float32, in
+    this order: NumPy's or CuPy's arrays, or compiled by numba."""
     y = d.astype(numpy.float32) + bias
     y -= mean
     y *= inv_std
@@ -68,144 +87,59 @@ def _logits(d, bias, mean, inv_std, gamma, beta):
     return y
 
 
-# Five NumPy calls on a batch of one take 7 us, an eighth of its time with
-# the vector kernels; compiled, they take 1.8 us. numba rounds each float32
-# operation as NumPy does (no contraction into an FMA).
-_compiled_logits = (kernel_cache.njit(_logits)
-                    if xnor_popcount.numba else None)
+#: :func:`logits_of` compiled: for a batch of one, five NumPy calls take
+#: several times as long as the compiled loop. numba rounds each float32
+#: operation as NumPy does (no contraction into an FMA).
+logits_kernel = (kernel_cache.njit(logits_of) if cpu_features.HAVE_NUMBA
+                 else None)
 
 
 def last_layer_logits(last, d):
     """The logits from the last layer's integer dot products ``d``
     ``(images, classes)``: the float32 operations of Chainer's CPU code, in
     its order, so that they round as the trained model's do."""
-    logits = _compiled_logits if _compiled_logits and isinstance(
-        d, numpy.ndarray) else _logits
+    logits = logits_kernel if logits_kernel and isinstance(
+        d, numpy.ndarray) else logits_of
     return logits(d, last['bias'], last['mean'], last['inv_std'],
                   last['gamma'], last['beta'])
-
-
-def check_simd(simd):
-    """ValueError unless this CPU runs the packed engine's kernels ``simd``
-    (one of :data:`simd_layers.FORMS`, or ``'scalar'``)."""
-    runnable = simd_layers.runnable_forms() + ['scalar']
-    if simd not in runnable:
-        raise ValueError('this CPU cannot run the {} kernels; it runs: {}'
-                         .format(simd, ', '.join(runnable)))
 
 
 class Engine(object):
     """A packed network ready to classify on one device.
 
     Args:
-        network (packed_format.PackedNetwork): What ``load`` returned.
-        engine (str): ``'packed'`` (XNOR-popcount) or ``'blas'`` (the same
-            network with float32 +-1 matrices).
+        network (format.PackedNetwork): What ``format.load`` returned.
         device (chainer.backend.Device): Where to run (default: CPU).
-        simd (str): On the CPU, the packed engine's vector form (one of
-            :data:`simd_layers.FORMS` the CPU runs, or ``'scalar'``);
-            default: the fastest this CPU runs (:attr:`simd` says which).
+
+    Attributes:
+        kind (str): One of :data:`ENGINES`.
+        simd (str): The form of the CPU kernels (one of
+            :data:`cpu_features.FORMS`), or None.
     """
+    kind = None
+    simd = None
 
-    def __init__(self, network, engine='packed', device=None, simd=None):
-        if engine not in ENGINES:
-            raise ValueError('engine must be one of {}, got {!r}'.format(
-                ENGINES, engine))
+    def __init__(self, network, device=None):
         self.network = network
-        self.engine = engine
         self.device = device or chainer.get_device('@numpy')
-        self.xp = self.device.xp
-        n = len(network.sizes) - 1
-        self.masks = None
-        self.simd = None
-        if engine == 'packed' and self.xp is numpy:
-            self.simd = simd or simd_layers.best_form() or 'scalar'
-            check_simd(self.simd)
-        if engine == 'packed':
-            self.weights = [self.device.send(w) for w in network.weights]
-            if self.simd == 'scalar':
-                self.masks = xnor_popcount.first_layer_masks(
-                    network.weights[0], network.sizes[0])
-            elif self.simd:
-                self._prepare_simd()
-        else:
-            self.weights = [self.device.send(network.signs(i).T.copy())
-                            for i in range(n)]
-        self.thresholds = [self.device.send(t) for t in network.thresholds]
-        self.flips = [self.device.send(f) for f in network.flips]
         self._layers = None
-
-    def _prepare_simd(self):
-        network, form = self.network, self.simd
-        sizes = network.sizes
-        self.pixel_masks = simd_layers.pixel_masks(network.weights[0],
-                                                   sizes[0])
-        self.simd_weights = [None] + [
-            simd_layers.weights(network.weights[i], sizes[i + 1], form)
-            for i in range(1, len(sizes) - 1)]
-        self.limits = [simd_layers.pixel_limits(network.thresholds[0])] + [
-            xnor_popcount.pop_limits(t, sizes[i])
-            for i, t in enumerate(network.thresholds) if i]
-
-    def _simd_layers(self):
-        sizes, form = self.network.sizes, self.simd
-
-        def first(pixels):
-            return simd_layers.first_layer(pixels, self.pixel_masks,
-                                           self.limits[0], self.flips[0],
-                                           form)
-
-        def hidden(i):
-            return lambda h: simd_layers.sign_layer(
-                h, self.simd_weights[i], self.limits[i], self.flips[i], form)
-        return ([first] + [hidden(i) for i in range(1, len(sizes) - 2)] +
-                [lambda h: simd_layers.dot(h, self.simd_weights[-1],
-                                           sizes[-2], sizes[-1], form)])
 
     def layers(self):
         """The network as one function a layer, each from the previous
-        layer's output to its own; the first takes the pixels as the
-        device's ``uint8`` array, the last gives the integer dot products
-        of the output layer."""
-        if self.simd not in (None, 'scalar'):
-            return self._simd_layers()
-        xp, sizes = self.xp, self.network.sizes
-        if self.engine == 'blas':
-            def hidden(w, t, f):
-                return lambda h: xp.where(
-                    packed_format.unit_fires(h.dot(w), t, f),
-                    xp.float32(1), xp.float32(-1))
-            first = hidden(self.weights[0], self.thresholds[0],
-                           self.flips[0])
-            return ([lambda pixels: first(pixels.astype(xp.float32))] +
-                    [hidden(w, t, f) for w, t, f in zip(
-                        self.weights[1:], self.thresholds[1:],
-                        self.flips[1:])] +
-                    [lambda h: h.dot(self.weights[-1])])
+        layer's output to its own: the first takes the pixels as the
+        device's ``uint8`` array ``(N, n_in)``, the last gives the integer
+        dot products of the output layer."""
+        raise NotImplementedError
 
-        def hidden(i):
-            return lambda h: xnor_popcount.sign_layer(
-                h, self.weights[i], sizes[i], self.thresholds[i],
-                self.flips[i])
-        return ([lambda pixels: xnor_popcount.first_layer(
-                    pixels, self.weights[0], self.thresholds[0],
-                    self.flips[0], self.masks)] +
-                [hidden(i) for i in range(1, len(sizes) - 2)] +
-                [lambda h: xnor_popcount.xnor_dot(h, self.weights[-1],
-                                                  sizes[-2])])
+    def weight_bytes(self):
+        """Bytes of the weights the engine reads: the packed bits."""
+        return self.network.weight_bytes()
 
     def dots(self, pixels):
         """The last layer's integer dot products for ``uint8`` pixels
         ``(N, n_in)``, as an int32 NumPy array."""
-        h = numpy.ascontiguousarray(pixels)
-        if self.xp is not numpy:
-            h = self.device.send(h)
-        if self.simd not in (None, 'scalar'):
-            sizes = self.network.sizes
-            return simd_layers.network(
-                h, self.pixel_masks, self.limits, self.flips,
-                self.simd_weights[1:], sizes[-2], sizes[-1], self.simd)
-        if self._layers is None:  # built once: a batch of one is ~100 us
+        h = self.device.send(numpy.ascontiguousarray(pixels))
+        if self._layers is None:  # built once, not for every batch
             self._layers = self.layers()
         for layer in self._layers:
             h = layer(h)
@@ -223,20 +157,159 @@ class Engine(object):
         return self.logits(images).argmax(axis=1)
 
 
-def chainer_classify(predictor, pixels):
-    """The classes a Chainer MLP gives ``uint8`` pixels, fed as
-    ``chainer.datasets.get_mnist`` would feed them, on the predictor's
-    device; a NumPy array."""
-    x = pixels.astype(numpy.float32)
-    x *= 1. / PIXEL_MAX
-    x = predictor.device.send(x)
-    with chainer.using_config('train', False), chainer.no_backprop_mode():
-        return cuda.to_cpu(predictor(x).array.argmax(axis=1))
+class BlasEngine(Engine):
+    """The network as float32 products of +-1 matrices, with NumPy's or
+    CuPy's BLAS; each hidden layer's output is +1 where
+    :func:`format.unit_fires`, else -1."""
+    kind = 'blas'
+
+    def __init__(self, network, device=None):
+        super(BlasEngine, self).__init__(network, device)
+        send = self.device.send
+        self.weights = [send(network.signs(i).T.copy())
+                        for i in range(len(network.sizes) - 1)]
+        self.thresholds = [send(t) for t in network.thresholds]
+        self.flips = [send(f) for f in network.flips]
+
+    def weight_bytes(self):
+        """Bytes of the float32 matrices."""
+        return sum(w.nbytes for w in self.weights)
+
+    def layers(self):
+        xp = self.device.xp
+
+        def hidden(w, t, f):
+            return lambda h: xp.where(packed_format.unit_fires(h.dot(w), t, f),
+                                      xp.float32(1), xp.float32(-1))
+        first = hidden(self.weights[0], self.thresholds[0], self.flips[0])
+        return ([lambda pixels: first(pixels.astype(xp.float32))] +
+                [hidden(w, t, f) for w, t, f in zip(
+                    self.weights[1:], self.thresholds[1:], self.flips[1:])] +
+                [lambda h: h.dot(self.weights[-1])])
 
 
-def chainer_labels(model, pixels, batchsize):
-    """:func:`chainer_classify` of a trained classifier, a batch at a
-    time."""
-    return numpy.concatenate([
-        chainer_classify(model.predictor, pixels[start:start + batchsize])
-        for start in range(0, len(pixels), batchsize)])
+class GpuEngine(Engine):
+    """XNOR-popcount on a GPU, with the CuPy raw kernels of
+    :mod:`kernels.gpu`, on the packed rows as the file holds them."""
+    kind = 'packed'
+
+    def __init__(self, network, device):
+        super(GpuEngine, self).__init__(network, device)
+        send = self.device.send
+        self.weights = [send(w) for w in network.weights]
+        self.thresholds = [send(t) for t in network.thresholds]
+        self.flips = [send(f) for f in network.flips]
+
+    def layers(self):
+        sizes = self.network.sizes
+
+        def hidden(i):
+            return lambda h: gpu.sign_layer(h, self.weights[i], sizes[i],
+                                            self.thresholds[i], self.flips[i])
+        return ([lambda pixels: gpu.first_layer(
+                    pixels, self.weights[0], self.thresholds[0],
+                    self.flips[0])] +
+                [hidden(i) for i in range(1, len(sizes) - 2)] +
+                [lambda h: gpu.xnor_dot(h, self.weights[-1], sizes[-2])])
+
+
+class CpuEngine(Engine):
+    """XNOR-popcount on the CPU with the numba kernels of one form,
+    :attr:`simd`, in its layout (:mod:`kernels.layouts`): the first layer
+    by pixel pairs (:mod:`kernels.first_layer`), the hidden and last
+    layers by popcount tiles (:mod:`kernels.hidden_layers`), and
+    :meth:`dots` as one compiled call (:mod:`kernels.network`)."""
+    kind = 'packed'
+
+    def __init__(self, network):
+        super(CpuEngine, self).__init__(network)
+        sizes, form = network.sizes, self.simd
+        self.masks = layouts.pixel_masks(network.weights[0], sizes[0])
+        self.first_limits = thresholds.pixel_limits(network.thresholds[0])
+        self.flips = network.flips
+        #: The hidden layers' after the first, then the last layer's.
+        self.weights = [layouts.weights(w, n, form) for w, n in zip(
+            network.weights[1:], sizes[2:])]
+        self.limits = [thresholds.pop_limits(t, k) for t, k in zip(
+            network.thresholds[1:], sizes[1:])]
+
+    def layers(self):
+        sizes, form = self.network.sizes, self.simd
+
+        def hidden(i):
+            return lambda h: hidden_layers.sign_layer(
+                h, self.weights[i], self.limits[i], self.flips[i + 1], form)
+        return ([lambda pixels: first_layer.first_layer(
+                    pixels, self.masks, self.first_limits, self.flips[0],
+                    form)] +
+                [hidden(i) for i in range(len(self.limits))] +
+                [lambda h: hidden_layers.dot(h, self.weights[-1], sizes[-2],
+                                             sizes[-1], form)])
+
+    def dots(self, pixels):
+        sizes = self.network.sizes
+        return cpu_network.dots(
+            numpy.ascontiguousarray(pixels), self.masks, self.first_limits,
+            self.flips[0], self.weights, self.limits, self.flips[1:],
+            sizes[-2], sizes[-1], self.simd)
+
+
+class Avx512Engine(CpuEngine):
+    """:class:`CpuEngine` with AVX-512 VPOPCNTDQ tiles."""
+    simd = 'avx512'
+
+
+class Avx2Engine(CpuEngine):
+    """:class:`CpuEngine` with AVX2 nibble-lookup tiles."""
+    simd = 'avx2'
+
+
+class PortableEngine(CpuEngine):
+    """:class:`CpuEngine` with LLVM's generic popcount and arithmetic: any
+    CPU numba compiles for."""
+    simd = 'scalar'
+
+
+#: The CPU's packed engines by the form of their kernels.
+CPU_ENGINES = {engine.simd: engine
+               for engine in (Avx512Engine, Avx2Engine, PortableEngine)}
+
+
+def select(network, device=None, kind='packed', simd=None):
+    """The engine of ``kind`` that runs ``network`` on ``device``.
+
+    Args:
+        network (format.PackedNetwork): What ``format.load`` returned.
+        device (chainer.backend.Device): Where to run (default: CPU).
+        kind (str): One of :data:`ENGINES`.
+        simd (str): For the CPU's packed engine, the form of its kernels
+            (one of :data:`cpu_features.FORMS` this CPU runs); default: the
+            fastest this CPU runs.
+
+    Returns:
+        Engine: :class:`BlasEngine`, :class:`GpuEngine` or one of
+        :data:`CPU_ENGINES`.
+
+    Raises:
+        ValueError: An unknown ``kind``, or a ``simd`` this CPU does not
+            run or that the engine has no use for.
+        RuntimeError: The CPU's packed engine without numba.
+    """
+    if kind not in ENGINES:
+        raise ValueError('engine must be one of {}, got {!r}'.format(
+            ENGINES, kind))
+    device = device or chainer.get_device('@numpy')
+    on_cpu = device.xp is numpy
+    if simd is not None and not (kind == 'packed' and on_cpu):
+        raise ValueError("simd chooses the kernels of the CPU's packed "
+                         'engine, not of the {} engine on {}'.format(
+                             kind, device))
+    if kind == 'blas':
+        return BlasEngine(network, device)
+    if not on_cpu:
+        return GpuEngine(network, device)
+    if not cpu_features.HAVE_NUMBA:
+        raise RuntimeError(cpu_features.NO_NUMBA)
+    simd = simd or cpu_features.best_form()
+    cpu_features.check_form(simd)
+    return CPU_ENGINES[simd](network)

@@ -1,9 +1,11 @@
 """The packed file of a binarized MLP: 1-bit weights and integer thresholds.
 
-``export.py`` writes it (:mod:`packed_export`), ``infer_packed.py`` runs it
-(:mod:`packed_engine`, :mod:`xnor_popcount`). This module owns its bit
-layout: :data:`WORD_BITS`, :func:`words`, :func:`pack_signs` and
-:func:`unpack_bits`. The file is a NumPy ``.npz`` archive (no pickles)
+``export.py`` writes it (:mod:`quantized_net.packed.export`),
+``infer_packed.py`` runs it (:mod:`quantized_net.packed.engine`). This
+module owns its bit layout, :data:`WORD_BITS`, :func:`words`,
+:func:`pack_signs` and :func:`unpack_bits`, which every kernel reads (the
+CPU kernels lay the rows out again for their vectors,
+:mod:`kernels.layouts`). The file is a NumPy ``.npz`` archive (no pickles)
 holding:
 
 ``meta``
@@ -114,9 +116,9 @@ def unit_fires(d, thresholds, flip):
     fires from some integer ``T`` up; decreasing where it is negative, so
     it fires below ``T`` (``flip`` set). ``export.py`` finds ``T`` and
     ``flip`` by evaluating the model itself
-    (:func:`packed_export.fold_sign`); the kernels of
-    :mod:`xnor_popcount` compute this same test, and this array form is
-    the ``blas`` engine's.
+    (:func:`export.fold_sign`); the kernels compute this same test
+    (:mod:`kernels.thresholds`, :mod:`kernels.gpu`), and this array form
+    is the ``blas`` engine's.
 
     Args:
         d: Integer dot products ``(images, units)`` (any array type).
@@ -175,8 +177,9 @@ def save(path, network):
 
 def _expect(condition, path, message, *args):
     if not condition:
-        raise errors.PackedFormatError('{} is not a usable packed network: {}'.format(
-            path, message.format(*args)))
+        raise errors.PackedFormatError(
+            '{} is not a usable packed network: {}'.format(
+                path, message.format(*args)))
 
 
 def _header(archive, path, name):

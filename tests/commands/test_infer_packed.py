@@ -9,10 +9,10 @@ from chainer.backends import cuda
 
 import helpers
 from helpers import assert_one_line_error
-from quantized_net.packed import engine as packed_engine
+from quantized_net.packed import engine
 from quantized_net.packed import export as packed_export
 from quantized_net.packed import format as packed_format
-from quantized_net.packed.kernels import simd_layers
+from quantized_net.packed.kernels import cpu_features
 
 
 def run(*args):
@@ -36,7 +36,7 @@ def test_script_accuracy_and_comparison(packed_result, synthetic_dir):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == '{}: packed engine on the CPU ({} kernels)'.format(
-        path, simd_layers.best_form() or 'scalar')
+        path, cpu_features.best_form())
     assert lines[1].startswith('test accuracy: ')
     assert '(200 images from the MNIST test set' in lines[1]
     assert lines[2].endswith('0 of 200 labels differ from the packed '
@@ -72,7 +72,8 @@ def test_script_prints_labels_of_unlabelled_images(packed_result,
     result = run(path, '--images', image_file, '--engine', 'blas')
     assert result.returncode == 0, result.stderr
     network = packed_format.load(path)
-    expected = packed_engine.Engine(network).classify(images.reshape(20, -1))
+    expected = engine.select(network, kind='blas').classify(
+        images.reshape(20, -1))
     assert result.stdout.split() == [str(c) for c in expected]
 
 

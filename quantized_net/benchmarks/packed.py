@@ -1,0 +1,266 @@
+"""What ``bench_packed.py`` times: the packed engines against the float32
+BLAS evaluation of the same binarized network and against the Chainer
+models, side by side in one process, a batch size at a time
+(:func:`time_batch`, :func:`batch_lines`); each layer alone
+(:func:`time_layers`, :func:`layer_lines`) beside the ceiling of its inner
+loop (:func:`tile_ceiling`, :func:`pair_sums_ceiling`); on a GPU, a large
+product of +-1 matrices (:func:`gpu_product`).
+
+Every engine is timed round by round with the others
+(:func:`timing.median_seconds`), each after a rest of :data:`SETTLE`
+seconds and :data:`WARM` seconds of untimed calls: its weights in cache
+and the cores back at speed, as when it runs alone.
+"""
+import collections
+import functools
+
+import numpy
+
+from chainer.backends import cuda
+
+from quantized_net import kernel_cache
+from quantized_net.benchmarks.timing import median_seconds
+from quantized_net.packed import engine as packed_engine
+from quantized_net.packed import format as packed_format
+from quantized_net.packed import reference
+from quantized_net.packed.kernels import cpu_features
+from quantized_net.packed.kernels import gpu
+from quantized_net.packed.kernels.blocking import (
+    MASK_UNITS, PAIR_CHUNK, TILE)
+from quantized_net.packed.kernels.layouts import (
+    VECTOR_BYTES, layout_words, pixel_pairs)
+from quantized_net.training import presets
+
+if cpu_features.HAVE_NUMBA:
+    import numba
+    from quantized_net.packed.kernels import first_layer
+    from quantized_net.packed.kernels import tiles
+
+#: Seconds of rest before each engine's calls (BLAS's and OpenMP's idle
+#: threads spin for up to about 0.1 s after a call, and the cores slow
+#: down), and of untimed calls after it.
+SETTLE, WARM = 0.25, 0.05
+#: A row of the table: what ``classify(pixels)`` runs, and the bytes of
+#: weights it reads.
+Row = collections.namedtuple('Row', 'name classify weight_bytes')
+
+
+def chainer_row(name, config, device):
+    """A :class:`Row` of the Chainer MLP that ``config`` builds, with its
+    initial weights (the time does not depend on their values)."""
+    model = presets.build_classifier(config).predictor
+    model.to_device(device)
+    return Row(name, functools.partial(reference.chainer_classify, model),
+               sum(p.array.nbytes for p in model.params()))
+
+
+def engine_rows(network, device, simd=None):
+    """The rows of the table: ``packed`` (the CPU kernels ``simd``, by
+    default the fastest), ``packed, scalar`` beside vector kernels,
+    ``blas``, ``chainer, binarized`` and ``chainer, float`` (a float MLP
+    of the same shape)."""
+    packed = packed_engine.select(network, device, 'packed', simd)
+    rows = [Row('packed', packed.classify, packed.weight_bytes())]
+    if packed.simd not in (None, 'scalar'):
+        scalar = packed_engine.select(network, device, 'packed', 'scalar')
+        rows.append(Row('packed, scalar', scalar.classify,
+                        scalar.weight_bytes()))
+    blas = packed_engine.select(network, device, 'blas')
+    rows.append(Row('blas', blas.classify, blas.weight_bytes()))
+    config = network.meta['config']
+    float_config = dict(presets.PRESETS['float'], unit=config['unit'],
+                        layers=config['layers'])
+    rows.append(chainer_row('chainer, binarized', config, device))
+    rows.append(chainer_row('chainer, float', float_config, device))
+    return rows
+
+
+def time_batch(rows, pixels, batch, seconds, synchronize=None,
+               settle=SETTLE, warm=WARM):
+    """``{name: median seconds of a call}`` of each row's ``classify`` on
+    ``batch`` images of ``pixels`` (repeated as needed), in about
+    ``seconds``: 3 rounds of up to 50 calls."""
+    batch_pixels = numpy.resize(pixels, (batch, pixels.shape[1]))
+    runners = [(row.name, functools.partial(row.classify, batch_pixels))
+               for row in rows]
+    once = median_seconds(runners, 1, settle=settle, warm_seconds=warm,
+                          synchronize=synchronize)
+    calls = int(min(50, max(1, seconds / 3 / max(once.values()))))
+    return median_seconds(runners, 3, calls, settle=settle,
+                          warm_seconds=warm, synchronize=synchronize)
+
+
+#: The head of the table of :func:`batch_lines`.
+BATCH_HEADER = ['| batch | engine | images / s | x blas | weight bytes | '
+                'x smaller than float32 |',
+                '| ---: | --- | ---: | ---: | ---: | ---: |']
+
+
+def batch_lines(rows, batch, medians):
+    """The lines of the table for :func:`time_batch`'s ``medians``: images
+    a second, the ratio to ``blas``, the bytes of weights and how many
+    times smaller than ``blas``'s float32 ones they are."""
+    float_bytes = {row.name: row.weight_bytes for row in rows}['blas']
+    return ['| {} | {} | {:.0f} | {:.2f} | {} | {:.1f} |'.format(
+                batch, row.name, batch / medians[row.name],
+                medians['blas'] / medians[row.name], row.weight_bytes,
+                float_bytes / row.weight_bytes) for row in rows]
+
+
+def time_layers(network, device, pixels, simd=None, synchronize=None,
+                settle=SETTLE, warm=WARM):
+    """``({kind: [median seconds of each layer]}, form)``: each layer of
+    the packed and the blas engine alone on ``pixels`` (on ``device``),
+    its input computed beforehand; ``form`` that of the packed engine's
+    CPU kernels, or None."""
+    times, form = {}, None
+    for kind in packed_engine.ENGINES:
+        built = packed_engine.select(network, device, kind,
+                                     simd if kind == 'packed' else None)
+        h, runners = pixels, []
+        for i, layer in enumerate(built.layers()):
+            runners.append((i, functools.partial(layer, h)))
+            h = layer(h)
+        times[kind] = [seconds for _, seconds in sorted(median_seconds(
+            runners, 3, 10, settle=settle, warm_seconds=warm,
+            synchronize=synchronize).items())]
+        form = form or built.simd
+    return times, form
+
+
+def layer_work(sizes, pixels):
+    """Multiply-adds of each layer as the CPU kernels do them: for the
+    first, both pixels of each pair that is not both zero, times units."""
+    batch = len(pixels)
+    first = 2 * numpy.count_nonzero(pixel_pairs(pixels)) * sizes[1]
+    return [first] + [batch * k * n for k, n in zip(sizes[1:], sizes[2:])]
+
+
+def ceilings(sizes, form):
+    """The ceiling of each layer on one core, in multiply-adds a second:
+    :func:`pair_sums_ceiling` for the first, :func:`tile_ceiling` of its
+    width for the others (each width measured once)."""
+    measured = {}
+    rates = [pair_sums_ceiling(form)]
+    for k in sizes[1:-1]:
+        if k not in measured:
+            measured[k] = tile_ceiling(form, k)
+        rates.append(measured[k])
+    return rates
+
+
+def layer_lines(sizes, batch, times, form=None, work=None, ceiling=None,
+                threads=None):
+    """The table of :func:`time_layers`' ``times``, as lines: each layer's
+    milliseconds, packed and blas, their ratio and, on the CPU (``form``
+    given), the packed layer's multiply-adds a second and core (``work``
+    of :func:`layer_work` on ``threads`` threads) beside its ``ceiling``
+    (:func:`ceilings`)."""
+    lines = ['Each layer alone, batch {}{}'.format(batch, (
+                ', {} kernels; ceiling: the inner loop on one core, '
+                'L1-resident'.format(form)) if form else ''),
+             '',
+             '| layer | packed ms | blas ms | x blas | G multiply-adds/s '
+             'per core | ceiling | of the ceiling |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+    for i, (packed, blas) in enumerate(zip(times['packed'],
+                                           times['blas'])):
+        rate = ceiling_rate = None
+        if form:
+            rate = work[i] / packed / threads
+            ceiling_rate = ceiling[i]
+        lines.append('| {} ({}-{}) | {:.3f} | {:.3f} | {:.2f} | {} | {} | {} |'
+                     .format(i + 1, sizes[i], sizes[i + 1], 1000 * packed,
+                             1000 * blas, blas / packed,
+                             '{:.1f}'.format(rate / 1e9) if form else '-',
+                             '{:.1f}'.format(ceiling_rate / 1e9) if form
+                             else '-',
+                             '{:.0%}'.format(rate / ceiling_rate) if form
+                             else '-'))
+    return lines
+
+
+def layer_table(network, device, pixels, batch, simd=None, synchronize=None,
+                settle=SETTLE, warm=WARM):
+    """The lines of the table of each layer alone, on ``batch`` images of
+    ``pixels`` (repeated as needed): :func:`time_layers`, and on the CPU
+    the work and ceilings beside."""
+    pixels = device.send(numpy.resize(pixels, (batch, pixels.shape[1])))
+    times, form = time_layers(network, device, pixels, simd, synchronize,
+                              settle, warm)
+    sizes = network.sizes
+    if device.xp is not numpy:
+        return layer_lines(sizes, batch, times)
+    return layer_lines(sizes, batch, times, form, layer_work(sizes, pixels),
+                       ceilings(sizes, form), numba.get_num_threads())
+
+
+def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
+    """Binary multiply-adds a second of ``form``'s tile on one core with
+    its data in L1 (``mr`` rows of ``bits`` bits against ``rows`` weight
+    rows, laid out as :mod:`layouts` lays them out): the ceiling of the
+    hidden layers."""
+    mr, nr = TILE[form]
+    rows = -(-rows // nr) * nr
+    row_bytes = 8 * layout_words(bits, form)
+    steps = row_bytes // VECTOR_BYTES[form]
+
+    @kernel_cache.njit  # cached under its sizes and form, its cells
+    def run(x, w, counts, rounds):
+        for _ in range(rounds):
+            for c in range(0, rows, nr):
+                tiles.tile(form, x.ctypes.data, row_bytes,
+                           w.ctypes.data + c * row_bytes, row_bytes, steps,
+                           counts.ctypes.data + c * 4, rows)
+
+    rng = numpy.random.RandomState(0)
+    x, w = (rng.randint(0, 16, (r, row_bytes)).astype(numpy.uint8).view(
+        numpy.uint64) for r in (mr, rows))
+    counts = numpy.zeros((mr, rows), numpy.int32)
+    seconds = median_seconds([('tile', lambda: run(x, w, counts, rounds))],
+                             5, warmup=1)
+    return rounds * mr * rows * bits / seconds['tile']
+
+
+def pair_sums_ceiling(form, pairs=88, rounds=20000):
+    """Pixel multiply-adds (both pixels of each pair times units) a second
+    of ``form``'s pair sums of the first layer on one core, a chunk's
+    masks in L1 (``pairs`` pairs an image: MNIST's mean is 88 of 392 pairs
+    not both zero)."""
+    @kernel_cache.njit  # cached under its form, its cell
+    def run(masks, index, values, counters, rounds):
+        for _ in range(rounds):
+            first_layer.pair_sums(form, masks.ctypes.data, index.ctypes.data,
+                                  values.ctypes.data, len(index),
+                                  counters.ctypes.data)
+
+    rng = numpy.random.RandomState(0)
+    masks = rng.randint(0, 2, (PAIR_CHUNK, 2 * MASK_UNITS)).astype(
+        numpy.uint8)
+    index = numpy.sort(rng.randint(0, PAIR_CHUNK, pairs)).astype(
+        numpy.int32)
+    values = rng.randint(1, 1 << 16, pairs).astype(numpy.uint16)
+    counters = numpy.zeros(MASK_UNITS, numpy.uint16)
+    seconds = median_seconds([('pairs', lambda: run(
+        masks, index, values, counters, rounds))], 5, warmup=1)
+    return rounds * 2 * pairs * MASK_UNITS / seconds['pairs']
+
+
+def gpu_product(size, synchronize, rounds=5):
+    """Median seconds of a ``size``^3 binary product (XNOR-popcount) and
+    of the float32 cuBLAS product of the same +-1 matrices, which must
+    agree."""
+    cupy = cuda.cupy
+    rng = numpy.random.RandomState(0)
+    a = rng.choice([-1., 1.], (size, size)).astype(numpy.float32)
+    b = rng.choice([-1., 1.], (size, size)).astype(numpy.float32)
+    pa, pb = (cupy.asarray(packed_format.pack_signs(m)) for m in (a, b))
+    fa, fb = cupy.asarray(a), cupy.asarray(b)
+    products = [('xnor', lambda: gpu.xnor_dot(pa, pb, size)),
+                ('cublas', lambda: fa.dot(fb.T))]
+    check = slice(0, 256)
+    numpy.testing.assert_array_equal(
+        *[cupy.asnumpy(run()[check, check]) for _, run in products])
+    seconds = median_seconds(products, rounds, warmup=1,
+                             synchronize=synchronize)
+    return seconds['xnor'], seconds['cublas']

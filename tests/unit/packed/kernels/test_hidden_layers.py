@@ -1,0 +1,51 @@
+"""hidden_layers.py: every form's hidden and last layers against the float
++-1 products, on every width class: one word and less, whole and partial
+words and vectors, past the avx2 chunk of 31 steps."""
+import numpy
+import pytest
+
+pytest.importorskip('numba')
+
+from quantized_net.packed import format as packed_format  # noqa: E402
+from quantized_net.packed.kernels import hidden_layers  # noqa: E402
+from quantized_net.packed.kernels import layouts, thresholds  # noqa: E402
+from helpers import random_signs, reference_fires  # noqa: E402
+
+# Widths 1, 63, 64, 65, 130, 200, 784, 4096, 8257, images 0 (no rows) to
+# 33, units past whole tiles and words; a batch of one reads the avx2
+# weights as packed bits (layouts.PACKED_BATCH).
+SHAPES = [(1, 1, 1), (5, 7, 63), (6, 3, 64), (33, 70, 65), (17, 130, 130),
+          (4, 129, 200), (2, 64, 784), (3, 9, 8257), (2, 130, 4096),
+          (0, 5, 10), (3, 0, 64), (1, 70, 65), (1, 130, 784), (1, 9, 8257),
+          (1, 64, 2048)]
+
+
+@pytest.mark.parametrize('m,n,k', SHAPES)
+def test_hidden_layer_and_dot_equal_float_products(hidden_form, m, n, k):
+    form = hidden_form
+    rng = numpy.random.RandomState(k + 3)
+    x, w = random_signs(rng, (m, k)), random_signs(rng, (n, k))
+    t = rng.randint(-k // 4, k // 4 + 1, n).astype(numpy.int32)
+    t[:2] = [-k - 1, k + 1][:n]  # always, never
+    flip = rng.rand(n) < 0.5
+    packed_x = layouts.layout(packed_format.pack_signs(x), form)
+    packed_w = layouts.weights(packed_format.pack_signs(w), n, form)
+    out = hidden_layers.sign_layer(packed_x, packed_w,
+                                   thresholds.pop_limits(t, k), flip, form)
+    # In the layout of the next layer's input, its padding 0: the next
+    # layer adds nothing of it.
+    numpy.testing.assert_array_equal(out, layouts.layout(
+        reference_fires(x.dot(w.T), t, flip), form))
+    d = hidden_layers.dot(packed_x, packed_w, k, n, form)
+    assert d.dtype == numpy.int32
+    numpy.testing.assert_array_equal(d, x.dot(w.T))
+
+
+def test_extremes(hidden_form):
+    k = 130
+    ones = layouts.layout(packed_format.pack_signs(numpy.ones((1, k))),
+                          hidden_form)
+    w = layouts.weights(packed_format.pack_signs(numpy.array(
+        [[1.] * k, [-1.] * k])), 2, hidden_form)
+    assert hidden_layers.dot(ones, w, k, 2, hidden_form).tolist() == \
+        [[k, -k]]
