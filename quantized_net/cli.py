@@ -222,7 +222,7 @@ def _terminate(signum, frame):
 def run(prog, main, interrupted=None, report_signals=True):
     """Calls ``main()`` and ends the script as a user expects:
 
-    * the project's errors (:data:`ERRORS`): one line on stderr,
+    * the project's errors (:class:`errors.Error`): one line on stderr,
       ``PROG: error: message``, exit status 1;
     * Ctrl-C (SIGINT) and SIGTERM: one line, ``PROG: interrupted`` or
       ``PROG: terminated``, followed by what ``interrupted()`` says (how to

@@ -23,6 +23,7 @@ def results(out):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_two_cells_then_reuse_and_retrain(tmp_path):
     data = str(tmp_path / 'data')
     helpers.write_subset(data, 600, 200)
