@@ -43,17 +43,16 @@ def _multiply_add(builder, form, value, mask):
                                 _I8X32)
         return llvm_ir.call(builder, 'llvm.x86.avx2.pmadd.ub.sw', _I16X16,
                             pairs, mask)
-    pixels = builder.zext(builder.bitcast(value, ir.VectorType(I8, 2)),
-                          ir.VectorType(I16, 2))
-    pixels = builder.shuffle_vector(
-        pixels, ir.Constant(pixels.type, None),
-        ir.Constant(ir.VectorType(I32, 32), [0, 1] * 16))
-    products = builder.mul(builder.zext(mask, ir.VectorType(I16, 32)),
-                           pixels)
-    return builder.add(*[builder.shuffle_vector(
-        products, ir.Constant(products.type, None),
-        ir.Constant(ir.VectorType(I32, 16), list(range(h, 32, 2))))
-        for h in (0, 1)])
+    # A unit's two masks as one 16-bit lane, m[2 u] its low byte (as the
+    # pairs hold their pixels): two multiplications of lanes, no shuffle.
+    masks = builder.bitcast(mask, _I16X16)
+    low = builder.and_(masks, ir.Constant(_I16X16, [0xFF] * 16))
+    high = builder.lshr(masks, ir.Constant(_I16X16, [8] * 16))
+    return builder.add(
+        builder.mul(low, llvm_ir.splat(builder, builder.and_(
+            value, ir.Constant(I16, 0xFF)), _I16X16)),
+        builder.mul(high, llvm_ir.splat(builder, builder.lshr(
+            value, ir.Constant(I16, 8)), _I16X16)))
 
 
 def _pair_sums_codegen(form):
@@ -271,7 +270,9 @@ def _first_layer_of(form):
     return first_layer
 
 
-_FIRST_LAYERS = {form: _first_layer_of(form) for form in cpu_features.FORMS}
+#: ``FIRST_LAYERS[form](pairs, masks, limits, flip, out, threads)``:
+#: :func:`first_layer_kernel` of ``form``.
+FIRST_LAYERS = {form: _first_layer_of(form) for form in cpu_features.FORMS}
 
 
 def checked_pairs(pixels, masks):
@@ -309,6 +310,6 @@ def first_layer(pixels, masks, limits, flip, form):
     n = limits.shape[0]
     out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:
-        _FIRST_LAYERS[form](pairs, masks, limits, flip, out,
+        FIRST_LAYERS[form](pairs, masks, limits, flip, out,
                             numba.get_num_threads())
     return out

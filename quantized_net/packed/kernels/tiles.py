@@ -35,9 +35,9 @@ from quantized_net.packed.kernels.layouts import VECTOR_BYTES
 from quantized_net.packed.kernels.llvm_ir import I8, I16, I32, I64
 
 _NIBBLE_COUNTS = [bin(b).count('1') for b in range(16)]
-#: Byte offsets of the planes of a step: the avx2 layout holds a step's
-#: low halves, then its high ones.
-_PLANES = {'scalar': (0,), 'avx512': (0,), 'avx2': (0, 32)}
+#: Vectors a step: the avx2 layout holds a step's low halves, then its
+#: high ones.
+_PLANES = {'scalar': 1, 'avx512': 1, 'avx2': 2}
 _VECTORS = {'scalar': I64, 'avx512': ir.VectorType(I64, 8),
             'avx2': ir.VectorType(I8, 32)}
 
@@ -104,25 +104,28 @@ def _tile_codegen(form, mr, nr, packed=False):
             builder, ir.Constant(vector, None)) for _ in range(nr)]
             for _ in range(mr)]
 
-        def load(base, stride, row, at):
-            start = llvm_ir.offset(builder, base, builder.mul(
-                stride, ir.Constant(I64, row)), at)
-            return [llvm_ir.load(builder, llvm_ir.offset(builder, start, p),
-                                 vector, 8) for p in _PLANES[form]]
+        def rows(base, stride, count):
+            # Pointers to the rows' first vectors, which the loop indexes:
+            # loads LLVM sees are consecutive, and vectorizes in the
+            # scalar form.
+            return [builder.inttoptr(llvm_ir.offset(builder, base, builder.mul(
+                stride, ir.Constant(I64, row))), vector.as_pointer())
+                for row in range(count)]
 
-        def load_packed(row, at):
-            # 32 bytes of bits a step: half the planes' offset.
-            return _split(builder, llvm_ir.load(
-                builder, llvm_ir.offset(builder, w, builder.mul(
-                    w_stride, ir.Constant(I64, row)),
-                    builder.lshr(at, ir.Constant(I64, 1))), vector, 8))
+        def load(row, index):
+            return builder.load(builder.gep(row, [index]), align=8)
 
+        x_rows, w_rows = rows(x, x_stride, mr), rows(w, w_stride, nr)
+        planes = _PLANES[form]
         with cgutils.for_range(builder, n_steps) as loop:
-            at = builder.mul(loop.index, ir.Constant(I64, VECTOR_BYTES[form]))
-            xs = [load(x, x_stride, r, at) for r in range(mr)]
-            for c in range(nr):
-                wc = (load_packed(c, at) if packed
-                      else load(w, w_stride, c, at))
+            first = builder.mul(loop.index, ir.Constant(I64, planes))
+            at = [builder.add(first, ir.Constant(I64, p))
+                  for p in range(planes)]
+            xs = [[load(row, i) for i in at] for row in x_rows]
+            for c, w_row in enumerate(w_rows):
+                # Packed weights: 32 bytes of bits a step, split.
+                wc = (_split(builder, load(w_row, loop.index)) if packed
+                      else [load(w_row, i) for i in at])
                 for r in range(mr):
                     builder.store(builder.add(
                         builder.load(counters[r][c]),
