@@ -100,8 +100,11 @@ def _dot_of(form):
     return dot
 
 
-_SIGN_LAYERS = {form: _sign_layer_of(form) for form in cpu_features.FORMS}
-_DOTS = {form: _dot_of(form) for form in cpu_features.FORMS}
+#: ``SIGN_LAYERS[form](x, w, limit, flip, out, threads)``:
+#: :func:`sign_layer_kernel` of ``form``.
+SIGN_LAYERS = {form: _sign_layer_of(form) for form in cpu_features.FORMS}
+#: ``DOTS[form](x, w, k, out)``: :func:`dot_kernel` of ``form``.
+DOTS = {form: _dot_of(form) for form in cpu_features.FORMS}
 
 
 def sign_layer(x, w, limits, flip, form):
@@ -125,7 +128,7 @@ def sign_layer(x, w, limits, flip, form):
     n = limits.shape[0]
     out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
     if out.size:
-        _SIGN_LAYERS[form](x, weight_rows(w, len(x)), limits, flip, out,
+        SIGN_LAYERS[form](x, weight_rows(w, len(x)), limits, flip, out,
                            numba.get_num_threads())
     return out
 
@@ -136,5 +139,5 @@ def dot(x, w, k, n, form):
     them."""
     out = numpy.empty((x.shape[0], n), numpy.int32)
     if out.size:
-        _DOTS[form](x, weight_rows(w, len(x)), k, out)
+        DOTS[form](x, weight_rows(w, len(x)), k, out)
     return out

@@ -69,7 +69,10 @@ def _network_of(form):
     return network
 
 
-_NETWORKS = {form: _network_of(form) for form in cpu_features.FORMS}
+#: ``NETWORKS[form](pairs, masks, first_limits, first_flip, first_width,
+#: weights, limits, flips, widths, last, k, n_out, threads)``:
+#: :func:`network_kernel` of ``form``.
+NETWORKS = {form: _network_of(form) for form in cpu_features.FORMS}
 
 
 def dots(pixels, masks, first_limits, first_flip, weights, limits, flips,
@@ -90,7 +93,7 @@ def dots(pixels, masks, first_limits, first_flip, weights, limits, flips,
         form (str): One of :data:`cpu_features.FORMS` this CPU runs.
     """
     rows = tuple(weight_rows(w, len(pixels)) for w in weights)
-    return _NETWORKS[form](
+    return NETWORKS[form](
         checked_pairs(pixels, masks), masks, first_limits, first_flip,
         layout_words(len(first_limits), form), rows[:-1], tuple(limits),
         tuple(flips), tuple(layout_words(len(t), form) for t in limits),

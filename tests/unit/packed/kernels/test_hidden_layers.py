@@ -1,8 +1,13 @@
 """hidden_layers.py: every form's hidden and last layers against the float
 +-1 products, on every width class: one word and less, whole and partial
 words and vectors, past the avx2 chunk of 31 steps."""
+import subprocess
+import sys
+
 import numpy
 import pytest
+
+import helpers
 
 pytest.importorskip('numba')
 
@@ -49,3 +54,27 @@ def test_extremes(hidden_form):
         [[1.] * k, [-1.] * k])), 2, hidden_form)
     assert hidden_layers.dot(ones, w, k, 2, hidden_form).tolist() == \
         [[k, -k]]
+
+
+# A process that loads a form's entry point, a closure over the form's
+# name, from numba's cache: one hit, no compilation.
+CACHED = '''
+import numpy
+from quantized_net.packed.kernels import hidden_layers, layouts
+x = layouts.layout(numpy.zeros((1, 1), numpy.uint64), 'scalar')
+w = layouts.weights(numpy.zeros((1, 1), numpy.uint64), 1, 'scalar')
+hidden_layers.dot(x, w, 64, 1, 'scalar')
+stats = hidden_layers.DOTS['scalar'].stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+'''
+
+
+def test_a_forms_entry_points_are_cached():
+    x = layouts.layout(numpy.zeros((1, 1), numpy.uint64), 'scalar')
+    w = layouts.weights(numpy.zeros((1, 1), numpy.uint64), 1, 'scalar')
+    assert hidden_layers.dot(x, w, 64, 1, 'scalar').tolist() == [[64]]
+    result = subprocess.run([sys.executable, '-c', CACHED],
+                            capture_output=True, text=True,
+                            env=helpers.SCRIPT_ENV, cwd=helpers.ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['1', '0']
