@@ -24,7 +24,7 @@ from quantized_net.packed import engine as packed_engine
 from quantized_net.packed import format as packed_format
 from quantized_net.packed import reference
 from quantized_net.packed.kernels import cpu_features
-from quantized_net.training import mnist as mnist_dataset
+from quantized_net.training import mnist
 from quantized_net.training import result_dir
 from quantized_net.training import saved_model
 
@@ -65,8 +65,8 @@ def parse_args(argv=None):
 def load_images(args):
     """``(pixels, labels or None, description)`` that ``args`` ask for."""
     if args.images:
-        pixels = mnist_dataset.read_images(args.images)
-        labels = (mnist_dataset.read_labels(args.labels)
+        pixels = mnist.read_images(args.images)
+        labels = (mnist.read_labels(args.labels)
                   if args.labels else None)
         if labels is not None and len(labels) != len(pixels):
             raise errors.UsageError(
@@ -75,7 +75,7 @@ def load_images(args):
         return pixels, labels, args.images
     if args.labels:
         raise errors.UsageError('--labels needs --images.')
-    _, (pixels, labels) = mnist_dataset.read_mnist(args.dataset_dir)
+    _, (pixels, labels) = mnist.read_mnist(args.dataset_dir)
     return pixels, labels, 'the MNIST test set'
 
 

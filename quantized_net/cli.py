@@ -185,12 +185,13 @@ def get_device(spec, flag):
         try:
             count = cuda.cupy.cuda.runtime.getDeviceCount()
         except cuda.cupy.cuda.runtime.CUDARuntimeError as e:
-            raise errors.UsageError('CuPy is installed but finds no usable CUDA '
-                             'GPU ({}); check the driver, or run on the '
-                             'CPU.'.format(e))
+            raise errors.UsageError(
+                'CuPy is installed but finds no usable CUDA GPU ({}); check '
+                'the driver, or run on the CPU.'.format(e))
         if device.device.id >= count:
-            raise errors.UsageError('there is no CUDA GPU {} ({} found).'.format(
-                device.device.id, count))
+            raise errors.UsageError(
+                'there is no CUDA GPU {} ({} found).'.format(
+                    device.device.id, count))
     device.use()
     return device
 

@@ -49,7 +49,7 @@ def describe_run():
         parser = argparse.ArgumentParser(prog='train_mnist.py')
         flags.add_train_flags(parser)
         return run_description.describe(flags.parse_train_args(parser, argv),
-                                         argv)
+                                        argv)
     return describe
 
 

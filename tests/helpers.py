@@ -170,8 +170,8 @@ def write_subset(directory, n_train=2000, n_test=500):
         write_idx(directory, 'train', *synthetic_digits(n_train, seed=1))
         write_idx(directory, 'test', *synthetic_digits(n_test, seed=2))
         return
-    from quantized_net.training import mnist as mnist_dataset
-    train, test = mnist_dataset.read_mnist(source)
+    from quantized_net.training import mnist
+    train, test = mnist.read_mnist(source)
     for split, (images, labels), n in (('train', train, n_train),
                                        ('test', test, n_test)):
         write_idx(directory, split, images[:n].reshape(n, 28, 28),

@@ -38,11 +38,12 @@ BINARIZED = {'act_quant': 'sign', 'activation': 'htanh',
 
 
 def check_binarized(config):
-    """Raises errors.ExportError unless ``config`` describes a network that is
-    binary from the first layer's output to the logits: weight and
-    activation quantizers that compute :func:`~quantizer_kernels.sign` at
-    test time (``sign``, ``linear:1``, ``stochastic``), hard-tanh units,
-    the images taken as they are."""
+    """Raises errors.ExportError unless ``config`` describes a network
+    that is binary from the first layer's output to the logits: weight and
+    activation quantizers that compute
+    :func:`~quantized_net.quantization.kernels.sign` at test time
+    (``sign``, ``linear:1``, ``stochastic``), hard-tanh units, the images
+    taken as they are."""
     wrong = ['{} is {!r}'.format(key, config.get(key))
              for key, wanted in sorted(BINARIZED.items())
              if not _is(config.get(key), wanted)]

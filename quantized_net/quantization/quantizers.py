@@ -33,8 +33,8 @@ class Quantizer(object):
         levels (int or None): Most distinct values it outputs (``None``:
             not bounded by a bit width).
         is_sign_at_test_time (bool): In test mode it computes
-            :func:`~quantized_net.quantization.kernels.sign`, bit for bit: what a packed
-            binarized network needs.
+            :func:`~quantized_net.quantization.kernels.sign`, bit for bit:
+            what a packed binarized network needs.
     """
 
     spec = None

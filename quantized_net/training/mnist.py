@@ -165,7 +165,8 @@ def _read(path, checksum, gzipped=None):
         raise errors.DatasetError('{} is a directory, not an IDX file.'.format(
             path))
     except OSError as e:
-        raise errors.DatasetError('cannot read {}: {}'.format(path, e.strerror))
+        raise errors.DatasetError('cannot read {}: {}'.format(
+            path, e.strerror))
     if not gzipped:
         return data, _matches(data, None, checksum)
     raw = _decompress(path, data)
@@ -272,10 +273,10 @@ def _download(url, path, checksum):
                 raise _Rejected('checksum mismatch')
             f.write(gz)
     except OSError as e:
-        raise errors.DatasetError('cannot write to the MNIST cache {}: {}. Set '
-                           'CHAINER_DATASET_ROOT to a writable directory, '
-                           'or pass --dataset-dir.'.format(
-                               os.path.dirname(path), e.strerror))
+        raise errors.DatasetError(
+            'cannot write to the MNIST cache {}: {}. Set '
+            'CHAINER_DATASET_ROOT to a writable directory, or pass '
+            '--dataset-dir.'.format(os.path.dirname(path), e.strerror))
     return raw
 
 
@@ -327,8 +328,8 @@ def read_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
         labels))``.
 
     Raises:
-        errors.DatasetError: A file is missing, truncated, corrupt or not in the
-            MNIST IDX layout, or no mirror served a verified copy.
+        errors.DatasetError: A file is missing, truncated, corrupt or not
+            in the MNIST IDX layout, or no mirror served a verified copy.
     """
     dataset_dir = dataset_dir or os.environ.get('MNIST_DIR')
     if dataset_dir:
@@ -337,9 +338,10 @@ def read_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
     try:
         os.makedirs(cache_dir, exist_ok=True)
     except OSError as e:
-        raise errors.DatasetError('cannot create the MNIST cache {}: {}. Set '
-                           'CHAINER_DATASET_ROOT to a writable directory, or '
-                           'pass --dataset-dir.'.format(cache_dir, e.strerror))
+        raise errors.DatasetError(
+            'cannot create the MNIST cache {}: {}. Set CHAINER_DATASET_ROOT '
+            'to a writable directory, or pass --dataset-dir.'.format(
+                cache_dir, e.strerror))
     return _to_arrays({
         name: _cached(cache_dir, name, mirrors, checksum)
         for name, checksum in checksums.items()})
@@ -367,9 +369,9 @@ def load_splits(dataset_dir=None, validation=0):
     if not validation:
         return train, None, test
     if validation >= len(train):
-        raise errors.DatasetError('--validation {} leaves no training images (the '
-                           'training set has {}).'.format(validation,
-                                                          len(train)))
+        raise errors.DatasetError(
+            '--validation {} leaves no training images (the training set '
+            'has {}).'.format(validation, len(train)))
     train, held_out = chainer.datasets.split_dataset(
         train, len(train) - validation)
     return train, held_out, test

@@ -67,7 +67,7 @@ def create_communicator(name):
         comm = chainermn.create_communicator(name)
     except Exception as e:  # NCCL or CUDA missing, an unknown name
         raise errors.UsageError('cannot create the {} communicator ({}); use '
-                             '--communicator naive on the CPU.'.format(
+                                '--communicator naive on the CPU.'.format(
                                  name, ' '.join(str(e).split())))
     # One copy per parameter: chainermn's batched copy compiles a kernel
     # that names CUDA's half type without including its header, which CuPy

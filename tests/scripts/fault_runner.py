@@ -1,6 +1,6 @@
 """Runs a command of the project with a fault injected, for
-test_faults.py and test_train_mnist_mn.py: the script runs as ``python SCRIPT ARGS`` would run it,
-with one of
+test_faults.py and test_train_mnist_mn.py: the command runs as ``python
+SCRIPT ARGS`` would run it, with one of
 
 ``--kill-at ITERATION``
     SIGKILL right after that iteration's update, before its extensions.

@@ -129,7 +129,7 @@ def sign_layer(x, w, limits, flip, form):
     out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
     if out.size:
         SIGN_LAYERS[form](x, weight_rows(w, len(x)), limits, flip, out,
-                           numba.get_num_threads())
+                          numba.get_num_threads())
     return out
 
 

@@ -250,4 +250,3 @@ def _packed_pops(x, w, i0, rows, j0, units, counts, form):
                             v * step_bytes, row_bytes, w_at, w_bytes, count,
                             counts.ctypes.data + (r * stride + c) * 4,
                             stride)
-

@@ -66,7 +66,7 @@ def fake_rows(clock):
 
 
 @pytest.mark.parametrize('seconds,calls', [(0.061, 5), (1e-6, 1),
-                                            (100, 50)])
+                                           (100, 50)])
 def test_a_batch_is_timed_side_by_side(fake_clock, seconds, calls):
     rows = fake_rows(fake_clock)
     medians = packed_bench.time_batch(rows, pixels(3), 7, seconds)

@@ -56,7 +56,7 @@ def test_warm_up_rounds_are_not_timed(monkeypatch):
     monkeypatch.setattr(timing, 'time', clock)
     medians = timing.median_seconds(
         [('a', clock.runner('a', 9.0, 0.1)), ('b', clock.runner('b', 7.0,
-                                                                 0.3))],
+                                                                0.3))],
         rounds=3, warmup=1)
     assert names(clock) == ['a', 'b'] * 4
     assert medians == {'a': pytest.approx(0.1), 'b': pytest.approx(0.3)}

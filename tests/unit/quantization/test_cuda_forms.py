@@ -6,7 +6,7 @@ and 13, through ctypes) builds each source for compute_75, 80 and 90 with
 CuPy's options, flush-to-zero included: each elementwise kernel of
 cuda_forms.py both in a loop of CuPy's shape and as the exact source CuPy
 generates for it (CuPy imports and generates code without a GPU), and the
-packed engine's raw kernels (xnor_popcount.py) as they are. The
+packed engine's raw kernels (packed/kernels/gpu.py) as they are. The
 elementwise bodies are also compiled for the host with the C compiler and
 run with flushing on against the CPU forms."""
 import ctypes
@@ -26,7 +26,7 @@ import helpers
 from helpers import f32, kernel_inputs, same_bits
 from quantized_net.quantization import cuda_forms
 from quantized_net.quantization import kernels
-from quantized_net.packed.kernels import xnor_popcount
+from quantized_net.packed.kernels import gpu
 
 ARCHS = (75, 80, 90)
 # Where each CUDA version's NVRTC wheel puts its library.
@@ -206,7 +206,7 @@ def host_kernels(tmp_path_factory):
 @pytest.mark.parametrize('version', sorted(NVRTC_LIBRARIES))
 @pytest.mark.parametrize('arch', ARCHS)
 def test_raw_kernels_compile_without_local_memory(arch, version):
-    status, log, ptx = compile_cuda(xnor_popcount._GPU_SOURCE, arch, version)
+    status, log, ptx = compile_cuda(gpu.SOURCE, arch, version)
     assert status == 0, log
     for name in ('xnor_dot', 'fire_bits', 'bit_planes', 'plane_dot'):
         assert '.entry {}('.format(name) in ptx

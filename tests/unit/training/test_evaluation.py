@@ -76,4 +76,4 @@ def test_the_report_says_which_epoch(tiny_data, tmp_path, capsys):
         evaluation.report(out, name, 100, DEVICE, tiny_data)
         assert capsys.readouterr().out.splitlines()[0].startswith(
             'model: {}, {} (preset bnn;'.format(os.path.join(out, name),
-                                                 epoch))
+                                                epoch))

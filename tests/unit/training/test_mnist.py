@@ -8,8 +8,8 @@ import numpy
 import pytest
 
 from helpers import NAMES, synthetic_digits, write_idx
-from quantized_net.training import mnist as mnist_dataset
-from quantized_net import errors
+from quantized_net.training import mnist
+from quantized_net.errors import DatasetError
 
 ALL_NAMES = [name for pair in NAMES.values() for name in pair]
 
@@ -19,7 +19,7 @@ def canonical(directory, name):
 
 
 def test_reads_gzip_dir_like_chainer_get_mnist(synthetic_dir, capsys):
-    train, test = mnist_dataset.get_mnist(synthetic_dir)
+    train, test = mnist.get_mnist(synthetic_dir)
     assert len(train) == 600 and len(test) == 200
     x, t = train[0]
     assert x.dtype == numpy.float32 and x.shape == (784,)
@@ -37,7 +37,7 @@ def test_reads_gzip_dir_like_chainer_get_mnist(synthetic_dir, capsys):
 
 def test_reads_the_8_bit_pixels_as_they_are(synthetic_dir):
     (train_images, train_labels), (test_images, _) = \
-        mnist_dataset.read_mnist(synthetic_dir)
+        mnist.read_mnist(synthetic_dir)
     images, labels = synthetic_digits(600, seed=1)
     assert train_images.dtype == numpy.uint8
     numpy.testing.assert_array_equal(train_images, images.reshape(600, 784))
@@ -49,13 +49,13 @@ def test_reads_raw_files(tmp_path):
     directory = str(tmp_path)
     write_idx(directory, 'train', *synthetic_digits(30, 1), gz=False)
     write_idx(directory, 'test', *synthetic_digits(20, 2), gz=False)
-    train, test = mnist_dataset.get_mnist(directory)
+    train, test = mnist.get_mnist(directory)
     assert (len(train), len(test)) == (30, 20)
 
 
 def test_mnist_dir_environment_variable(synthetic_dir, monkeypatch):
     monkeypatch.setenv('MNIST_DIR', synthetic_dir)
-    train, _ = mnist_dataset.get_mnist()
+    train, _ = mnist.get_mnist()
     assert len(train) == 600
 
 
@@ -66,21 +66,21 @@ def test_no_notice_for_matching_checksums(synthetic_dir, capsys):
             gz = f.read()
         checksums[name] = ('0' * 32, hashlib.sha256(
             gzip.decompress(gz)).hexdigest())
-    mnist_dataset.get_mnist(synthetic_dir, checksums=checksums)
+    mnist.get_mnist(synthetic_dir, checksums=checksums)
     assert 'notice' not in capsys.readouterr().err
 
 
 def test_missing_directory(tmp_path):
-    with pytest.raises(errors.DatasetError, match='does not exist'):
-        mnist_dataset.get_mnist(str(tmp_path / 'nowhere'))
+    with pytest.raises(DatasetError, match='does not exist'):
+        mnist.get_mnist(str(tmp_path / 'nowhere'))
 
 
 def test_missing_file_is_named(synthetic_dir):
     os.remove(canonical(synthetic_dir, 't10k-labels-idx1-ubyte'))
-    with pytest.raises(errors.DatasetError, match=r't10k-labels-idx1-ubyte is '
+    with pytest.raises(DatasetError, match=r't10k-labels-idx1-ubyte is '
                        r'missing .*t10k-labels-idx1-ubyte\.gz or '
                        r't10k-labels-idx1-ubyte'):
-        mnist_dataset.get_mnist(synthetic_dir)
+        mnist.get_mnist(synthetic_dir)
 
 
 def rewrite(path, change):
@@ -93,9 +93,9 @@ def rewrite(path, change):
 def test_truncated_gzip(synthetic_dir):
     path = canonical(synthetic_dir, 'train-images-idx3-ubyte')
     rewrite(path, lambda d: d[:len(d) // 2])
-    with pytest.raises(errors.DatasetError, match='train-images-idx3-ubyte.gz is '
+    with pytest.raises(DatasetError, match='train-images-idx3-ubyte.gz is '
                        'not a readable gzip file.*truncated or corrupt'):
-        mnist_dataset.get_mnist(synthetic_dir)
+        mnist.get_mnist(synthetic_dir)
 
 
 def test_corrupt_gzip(synthetic_dir):
@@ -106,8 +106,8 @@ def test_corrupt_gzip(synthetic_dir):
         flipped = bytes(b ^ 0xFF for b in data[middle:middle + 64])
         return data[:middle] + flipped + data[middle + 64:]
     rewrite(path, flip)
-    with pytest.raises(errors.DatasetError, match='not a readable gzip file'):
-        mnist_dataset.get_mnist(synthetic_dir)
+    with pytest.raises(DatasetError, match='not a readable gzip file'):
+        mnist.get_mnist(synthetic_dir)
 
 
 def test_truncated_raw_images(tmp_path):
@@ -116,10 +116,10 @@ def test_truncated_raw_images(tmp_path):
     write_idx(directory, 'test', *synthetic_digits(20, 2), gz=False)
     path = os.path.join(directory, 't10k-images-idx3-ubyte')
     rewrite(path, lambda d: d[:-100])
-    with pytest.raises(errors.DatasetError, match=r't10k-images-idx3-ubyte should '
+    with pytest.raises(DatasetError, match=r't10k-images-idx3-ubyte should '
                        r'be 15696 bytes for 20 images but is 15596; it is '
                        r'truncated'):
-        mnist_dataset.get_mnist(directory)
+        mnist.get_mnist(directory)
 
 
 def test_trailing_junk(tmp_path):
@@ -128,15 +128,15 @@ def test_trailing_junk(tmp_path):
     write_idx(directory, 'test', *synthetic_digits(20, 2), gz=False)
     rewrite(os.path.join(directory, 'train-labels-idx1-ubyte'),
             lambda d: d + b'\0')
-    with pytest.raises(errors.DatasetError, match='followed by junk'):
-        mnist_dataset.get_mnist(directory)
+    with pytest.raises(DatasetError, match='followed by junk'):
+        mnist.get_mnist(directory)
 
 
 def test_truncated_header(synthetic_dir):
     path = canonical(synthetic_dir, 'train-labels-idx1-ubyte')
     rewrite(path, lambda d: gzip.compress(gzip.decompress(d)[:5]))
-    with pytest.raises(errors.DatasetError, match='too short .* label header'):
-        mnist_dataset.get_mnist(synthetic_dir)
+    with pytest.raises(DatasetError, match='too short .* label header'):
+        mnist.get_mnist(synthetic_dir)
 
 
 def test_wrong_magic_images_and_labels_swapped(synthetic_dir):
@@ -145,40 +145,40 @@ def test_wrong_magic_images_and_labels_swapped(synthetic_dir):
     os.rename(images, images + '.tmp')
     os.rename(labels, images)
     os.rename(images + '.tmp', labels)
-    with pytest.raises(errors.DatasetError, match=r'train-images-idx3-ubyte.gz is '
+    with pytest.raises(DatasetError, match=r'train-images-idx3-ubyte.gz is '
                        r'not an IDX image file: magic number 0x00000801, '
                        r'expected 0x00000803'):
-        mnist_dataset.get_mnist(synthetic_dir)
+        mnist.get_mnist(synthetic_dir)
 
 
 def test_wrong_image_size(synthetic_dir):
     write_idx(synthetic_dir, 'test', numpy.zeros((5, 32, 32), numpy.uint8),
               numpy.zeros(5, numpy.uint8))
-    with pytest.raises(errors.DatasetError, match='holds 32x32 images'):
-        mnist_dataset.get_mnist(synthetic_dir)
+    with pytest.raises(DatasetError, match='holds 32x32 images'):
+        mnist.get_mnist(synthetic_dir)
 
 
 def test_counts_disagree(synthetic_dir):
     images, labels = synthetic_digits(20, 2)
     write_idx(synthetic_dir, 'test', images, labels[:19])
-    with pytest.raises(errors.DatasetError, match='holds 20 images but .* holds 19 '
+    with pytest.raises(DatasetError, match='holds 20 images but .* holds 19 '
                        'labels'):
-        mnist_dataset.get_mnist(synthetic_dir)
+        mnist.get_mnist(synthetic_dir)
 
 
 def test_label_out_of_range(synthetic_dir):
     images, labels = synthetic_digits(20, 2)
     labels[3] = 26
     write_idx(synthetic_dir, 'test', images, labels)
-    with pytest.raises(errors.DatasetError, match='has label 26; the network has '
+    with pytest.raises(DatasetError, match='has label 26; the network has '
                        '10 classes'):
-        mnist_dataset.get_mnist(synthetic_dir)
+        mnist.get_mnist(synthetic_dir)
 
 
 @pytest.mark.skipif(not os.environ.get('MNIST_DIR'),
                     reason='MNIST_DIR (the real MNIST files) not set')
 def test_real_mnist_matches_checksums_and_counts(capsys):
-    train, test = mnist_dataset.get_mnist(os.environ['MNIST_DIR'])
+    train, test = mnist.get_mnist(os.environ['MNIST_DIR'])
     assert (len(train), len(test)) == (60000, 10000)
     assert 'notice' not in capsys.readouterr().err
     numpy.testing.assert_array_equal(
@@ -238,8 +238,8 @@ def test_download_falls_through_to_a_good_mirror(served, tmp_path,
     base, checksums, requests = served
     cache = str(tmp_path / 'cache')
     mirrors = [base + '404/', base + 'corrupt/', base + 'good/']
-    train, test = mnist_dataset.get_mnist(cache_dir=cache, mirrors=mirrors,
-                                          checksums=checksums)
+    train, test = mnist.get_mnist(cache_dir=cache, mirrors=mirrors,
+                                  checksums=checksums)
     assert (len(train), len(test)) == (600, 200)
     assert sorted(os.listdir(cache)) == sorted(n + '.gz' for n in ALL_NAMES)
     assert len(requests) == 12
@@ -247,8 +247,8 @@ def test_download_falls_through_to_a_good_mirror(served, tmp_path,
         capsys.readouterr().err
     # A second call is served from the verified cache.
     del requests[:]
-    mnist_dataset.get_mnist(cache_dir=cache, mirrors=mirrors,
-                            checksums=checksums)
+    mnist.get_mnist(cache_dir=cache, mirrors=mirrors,
+                    checksums=checksums)
     assert requests == []
 
 
@@ -258,9 +258,9 @@ def test_download_all_mirrors_bad(served, tmp_path, monkeypatch):
     cache = str(tmp_path / 'cache')
     mirrors = [base + '404/', base + 'corrupt/', base + 'wrongfile/',
                'http://127.0.0.1:1/']
-    with pytest.raises(errors.DatasetError) as error:
-        mnist_dataset.get_mnist(cache_dir=cache, mirrors=mirrors,
-                                checksums=checksums)
+    with pytest.raises(DatasetError) as error:
+        mnist.get_mnist(cache_dir=cache, mirrors=mirrors,
+                        checksums=checksums)
     message = str(error.value)
     assert 'could not download train-images-idx3-ubyte.gz' in message
     assert '404/train-images-idx3-ubyte.gz: HTTP 404' in message
@@ -276,14 +276,14 @@ def test_corrupt_cache_is_downloaded_again(served, tmp_path, monkeypatch,
     monkeypatch.delenv('MNIST_DIR', raising=False)
     base, checksums, requests = served
     cache = str(tmp_path / 'cache')
-    mnist_dataset.get_mnist(cache_dir=cache, mirrors=[base + 'good/'],
-                            checksums=checksums)
+    mnist.get_mnist(cache_dir=cache, mirrors=[base + 'good/'],
+                    checksums=checksums)
     rewrite(canonical(cache, 'train-labels-idx1-ubyte'), lambda d: d[:-9])
     del requests[:]
     capsys.readouterr()
-    train, _ = mnist_dataset.get_mnist(cache_dir=cache,
-                                       mirrors=[base + 'good/'],
-                                       checksums=checksums)
+    train, _ = mnist.get_mnist(cache_dir=cache,
+                               mirrors=[base + 'good/'],
+                               checksums=checksums)
     assert len(train) == 600
     assert requests == ['/good/train-labels-idx1-ubyte.gz']
     assert 'fails verification' in capsys.readouterr().err
@@ -293,28 +293,28 @@ def test_unwritable_cache(tmp_path, monkeypatch):
     monkeypatch.delenv('MNIST_DIR', raising=False)
     blocker = tmp_path / 'file'
     blocker.write_text('')
-    with pytest.raises(errors.DatasetError, match='cannot create the MNIST cache'):
-        mnist_dataset.get_mnist(cache_dir=str(blocker / 'cache'),
-                                mirrors=['http://127.0.0.1:1/'])
+    with pytest.raises(DatasetError, match='cannot create the MNIST cache'):
+        mnist.get_mnist(cache_dir=str(blocker / 'cache'),
+                        mirrors=['http://127.0.0.1:1/'])
 
 
 def test_default_cache_is_in_chainer_dataset_root():
     import chainer
-    assert mnist_dataset.default_cache_dir() == os.path.join(
+    assert mnist.default_cache_dir() == os.path.join(
         chainer.dataset.get_dataset_root(), 'pfnet', 'chainer', 'mnist')
 
 
 def test_load_splits_holds_out_the_last_training_images(synthetic_dir):
-    train, test = mnist_dataset.get_mnist(synthetic_dir)
-    kept, held_out, same_test = mnist_dataset.load_splits(synthetic_dir, 100)
+    train, test = mnist.get_mnist(synthetic_dir)
+    kept, held_out, same_test = mnist.load_splits(synthetic_dir, 100)
     assert (len(kept), len(held_out), len(same_test)) == (500, 100, 200)
     numpy.testing.assert_array_equal(held_out[0][0], train[500][0])
     numpy.testing.assert_array_equal(kept[499][0], train[499][0])
-    kept, none, _ = mnist_dataset.load_splits(synthetic_dir, 0)
+    kept, none, _ = mnist.load_splits(synthetic_dir, 0)
     assert none is None and len(kept) == 600
 
 
 def test_load_splits_refuses_to_hold_out_everything(synthetic_dir):
-    with pytest.raises(errors.DatasetError, match='--validation 600 leaves no '
-                                           'training images'):
-        mnist_dataset.load_splits(synthetic_dir, 600)
+    with pytest.raises(DatasetError, match='--validation 600 leaves no '
+                       'training images'):
+        mnist.load_splits(synthetic_dir, 600)
