@@ -24,7 +24,7 @@ except ImportError:  # the kernels' modules say so where they need numba
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 #: The files and folders, relative to the package, that hold the kernels
 #: and what they compile in.
-KERNEL_SOURCES = ('kernel_cache.py', 'quantization', 'packed',
+KERNEL_SOURCES = ('kernel_cache.py', 'quantization', 'packed', 'benchmarks',
                   os.path.join('training', 'fused_adam.py'))
 
 
