@@ -15,25 +15,17 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def synthetic_dir(tmp_path):
-    """A directory with a small synthetic data set in MNIST's IDX layout."""
-    directory = str(tmp_path / 'synthetic')
-    helpers.write_idx(directory, 'train', *helpers.synthetic_digits(
-        600, seed=1))
-    helpers.write_idx(directory, 'test', *helpers.synthetic_digits(
-        200, seed=2))
-    return directory
+    """:func:`helpers.write_synthetic` in a directory of this test's own,
+    which it may change."""
+    return helpers.write_synthetic(str(tmp_path / 'synthetic'))
 
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
-    """600 training and 200 test images in MNIST's IDX layout, for runs
-    of a few seconds: 12 iterations an epoch at batch 50."""
-    directory = str(tmp_path_factory.mktemp('tiny_data'))
-    helpers.write_idx(directory, 'train', *helpers.synthetic_digits(
-        600, seed=1))
-    helpers.write_idx(directory, 'test', *helpers.synthetic_digits(
-        200, seed=2))
-    return directory
+    """:func:`helpers.write_synthetic` shared by a module's tests, which
+    only read it: runs of a few seconds, 12 iterations an epoch at batch
+    50."""
+    return helpers.write_synthetic(str(tmp_path_factory.mktemp('tiny')))
 
 
 @pytest.fixture(scope='session')

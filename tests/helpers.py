@@ -162,6 +162,14 @@ def synthetic_digits(n, seed):
     return images.astype(numpy.uint8), labels
 
 
+def write_synthetic(directory):
+    """600 training and 200 test images of :func:`synthetic_digits` in
+    MNIST's IDX layout, written to ``directory``; returns it."""
+    write_idx(directory, 'train', *synthetic_digits(600, seed=1))
+    write_idx(directory, 'test', *synthetic_digits(200, seed=2))
+    return directory
+
+
 def write_subset(directory, n_train=2000, n_test=500):
     """The first images of real MNIST when ``MNIST_DIR`` is set, else as
     many synthetic ones, written to ``directory``."""
