@@ -18,8 +18,13 @@ import os
 
 try:
     import numba
-except ImportError:  # the kernels' modules say so where they need numba
+except ImportError:  # installed but broken is as good as missing
     numba = None
+
+#: Whether numba imports: every compiled CPU kernel needs it (the
+#: quantizers then have their NumPy forms, the packed network its BLAS
+#: engine).
+HAVE_NUMBA = numba is not None
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 #: The files and folders, relative to the package, that hold the kernels

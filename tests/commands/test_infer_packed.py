@@ -110,3 +110,22 @@ def test_script_without_a_gpu_says_what_to_do(packed_result, synthetic_dir):
         else:
             assert 'CuPy is not installed' in line
             assert 'pip install cupy-cuda12x' in line
+
+
+def test_a_numba_that_does_not_import_leaves_the_blas_engine(
+        packed_result, synthetic_dir, tmp_path):
+    # Installed but refusing to import (a NumPy it does not support): the
+    # packed CPU engine says so in one line, the blas one runs.
+    (tmp_path / 'numba').mkdir()
+    (tmp_path / 'numba' / '__init__.py').write_text(
+        'raise ImportError("Numba needs NumPy 2.2 or less")\n')
+    _, path = packed_result
+    env = {'PYTHONPATH': str(tmp_path)}
+    blas = helpers.run_script('infer_packed.py', path, '--dataset-dir',
+                              synthetic_dir, '--engine', 'blas', env=env)
+    assert blas.returncode == 0, blas.stderr
+    assert blas.stdout.startswith('{}: blas engine on the CPU'.format(path))
+    assert_one_line_error(
+        helpers.run_script('infer_packed.py', path, '--dataset-dir',
+                           synthetic_dir, env=env),
+        'need numba', '--engine blas')

@@ -15,10 +15,10 @@ Every form's first layer but the scalar one multiplies pixel pairs with
 ``vpmaddubsw`` (AVX2). numba compiles every form; without it there is
 none.
 """
-import importlib.util
+from quantized_net import kernel_cache
 
-#: Whether numba, which compiles every CPU kernel, is installed.
-HAVE_NUMBA = importlib.util.find_spec('numba') is not None
+#: Whether numba, which compiles every CPU kernel, imports.
+HAVE_NUMBA = kernel_cache.HAVE_NUMBA
 NO_NUMBA = ('the CPU XNOR-popcount kernels need numba (pip install numba); '
             'without it, run infer_packed.py --engine blas')
 #: The forms, fastest first, and the CPU features (LLVM's names) each
