@@ -1,7 +1,9 @@
 """Lets Chainer 7.8.1, its last release, import under NumPy 2 and Python 3.12.
 
-Import this module before the first ``import chainer``::
+The package's ``__init__`` imports this module, so that importing anything
+of the package first is enough::
 
+    import quantized_net  # noqa: F401  (before chainer: NumPy 2)
     import chainer
 
 It restores exactly what Chainer touches at import time and nothing else:

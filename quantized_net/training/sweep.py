@@ -12,6 +12,7 @@ the results (:mod:`sweep_results`).
 """
 import argparse
 import dataclasses
+import importlib.util
 import os
 import subprocess
 import sys
@@ -282,6 +283,10 @@ def run(sweep, mpi=None):
     the whole sweep, and writes the results."""
     start = time.time()
     rank, size = (mpi.rank, mpi.size) if mpi else (0, 1)
+    if rank == 0 and importlib.util.find_spec('matplotlib') is None:
+        # Before any cell trains: the heat map comes last.
+        raise errors.UsageError('sweep.py draws results.png with '
+                                'matplotlib: pip install matplotlib')
     lock = None
     if rank == 0:
         claim.make_directory(sweep.out)
