@@ -77,3 +77,17 @@ def test_the_report_says_which_epoch(tiny_data, tmp_path, capsys):
         assert capsys.readouterr().out.splitlines()[0].startswith(
             'model: {}, {} (preset bnn;'.format(os.path.join(out, name),
                                                 epoch))
+
+
+def test_the_report_of_an_unbounded_quantizer(tiny_data, tmp_path, capsys):
+    # The original's seed quantizer has no bit width to keep to.
+    model, config = random_model('seed')
+    out = helpers.write_result(str(tmp_path), model, config)
+    evaluation.report(out, 'model.npz', 100, DEVICE, tiny_data)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[2] == ('distinct values per quantized weight matrix '
+                          '(seed allows any number):')
+    counts = [int(line.rsplit(': ', 1)[1]) for line in printed[3:6]]
+    assert counts == [count for _, _, count in
+                      evaluation.distinct_weight_values(model)]
+    assert min(counts) > 2  # powers of two, not two levels
