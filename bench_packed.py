@@ -32,10 +32,10 @@ Each round gives every engine in turn a few consecutive batches, after a
 pause that lets the other engines' idle threads stop spinning and then at
 least 0.05 s of untimed batches, so that each is timed in a steady state,
 as when it runs alone: its weights in cache and the cores back at speed
-after the pause (which otherwise costs a batch of one image about 15%).
-The table gives the median time over all rounds, as images per second and
-as a ratio to ``blas``, and the bytes of weights each one reads. Timings
-on a shared machine move by 10-20% from run to run; run it twice.
+after the pause. The table gives the median time over all rounds, as
+images per second and as a ratio to ``blas``, and the bytes of weights
+each one reads. Timings on a shared machine move from run to run
+(docs/packed.md says how much); run it twice.
 
 ``--layers`` adds a table of each layer alone (its input computed
 beforehand), packed against blas, with the packed layer's multiply-adds

@@ -37,8 +37,8 @@ if cpu_features.HAVE_NUMBA:
     from quantized_net.packed.kernels import tiles
 
 #: Seconds of rest before each engine's calls (BLAS's and OpenMP's idle
-#: threads spin for up to about 0.1 s after a call), and of untimed calls
-#: after it.
+#: threads spin for a while after a call), and of untimed calls after it;
+#: docs/packed.md says what they were chosen from.
 SETTLE, WARM = 0.25, 0.05
 #: A row of the table: what ``classify(pixels)`` runs, and the bytes of
 #: weights it reads.

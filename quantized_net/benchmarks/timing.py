@@ -17,7 +17,7 @@ def median_seconds(runners, rounds, calls=1, warmup=0, settle=0.0,
     In order: ``warmup`` untimed rounds of every runner (compilation,
     first allocations); then ``rounds`` rounds, in each of which every
     runner in turn rests ``settle`` seconds (other runners' idle BLAS and
-    OpenMP threads spin for up to about 0.1 s after their last call),
+    OpenMP threads spin for a while after their last call),
     makes untimed calls for at least ``warm_seconds`` (its data back in
     cache, the cores back at speed after the rest) and then ``calls``
     timed calls. Interleaving the runners round by round lets each see the
