@@ -36,13 +36,14 @@ import numpy
 
 from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
+# The first layer takes the data set's 8-bit pixels, 0 to PIXEL_MAX.
+from quantized_net.training.mnist import PIXEL_MAX  # noqa: F401
 
 FORMAT = 'quantized_net.packed'
 VERSION = 1
 #: The file ``export.py`` writes in a result directory.
 PACKED_FILE = 'model.packed.npz'
 WORD_BITS = 64
-PIXEL_MAX = 255  # the first layer takes 8-bit pixels, 0 to PIXEL_MAX
 LAST_LAYER_KEYS = ('bias', 'mean', 'inv_std', 'gamma', 'beta')
 # What a file may declare, so that what loading it allocates is bounded.
 MAX_UNITS = 2 ** 16

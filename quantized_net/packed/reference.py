@@ -6,16 +6,14 @@ import numpy
 import chainer
 from chainer.backends import cuda
 
-from quantized_net.packed.format import PIXEL_MAX
+from quantized_net.training import mnist
 
 
 def chainer_classify(predictor, pixels):
     """The classes a Chainer MLP gives ``uint8`` pixels, fed as
     ``chainer.datasets.get_mnist`` would feed them (scaled to [0, 1]), on
     the predictor's device; a NumPy array."""
-    x = pixels.astype(numpy.float32)
-    x *= 1. / PIXEL_MAX
-    x = predictor.device.send(x)
+    x = predictor.device.send(mnist.scaled(pixels))
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         return cuda.to_cpu(predictor(x).array.argmax(axis=1))
 

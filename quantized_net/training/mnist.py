@@ -215,13 +215,19 @@ def _to_arrays(files):
     return tuple(splits)
 
 
+def scaled(pixels):
+    """8-bit pixels as the network sees them: float32 in [0, 1], each
+    pixel over 255, rounded as ``chainer.datasets.get_mnist()`` rounds."""
+    images = pixels.astype(numpy.float32)
+    images *= 1. / PIXEL_MAX
+    return images
+
+
 def as_dataset(images, labels):
     """The :class:`~chainer.datasets.TupleDataset` the network trains on:
-    float32 images in [0, 1] (the 8-bit pixels over 255) and int32 labels,
-    as ``chainer.datasets.get_mnist()`` gives them."""
-    scaled = images.astype(numpy.float32)
-    scaled *= 1. / PIXEL_MAX
-    return chainer.datasets.TupleDataset(scaled,
+    :func:`scaled` images and int32 labels, as
+    ``chainer.datasets.get_mnist()`` gives them."""
+    return chainer.datasets.TupleDataset(scaled(images),
                                          labels.astype(numpy.int32))
 
 
