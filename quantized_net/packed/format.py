@@ -38,6 +38,7 @@ from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
 # The first layer takes the data set's 8-bit pixels, 0 to PIXEL_MAX.
 from quantized_net.training.mnist import PIXEL_MAX  # noqa: F401
+from quantized_net.training import safe_npz
 
 FORMAT = 'quantized_net.packed'
 VERSION = 1
@@ -184,21 +185,13 @@ def _expect(condition, path, message, *args):
 
 
 def _header(archive, path, name):
-    """``(dtype, shape, bytes of data)`` that member ``name`` declares,
-    read from its header alone, and checked against what the zip
-    directory says it inflates to: nothing larger is ever read."""
-    info = archive.zip.getinfo(name + '.npy')
-    with archive.zip.open(info) as f:
-        version = numpy.lib.format.read_magic(f)
-        read = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
-                else numpy.lib.format.read_array_header_2_0)
-        shape, _, dtype = read(f)
-        header = f.tell()
-    data = info.file_size - header
-    _expect(not dtype.hasobject and
-            data == dtype.itemsize * int(numpy.prod(shape, dtype=object)),
-            path, '{} declares {} of shape {} but holds {} bytes', name,
-            dtype, shape, data)
+    """``(dtype, shape)`` that member ``name`` declares, read from its
+    header alone (:func:`safe_npz.member_header`) and checked against what
+    the zip directory says it inflates to: nothing larger is ever read."""
+    dtype, shape, declared, held = safe_npz.member_header(archive, name)
+    _expect(not dtype.hasobject and declared == held, path,
+            '{} declares {} of shape {} but holds {} bytes', name, dtype,
+            shape, held)
     return dtype, shape
 
 

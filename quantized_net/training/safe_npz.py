@@ -25,28 +25,52 @@ def _refuse(path, why):
                              'loaded.'.format(path, why))
 
 
-def _check_member(archive, path, name):
-    """Refuses member ``name`` unless its header declares a plain array of
-    exactly as many bytes as the zip directory says follow the header."""
+class NotAnArray(ValueError):
+    """A member of an archive that is not a ``.npy`` file NumPy reads."""
+
+
+def member_header(archive, name):
+    """What member ``name`` of the open archive ``archive`` (a
+    ``numpy.lib.npyio.NpzFile``) declares, read from its header alone:
+    ``(dtype, shape, declared, held)``, the bytes of data its header
+    declares and those the zip directory says follow the header. Nothing
+    larger than the header is read, so a member may be checked before it
+    is loaded.
+
+    Raises:
+        NotAnArray: The member is not a ``.npy`` file, or of a version
+            NumPy does not read.
+        ValueError: Its header is malformed.
+    """
     info = archive.zip.getinfo(name + '.npy')
     with archive.zip.open(info) as f:
         try:
             version = numpy.lib.format.read_magic(f)
         except ValueError:  # not a .npy file: NumPy would return its bytes
-            _refuse(path, '{} is not an array'.format(name))
+            raise NotAnArray('{} is not an array'.format(name))
         read = {(1, 0): numpy.lib.format.read_array_header_1_0,
                 (2, 0): numpy.lib.format.read_array_header_2_0}.get(version)
         if read is None:
-            _refuse(path, '{} is a .npy file of version {}.{}'.format(
+            raise NotAnArray('{} is a .npy file of version {}.{}'.format(
                 name, *version))
         shape, _, dtype = read(f)
         header = f.tell()
+    declared = dtype.itemsize * int(numpy.prod(shape, dtype=object))
+    return dtype, shape, declared, info.file_size - header
+
+
+def _check_member(archive, path, name):
+    """Refuses member ``name`` unless its header declares a plain array of
+    exactly as many bytes as the zip directory says follow the header."""
+    try:
+        dtype, _, declared, held = member_header(archive, name)
+    except NotAnArray as e:
+        _refuse(path, str(e))
     if dtype.hasobject:
         _refuse(path, _PICKLED)
-    declared = dtype.itemsize * int(numpy.prod(shape, dtype=object))
-    if declared != info.file_size - header:
+    if declared != held:
         _refuse(path, 'damaged: {} declares {} bytes but holds {}'.format(
-            name, declared, info.file_size - header))
+            name, declared, held))
 
 
 def read_npz(path):
