@@ -80,6 +80,17 @@ def _caching_in(directory):
         numba.config.CACHE_DIR = previous
 
 
+def threads():
+    """numba's number of threads, its pool of threads started.
+
+    Python calls every cached kernel that runs parallel code with this
+    first: a cached function that is not parallel itself but calls one
+    that is does not start the pool when it is loaded from the cache, and
+    its first parallel region then ends the process with a segmentation
+    fault (numba issue 8578)."""
+    return numba.get_num_threads()
+
+
 def njit(*args, **options):
     """``numba.njit(..., cache=True)``, cached in :func:`cache_dir`; used
     as ``@njit`` or ``@njit(parallel=True)``."""

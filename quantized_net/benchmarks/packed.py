@@ -32,7 +32,6 @@ from quantized_net.packed.kernels.layouts import (
 from quantized_net.training import presets
 
 if cpu_features.HAVE_NUMBA:
-    import numba
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import tiles
 
@@ -192,7 +191,7 @@ def layer_table(network, device, pixels, batch, simd=None, synchronize=None,
     if device.xp is not numpy:
         return layer_lines(sizes, batch, times)
     return layer_lines(sizes, batch, times, form, layer_work(sizes, pixels),
-                       ceilings(sizes, form), numba.get_num_threads())
+                       ceilings(sizes, form), kernel_cache.threads())
 
 
 def tile_ceiling(form, bits=2048, rows=16, rounds=2000):

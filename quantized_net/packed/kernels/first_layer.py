@@ -311,5 +311,5 @@ def first_layer(pixels, masks, limits, flip, form):
     out = numpy.zeros((len(pixels), layout_words(n, form)), numpy.uint64)
     if out.size:
         FIRST_LAYERS[form](pairs, masks, limits, flip, out,
-                           numba.get_num_threads())
+                           kernel_cache.threads())
     return out

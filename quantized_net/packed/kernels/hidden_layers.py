@@ -129,7 +129,7 @@ def sign_layer(x, w, limits, flip, form):
     out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
     if out.size:
         SIGN_LAYERS[form](x, weight_rows(w, len(x)), limits, flip, out,
-                          numba.get_num_threads())
+                          kernel_cache.threads())
     return out
 
 
@@ -139,5 +139,6 @@ def dot(x, w, k, n, form):
     them."""
     out = numpy.empty((x.shape[0], n), numpy.int32)
     if out.size:
+        kernel_cache.threads()  # dot_kernel is parallel
         DOTS[form](x, weight_rows(w, len(x)), k, out)
     return out

@@ -4,7 +4,6 @@ layout (:func:`dots`). A batch of one saves the calls from Python layer
 by layer; ``docs/packed.md`` has what that is worth.
 """
 import numpy
-import numba
 from numba import types
 from numba.extending import overload
 
@@ -97,4 +96,4 @@ def dots(pixels, masks, first_limits, first_flip, weights, limits, flips,
         checked_pairs(pixels, masks), masks, first_limits, first_flip,
         layout_words(len(first_limits), form), rows[:-1], tuple(limits),
         tuple(flips), tuple(layout_words(len(t), form) for t in limits),
-        rows[-1], k, n_out, numba.get_num_threads())
+        rows[-1], k, n_out, kernel_cache.threads())

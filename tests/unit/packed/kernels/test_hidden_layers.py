@@ -1,6 +1,8 @@
 """hidden_layers.py: every form's hidden and last layers against the float
 +-1 products, on every width class: one word and less, whole and partial
 words and vectors, past the avx2 chunk of 31 steps."""
+import glob
+import os
 import subprocess
 import sys
 
@@ -78,3 +80,27 @@ def test_a_forms_entry_points_are_cached():
                             env=helpers.SCRIPT_ENV, cwd=helpers.ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ['1', '0']
+
+
+def test_an_entry_point_compiled_over_a_cached_kernel_loads(tmp_path):
+    # The entry point, not parallel itself, compiled in a process that
+    # loaded the parallel kernel it calls from the cache, then loaded from
+    # the cache in a third: numba does not start its threads for it there
+    # (numba issue 8578), and the first parallel region crashed the
+    # process until the Python side started them.
+    env = dict(helpers.SCRIPT_ENV, NUMBA_CACHE_DIR=str(tmp_path))
+
+    def run():
+        return subprocess.run([sys.executable, '-c', CACHED],
+                              capture_output=True, text=True, env=env,
+                              cwd=helpers.ROOT)
+    assert run().returncode == 0
+    entry = glob.glob(str(tmp_path / '**' / 'hidden_layers._dot_of.*'),
+                      recursive=True)
+    assert entry
+    for path in entry:
+        os.remove(path)
+    assert run().stdout.split() == ['0', '1']  # compiled again
+    loaded = run()
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ['1', '0']
