@@ -30,7 +30,7 @@ from chainer.backends import cuda
 
 from quantized_net import kernel_cache
 from quantized_net.packed import format as packed_format
-from quantized_net.packed.format import PIXEL_MAX
+from quantized_net.training.mnist import PIXEL_MAX
 from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels import gpu
 from quantized_net.packed.kernels import layouts

@@ -27,7 +27,7 @@ import numpy
 import chainer
 
 from quantized_net.packed import format as packed_format
-from quantized_net.packed.format import PIXEL_MAX
+from quantized_net.training.mnist import PIXEL_MAX
 from quantized_net.quantization import quantizers
 from quantized_net import errors
 

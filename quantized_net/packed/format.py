@@ -36,8 +36,6 @@ import numpy
 
 from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
-# The first layer takes the data set's 8-bit pixels, 0 to PIXEL_MAX.
-from quantized_net.training.mnist import PIXEL_MAX  # noqa: F401
 from quantized_net.training import safe_npz
 
 FORMAT = 'quantized_net.packed'

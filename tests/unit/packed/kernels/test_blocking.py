@@ -1,5 +1,6 @@
 """blocking.py: the block sizes keep what the kernels count in range."""
-from quantized_net.packed.format import PIXEL_MAX, WORD_BITS
+from quantized_net.packed.format import WORD_BITS
+from quantized_net.training.mnist import PIXEL_MAX
 from quantized_net.packed.kernels import blocking, cpu_features
 
 
