@@ -1,5 +1,6 @@
 """Writing a file whole or not at all, and durably."""
 import contextlib
+import io
 import os
 import tempfile
 
@@ -25,6 +26,21 @@ def fsync_directory(directory):
 def temp_prefix(name):
     """The prefix of :func:`atomic_write`'s temporary files for ``name``."""
     return '.' + name
+
+
+def write_figure(figure, path, dpi=100):
+    """Renders the matplotlib ``figure`` in the format its suffix names,
+    closes it, and writes it to ``path`` whole or not at all: a format
+    matplotlib does not write raises ValueError before anything is
+    written."""
+    import matplotlib.pyplot as plt
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format=path.rsplit('.', 1)[-1], dpi=dpi)
+    finally:
+        plt.close(figure)
+    with atomic_write(path, 'wb') as f:
+        f.write(buffer.getvalue())
 
 
 @contextlib.contextmanager

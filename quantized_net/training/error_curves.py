@@ -1,11 +1,10 @@
 """Error against epochs, from a run's LogReport: the series, the figure with
 the reported epoch (:mod:`reported`) and reference lines marked, and
 ``plot_error.py``'s work."""
-import io
 import math
 import os
 
-from quantized_net.atomic_file import atomic_write
+from quantized_net.atomic_file import write_figure
 from quantized_net.training import reported as reported_module
 from quantized_net.training import result_dir
 from quantized_net import errors
@@ -92,11 +91,7 @@ def draw(series, path, lines=(), reported=None, title=None):
     if title:
         axes.set_title(title)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.rsplit('.', 1)[-1], dpi=100)
-    plt.close(figure)
-    with atomic_write(path, 'wb') as f:
-        f.write(buffer.getvalue())
+    write_figure(figure, path)
 
 
 def reference_lines(pairs):

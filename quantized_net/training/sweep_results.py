@@ -3,12 +3,11 @@
 ``results.png`` (the grid as a heat map), each saying which epoch it
 reports."""
 import csv
-import io
 import os
 
 import numpy
 
-from quantized_net.atomic_file import atomic_write
+from quantized_net.atomic_file import atomic_write, write_figure
 from quantized_net.training import reported
 
 FIELDS = ('weight_bits', 'act_bits', 'weight_quant', 'act_quant',
@@ -110,11 +109,7 @@ def heat_map(path, sweep, rows):
                         'edgecolor': 'none'})
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100)
-    plt.close(figure)
-    with atomic_write(path, 'wb') as f:
-        f.write(buffer.getvalue())
+    write_figure(figure, path)
 
 
 def write_results(sweep, rows):

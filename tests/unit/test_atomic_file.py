@@ -3,6 +3,7 @@ import stat
 
 import pytest
 
+from quantized_net import atomic_file
 from quantized_net.atomic_file import atomic_write
 
 
@@ -52,3 +53,16 @@ def test_flushes_the_file_before_the_rename_and_the_directory_after(
     # The file's data, then its name, then the directory holding the name.
     assert events == [('fsync', False), ('replace', 'out.txt'),
                       ('fsync', True)]
+
+
+def test_a_figure_is_written_in_its_suffix_format_or_not_at_all(tmp_path):
+    plt = pytest.importorskip('matplotlib.pyplot')
+    figure, _ = plt.subplots()
+    atomic_file.write_figure(figure, str(tmp_path / 'a.png'))
+    assert (tmp_path / 'a.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert not plt.fignum_exists(figure.number)
+    figure, _ = plt.subplots()
+    with pytest.raises(ValueError):
+        atomic_file.write_figure(figure, str(tmp_path / 'a.docx'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.png']
+    assert not plt.fignum_exists(figure.number)
