@@ -13,18 +13,15 @@ The CUDA forms (:mod:`~quantized_net.quantization.cuda_forms`) state the
 same rules, in the same order; where they differ, it is for ``-ftz=true``.
 """
 import numpy
-try:
-    import numba
-except ImportError:  # optional: the NumPy forms give the same bits
-    numba = None
 
 from quantized_net import kernel_cache
 from quantized_net.quantization.float32_layout import (
     AP2_ROUND_UP_MANTISSA, EXPONENT_MASK, EXPONENT_ONE, MAGNITUDE_MASK,
     MANTISSA_BITS, MANTISSA_MASK, SIGN_MASK, float32_bits)
 
+numba = kernel_cache.numba  # optional: the NumPy forms give the same bits
 #: Whether numba imports, and so whether the forms below are defined.
-AVAILABLE = numba is not None
+AVAILABLE = kernel_cache.HAVE_NUMBA
 
 
 def _flat(loop, x, *args):

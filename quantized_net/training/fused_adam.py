@@ -20,15 +20,12 @@ v` and Chainer's bias-corrected step size :math:`\\alpha_t`:
 """
 import numpy
 
-try:
-    import numba
-except ImportError:
-    numba = None
-
 import chainer
 from chainer.optimizers import adam
 
 from quantized_net import kernel_cache
+
+numba = kernel_cache.numba  # None where numba does not import
 
 
 if numba is not None:
