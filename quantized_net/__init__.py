@@ -13,4 +13,7 @@ imports ``quantized_net`` before ``chainer``. The parts:
 
 ``docs/architecture.md`` describes the tree.
 """
-from quantized_net import compat  # noqa: F401  (before any chainer import)
+# A signal while Chainer imports ends a command with one line, too.
+from quantized_net import signals
+signals.install_early()
+from quantized_net import compat  # noqa: E402,F401 (before any chainer import)

@@ -17,7 +17,6 @@
 import argparse
 import importlib.util
 import math
-import signal
 import sys
 
 import chainer
@@ -26,6 +25,7 @@ from chainer.backends import cuda
 from quantized_net.quantization import quantizers
 from quantized_net.training import result_dir
 from quantized_net import errors
+from quantized_net import signals
 
 NO_CUPY = (
     '{} asks for a GPU, but CuPy is not installed. Install the CuPy wheel '
@@ -211,20 +211,12 @@ def where(device):
     return 'CPU'
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is, so that every ``finally``
-    runs (temporary files are removed, locks released) as for Ctrl-C."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def run(prog, main, interrupted=None, report_signals=True):
     """Calls ``main()`` and ends the script as a user expects:
 
-    * the project's errors (:class:`errors.Error`): one line on stderr,
-      ``PROG: error: message``, exit status 1;
+    * the project's errors (:class:`errors.Error`), and those of the
+      machine (:class:`OSError`: a disk full, say; :class:`MemoryError`):
+      one line on stderr, ``PROG: error: message``, exit status 1;
     * Ctrl-C (SIGINT) and SIGTERM: one line, ``PROG: interrupted`` or
       ``PROG: terminated``, followed by what ``interrupted()`` says (how to
       resume, say), exit status 130 or 143 as a shell reports a signal.
@@ -236,15 +228,18 @@ def run(prog, main, interrupted=None, report_signals=True):
         report_signals (bool): Whether to say so on a signal (the exit
             status is set either way).
     """
-    signal.signal(signal.SIGTERM, _terminate)
+    signals.install_raising()
     try:
         return main()
     except errors.Error as e:
         sys.exit('{}: error: {}'.format(prog, e))
-    except (KeyboardInterrupt, Terminated) as e:
-        what, status = (('interrupted', 130)
-                        if isinstance(e, KeyboardInterrupt)
-                        else ('terminated', 143))
+    except OSError as e:  # the machine's own: a disk full, a name too long
+        sys.exit('{}: error: {}'.format(prog, errors.os_error(e)))
+    except MemoryError:
+        sys.exit('{}: error: not enough memory; give a smaller --batchsize '
+                 'or network, or free memory.'.format(prog))
+    except (KeyboardInterrupt, signals.Terminated) as e:
+        what, status = signals.ending(e)
         if report_signals:
             detail = interrupted() if interrupted else None
             print('{}: {}{}'.format(prog, what,

@@ -30,3 +30,12 @@ class DatasetError(Error):
 
 class PackedFormatError(Error):
     """A packed file that cannot be read: which file, and why."""
+
+
+def os_error(e, doing='use'):
+    """The one line that says what the :class:`OSError` ``e`` is about:
+    ``cannot write out/log: No space left on device``."""
+    what = ' '.join(str(name) for name in (e.filename, e.filename2)
+                    if name is not None)
+    return 'cannot {}{}: {}.'.format(doing, ' ' + what if what else '',
+                                    e.strerror or e)
