@@ -21,7 +21,11 @@ decompressed bytes matches; the second survives recompression.
 """
 import gzip
 import hashlib
+import io
+import math
 import os
+import stat
+import struct
 import sys
 import urllib.error
 import urllib.request
@@ -33,6 +37,7 @@ import chainer
 
 from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
+from quantized_net import untrusted_file
 
 
 #: name -> (MD5 of the canonical .gz, SHA-256 of the decompressed file)
@@ -74,6 +79,17 @@ IMAGE_SIDE = 28
 PIXEL_MAX = 255  # 8-bit pixels
 N_CLASSES = 10
 DOWNLOAD_TIMEOUT = 60  # seconds without an answer before a mirror is skipped
+#: The most bytes an IDX file may hold (header included), checked against
+#: its header before anything more is read: 2 GiB, some 2.7 million 28x28
+#: images (MNIST's training set is 47 MB, EMNIST's largest 550 MB).
+MAX_IDX_BYTES = 2 ** 31
+#: The most bytes a mirror may send for one file (MNIST's largest .gz is
+#: 9.9 MB).
+MAX_DOWNLOAD_BYTES = 2 ** 26
+#: What a gzip file may hold beyond its deflated data: headers, and the
+#: members of a concatenated file.
+GZIP_ALLOWANCE = 2 ** 20
+READ_CHUNK = 2 ** 24
 
 
 def default_cache_dir():
@@ -86,126 +102,211 @@ def _notice(message):
     print('notice: ' + message, file=sys.stderr)
 
 
-def _decompress(path, data):
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:
-        raise errors.DatasetError(
-            '{} is not a readable gzip file ({}); it is truncated or corrupt. '
-            'Replace it with a good copy.'.format(path, e))
+class _NotGzip(errors.DatasetError):
+    """A compressed file that gzip cannot read."""
 
 
-def _matches(raw, gz, checksum):
-    md5_gz, sha256_raw = checksum
-    if gz is not None and hashlib.md5(gz).hexdigest() == md5_gz:
-        return True
-    return hashlib.sha256(raw).hexdigest() == sha256_raw
+def _header_size(kind):
+    return 4 + 4 * IDX_KINDS[kind][1]
 
 
-def _parse_idx(path, raw, kind):
-    """The array in an IDX file of unsigned bytes, its size checked.
-
-    ``kind`` is ``'image'`` (3 dimensions) or ``'label'`` (1 dimension).
-    """
+def _promise(path, head, kind):
+    """The shape the IDX header ``head`` promises, checked to be of
+    ``kind`` (``'image'``: 3 dimensions, MNIST's image size; ``'label'``:
+    1) and to fit :data:`MAX_IDX_BYTES`; and the file's size it implies."""
     magic, ndim, other = IDX_KINDS[kind]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    header = _header_size(kind)
+    if len(head) < header:
         raise errors.DatasetError(
             '{} is too short ({} bytes) for an IDX {} header; '
-            'it is truncated.'.format(path, len(raw), kind))
-    fields = [int(f) for f in numpy.frombuffer(raw, '>u4', 1 + ndim)]
+            'it is truncated.'.format(path, len(head), kind))
+    fields = list(struct.unpack('>{}I'.format(1 + ndim), head[:header]))
     if fields[0] != magic:
         raise errors.DatasetError(
             '{} is not an IDX {} file: magic number {:#010x}, expected '
             '{:#010x}. Is it {} file, or another format?'.format(
                 path, kind, fields[0], magic, other))
     shape = fields[1:]
-    expected = header + int(numpy.prod(shape))
-    if len(raw) != expected:
+    # Python integers: a header cannot overflow the product.
+    expected = header + math.prod(shape)
+    if expected > MAX_IDX_BYTES:
         raise errors.DatasetError(
-            '{} should be {} bytes for {} {}s but is {}; it is {}. '
-            'Replace it with a good copy.'.format(
-                path, expected, shape[0], kind, len(raw),
-                'truncated' if len(raw) < expected else 'followed by junk'))
-    if shape[0] == 0:
-        raise errors.DatasetError('{} holds no {}s.'.format(path, kind))
-    return numpy.frombuffer(raw, numpy.uint8, offset=header).reshape(shape)
-
-
-def _parse_images(path, raw):
-    images = _parse_idx(path, raw, 'image')
-    if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+            '{} promises {} {}s of {} bytes ({} bytes in all), more than an '
+            'IDX file may hold ({} bytes); its header is corrupt. Replace it '
+            'with a good copy.'.format(
+                path, shape[0], kind, 'x'.join(map(str, shape[1:])) or 1,
+                expected, MAX_IDX_BYTES))
+    if kind == 'image' and shape[1:] != [IMAGE_SIDE, IMAGE_SIDE]:
         raise errors.DatasetError(
             '{} holds {}x{} images; the network takes {}x{} (MNIST '
-            'layout).'.format(path, *images.shape[1:], IMAGE_SIDE,
-                              IMAGE_SIDE))
-    return images.reshape(len(images), -1)
+            'layout).'.format(path, *shape[1:], IMAGE_SIDE, IMAGE_SIDE))
+    return shape, expected
 
 
-def _parse_labels(path, raw):
-    labels = _parse_idx(path, raw, 'label')
-    if len(labels) and labels.max() >= N_CLASSES:
+def _wrong_size(path, shape, kind, expected, actual):
+    truncated = not isinstance(actual, str) and actual < expected
+    return errors.DatasetError(
+        '{} should be {} bytes for {} {}s but is {}; it is {}. '
+        'Replace it with a good copy.'.format(
+            path, expected, shape[0], kind, actual,
+            'truncated' if truncated else 'followed by junk'))
+
+
+def _gzip_bound(expected):
+    """The most bytes a gzip file of ``expected`` decompressed bytes can
+    hold: deflate's stored blocks add 5 bytes to each 64 KiB, and a
+    generous allowance covers headers and concatenated members."""
+    return expected + expected // 256 + GZIP_ALLOWANCE
+
+
+def _read_at_most(f, count, data=b''):
+    """``data`` followed by up to ``count`` more bytes of ``f``, read in
+    chunks so that a file shorter than it claims costs only what it
+    holds."""
+    data = bytearray(data)
+    count += len(data)
+    while len(data) < count:
+        chunk = f.read(min(READ_CHUNK, count - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_raw(f, size, path, kind):
+    head = f.read(_header_size(kind))
+    shape, expected = _promise(path, head, kind)
+    if size != expected:
+        raise _wrong_size(path, shape, kind, expected, size)
+    data = _read_at_most(f, expected - len(head) + 1, head)
+    if len(data) != expected:  # the file changed while it was read
+        raise _wrong_size(path, shape, kind, expected, len(data))
+    return shape, data
+
+
+def _read_gzip(f, path, kind, size):
+    """Decompresses no more than the header promises, plus one byte that
+    tells a stream followed by junk (a gzip bomb) from a whole one; a
+    file larger than gzip makes of that promise is not decompressed."""
+    if size > _gzip_bound(MAX_IDX_BYTES):
+        raise errors.DatasetError(
+            '{} is {} bytes, more than a gzipped IDX file may hold ({} '
+            'bytes); it was not read.'.format(
+                path, size, _gzip_bound(MAX_IDX_BYTES)))
+    try:
+        with gzip.GzipFile(fileobj=f, mode='rb') as stream:
+            head = _read_at_most(stream, _header_size(kind))
+            shape, expected = _promise(path, bytes(head), kind)
+            if size > _gzip_bound(expected):
+                raise errors.DatasetError(
+                    '{} is {} bytes, more than gzip makes of {} {}s ({} '
+                    'bytes); it is followed by junk. Replace it with a good '
+                    'copy.'.format(path, size, shape[0], kind, expected))
+            data = _read_at_most(stream, expected - len(head) + 1, head)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise _NotGzip(
+            '{} is not a readable gzip file ({}); it is truncated or corrupt. '
+            'Replace it with a good copy.'.format(path, e))
+    if len(data) != expected:
+        raise _wrong_size(path, shape, kind, expected,
+                          len(data) if len(data) < expected else 'more')
+    return shape, data
+
+
+def _md5(f):
+    f.seek(0)
+    digest = hashlib.md5()
+    for chunk in iter(lambda: f.read(READ_CHUNK), b''):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_file(f, size, path, kind, gzipped, checksum):
+    """The checked array of kind ``kind`` in the open file ``f`` of
+    ``size`` bytes, and whether it matches ``checksum`` (``(MD5 of the
+    .gz, SHA-256 of the decompressed bytes)``, either None)."""
+    md5_gz, sha256_raw = checksum
+    try:
+        if gzipped:
+            shape, raw = _read_gzip(f, path, kind, size)
+            is_mnist = md5_gz is not None and _md5(f) == md5_gz
+        else:
+            shape, raw = _read_raw(f, size, path, kind)
+            is_mnist = False
+    except OSError as e:  # a read error of the disk
+        raise errors.DatasetError('cannot read {}: {}.'.format(
+            path, e.strerror or e))
+    if not is_mnist and sha256_raw is not None:
+        is_mnist = hashlib.sha256(raw).hexdigest() == sha256_raw
+    if shape[0] == 0:
+        raise errors.DatasetError('{} holds no {}s.'.format(path, kind))
+    array = numpy.frombuffer(raw, numpy.uint8, offset=_header_size(kind))
+    if kind == 'image':
+        return array.reshape(shape[0], -1), is_mnist
+    if array.max() >= N_CLASSES:
         raise errors.DatasetError(
             '{} has label {}; the network has {} classes (0-{}).'.format(
-                path, labels.max(), N_CLASSES, N_CLASSES - 1))
-    return labels
+                path, array.max(), N_CLASSES, N_CLASSES - 1))
+    return array, is_mnist
 
 
-def _read(path, checksum, gzipped=None):
-    """Returns the decompressed bytes of ``path`` and whether it is MNIST.
-
-    ``gzipped`` defaults to whether the name ends in ``.gz``.
-    """
+def _read(path, kind, checksum=(None, None), gzipped=None):
+    """The checked array of kind ``kind`` in the IDX file ``path``, and
+    whether it matches ``checksum``; ``gzipped`` defaults to whether the
+    name ends in ``.gz``."""
     if gzipped is None:
         gzipped = path.endswith('.gz')
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except IsADirectoryError:
-        raise errors.DatasetError('{} is a directory, not an IDX file.'.format(
-            path))
-    except OSError as e:
-        raise errors.DatasetError('cannot read {}: {}'.format(
-            path, e.strerror))
-    if not gzipped:
-        return data, _matches(data, None, checksum)
-    raw = _decompress(path, data)
-    return raw, _matches(raw, data, checksum)
+    with untrusted_file.open_regular(path, errors.DatasetError) as f:
+        return _read_file(f, os.fstat(f.fileno()).st_size, path, kind,
+                          gzipped, checksum)
 
 
 def read_images(path):
     """The uint8 images ``(N, 784)`` of an IDX file (gzipped if the name
-    ends in ``.gz``); errors.DatasetError if it is not MNIST-shaped IDX."""
-    raw, _ = _read(path, (None, None))
-    return _parse_images(path, raw)
+    ends in ``.gz``).
+
+    Raises:
+        errors.DatasetError: ``path`` is not a regular file, or not
+            MNIST-shaped IDX images; nothing beyond what its header
+            promises (at most :data:`MAX_IDX_BYTES`) is read.
+    """
+    return _read(path, 'image')[0]
 
 
 def read_labels(path):
-    """The uint8 labels of an IDX file, checked to be 0-9."""
-    raw, _ = _read(path, (None, None))
-    return _parse_labels(path, raw)
+    """The uint8 labels of an IDX file, checked to be 0-9.
+
+    Raises:
+        errors.DatasetError: As :func:`read_images`.
+    """
+    return _read(path, 'label')[0]
 
 
 def _find_local(directory, name):
     candidates = [os.path.join(directory, name + ext) for ext in ('.gz', '')]
-    path = next((p for p in candidates if os.path.isfile(p)), None)
-    if path is None:
+    # One that exists, of whatever kind: reading it says what is wrong
+    # with it rather than calling it missing.
+    path = next((p for p in candidates if os.path.exists(p)), None)
+    if path is not None:
+        return path
+    dangling = next((p for p in candidates if os.path.lexists(p)), None)
+    if dangling is not None:
         raise errors.DatasetError(
-            '{} is missing from {}: expected {} or {} (IDX format, as '
-            'published with MNIST).'.format(
-                name, directory, *[os.path.basename(p) for p in candidates]))
-    return path
+            '{} is a symbolic link to {}, which does not exist.'.format(
+                dangling, os.readlink(dangling)))
+    raise errors.DatasetError(
+        '{} is missing from {}: expected {} or {} (IDX format, as '
+        'published with MNIST).'.format(
+            name, directory, *[os.path.basename(p) for p in candidates]))
 
 
 def _to_arrays(files):
-    """``files``: name -> (path, raw bytes); returns ``(train, test)``,
-    each ``(uint8 images (N, 784), uint8 labels (N,))``."""
+    """``files``: name -> (path, array); returns ``(train, test)``, each
+    ``(uint8 images (N, 784), uint8 labels (N,))``."""
     splits = []
     for _, images_name, labels_name in SPLITS:
-        images_path, images_raw = files[images_name]
-        labels_path, labels_raw = files[labels_name]
-        images = _parse_images(images_path, images_raw)
-        labels = _parse_labels(labels_path, labels_raw)
+        images_path, images = files[images_name]
+        labels_path, labels = files[labels_name]
         if len(images) != len(labels):
             raise errors.DatasetError(
                 '{} holds {} images but {} holds {} labels; they are not a '
@@ -231,19 +332,32 @@ def as_dataset(images, labels):
                                          labels.astype(numpy.int32))
 
 
+def _kind(name):
+    """``'image'`` or ``'label'``: what the IDX file ``name`` holds."""
+    return 'label' if any(name == labels for _, _, labels in SPLITS) \
+        else 'image'
+
+
 def _load_dir(directory, checksums):
-    if not os.path.isdir(directory):
+    try:
+        mode = os.stat(directory).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise errors.DatasetError('cannot use dataset directory {}: {}.'.format(
+            directory, e.strerror or e))
+    if mode is None or not stat.S_ISDIR(mode):
         raise errors.DatasetError(
             'dataset directory {} {}; give a directory that holds the four '
             'MNIST IDX files.'.format(
-                directory, 'is a file' if os.path.exists(directory)
-                else 'does not exist'))
+                directory, 'does not exist' if mode is None else
+                'is {}, not a directory'.format(untrusted_file.kind(mode))))
     files = {}
     others = []
     for name, checksum in checksums.items():
         path = _find_local(directory, name)
-        raw, is_mnist = _read(path, checksum)
-        files[name] = path, raw
+        array, is_mnist = _read(path, _kind(name), checksum)
+        files[name] = path, array
         if not is_mnist:
             others.append(path)
     arrays = _to_arrays(files)
@@ -258,48 +372,68 @@ class _Rejected(Exception):
     """A download that failed or did not verify; the message says why."""
 
 
+def _fetch(url):
+    """The bytes at ``url``, at most :data:`MAX_DOWNLOAD_BYTES`, or
+    _Rejected."""
+    try:
+        with urllib.request.urlopen(
+                url, timeout=DOWNLOAD_TIMEOUT) as response:
+            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+    except urllib.error.HTTPError as e:
+        raise _Rejected('HTTP {} {}'.format(e.code, e.reason))
+    except (urllib.error.URLError, OSError) as e:
+        raise _Rejected(str(getattr(e, 'reason', e)))
+    if len(data) > MAX_DOWNLOAD_BYTES:
+        raise _Rejected('more than {} bytes, larger than any MNIST '
+                        'file'.format(MAX_DOWNLOAD_BYTES))
+    return data
+
+
 def _download(url, path, checksum):
-    """Fetches ``url`` to ``path`` if it verifies; returns the decompressed
-    bytes, or raises _Rejected."""
+    """Fetches ``url`` to ``path`` if it verifies; returns its array, or
+    raises _Rejected."""
     try:
         with atomic_write(path, 'wb') as f:
+            gz = _fetch(url)
             try:
-                with urllib.request.urlopen(
-                        url, timeout=DOWNLOAD_TIMEOUT) as response:
-                    gz = response.read()
-            except urllib.error.HTTPError as e:
-                raise _Rejected('HTTP {} {}'.format(e.code, e.reason))
-            except (urllib.error.URLError, OSError) as e:
-                raise _Rejected(str(getattr(e, 'reason', e)))
-            try:
-                raw = _decompress(url, gz)
-            except errors.DatasetError:
+                array, is_mnist = _read_file(
+                    io.BytesIO(gz), len(gz), url,
+                    _kind(os.path.basename(path)[:-len('.gz')]), True,
+                    checksum)
+            except _NotGzip:
                 raise _Rejected('not a gzip file')
-            if not _matches(raw, gz, checksum):
+            except errors.DatasetError:  # not an IDX file: not the one
+                is_mnist = False
+            if not is_mnist:
                 raise _Rejected('checksum mismatch')
             f.write(gz)
-    except OSError as e:
+    except errors.ResultError as e:
         raise errors.DatasetError(
-            'cannot write to the MNIST cache {}: {}. Set '
+            'cannot write to the MNIST cache {}: {} Set '
             'CHAINER_DATASET_ROOT to a writable directory, or pass '
-            '--dataset-dir.'.format(os.path.dirname(path), e.strerror))
-    return raw
+            '--dataset-dir.'.format(os.path.dirname(path), e))
+    return array
 
 
 def _cached(directory, name, mirrors, checksum):
-    """Decompressed bytes of the verified cached ``name``, downloading it
+    """``(path, array)`` of the verified cached ``name``, downloading it
     when missing or failing verification."""
     path = os.path.join(directory, name + '.gz')
     if os.path.isfile(path):
         try:
-            raw, is_mnist = _read(path, checksum)
+            array, is_mnist = _read(path, _kind(name), checksum)
         except errors.DatasetError:
             is_mnist = False
         if is_mnist:
-            return path, raw
+            return path, array
         _notice('cached {} fails verification; downloading it '
                 'again.'.format(path))
-        os.remove(path)
+        try:
+            os.remove(path)
+        except OSError as e:
+            raise errors.DatasetError(
+                'cannot remove {} from the MNIST cache: {}. Remove it, or '
+                'pass --dataset-dir.'.format(path, e.strerror or e))
     failures = []
     for mirror in mirrors:
         url = mirror + name + '.gz'
@@ -307,11 +441,11 @@ def _cached(directory, name, mirrors, checksum):
         try:
             return path, _download(url, path, checksum)
         except _Rejected as e:
-            failures.append('  {}: {}'.format(url, e))
+            failures.append('{}: {}'.format(url, e))
     raise errors.DatasetError(
-        'could not download {} from any mirror:\n{}\nDownload the four '
+        'could not download {} from any mirror ({}). Download the four '
         'MNIST files by hand and pass their directory with --dataset-dir '
-        '(or set MNIST_DIR).'.format(name + '.gz', '\n'.join(failures)))
+        '(or set MNIST_DIR).'.format(name + '.gz', '; '.join(failures)))
 
 
 def read_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
