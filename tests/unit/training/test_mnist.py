@@ -83,6 +83,89 @@ def test_missing_file_is_named(synthetic_dir):
         mnist.get_mnist(synthetic_dir)
 
 
+@pytest.fixture
+def fifo(tmp_path):
+    path = str(tmp_path / 'fifo')
+    os.mkfifo(path)
+    return path
+
+
+def test_a_file_of_another_kind_is_named_as_such(synthetic_dir, fifo):
+    images = canonical(synthetic_dir, 'train-images-idx3-ubyte')
+    labels = canonical(synthetic_dir, 't10k-labels-idx1-ubyte')
+    for make, kind in ((lambda p: os.symlink(fifo, p), 'a FIFO'),
+                       (lambda p: os.symlink('/dev/zero', p),
+                        'a character device'),
+                       (os.mkdir, 'a directory')):
+        for path in (images, labels):
+            os.rename(path, path + '.saved')
+            make(path)
+            with pytest.raises(DatasetError) as error:
+                mnist.get_mnist(synthetic_dir)
+            assert str(error.value) == (
+                '{} is {}, not a regular file; give a file.'.format(
+                    path, kind))
+            (os.rmdir if os.path.isdir(path) and not os.path.islink(path)
+             else os.remove)(path)
+            os.rename(path + '.saved', path)
+
+
+def test_a_fifo_is_not_taken_for_a_missing_file(tmp_path):
+    directory = str(tmp_path)
+    write_idx(directory, 'train', *synthetic_digits(30, 1), gz=False)
+    write_idx(directory, 'test', *synthetic_digits(20, 2), gz=False)
+    path = os.path.join(directory, 'train-labels-idx1-ubyte')
+    os.remove(path)
+    os.mkfifo(path)
+    with pytest.raises(DatasetError, match='^{} is a FIFO, not a regular '
+                       'file; give a file.$'.format(path)):
+        mnist.read_mnist(directory)
+
+
+def test_a_dangling_link_is_named(synthetic_dir):
+    path = canonical(synthetic_dir, 'train-labels-idx1-ubyte')
+    os.remove(path)
+    os.symlink('gone.gz', path)
+    with pytest.raises(DatasetError, match='^{} is a symbolic link to gone.gz,'
+                       ' which does not exist.$'.format(path)):
+        mnist.read_mnist(synthetic_dir)
+
+
+def test_a_dataset_dir_of_another_kind_is_named_as_such(tmp_path, fifo):
+    with pytest.raises(DatasetError, match='^dataset directory {} is a FIFO, '
+                       'not a directory; give a directory'.format(fifo)):
+        mnist.read_mnist(fifo)
+    a_file = tmp_path / 'file'
+    a_file.write_bytes(b'')
+    with pytest.raises(DatasetError, match='^dataset directory {} is a '
+                       'regular file, not a directory'.format(a_file)):
+        mnist.read_mnist(str(a_file))
+
+
+def test_read_images_and_labels_refuse_what_is_no_regular_file(fifo):
+    for read in (mnist.read_images, mnist.read_labels):
+        with pytest.raises(DatasetError, match='^{} is a FIFO, not a regular '
+                           'file; give a file.$'.format(fifo)):
+            read(fifo)
+        with pytest.raises(DatasetError, match='^/dev/zero is a character '
+                           'device, not a regular file; give a file.$'):
+            read('/dev/zero')
+        with pytest.raises(DatasetError, match='does not exist'):
+            read(fifo + '.nowhere')
+
+
+def test_read_images_and_labels(tmp_path):
+    images, labels = synthetic_digits(7, 3)
+    for gz in (False, True):
+        directory = str(tmp_path / str(gz))
+        images_path, labels_path = write_idx(directory, 'test', images,
+                                             labels, gz=gz)
+        numpy.testing.assert_array_equal(mnist.read_images(images_path),
+                                         images.reshape(7, 784))
+        numpy.testing.assert_array_equal(mnist.read_labels(labels_path),
+                                         labels)
+
+
 def rewrite(path, change):
     with open(path, 'rb') as f:
         data = f.read()
@@ -268,7 +351,67 @@ def test_download_all_mirrors_bad(served, tmp_path, monkeypatch):
     assert 'wrongfile/train-images-idx3-ubyte.gz: checksum mismatch' in \
         message
     assert '--dataset-dir' in message
+    assert '\n' not in message  # one line, every mirror in it
     assert os.listdir(cache) == []  # nothing half-written
+
+
+def test_download_larger_than_any_mnist_file_is_not_taken(
+        served, tmp_path, monkeypatch):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    monkeypatch.setattr(mnist, 'MAX_DOWNLOAD_BYTES', 100)
+    base, checksums, _ = served
+    cache = str(tmp_path / 'cache')
+    with pytest.raises(DatasetError, match=r'good/train-images-idx3-ubyte\.gz'
+                       r': more than 100 bytes, larger than any MNIST file'):
+        mnist.get_mnist(cache_dir=cache, mirrors=[base + 'good/'],
+                        checksums=checksums)
+    assert os.listdir(cache) == []
+
+
+def test_cache_entry_that_is_a_link_is_not_written_through(
+        served, tmp_path, monkeypatch):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    base, checksums, _ = served
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    entry = cache / 'train-images-idx3-ubyte.gz'
+    target = tmp_path / 'elsewhere.gz'
+    os.symlink(str(target), str(entry))  # to nothing yet
+    with pytest.raises(DatasetError) as error:
+        mnist.get_mnist(cache_dir=str(cache), mirrors=[base + 'good/'],
+                        checksums=checksums)
+    assert str(error.value) == (
+        'cannot write to the MNIST cache {0}: {0}/train-images-idx3-ubyte.gz'
+        ' is a symbolic link; it was not replaced. Remove it, or write '
+        'elsewhere. Set CHAINER_DATASET_ROOT to a writable directory, or '
+        'pass --dataset-dir.'.format(cache))
+    assert not os.path.lexists(str(target))
+    assert os.listdir(str(cache)) == [entry.name]
+    # A link to a file that fails verification: the link goes, the file it
+    # named stays as it was.
+    target.write_bytes(b'precious')
+    train, _ = mnist.get_mnist(cache_dir=str(cache),
+                               mirrors=[base + 'good/'], checksums=checksums)
+    assert len(train) == 600
+    assert target.read_bytes() == b'precious'
+    assert not entry.is_symlink() and entry.is_file()
+
+
+def test_full_disk_under_the_cache_is_one_line(served, tmp_path,
+                                               monkeypatch):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    base, checksums, _ = served
+    cache = str(tmp_path / 'cache')
+
+    def full(fd):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(os, 'fsync', full)
+    with pytest.raises(DatasetError, match=r'^cannot write to the MNIST cache '
+                       r'.*cache: cannot write .*train-images-idx3-ubyte\.gz: '
+                       r'No space left on device\. Set CHAINER_DATASET_ROOT'):
+        mnist.get_mnist(cache_dir=cache, mirrors=[base + 'good/'],
+                        checksums=checksums)
+    assert os.listdir(cache) == []  # no temporary file left
 
 
 def test_corrupt_cache_is_downloaded_again(served, tmp_path, monkeypatch,
