@@ -89,7 +89,9 @@ MAX_DOWNLOAD_BYTES = 2 ** 26
 #: What a gzip file may hold beyond its deflated data: headers, and the
 #: members of a concatenated file.
 GZIP_ALLOWANCE = 2 ** 20
-READ_CHUNK = 2 ** 24
+#: Bytes read at a time: what a file that promises more than it holds
+#: can make the reader allocate beyond what it holds.
+READ_CHUNK = 2 ** 20
 
 
 def default_cache_dir():
