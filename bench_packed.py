@@ -46,6 +46,7 @@ bits, see ``layouts.PACKED_BATCH``; for the first layer, the pair sums of
 its pixel pairs that are not both zero, whose multiply-adds are counted
 as both pixels of those pairs times units).
 """
+import quantized_net  # first: a signal from here on ends in one line
 import argparse
 import os
 
@@ -57,6 +58,7 @@ from quantized_net.benchmarks import packed as packed_bench
 from quantized_net.packed import format as packed_format
 from quantized_net.packed.kernels import cpu_features
 from quantized_net.training import mnist
+from quantized_net.training import presets
 
 PROG = 'bench_packed.py'
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs',
@@ -101,11 +103,34 @@ def check_kernels(args, device):
             raise errors.UsageError('{}.'.format(e))
 
 
+def check_config(network, path):
+    """Refuses a packed file whose recorded training configuration is not
+    one, or not of the network it holds: the Chainer rows are built from
+    it, so it may not ask for a larger model than the file's own layers.
+    """
+    config = network.meta.get('config')
+    try:
+        presets.check_config(config)
+    except ValueError as e:
+        raise errors.PackedFormatError(
+            '{} does not record the configuration it was trained with ({}); '
+            'export it again.'.format(path, e))
+    sizes = network.sizes
+    if sizes[1:-1] != [config['unit']] * config['layers'] or \
+            (sizes[0], sizes[-1]) != (presets.N_IN, presets.N_OUT):
+        raise errors.PackedFormatError(
+            '{} holds layers {} but records a configuration of {} layers of '
+            '{} units; export it again.'.format(
+                path, ' - '.join(map(str, sizes)), config['layers'],
+                config['unit']))
+
+
 def bench(args):
     device = cli.select_device(args)
     check_kernels(args, device)
     synchronize = cli.synchronizer(device)
     network = packed_format.load(args.packed)
+    check_config(network, args.packed)
     _, (pixels, _) = mnist.read_mnist(args.dataset_dir)
     if pixels.shape[1] != network.sizes[0]:
         raise errors.UsageError(

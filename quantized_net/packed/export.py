@@ -22,6 +22,8 @@ pre-activation is :math:`\\alpha d + \\beta \\sum_k w_k` with
 (about 1e-5) can tip a unit whose pre-activation is that close to its
 threshold; ``infer_packed.py --compare`` counts whether any label changes.
 """
+import hashlib
+
 import numpy
 
 import chainer
@@ -30,6 +32,7 @@ from quantized_net.packed import format as packed_format
 from quantized_net.training.mnist import PIXEL_MAX
 from quantized_net.quantization import quantizers
 from quantized_net import errors
+from quantized_net import untrusted_file
 
 
 #: What a packed network needs of the configuration.
@@ -126,13 +129,44 @@ def last_layer(bn, bias):
             'gamma': bn.gamma.array.copy(), 'beta': bn.beta.array.copy()}
 
 
-def export(model, config):
+def fingerprint(path):
+    """The SHA-256 of the bytes of the model file ``path``, in hex: what a
+    packed network records as its ``source``, so that a later export of
+    the same model knows the file as its own.
+
+    Raises:
+        errors.ResultError: ``path`` is not a regular file, or cannot be
+            read; one line naming it.
+    """
+    digest = hashlib.sha256()
+    with untrusted_file.open_regular(path, errors.ResultError) as f:
+        try:
+            for block in iter(lambda: f.read(2 ** 20), b''):
+                digest.update(block)
+        except OSError as e:
+            raise errors.ResultError('cannot read {}: {}.'.format(
+                path, e.strerror or e))
+    return digest.hexdigest()
+
+
+def source_of(network):
+    """The model fingerprint that ``network`` (a
+    :class:`packed_format.PackedNetwork`) records, or None: one exported
+    before fingerprints were recorded, or metadata that holds no
+    string there."""
+    source = network.meta.get('source')
+    return source if isinstance(source, str) else None
+
+
+def export(model, config, source=None):
     """The :class:`packed_format.PackedNetwork` of a trained classifier.
 
     Args:
         model (chainer.links.Classifier): A binarized model built from
             ``config`` (see :func:`check_binarized`), on the CPU.
         config (dict): Its configuration, as ``args.json`` holds it.
+        source (str): The :func:`fingerprint` of the model's file, to
+            record in the metadata; None records none.
     """
     check_binarized(config)
     layers = model.predictor.layers()
@@ -173,4 +207,6 @@ def export(model, config):
             'input_quant', 'weight_quant', 'act_quant')},
         config=config,
     )
+    if source is not None:
+        meta['source'] = source
     return packed_format.PackedNetwork(meta, weights, thresholds, flips, last)

@@ -12,7 +12,9 @@ holding:
     A JSON string: ``format`` (``"quantized_net.packed"``), ``version``,
     ``sizes`` (units per layer, input first), ``input`` (how the 8-bit
     pixels map to the trained network's input), ``bit_order``,
-    ``padding``, the quantizer specs and the training configuration.
+    ``padding``, the quantizer specs, the training configuration and,
+    from ``export.py``, ``source``: the SHA-256 of the model file it was
+    exported from (whether a new export may replace the file).
 ``W0`` ... ``W{L-1}``
     Layer ``l``'s signs as bits in ``uint64`` words, shape
     ``(sizes[l+1], words(sizes[l]))``: weight ``W[j, k]`` is bit ``k % 64``
@@ -30,13 +32,14 @@ holding:
     The class is the first index of the largest of these logits.
 """
 import json
-import zipfile
+import os
 
 import numpy
 
 from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
 from quantized_net.training import safe_npz
+from quantized_net import untrusted_file
 
 FORMAT = 'quantized_net.packed'
 VERSION = 1
@@ -185,7 +188,8 @@ def _expect(condition, path, message, *args):
 def _header(archive, path, name):
     """``(dtype, shape)`` that member ``name`` declares, read from its
     header alone (:func:`safe_npz.member_header`) and checked against what
-    the zip directory says it inflates to: nothing larger is ever read."""
+    the zip directory says it inflates to, and that against what the file
+    stores: nothing larger is ever read."""
     dtype, shape, declared, held = safe_npz.member_header(archive, name)
     _expect(not dtype.hasobject and declared == held, path,
             '{} declares {} of shape {} but holds {} bytes', name, dtype,
@@ -202,68 +206,108 @@ def _array(archive, path, name, dtype, shape):
     return archive[name]
 
 
-def load(path):
-    """Reads and checks a packed file.
-
-    Raises:
-        errors.PackedFormatError: ``path`` is missing, not an ``.npz`` archive,
-            written by another format version, or its arrays do not have
-            the shapes its metadata gives.
-    """
-    try:
-        archive = numpy.load(path, allow_pickle=False)
-    except OSError as e:
-        raise errors.PackedFormatError('cannot read {}: {}'.format(
-            path, e.strerror or e))
-    except (ValueError, EOFError, zipfile.BadZipFile) as e:
+def _meta(archive, path):
+    """The metadata, checked to be that of a packed file of this
+    version with sizes in range."""
+    _expect('meta' in archive.files, path, 'no metadata')
+    dtype, shape = _header(archive, path, 'meta')
+    _expect(dtype.kind == 'U' and shape == () and
+            dtype.itemsize <= MAX_META_BYTES, path,
+            'its metadata is not a JSON string of at most {} bytes',
+            MAX_META_BYTES)
+    # A lone surrogate is kept, for the UTF-8 check to refuse.
+    text = str(archive['meta']).encode('utf-8', 'surrogatepass')
+    meta = untrusted_file.parse_json(text, path, errors.PackedFormatError,
+                                     'packed network')
+    _expect(isinstance(meta, dict) and meta.get('format') == FORMAT,
+            path, 'its metadata is not that of a {} file', FORMAT)
+    if meta.get('version') != VERSION:
         raise errors.PackedFormatError(
-            '{} is not a packed network (not an .npz archive: {}); write one '
-            'with export.py.'.format(path, ' '.join(str(e).split()) or
-                                     'empty file'))
-    if not isinstance(archive, numpy.lib.npyio.NpzFile):
+            '{} is format version {}, this program reads version {}; '
+            'export the model again with this version of export.py.'
+            .format(path, meta.get('version'), VERSION))
+    sizes = meta.get('sizes')
+    _expect(isinstance(sizes, list) and 3 <= len(sizes) <= MAX_LAYERS + 1
+            and all(type(s) is int and 0 < s <= MAX_UNITS
+                    for s in sizes), path,
+            'sizes {!r} are not a list of 3 to {} integers from 1 to {}',
+            sizes, MAX_LAYERS + 1, MAX_UNITS)
+    return meta
+
+
+def _network(archive, path):
+    meta = _meta(archive, path)
+    sizes = meta['sizes']
+    weights = [
+        _array(archive, path, 'W{}'.format(i), numpy.uint64,
+               (sizes[i + 1], words(sizes[i])))
+        for i in range(len(sizes) - 1)]
+    thresholds = [
+        _array(archive, path, 'T{}'.format(i), numpy.int32,
+               (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+    flips = [
+        _array(archive, path, 'flip{}'.format(i), numpy.bool_,
+               (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+    last = {name: _array(archive, path, name, numpy.float32,
+                         (sizes[-1],))
+            for name in LAST_LAYER_KEYS}
+    return PackedNetwork(meta, weights, thresholds, flips, last)
+
+
+def _cannot_read(path, e):
+    return errors.PackedFormatError('cannot read {}: {}.'.format(
+        path, e.strerror or e))
+
+
+def _read(f, path):
+    try:
+        archive = safe_npz.open_archive(f)
+    except safe_npz.SingleArray:
         raise errors.PackedFormatError(
             '{} is a single array, not a packed network; write one with '
             'export.py.'.format(path))
+    except OSError as e:
+        raise _cannot_read(path, e)
+    except MemoryError:
+        raise
+    except Exception as e:  # not an archive, or its zip directory damaged
+        raise errors.PackedFormatError(
+            '{} is not a packed network (not an .npz archive: {}); write one '
+            'with export.py.'.format(path, str(e) if isinstance(
+                e, safe_npz.NotAnArchive) else 'damaged: ' +
+                safe_npz.describe(e)))
     with archive:
         try:
-            _expect('meta' in archive.files, path, 'no metadata')
-            dtype, shape = _header(archive, path, 'meta')
-            _expect(dtype.kind == 'U' and shape == () and
-                    dtype.itemsize <= MAX_META_BYTES, path,
-                    'its metadata is not a JSON string of at most {} bytes',
-                    MAX_META_BYTES)
-            meta = json.loads(str(archive['meta']))
-        except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            return _network(archive, path)
+        except (errors.Error, MemoryError):
+            raise
+        except OSError as e:
+            raise _cannot_read(path, e)
+        except Exception as e:  # anything damaged bytes make NumPy raise
             raise errors.PackedFormatError(
-                '{} is corrupt ({}); export it again.'.format(path, e))
-        _expect(isinstance(meta, dict) and meta.get('format') == FORMAT,
-                path, 'its metadata is not that of a {} file', FORMAT)
-        if meta.get('version') != VERSION:
-            raise errors.PackedFormatError(
-                '{} is format version {}, this program reads version {}; '
-                'export the model again with this version of export.py.'
-                .format(path, meta.get('version'), VERSION))
-        sizes = meta.get('sizes')
-        _expect(isinstance(sizes, list) and 3 <= len(sizes) <= MAX_LAYERS + 1
-                and all(type(s) is int and 0 < s <= MAX_UNITS
-                        for s in sizes), path,
-                'sizes {!r} are not a list of 3 to {} integers from 1 to {}',
-                sizes, MAX_LAYERS + 1, MAX_UNITS)
-        try:
-            weights = [
-                _array(archive, path, 'W{}'.format(i), numpy.uint64,
-                       (sizes[i + 1], words(sizes[i])))
-                for i in range(len(sizes) - 1)]
-            thresholds = [
-                _array(archive, path, 'T{}'.format(i), numpy.int32,
-                       (sizes[i + 1],)) for i in range(len(sizes) - 2)]
-            flips = [
-                _array(archive, path, 'flip{}'.format(i), numpy.bool_,
-                       (sizes[i + 1],)) for i in range(len(sizes) - 2)]
-            last = {name: _array(archive, path, name, numpy.float32,
-                                 (sizes[-1],))
-                    for name in LAST_LAYER_KEYS}
-        except (ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-            raise errors.PackedFormatError(
-                '{} is corrupt ({}); export it again.'.format(path, e))
-    return PackedNetwork(meta, weights, thresholds, flips, last)
+                '{} is corrupt ({}); export it again.'.format(
+                    path, safe_npz.describe(e)))
+
+
+def load(path):
+    """Reads and checks a packed file. Only a regular file is opened (a
+    FIFO or a device is refused before anything waits on it), and every
+    member is checked from its header against the metadata, and against
+    the bytes the file holds, before its data is read.
+
+    Raises:
+        errors.PackedFormatError: ``path`` is missing, not a regular file,
+            not an ``.npz`` archive, written by another format version, or
+            damaged, or its arrays do not have the shapes its metadata
+            gives; one line naming it.
+    """
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise errors.PackedFormatError(
+            'cannot read {}: it does not exist; give a file that export.py '
+            'wrote.'.format(path))
+    except OSError:
+        pass  # open_regular says what it is
+    with untrusted_file.open_regular(path, errors.PackedFormatError) as f:
+        return _read(f, path)

@@ -1,23 +1,38 @@
 """Reading the ``.npz`` files of a result directory (a model, a snapshot)
-as data, never as code.
+as data, never as code, and never more of it than it may hold.
 
 :func:`read_npz` never unpickles: a file that is not an archive of plain
 arrays (a pickle, an object array, a damaged or foreign file) is refused
-with one line before anything in it runs. It is bounded: each member's
-header is checked against what the zip directory says it inflates to
-before its data is read, so a file cannot make it allocate more than the
-archive declares.
+with one line before anything in it runs. It is bounded: only a regular
+file is opened (a FIFO or a device is refused before anything waits on
+it), and each member's header is checked against what the zip directory
+says it inflates to, and that against the bytes the file stores for it,
+before any data is read, so a file cannot make it allocate more than the
+archive declares, nor declare more than its size can hold; the arrays
+together may hold no more than a limit.
 """
+import os
 import zipfile
-import zlib
 
 import numpy
 
 import chainer
 
 from quantized_net import errors
+from quantized_net import untrusted_file
 
-_PICKLED = 'it holds pickled data, which could run any code'
+#: The most bytes of arrays :func:`read_npz` reads unless told otherwise:
+#: a snapshot of ``--preset bnn --unit 4096 --layers 3`` (its model and
+#: Adam's two moments, about 0.45 GB) fits four times over.
+MAX_ARRAY_BYTES = 2 ** 31
+#: The most a deflated member may inflate to per byte it stores: deflate
+#: codes at most 258 bytes in a little more than two bits.
+MAX_DEFLATE_RATIO = 1032
+# What a deflated stream of a few bytes may add to that ratio.
+_DEFLATE_SLACK = 2 ** 10
+_ZIP_MAGIC = (b'PK\x03\x04', b'PK\x05\x06')
+PICKLED = 'it holds pickled data, which could run any code'
+NOT_AN_ARCHIVE = 'empty, damaged, or not an .npz file'
 
 
 def _refuse(path, why):
@@ -25,24 +40,99 @@ def _refuse(path, why):
                              'loaded.'.format(path, why))
 
 
+def describe(error):
+    """The exception ``error`` in a few words on one line, for a message
+    that says why a file was refused."""
+    text = ' '.join(str(error).split())
+    return text or type(error).__name__
+
+
+class NotAnArchive(ValueError):
+    """A file that is not a zip archive at all: the reason, in words."""
+
+
+class SingleArray(NotAnArchive):
+    """A ``.npy`` file (one array) where an archive of them was wanted."""
+
+
 class NotAnArray(ValueError):
     """A member of an archive that is not a ``.npy`` file NumPy reads."""
 
 
-def member_header(archive, name):
-    """What member ``name`` of the open archive ``archive`` (a
-    ``numpy.lib.npyio.NpzFile``) declares, read from its header alone:
-    ``(dtype, shape, declared, held)``, the bytes of data its header
-    declares and those the zip directory says follow the header. Nothing
-    larger than the header is read, so a member may be checked before it
-    is loaded.
+def open_archive(f):
+    """The archive (a ``numpy.lib.npyio.NpzFile``) in the open binary file
+    ``f``, which must stay open while it is used. Only its first bytes are
+    read to tell what it is: a single array or a pickle is never read.
 
     Raises:
-        NotAnArray: The member is not a ``.npy`` file, or of a version
-            NumPy does not read.
-        ValueError: Its header is malformed.
+        SingleArray: ``f`` holds a ``.npy`` file.
+        NotAnArchive: ``f`` holds a pickle, or neither an archive nor an
+            array.
+        Exception: Whatever reading the zip directory of a damaged archive
+            raises (callers catch :class:`Exception`).
     """
-    info = archive.zip.getinfo(name + '.npy')
+    head = f.read(len(numpy.lib.format.MAGIC_PREFIX))
+    f.seek(0)
+    if head.startswith(numpy.lib.format.MAGIC_PREFIX):
+        raise SingleArray('a single array')
+    if head[:1] == b'\x80':  # a pickle starts with its protocol opcode
+        raise NotAnArchive(PICKLED)
+    if not head.startswith(_ZIP_MAGIC):
+        raise NotAnArchive(NOT_AN_ARCHIVE)
+    return numpy.load(f, allow_pickle=False)
+
+
+def _archive_size(archive):
+    """The size in bytes of the file ``archive`` was read from, or None
+    where it is not a file of the system's (a buffer)."""
+    try:
+        return os.fstat(archive.zip.fp.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # io: UnsupportedOperation
+        return None
+
+
+def _check_stored(info, name, size):
+    """Refuses a member whose zip directory entry promises more data than
+    the file of ``size`` bytes can hold, or that NumPy did not write."""
+    if info.flag_bits & 0x1:
+        raise NotAnArray('{} is encrypted'.format(name))
+    if info.compress_type == zipfile.ZIP_STORED:
+        fits = info.file_size == info.compress_size
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        fits = info.file_size <= (MAX_DEFLATE_RATIO * info.compress_size +
+                                  _DEFLATE_SLACK)
+    else:
+        raise NotAnArray('{} is compressed by method {}, which NumPy does '
+                         'not write'.format(name, info.compress_type))
+    if not fits:
+        raise ValueError('{} claims {} bytes stored in {}'.format(
+            name, info.file_size, info.compress_size))
+    if size is not None and info.header_offset + info.compress_size > size:
+        raise ValueError('{} ends beyond the end of the file'.format(name))
+
+
+def member_header(archive, name):
+    """What member ``name`` of the open archive ``archive`` (a
+    ``numpy.lib.npyio.NpzFile``) declares, read from its header alone: ``(dtype, shape, declared,
+    held)``, the bytes of data its header declares and those the zip
+    directory says follow the header. The zip directory's entry is checked
+    first against what the file can hold (stored data no larger than the
+    file, inflating no more than deflate can), so ``held`` is bounded by
+    the file's size; nothing larger than the header is read, so a member
+    may be checked before it is loaded.
+
+    Raises:
+        NotAnArray: The member is not a ``.npy`` file, or of a version or
+            a compression NumPy does not write.
+        ValueError: Its header or its zip entry is malformed.
+        Exception: Whatever reading a damaged header raises (callers catch
+            :class:`Exception`).
+    """
+    try:
+        info = archive.zip.getinfo(name + '.npy')
+    except KeyError:
+        raise NotAnArray('{} is not an array'.format(name))
+    _check_stored(info, name, _archive_size(archive))
     with archive.zip.open(info) as f:
         try:
             version = numpy.lib.format.read_magic(f)
@@ -55,55 +145,77 @@ def member_header(archive, name):
                 name, *version))
         shape, _, dtype = read(f)
         header = f.tell()
+    if any(n < 0 for n in shape):
+        raise ValueError('{} declares the shape {}'.format(name, shape))
     declared = dtype.itemsize * int(numpy.prod(shape, dtype=object))
     return dtype, shape, declared, info.file_size - header
 
 
 def _check_member(archive, path, name):
-    """Refuses member ``name`` unless its header declares a plain array of
-    exactly as many bytes as the zip directory says follow the header."""
-    try:
-        dtype, _, declared, held = member_header(archive, name)
-    except NotAnArray as e:
-        _refuse(path, str(e))
+    """The bytes member ``name`` holds; refuses it unless its header
+    declares a plain array of exactly as many bytes as the zip directory
+    says follow the header."""
+    dtype, _, declared, held = member_header(archive, name)
     if dtype.hasobject:
-        _refuse(path, _PICKLED)
+        _refuse(path, PICKLED)
     if declared != held:
         _refuse(path, 'damaged: {} declares {} bytes but holds {}'.format(
             name, declared, held))
+    return declared
 
 
-def read_npz(path):
+def _read_arrays(archive, path, limit):
+    total = 0
+    for name in archive.files:
+        total += _check_member(archive, path, name)
+    if total > limit:
+        raise errors.ResultError(
+            '{} holds {} bytes of arrays, more than the {} a model or '
+            'snapshot may hold; it was not loaded.'.format(path, total,
+                                                           limit))
+    return {name: archive[name] for name in archive.files}
+
+
+def read_npz(path, limit=MAX_ARRAY_BYTES):
     """The arrays of the ``.npz`` file ``path``, by name, read without
-    ever unpickling and without reading more than each member declares.
+    ever unpickling, without reading more than each member declares, and
+    only if they hold ``limit`` bytes or fewer in all.
+
+    Args:
+        path (str): The file; it must be a regular file (a link to one is
+            followed).
+        limit (int): The most bytes the arrays may hold together
+            (default :data:`MAX_ARRAY_BYTES`).
 
     Raises:
-        errors.ResultError: ``path`` cannot be read, or is not an archive
-            of plain arrays; the message says which, in one line.
+        errors.ResultError: ``path`` cannot be read, is not a regular file,
+            is not an archive of plain arrays, or holds more than
+            ``limit`` bytes of them; the message says which, in one line.
     """
-    try:
-        with open(path, 'rb') as f:
-            head = f.read(2)
-        archive = numpy.load(path, allow_pickle=False)
-    except OSError as e:
-        raise errors.ResultError('cannot read {}: {}.'.format(
-            path, e.strerror or e))
-    except (ValueError, EOFError, zipfile.BadZipFile):
-        # A pickle starts with its protocol opcode, 0x80.
-        _refuse(path, _PICKLED if head[:1] == b'\x80' else
-                'empty, damaged, or not an .npz file')
-    if not isinstance(archive, numpy.lib.npyio.NpzFile):
-        _refuse(path, 'a single array')
-    with archive:
-        arrays = {}
+    with untrusted_file.open_regular(path, errors.ResultError) as f:
         try:
-            for name in archive.files:
-                _check_member(archive, path, name)
-                arrays[name] = archive[name]
-        except (ValueError, KeyError, EOFError, zipfile.BadZipFile,
-                zlib.error) as e:
-            _refuse(path, 'damaged: {}'.format(' '.join(str(e).split())))
-    return arrays
+            archive = open_archive(f)
+        except NotAnArchive as e:
+            _refuse(path, str(e))
+        except OSError as e:
+            raise errors.ResultError('cannot read {}: {}.'.format(
+                path, e.strerror or e))
+        except MemoryError:
+            raise
+        except Exception:  # the zip directory of a damaged file
+            _refuse(path, NOT_AN_ARCHIVE)
+        with archive:
+            try:
+                return _read_arrays(archive, path, limit)
+            except (errors.Error, MemoryError):
+                raise
+            except NotAnArray as e:
+                _refuse(path, str(e))
+            except OSError as e:
+                raise errors.ResultError('cannot read {}: {}.'.format(
+                    path, e.strerror or e))
+            except Exception as e:  # anything damaged bytes make NumPy raise
+                _refuse(path, 'damaged: {}'.format(describe(e)))
 
 
 def deserialize(arrays, obj, optional=None):

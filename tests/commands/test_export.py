@@ -50,7 +50,9 @@ def test_script_errors_are_one_line(tmp_path):
     other = tmp_path / 'notes.txt'
     other.write_text('mine')
     assert_one_line_error(run(bnn_dir, '-o', str(other)),
-                          'notes.txt exists and is not a packed network')
+                          'notes.txt exists (it is not a packed network); '
+                          'it was not overwritten; give --replace to '
+                          'replace it, or another -o.')
     assert other.read_text() == 'mine'
     # Not into a directory that another process holds.
     with claim.DirectoryLock(bnn_dir):
