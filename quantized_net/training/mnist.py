@@ -18,6 +18,13 @@ refused the downloads (HTTP 403) since 2024. It looks, in this order, at
 
 A file is MNIST when the MD5 of the canonical ``.gz`` or the SHA-256 of the
 decompressed bytes matches; the second survives recompression.
+
+Every file is read as one anyone may have written: only a regular file
+(a FIFO, a device or a directory is refused before it is opened), and no
+more than its header promises, which is checked against
+:data:`MAX_IDX_BYTES` first; a gzip file is decompressed no further than
+that promise and one byte, so a lying header or a gzip bomb costs at most
+what the file holds.
 """
 import gzip
 import hashlib
