@@ -397,6 +397,27 @@ def test_cache_entry_that_is_a_link_is_not_written_through(
     assert not entry.is_symlink() and entry.is_file()
 
 
+def test_cache_entry_that_is_a_fifo_is_neither_read_nor_replaced(
+        served, tmp_path, monkeypatch):
+    monkeypatch.delenv('MNIST_DIR', raising=False)
+    base, checksums, requests = served
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    entry = cache / 't10k-labels-idx1-ubyte.gz'
+    mnist.get_mnist(cache_dir=str(cache), mirrors=[base + 'good/'],
+                    checksums=checksums)
+    entry.unlink()
+    os.mkfifo(str(entry))
+    del requests[:]
+    with pytest.raises(DatasetError, match='^cannot write to the MNIST cache '
+                       '{0}: {0}/t10k-labels-idx1-ubyte.gz is a FIFO; it was '
+                       'not replaced.'.format(cache)):
+        mnist.get_mnist(cache_dir=str(cache), mirrors=[base + 'good/'],
+                        checksums=checksums)
+    assert requests == ['/good/t10k-labels-idx1-ubyte.gz']
+    assert entry.is_fifo()
+
+
 def test_full_disk_under_the_cache_is_one_line(served, tmp_path,
                                                monkeypatch):
     monkeypatch.delenv('MNIST_DIR', raising=False)
