@@ -4,7 +4,9 @@ snapshot's are :mod:`snapshot`'s.
 :class:`LogReport` and :class:`PlotReport` write their files whole or not
 at all; :class:`BestModel` keeps the model of the best validation epoch;
 :class:`StopOnNonFiniteLoss` ends a run whose loss has become NaN or
-infinite before it overwrites the last good snapshot.
+infinite before it overwrites the last good snapshot. Each extension that
+keeps state in a snapshot checks what a resume loaded into it
+(``check_state``, see :func:`snapshot.check_state`).
 """
 import json
 import math
@@ -35,6 +37,16 @@ class LogReport(extensions.LogReport):
             with atomic_write(path) as f:
                 json.dump(self.log, f, indent=4)
 
+    def check_state(self, prefix):
+        """Raises snapshot.Tampered unless the log loaded is a list of
+        entries, each an object of numbers: what the table and the next
+        entry read."""
+        snapshot.require(isinstance(self.log, list) and all(
+            isinstance(entry, dict) and all(
+                isinstance(key, str) and snapshot.is_number(value)
+                for key, value in entry.items()) for entry in self.log),
+            prefix + '_log', 'a list of objects of numbers')
+
 
 class PlotReport(extensions.PlotReport):
     """Chainer's PlotReport, writing its figure whole or not at all, and
@@ -43,9 +55,24 @@ class PlotReport(extensions.PlotReport):
     def serialize(self, serializer):
         if snapshot.saving(serializer):
             return super(PlotReport, self).serialize(serializer)
-        data = serializer('_plot_{}'.format(self._file_name), '')
-        if data:
-            self._data = json.loads(data)
+        name = '_plot_{}'.format(self._file_name)
+        data = serializer(name, None)
+        if data is not None:  # None: the run had no plots
+            self._data = snapshot.json_value(
+                data, snapshot.key_of(serializer, name), 'plot')
+
+    def check_state(self, prefix):
+        """Raises snapshot.Tampered unless the data loaded holds, for each
+        value plotted, a list of ``[x, y]`` pairs of numbers."""
+        data = self._data
+        snapshot.require(isinstance(data, dict) and all(
+            isinstance(data.get(key), list) and all(
+                isinstance(point, list) and len(point) == 2 and
+                all(snapshot.is_number(v) for v in point)
+                for point in data[key]) for key in self._y_keys),
+            prefix + '_plot_{}'.format(self._file_name),
+            'an object of lists of [x, y] pairs for {}'.format(
+                ', '.join(self._y_keys)))
 
     def __call__(self, trainer):
         name = self._file_name
@@ -89,6 +116,12 @@ class BestModel(training.Extension):
 
     def serialize(self, serializer):
         self.best = float(serializer('best', self.best))
+
+    def check_state(self, prefix):
+        """Raises snapshot.Tampered unless the best accuracy loaded is one
+        (or none yet, minus infinity)."""
+        snapshot.require(self.best == -math.inf or 0 <= self.best <= 1,
+                         prefix + 'best', 'an accuracy in [0, 1]')
 
 
 class StopOnNonFiniteLoss(training.Extension):

@@ -76,9 +76,10 @@ class SingleProcess(object):
         """The evaluator to extend the trainer with, of ``evaluator``."""
         return evaluator
 
-    def snapshot(self):
-        """The snapshot extension, keeping the latest snapshot."""
-        return snapshot.Snapshot(n_retains=1)
+    def snapshot(self, record=None):
+        """The snapshot extension, keeping the latest snapshot, recording
+        ``record`` (a :class:`run_record.Record`)."""
+        return snapshot.Snapshot(n_retains=1, record=record)
 
     def claim(self, out, resume=None, replace=False):
         """The context that holds the result directory (see

@@ -3,19 +3,24 @@ parsed flags, never changed after (:class:`Run` is frozen), and passed to
 everything that trains (:mod:`session`, :mod:`trainer`, the processes).
 
 Resuming a run changes what the flags alone say in one way: without
-``--seed``, the run keeps the seed its directory recorded. :func:`resumed`
-checks the snapshot and its run's configuration and gives the run that is
-then trained, a new description.
+``--seed``, the run keeps the seed its snapshot recorded. :func:`resumed`
+checks the flags against the run the snapshot records (its configuration
+and seed, :mod:`run_record`), wherever the snapshot is, and gives the run
+that is then trained, a new description; :func:`record` checks the data
+and gives what the run's snapshots record.
 """
 import dataclasses
 import os
+import stat
 from typing import Optional, Tuple, Union
 
 from quantized_net import cli
 from quantized_net.training import flags
 from quantized_net.training import presets
 from quantized_net.training import result_dir
+from quantized_net.training import run_record
 from quantized_net import errors
+from quantized_net import untrusted_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,9 @@ class Run(object):
         argv (tuple): The command line's arguments, recorded in args.json.
         communicator (str): The ChainerMN communicator asked for, or None
             for the default (multi-process runs only).
+        continues (run_record.Record): What the snapshot it resumes from
+            records of its run (set by :func:`resumed`); None for a new
+            run, or a snapshot that records nothing.
     """
 
     config_items: Tuple[tuple, ...]
@@ -51,6 +59,7 @@ class Run(object):
     device_flag: str = '--gpu -1'
     argv: Tuple[str, ...] = ()
     communicator: Optional[str] = None
+    continues: Optional[run_record.Record] = None
 
     @property
     def config(self):
@@ -75,31 +84,25 @@ def describe(args, argv):
         communicator=getattr(args, 'communicator', None))
 
 
-def resumed(run):
-    """The run to train: ``run`` itself, or where it resumes without a
-    seed, ``run`` with the seed its snapshot's run recorded.
-
-    Raises:
-        errors.UsageError: ``run.resume`` is not a file to resume from, or
-            its run recorded another configuration (the number of epochs
-            aside).
-    """
-    path = run.resume
-    if path is None:
-        return run
-    if os.path.isdir(path):
-        raise errors.UsageError('cannot resume: {} is a directory; give one '
-                                'of its snapshot_iter_* files.'.format(path))
-    if not os.path.isfile(path):
+def _check_snapshot_file(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
         raise errors.UsageError(
             'cannot resume: snapshot {} does not exist.'.format(path))
-    try:
-        recorded = result_dir.read_args(os.path.dirname(os.path.abspath(
-            path)))
-    except errors.ResultError:
-        # Without a readable record beside it, the snapshot itself must fit.
-        return run
-    config, theirs = run.config, recorded['config']
+    except OSError as e:
+        raise errors.UsageError('cannot resume: {}'.format(
+            errors.os_error(e, 'read')))
+    if stat.S_ISDIR(mode):
+        raise errors.UsageError('cannot resume: {} is a directory; give one '
+                                'of its snapshot_iter_* files.'.format(path))
+    if not stat.S_ISREG(mode):
+        raise errors.UsageError(
+            'cannot resume: {} is {}, not a regular file; give a '
+            'snapshot_iter_* file.'.format(path, untrusted_file.kind(mode)))
+
+
+def _check_config(path, theirs, config):
     differs = presets.differences(theirs, config, ignore=('epoch',))
     if differs:
         raise errors.UsageError(
@@ -109,6 +112,105 @@ def resumed(run):
                 ', '.join('{} {!r}, not {!r}'.format(
                     key, theirs.get(key), config.get(key))
                     for key in differs)))
-    if run.seed is not None:
+
+
+def _check_seed(path, theirs, seed):
+    if seed is not None and seed != theirs:
+        raise errors.UsageError(
+            'cannot resume from {}: --seed {} was given, but its run was '
+            'trained {}; leave --seed out, or start a new run.'.format(
+                path, seed, 'without a seed' if theirs is None
+                else 'with seed {}'.format(theirs)))
+
+
+def _check_in_place(path, out):
+    """Refuses to resume from ``path`` into its own directory ``out`` when
+    ``out`` holds later snapshots, which the run would overwrite."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if not os.path.samefile(directory, out):
+            return
+        later_than = run_record.iteration(path)
+        later = [name for iteration, name in result_dir.snapshots(out)
+                 if iteration > later_than]
+    except FileNotFoundError:  # out does not exist yet: another directory
+        return
+    except OSError as e:
+        raise errors.UsageError('cannot resume: {}'.format(
+            errors.os_error(e, 'read')))
+    if later:
+        raise errors.UsageError(
+            'cannot resume from {} into {}: it holds later snapshots ({}), '
+            'which the resumed run would overwrite; resume from {}, or give '
+            'another --out.'.format(path, out, ', '.join(later),
+                                    os.path.join(out, later[-1])))
+
+
+def resumed(run):
+    """The run to train: ``run`` itself, or where it resumes, ``run`` with
+    the record of the run it continues and, without ``--seed``, that
+    run's seed.
+
+    The snapshot's own record of its run is what is checked. A snapshot
+    written before runs recorded one is checked against the ``args.json``
+    of its directory, and refused without one.
+
+    Raises:
+        errors.UsageError: ``run.resume`` is not a file to resume from, its
+            run was trained with another configuration (the number of
+            epochs aside) or another seed than ``--seed``, or resuming it
+            in place would overwrite later snapshots; one line.
+    """
+    path = run.resume
+    if path is None:
         return run
-    return dataclasses.replace(run, seed=recorded.get('seed'))
+    _check_snapshot_file(path)
+    record = run_record.read(path)
+    if record is not None:
+        _check_config(path, record.config, run.config)
+        _check_seed(path, record.seed, run.seed)
+        seed = record.seed
+    else:
+        try:
+            recorded = result_dir.read_args(os.path.dirname(os.path.abspath(
+                path)), check=presets.check_config)
+        except errors.ResultError as e:
+            raise errors.UsageError(
+                'cannot resume from {}: it does not record its run (an older '
+                'version wrote it) and no record of its run is beside it '
+                '({}); resume it in its own result directory, or start a '
+                'new run.'.format(path, str(e).rstrip('.')))
+        _check_config(path, recorded['config'], run.config)
+        seed = recorded.get('seed')
+    _check_in_place(path, run.out)
+    return dataclasses.replace(
+        run, seed=seed if run.seed is None else run.seed, continues=record)
+
+
+def _data_set(run):
+    if run.dataset_dir:
+        return '--dataset-dir {}'.format(run.dataset_dir)
+    if os.environ.get('MNIST_DIR'):
+        return 'MNIST_DIR {}'.format(os.environ['MNIST_DIR'])
+    return 'the MNIST cache'
+
+
+def record(run, data):
+    """What the snapshots of ``run`` record of it, ``data`` the fingerprint
+    of the data it trains on (:func:`run_record.fingerprint`): a run id
+    of its own for a new run, that of the run it continues for a resumed
+    one.
+
+    Raises:
+        errors.UsageError: ``run`` continues a run trained on other data.
+    """
+    theirs = run.continues
+    if theirs is not None and theirs.data != data:
+        raise errors.UsageError(
+            'cannot resume from {}: its run was trained on other data than '
+            '{} holds; give the data set it was trained on, or start a new '
+            'run.'.format(run.resume, _data_set(run)))
+    return run_record.Record(
+        config_items=run.config_items, seed=run.seed,
+        run_id=theirs.run_id if theirs else run_record.new_run_id(),
+        data=data)

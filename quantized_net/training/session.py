@@ -16,6 +16,7 @@ from quantized_net.training import presets
 from quantized_net.training import processes as processes_module
 from quantized_net.training import result_dir
 from quantized_net.training import run_description
+from quantized_net.training import run_record
 from quantized_net.training import saved_model
 from quantized_net.training import trainer as trainer_module
 from quantized_net import errors
@@ -88,6 +89,10 @@ class Training(object):
             print_header(device, config, run.seed, processes.size)
             splits = mnist.load_splits(run.dataset_dir, config['validation'])
             check_batchsize(config['batchsize'], splits[0], processes.size)
+        # What its snapshots record; a resumed run is checked against it
+        # before the directory is touched.
+        record = processes.first(lambda: run_description.record(
+            run, run_record.fingerprint(*splits)))
         train_set = processes.shard(splits[0], shuffle_seed=run.seed or 0)
         val_set = processes.shard(splits[1]) if config['validation'] \
             else None
@@ -101,7 +106,7 @@ class Training(object):
                 presets.build_optimizer(model, config))
             trainer = trainer_module.build_trainer(
                 run, model, optimizer, train_set, val_set, test_set, device,
-                processes)
+                processes, record)
             if run.resume:
                 processes.load_snapshot(run.resume, trainer)
             processes.start(optimizer)

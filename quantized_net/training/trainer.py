@@ -19,7 +19,7 @@ from quantized_net.training import snapshot
 
 
 def build_trainer(run, model, optimizer, train_set, val_set, test_set,
-                  device, processes=None):
+                  device, processes=None, record=None):
     """The trainer of ``run`` (a :class:`run_description.Run`) in
     ``run.out``.
 
@@ -33,6 +33,9 @@ def build_trainer(run, model, optimizer, train_set, val_set, test_set,
         device: The Chainer device.
         processes: How the run is spread over processes; one by default
             (:class:`processes.SingleProcess`).
+        record (run_record.Record): What the run's snapshots record of it;
+            without one they record nothing and remove no earlier
+            snapshot.
     """
     processes = processes or processes_module.SingleProcess()
     config = run.config
@@ -69,12 +72,12 @@ def build_trainer(run, model, optimizer, train_set, val_set, test_set,
             'alpha', lambda trainer: optimizer.alpha), trigger=(1, 'epoch'))
 
     # Snapshot the whole trainer, random state included, so that --resume
-    # continues the run exactly; only the latest is kept (each holds the
-    # model and Adam's state).
+    # continues the run exactly, and its record, which a resume checks;
+    # only the latest is kept (each holds the model and Adam's state).
     every = (run.frequency, 'epoch')
     trainer.extend(snapshot.RandomState(device), trigger=every,
                    priority=snapshot.Snapshot.priority + 1)
-    trainer.extend(processes.snapshot(), trigger=every)
+    trainer.extend(processes.snapshot(record), trigger=every)
     if processes.writer:
         _extend_reports(trainer, run, model, [name for name, _ in evaluated],
                         holds_out=bool(val_set))
