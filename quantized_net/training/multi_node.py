@@ -141,8 +141,8 @@ class Snapshot(snapshot.Snapshot):
     rank, so only rank 0's are sent). Every rank takes part; see
     :func:`load_snapshot`."""
 
-    def __init__(self, comm, n_retains=1):
-        super(Snapshot, self).__init__(n_retains)
+    def __init__(self, comm, n_retains=1, record=None):
+        super(Snapshot, self).__init__(n_retains, record)
         self.comm = comm
 
     def arrays(self, trainer):
@@ -249,8 +249,8 @@ class MultiNode(processes.SingleProcess):
     def evaluator(self, evaluator):
         return chainermn.create_multi_node_evaluator(evaluator, self.comm)
 
-    def snapshot(self):
-        return Snapshot(self.comm, n_retains=1)
+    def snapshot(self, record=None):
+        return Snapshot(self.comm, n_retains=1, record=record)
 
     def load_snapshot(self, path, trainer):
         load_snapshot(path, trainer, self.comm)
