@@ -14,6 +14,7 @@ bare matrix products of one iteration (three per layer, two for the first,
 whose input needs no gradient). The second table times the quantizers alone
 on a 1000 x 1000 float32 matrix.
 """
+import quantized_net  # first: a signal from here on ends in one line
 import argparse
 
 import numpy

@@ -15,6 +15,9 @@ import argparse
 import os
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+# Right after the thread count, which BLAS reads as this import loads
+# NumPy: a signal from here on ends in one line.
+import quantized_net  # noqa: E402,F401
 
 from quantized_net import cli  # noqa: E402
 from quantized_net.benchmarks import allreduce  # noqa: E402

@@ -7,6 +7,7 @@ Prints the test accuracy and error, which epoch the model is, and how many
 distinct values each quantized weight matrix takes: a check that the bit
 width is what the configuration says.
 """
+import quantized_net  # first: a signal from here on ends in one line
 import argparse
 
 from quantized_net import cli

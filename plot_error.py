@@ -9,6 +9,7 @@ reports (the best validation epoch, the model ``model_best.npz`` holds,
 where the run held out validation images, else the last) is marked with
 its test error; each --line draws a reference error in %.
 """
+import quantized_net  # first: a signal from here on ends in one line
 import argparse
 
 from quantized_net import cli

@@ -19,6 +19,7 @@ Under mpiexec (requirements-mpi.txt), process R trains cells R, R + N, ...
 one at a time, each on one thread, and process 0 gathers the results and
 writes the files. The sweep is quantized_net/training/sweep.py's.
 """
+import quantized_net  # first: a signal from here on ends in one line
 import argparse
 import os
 

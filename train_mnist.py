@@ -11,6 +11,7 @@ The training is quantized_net/training/session.py's, the trainer
 trainer.py's; the files it writes, and the rules that keep them safe, are
 described in result_dir.py and claim.py.
 """
+import quantized_net  # first: a signal from here on ends in one line
 import argparse
 import sys
 

@@ -33,6 +33,13 @@ def temp_prefix(name):
     return '.' + name
 
 
+def longest_temp_name(name):
+    """The length of the longest temporary file name :func:`atomic_write`
+    gives ``name``: its prefix, :mod:`tempfile`'s random part (8
+    characters), and the suffix."""
+    return len(temp_prefix(name)) + 8 + len(TEMP_SUFFIX)
+
+
 def write_figure(figure, path, dpi=100):
     """Renders the matplotlib ``figure`` in the format its suffix names,
     closes it, and writes it to ``path`` whole or not at all: a format
@@ -105,5 +112,6 @@ def atomic_write(path, mode='w'):
         raise errors.ResultError('cannot write {}: {}.'.format(
             path, e.strerror or e))
     finally:
-        if temp is not None and os.path.lexists(temp):
-            os.remove(temp)
+        with signals.deferred():  # a signal cannot leave it half done
+            if temp is not None and os.path.lexists(temp):
+                os.remove(temp)

@@ -38,14 +38,18 @@ CUPY_WITHOUT_CUDA = (
     'run on the CPU.')
 
 
-def int_at_least(low):
-    """Argument type: an integer ``>= low``."""
+def int_at_least(low, high=None):
+    """Argument type: an integer ``>= low`` (and ``<= high``, if given)."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 'expected an integer, got {!r}'.format(text))
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                'must be an integer from {} to {}, got {}'.format(
+                    low, high, value))
         if value < low:
             raise argparse.ArgumentTypeError(
                 'must be at least {}, got {}'.format(low, value))
@@ -221,6 +225,11 @@ def run(prog, main, interrupted=None, report_signals=True):
       ``PROG: terminated``, followed by what ``interrupted()`` says (how to
       resume, say), exit status 130 or 143 as a shell reports a signal.
 
+    Once ``main()`` has ended, however it ended, SIGINT and SIGTERM are
+    ignored (:func:`signals.ignore`): a second Ctrl-C cannot cut the line
+    short or turn it into a traceback. A signal that arrives as ``main()``
+    ends is reported as such.
+
     Args:
         prog (str): The script's name.
         main (callable): The script's work.
@@ -228,9 +237,12 @@ def run(prog, main, interrupted=None, report_signals=True):
         report_signals (bool): Whether to say so on a signal (the exit
             status is set either way).
     """
-    signals.install_raising()
     try:
-        return main()
+        try:
+            signals.install_raising()
+            return main()
+        finally:
+            signals.ignore()
     except errors.Error as e:
         sys.exit('{}: error: {}'.format(prog, e))
     except OSError as e:  # the machine's own: a disk full, a name too long
@@ -241,7 +253,10 @@ def run(prog, main, interrupted=None, report_signals=True):
     except (KeyboardInterrupt, signals.Terminated) as e:
         what, status = signals.ending(e)
         if report_signals:
-            detail = interrupted() if interrupted else None
+            try:
+                detail = interrupted() if interrupted else None
+            except OSError:  # the directory it would look in is gone
+                detail = None
             print('{}: {}{}'.format(prog, what,
                                     '; ' + detail if detail else ''),
                   file=sys.stderr)

@@ -14,17 +14,26 @@ A command's process goes through three stages:
   that a second Ctrl-C cannot cut that cleaning short;
 * creating a file it must remove when interrupted (:func:`deferred`):
   signals wait until the file is in the hands of the code that removes
-  it.
+  it;
+* ending (:func:`ignore`, from :func:`cli.run` once the command's work
+  has ended, however it ended): its one line is being written, and a
+  signal then changes nothing.
 """
 import contextlib
 import os
 import signal
 import sys
+import time
 
 #: signal -> (what the line says, exit status), as a shell reports it.
 ENDINGS = {signal.SIGINT: ('interrupted', 128 + signal.SIGINT),
            signal.SIGTERM: ('terminated', 128 + signal.SIGTERM)}
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+#: How many :func:`deferred` blocks are open, and the signal that arrived
+#: in one, to act on when the outermost ends.
+_deferring = [0, None]
 
 
 class Terminated(BaseException):
@@ -44,9 +53,35 @@ def ending(error):
                    else signal.SIGTERM]
 
 
+#: How long a process of an MPI job other than the first waits, on a
+#: signal, before it says so itself: mpiexec passes Ctrl-C on to every
+#: process, and the first one's line then ends the job meanwhile.
+RANK_GRACE_SECONDS = 3.0
+
+
+def mpi_rank():
+    """This process's rank in an MPI job, as mpiexec tells it (MPICH's and
+    Open MPI's variables); 0 outside one."""
+    rank = os.environ.get('PMI_RANK') or os.environ.get(
+        'OMPI_COMM_WORLD_RANK')
+    return int(rank) if rank and rank.isdigit() else 0
+
+
+def line(what, rank=0):
+    """The line a command ends with on a signal: ``PROG: interrupted``,
+    ``PROG: terminated (process 1)`` from a rank but the first."""
+    return '{}: {}{}'.format(prog(), what,
+                             ' (process {})'.format(rank) if rank else '')
+
+
 def _exit_at_once(signum, frame):
     what, status = ENDINGS[signum]
-    os.write(2, '{}: {}\n'.format(prog(), what).encode())
+    rank = mpi_rank()
+    if rank:
+        for other in ENDINGS:
+            signal.signal(other, signal.SIG_IGN)
+        time.sleep(RANK_GRACE_SECONDS)
+    os.write(2, (line(what, rank) + '\n').encode())
     os._exit(status)
 
 
@@ -72,6 +107,14 @@ def _ignore(signum, frame):
 def _raise(signum, frame):
     for other in ENDINGS:
         signal.signal(other, _ignore)
+    if _deferring[0]:
+        # Another thread took the signal while this one holds it back.
+        _deferring[1] = signum
+        return
+    _raise_for(signum)
+
+
+def _raise_for(signum):
     if signum == signal.SIGINT:
         raise KeyboardInterrupt()
     raise Terminated()
@@ -80,16 +123,35 @@ def _raise(signum, frame):
 def install_raising():
     """Raises :class:`KeyboardInterrupt` on SIGINT and :class:`Terminated`
     on SIGTERM, once: every later signal is ignored."""
+    _deferring[1] = None
     for signum in ENDINGS:
         signal.signal(signum, _raise)
+
+
+def ignore():
+    """Ignores SIGINT and SIGTERM from now on: a command that is ending
+    (its line being written) is not cut short."""
+    for signum in ENDINGS:
+        signal.signal(signum, _ignore)
 
 
 @contextlib.contextmanager
 def deferred():
     """Holds SIGINT and SIGTERM back for the ``with`` block; one that
-    arrived meanwhile is acted on when the block ends."""
+    arrived meanwhile is acted on when the block ends (by the outermost
+    block, where they nest).
+
+    Blocking the signals covers this thread; a signal that another thread
+    takes (BLAS's, numba's) is held back by :func:`install_raising`'s
+    handler, which runs in this one.
+    """
     held = signal.pthread_sigmask(signal.SIG_BLOCK, set(ENDINGS))
+    _deferring[0] += 1
     try:
         yield
     finally:
+        _deferring[0] -= 1
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if not _deferring[0] and _deferring[1] is not None:
+            signum, _deferring[1] = _deferring[1], None
+            _raise_for(signum)

@@ -37,7 +37,7 @@ def error_series(log):
         points = [(entry.get('epoch'), reported_module.error(entry, name))
                   for entry in log]
         points = [(epoch, value) for epoch, value in points
-                  if isinstance(epoch, int) and value is not None]
+                  if reported_module.is_epoch(epoch) and value is not None]
         if points:
             epochs, values = zip(*points)
             series.append((name, list(epochs), list(values)))
@@ -76,8 +76,10 @@ def draw(series, path, lines=(), reported=None, title=None):
                       reported, reported.test_error))
     # Errors fall by an order of magnitude: a log axis keeps the end legible.
     axes.set_yscale('log')
+    # Only positive errors go on a log axis; none at all (a run that made
+    # no error) leaves the axis its full range.
     values = [e for _, _, curve in series for e in curve if e > 0] + [
-        value for value, _ in lines]
+        value for value, _ in lines] or [TICKS[0], TICKS[-1]]
     low = 2 ** math.floor(math.log2(min(values) * 0.9))
     high = min(max(values) * 1.1, 100)
     axes.set_ylim(low, high)
@@ -107,6 +109,40 @@ def reference_lines(pairs):
     return lines
 
 
+def figure_formats():
+    """The suffixes of the formats matplotlib writes (``'png'``,
+    ``'svg'``, ...), sorted."""
+    import matplotlib
+    matplotlib.use('Agg')  # the figure goes to a file; no display needed
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    return sorted(FigureCanvasAgg.get_supported_filetypes())
+
+
+def check_figure_path(path):
+    """errors.UsageError unless a figure can be written to ``path``: its
+    directory exists, it is not a directory, and its suffix names a format
+    matplotlib writes (one line that names them)."""
+    if os.path.isdir(path):
+        raise errors.UsageError('cannot write {}: it is a directory; give a '
+                                'file name, such as {}.'.format(
+                                    path, os.path.join(path, FIGURE_FILE)))
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise errors.UsageError('cannot write {}: its directory does not '
+                                'exist.'.format(path))
+    try:
+        formats = figure_formats()
+    except ImportError:
+        raise errors.UsageError('plotting needs matplotlib: pip install '
+                                'matplotlib')
+    suffix = os.path.splitext(path)[1][1:]
+    if suffix.lower() not in formats:
+        raise errors.UsageError(
+            'cannot write {}: {}; give a file name ending in one of {}.'
+            .format(path, 'matplotlib writes no .{} figure'.format(suffix)
+                    if suffix else 'its name has no suffix to name a format',
+                    ', '.join('.' + name for name in formats)))
+
+
 def plot_run(result, out=None, lines=(), title=None):
     """Draws the error curves of the run in ``result`` to ``out`` (by
     default its ``error.png``) and prints what it wrote and the result
@@ -116,27 +152,22 @@ def plot_run(result, out=None, lines=(), title=None):
         errors.UsageError: The log cannot be read or plotted, or ``out``
             cannot be written.
     """
-    try:
-        log = result_dir.read_log(result)
-    except OSError as e:
-        raise errors.UsageError('cannot read the log of {}: {}'.format(
-            result, e.strerror or e))
-    except ValueError as e:
-        raise errors.UsageError('{} is not a LogReport log ({})'.format(
-            os.path.join(result, result_dir.LOG_FILE), e))
+    if not os.path.isdir(result):
+        raise errors.UsageError(
+            '{} is not a directory{}; give the --out directory of a '
+            'train_mnist.py run.'.format(
+                result, '' if os.path.lexists(result)
+                else ' (it does not exist)'))
+    out = out or os.path.join(result, FIGURE_FILE)
+    check_figure_path(out)
+    log = result_dir.read_log(result)
     series = error_series(log)
     reported = reported_module.reported(log)
-    out = out or os.path.join(result, FIGURE_FILE)
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise errors.UsageError('cannot write {}: its directory does not '
-                                'exist'.format(out))
     try:
         draw(series, out, lines, reported, title)
     except ImportError:
         raise errors.UsageError('plotting needs matplotlib: pip install '
                                 'matplotlib')
-    except ValueError as e:  # a format matplotlib does not write
-        raise errors.UsageError('cannot write {}: {}'.format(out, e))
     print('wrote {}: {} epochs'.format(out, len(log)))
     if reported is not None:
         print(reported.summary())

@@ -12,6 +12,7 @@ from quantized_net.training import mnist
 from quantized_net.training import reported
 from quantized_net.training import result_dir
 from quantized_net.training import saved_model
+from quantized_net import errors
 
 
 def accuracy(model, dataset, batchsize, device):
@@ -39,12 +40,11 @@ def distinct_weight_values(model):
 
 def model_epoch(result, model_file):
     """The words for the epoch of ``result``'s model ``model_file``
-    (``'epoch 5 (last)'``), or None where its log does not say."""
+    (``'epoch 5 (last)'``), or None where its log does not say (a log
+    missing or damaged leaves the report without them)."""
     try:
         log = result_dir.read_log(result)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(log, list):
+    except errors.ResultError:
         return None
     return reported.model_epoch(
         log, best=model_file == result_dir.BEST_MODEL_FILE)

@@ -11,6 +11,8 @@ from quantized_net.training import presets
 CONFIG_FLAGS = presets.QUANTIZER_KEYS + (
     'activation', 'layers', 'unit', 'epoch', 'batchsize', 'loss', 'lr',
     'lr_final', 'input_dropout', 'dropout', 'validation')
+#: The largest ``--seed``: NumPy's generator takes seeds below 2**32.
+MAX_SEED = 2 ** 32 - 1
 
 
 def flag(key):
@@ -101,7 +103,8 @@ def add_train_flags(parser):
                              'refused)')
     parser.add_argument('--noplot', dest='plot', action='store_false',
                         help='Disable PlotReport extension')
-    parser.add_argument('--seed', type=cli.int_at_least(0), default=None,
+    parser.add_argument('--seed', type=cli.int_at_least(0, MAX_SEED),
+                        default=None,
                         help='Random seed; the same seed on the CPU, with '
                              'as many BLAS threads, gives the same log')
     cli.add_dataset_flag(parser)

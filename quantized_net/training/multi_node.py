@@ -50,6 +50,7 @@ from quantized_net.training import processes
 from quantized_net.training import safe_npz
 from quantized_net.training import snapshot
 from quantized_net import errors
+from quantized_net import signals
 
 COMMUNICATORS = ('naive', 'flat', 'pure_nccl')
 # Multi-node batch normalisation is marked experimental; it is what makes a
@@ -280,8 +281,12 @@ def world():
 
 def run(prog, main, interrupted=None):
     """:func:`cli.run` for one rank: a rank that fails prints its one line
-    and aborts the whole job, so that no rank waits forever for it; a
-    signal, which every rank gets, is reported by rank 0 alone."""
+    and aborts the whole job, so that no rank waits forever for it. A
+    signal that every rank gets (mpiexec passes Ctrl-C on) is reported by
+    rank 0 alone, which ends the job; another rank that got one waits
+    :data:`signals.RANK_GRACE_SECONDS` for that, and if the job is still
+    there (the signal reached it alone: a kill of its process), says so
+    itself and ends the job."""
     try:
         mpi = world()
     except errors.UsageError as e:
@@ -294,6 +299,11 @@ def run(prog, main, interrupted=None):
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
             abort(mpi, 1)
+        endings = {status: what for what, status in signals.ENDINGS.values()}
+        if mpi.rank and e.code in endings:
+            time.sleep(signals.RANK_GRACE_SECONDS)
+            print(signals.line(endings[e.code], mpi.rank), file=sys.stderr)
+            abort(mpi, e.code)
         # Quiet: another rank says why, and is given time to.
         abort(mpi, e.code, ABORT_GRACE_SECONDS * 2)
     except BaseException:

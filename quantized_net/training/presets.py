@@ -72,6 +72,11 @@ QUANTIZER_KEYS = ('input_quant', 'weight_quant', 'act_quant', 'grad_quant')
 #: time (the paper's widest network has 4096 units).
 LIMITS = {'unit': (1, 8192), 'layers': (1, 32), 'epoch': (1, 10 ** 6),
           'batchsize': (1, 10 ** 6), 'validation': (0, 10 ** 6)}
+#: The most parameters a configuration may have: 1 GiB of float32
+#: weights, about 4 GiB to train with Adam's two moments and the gradients.
+#: The bnn preset (3 x 4096 units) has about 37 million, 4 x 8192 units
+#: about 209 million.
+MAX_PARAMETERS = 2 ** 28
 _CHOICES = {'activation': ACTIVATIONS, 'loss': LOSSES,
             'init': ('lecun', 'uniform'), 'clip': ('all', 'weights'),
             'preset': tuple(PRESETS)}
@@ -83,10 +88,28 @@ def _check(condition, key, value, wanted):
             key, value, wanted))
 
 
+def layer_shapes(config):
+    """``[(out_size, in_size)]`` of the weight matrices of the network
+    ``config`` describes, input to output; found from the sizes alone,
+    nothing built."""
+    sizes = [N_IN] + [config['unit']] * config['layers'] + [N_OUT]
+    return list(zip(sizes[1:], sizes[:-1]))
+
+
+def parameter_count(config):
+    """The number of parameters of the network ``config`` describes (each
+    layer's weights and bias, and its batch normalisation's scale and
+    shift), counted from the sizes alone, nothing built."""
+    return sum(out_size * in_size + 3 * out_size
+               for out_size, in_size in layer_shapes(config))
+
+
 def check_config(config):
     """Raises ValueError, naming the key, unless ``config`` is a complete
-    configuration with every value of the right type and in range: what
-    is checked before a model is built from a file or from flags."""
+    configuration with every value of the right type and in range, and a
+    network of at most :data:`MAX_PARAMETERS` parameters: what is checked
+    before a model is built from a file or from flags, so that nothing is
+    allocated for a configuration that cannot be trained."""
     if not isinstance(config, dict):
         raise ValueError('the configuration is not a JSON object')
     missing = sorted((set(_SEED) | {'preset'}) - set(config))
@@ -118,6 +141,12 @@ def check_config(config):
     for key in ('centered_input', 'glorot_lr_scale'):
         _check(isinstance(config[key], bool), key, config[key],
                'true or false')
+    count = parameter_count(config)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            'a network of {} x {} units has {} parameters, more than {} '
+            '(what 1 GiB of float32 holds); give fewer --unit or --layers'
+            .format(config['layers'], config['unit'], count, MAX_PARAMETERS))
 
 
 def differences(config, other, ignore=()):

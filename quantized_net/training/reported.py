@@ -10,6 +10,7 @@ choosing its best epoch would choose by test error, so it reports its last
 epoch, the model ``model.npz`` holds.
 """
 import dataclasses
+import math
 from typing import Optional
 
 #: Log keys of the three errors, by the name the reports give them.
@@ -21,11 +22,25 @@ BEST_VALIDATION = 'best validation'
 LAST = 'last'
 
 
+def number(value):
+    """``value`` if it is a finite number (not true or false), else None:
+    a log is read as anyone may have written it."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+            not math.isfinite(value):
+        return None
+    return value
+
+
+def is_epoch(value):
+    """Whether ``value`` is an epoch: a positive integer."""
+    return type(value) is int and value > 0
+
+
 def error(entry, name):
     """The error in % of log ``entry`` for ``name`` (training, validation
-    or test); None where the entry has no number for it."""
-    accuracy = entry.get(_KEY[name])
-    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool):
+    or test); None where the entry has no accuracy in [0, 1] for it."""
+    accuracy = number(entry.get(_KEY[name]))
+    if accuracy is None or not 0 <= accuracy <= 1:
         return None
     return 100 * (1 - accuracy)
 
@@ -33,8 +48,7 @@ def error(entry, name):
 def _entries(log, name):
     """The entries of ``log`` with an epoch and an error for ``name``."""
     return [entry for entry in log if isinstance(entry, dict) and
-            isinstance(entry.get('epoch'), int) and
-            error(entry, name) is not None]
+            is_epoch(entry.get('epoch')) and error(entry, name) is not None]
 
 
 def holds_out(log):
@@ -115,9 +129,8 @@ def reported(log):
         test, validation = error(entry, 'test'), error(entry, 'validation')
     else:  # the test set, evaluated as "validation"
         test, validation = error(entry, 'validation'), None
-    loss = entry.get('main/loss')
     return Reported(entry['epoch'], chosen_by, test, validation,
-                    loss if isinstance(loss, (int, float)) else None)
+                    number(entry.get('main/loss')))
 
 
 def model_epoch(log, best):

@@ -23,10 +23,13 @@ read by :mod:`safe_npz`, its model by :mod:`saved_model`.
 import json
 import os
 import re
+import stat
 
-from quantized_net.atomic_file import TEMP_SUFFIX, atomic_write, temp_prefix
+from quantized_net.atomic_file import (
+    TEMP_SUFFIX, atomic_write, longest_temp_name, temp_prefix)
 from quantized_net.packed.format import PACKED_FILE
 from quantized_net import errors
+from quantized_net import untrusted_file
 
 ARGS_FILE = 'args.json'
 LOG_FILE = 'log'
@@ -41,8 +44,15 @@ _SNAPSHOT = re.compile(re.escape(SNAPSHOT_PREFIX) + r'(\d+)$')
 #: What a run writes, besides its snapshots; export.py adds PACKED_FILE.
 RUN_FILES = (ARGS_FILE, LOG_FILE, MODEL_FILE, BEST_MODEL_FILE, PACKED_FILE,
              GRAPH_FILE, GRAPH_IMAGE) + tuple(PLOT_FILES.values())
-# Chainer's own snapshot writer left these behind when killed.
-_CHAINER_TEMP = re.compile('tmp' + re.escape(SNAPSHOT_PREFIX))
+#: The most bytes ``args.json`` and the log may hold: what a run writes is
+#: a few kilobytes, and a log some hundred bytes an epoch.
+MAX_ARGS_BYTES = 1 << 20
+MAX_LOG_BYTES = 64 << 20
+#: The longest name a run gives a file in its directory: the temporary
+#: file of a snapshot whose iteration has 20 digits (the most an int64
+#: has), the lock's name being shorter.
+LONGEST_NAME = max(longest_temp_name(SNAPSHOT_PREFIX + '9' * 20),
+                   len(LOCK_FILE))
 
 
 def snapshot_name(iteration):
@@ -68,19 +78,22 @@ def run_files(directory):
 
 
 def leftovers(directory):
-    """``(files, directories)``: the names in ``directory`` of what killed
-    writers left, the temporary files of a run's files and Chainer's
-    temporary snapshot directories."""
+    """The names in ``directory`` of the temporary files that killed
+    writers of a run's files left (``.NAME*.part``, see
+    :mod:`atomic_file`): regular files only, never a link or a
+    directory."""
     prefixes = tuple(temp_prefix(name)
                      for name in RUN_FILES + (SNAPSHOT_PREFIX,))
-    files, directories = [], []
+    found = []
     for name in sorted(os.listdir(directory)):
-        path = os.path.join(directory, name)
-        if TEMP_SUFFIX in name and name.startswith(prefixes):
-            files.append(name)
-        elif _CHAINER_TEMP.match(name) and os.path.isdir(path):
-            directories.append(name)
-    return files, directories
+        if name.endswith(TEMP_SUFFIX) and name.startswith(prefixes):
+            try:
+                mode = os.lstat(os.path.join(directory, name)).st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(mode):
+                found.append(name)
+    return found
 
 
 def write_args(out, config, seed, argv, processes=None):
@@ -95,7 +108,9 @@ def write_args(out, config, seed, argv, processes=None):
 
 def read_args(result, check=None):
     """What :func:`write_args` recorded in ``result``: a dict whose
-    ``config`` is a dict.
+    ``config`` is a dict. ``args.json`` is read as anyone may have written
+    it: a regular file (:mod:`untrusted_file`) of at most
+    :data:`MAX_ARGS_BYTES`, JSON of bounded nesting.
 
     Args:
         result (str): The result directory.
@@ -107,16 +122,9 @@ def read_args(result, check=None):
             not such a record.
     """
     path = os.path.join(result, ARGS_FILE)
-    try:
-        with open(path) as f:
-            recorded = json.load(f)
-    except FileNotFoundError:
-        raise errors.ResultError('{} does not exist.'.format(path))
-    except OSError as e:
-        raise errors.ResultError('cannot read {}: {}.'.format(
-            path, e.strerror or e))
-    except ValueError as e:  # not JSON, or not UTF-8
-        raise errors.ResultError(_not_args(path, e))
+    what = 'configuration written by train_mnist.py'
+    recorded = untrusted_file.read_json(path, MAX_ARGS_BYTES,
+                                        errors.ResultError, what)
     if not isinstance(recorded, dict) or not isinstance(
             recorded.get('config'), dict):
         raise errors.ResultError(_not_args(path, 'it holds no configuration'))
@@ -134,11 +142,34 @@ def _not_args(path, why):
 
 
 def read_log(result):
-    """The LogReport entries of a run, oldest first.
+    """The LogReport entries of a run, oldest first: a list of JSON
+    objects (their values are checked by whoever reads them). The log is
+    read as anyone may have written it: a regular file of at most
+    :data:`MAX_LOG_BYTES`, JSON of bounded nesting.
 
     Raises:
-        OSError: The log cannot be read.
-        ValueError: It is not JSON.
+        errors.ResultError: The log is missing, cannot be read, or is not
+            a list of objects; one line naming it.
     """
-    with open(os.path.join(result, LOG_FILE)) as f:
-        return json.load(f)
+    path = os.path.join(result, LOG_FILE)
+    what = 'LogReport log'
+    log = untrusted_file.read_json(path, MAX_LOG_BYTES, errors.ResultError,
+                                   what)
+    if not isinstance(log, list):
+        raise errors.ResultError('{} is not a {}: it holds {}, not a list of '
+                                 'entries.'.format(path, what,
+                                                   _json_kind(log)))
+    for index, entry in enumerate(log):
+        if not isinstance(entry, dict):
+            raise errors.ResultError(
+                '{} is not a {}: entry {} is {}, not an object.'.format(
+                    path, what, index + 1, _json_kind(entry)))
+    return log
+
+
+def _json_kind(value):
+    """What a JSON value is, in words."""
+    if isinstance(value, bool):
+        return 'true or false'
+    return {dict: 'an object', list: 'a list', str: 'a string',
+            type(None): 'null'}.get(type(value), 'a number')

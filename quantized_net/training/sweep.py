@@ -65,7 +65,8 @@ def add_flags(parser):
                         help='Bit widths for weights (default: --bits)')
     parser.add_argument('--act-bits', type=bits_list,
                         help='Bit widths for activations (default: --bits)')
-    parser.add_argument('--seed', type=cli.int_at_least(0), default=0)
+    parser.add_argument('--seed', type=cli.int_at_least(0, flags.MAX_SEED),
+                        default=0, help='Random seed of every cell')
     parser.add_argument('--retrain', action='store_true',
                         help='Train again the cells trained before with '
                              'another configuration (their files are '
@@ -207,8 +208,11 @@ def train_cell(sweep, weight_bits, act_bits, resume=None, replace=False):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env=env)
     if result.returncode != 0:
-        raise errors.UsageError('cell w={} a={} failed:\n{}'.format(
-            weight_bits, act_bits, result.stderr.strip()))
+        # The cell's run ends with its one line; the sweep's says so too.
+        lines = result.stderr.strip().splitlines()
+        raise errors.UsageError('cell w={} a={} failed: {}'.format(
+            weight_bits, act_bits, lines[-1] if lines else
+            'exit status {}'.format(result.returncode)))
 
 
 def run_cell(sweep, weight_bits, act_bits):
@@ -236,15 +240,21 @@ def run_cell(sweep, weight_bits, act_bits):
 def read_cell(directory):
     """What a finished cell reports (see :mod:`reported`): its test error,
     training loss and epoch, and how long it trained."""
-    log = result_dir.read_log(directory)
+    redo = ('; remove {} to train the cell again, or choose another '
+            '--out.'.format(directory))
+    try:
+        log = result_dir.read_log(directory)
+    except errors.ResultError as e:
+        raise errors.ResultError(str(e).rstrip('.') + redo)
     result = reported.reported(log)
     if result is None or result.test_error is None:
-        raise errors.ResultError('the log of {} reports no test error.'
-                                 .format(directory))
+        raise errors.ResultError('the log of {} reports no test error{}'
+                                 .format(directory, redo))
+    seconds = reported.number(log[-1].get('elapsed_time')) if log else None
     return {'test_error': round(result.test_error, 2),
             'train_loss': (None if result.train_loss is None
                            else round(result.train_loss, 4)),
-            'seconds': round(log[-1]['elapsed_time'], 1),
+            'seconds': None if seconds is None else round(seconds, 1),
             'reported_epoch': result.epoch, 'chosen_by': result.chosen_by}
 
 
@@ -289,6 +299,9 @@ def run(sweep, mpi=None):
                                 'matplotlib: pip install matplotlib')
     lock = None
     if rank == 0:
+        # The cells' files are the deepest a sweep writes.
+        claim.check_length(sweep.out, longest=len(os.path.join(
+            'cells', 'wnone_anone')) + 1 + result_dir.LONGEST_NAME)
         claim.make_directory(sweep.out)
         lock = claim.DirectoryLock(sweep.out).acquire()
     try:

@@ -15,6 +15,17 @@ from quantized_net import cli
 from quantized_net import errors
 
 
+@pytest.fixture(autouse=True)
+def signal_handlers():
+    """cli.run ignores SIGINT and SIGTERM once its work ends: the test
+    process gets its own handlers back."""
+    previous = {signum: signal.getsignal(signum)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 def parser_with_device_flags():
     parser = argparse.ArgumentParser(prog='prog')
     cli.add_device_flags(parser)
@@ -171,11 +182,72 @@ def test_run_on_sigterm_cleans_up_and_exits_143(capsys):
             time.sleep(5)  # the signal arrives before this ends
         finally:
             cleaned.append(True)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        with pytest.raises(SystemExit) as e:
-            cli.run('prog.py', main, interrupted=lambda: None)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with pytest.raises(SystemExit) as e:
+        cli.run('prog.py', main, interrupted=lambda: None)
     assert e.value.code == 143 and cleaned == [True]
     assert capsys.readouterr().err == 'prog.py: terminated\n'
+
+
+def test_signals_are_ignored_once_the_work_has_ended(capsys):
+    def main():
+        raise errors.UsageError('bad input')
+    with pytest.raises(SystemExit) as e:
+        cli.run('prog.py', main)
+    assert e.value.code == 'prog.py: error: bad input'
+    # Its line is being written: a second Ctrl-C changes nothing.
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.01)
+
+
+def test_a_signal_as_the_work_ends_is_reported_as_such(capsys):
+    def main():
+        os.kill(os.getpid(), signal.SIGINT)
+        raise errors.UsageError('bad input')  # before the handler runs
+    with pytest.raises(SystemExit) as e:
+        cli.run('prog.py', main)
+    assert e.value.code == 130
+    assert capsys.readouterr().err == 'prog.py: interrupted\n'
+
+
+def test_a_second_signal_during_the_cleaning_is_ignored(capsys):
+    cleaned = []
+
+    def main():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C again
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            cleaned.append(True)
+    with pytest.raises(SystemExit) as e:
+        cli.run('prog.py', main, interrupted=lambda: 'resume with X')
+    assert e.value.code == 130 and cleaned == [True]
+    assert capsys.readouterr().err == 'prog.py: interrupted; resume with X\n'
+
+
+def test_a_hint_that_cannot_be_found_is_left_out(capsys):
+    def hint():
+        raise FileNotFoundError(2, 'No such file or directory', 'out')
+
+    def main():
+        raise KeyboardInterrupt
+    with pytest.raises(SystemExit) as e:
+        cli.run('prog.py', main, interrupted=hint)
+    assert e.value.code == 130
+    assert capsys.readouterr().err == 'prog.py: interrupted\n'
+
+
+@pytest.mark.parametrize('text,message', [
+    ('4294967296', 'must be an integer from 0 to 4294967295, got 4294967296'),
+    ('-1', 'must be an integer from 0 to 4294967295, got -1'),
+    ('x', "expected an integer, got 'x'")])
+def test_a_bounded_integer(text, message):
+    parse = cli.int_at_least(0, 2 ** 32 - 1)
+    assert parse('4294967295') == 2 ** 32 - 1 and parse('0') == 0
+    with pytest.raises(argparse.ArgumentTypeError) as e:
+        parse(text)
+    assert str(e.value) == message
