@@ -254,9 +254,23 @@ def _network(archive, path):
     return PackedNetwork(meta, weights, thresholds, flips, last)
 
 
-def _cannot_read(path, e):
-    return errors.PackedFormatError('cannot read {}: {}.'.format(
-        path, e.strerror or e))
+_NOT_AN_ARCHIVE = ('{} is not a packed network (not an .npz archive: {}); '
+                   'write one with export.py.')
+_CORRUPT = '{} is corrupt ({}); export it again.'
+
+
+def _unreadable(path, error, message, why='{}'):
+    """What to raise for ``error``, raised while ``path`` was read: a
+    :class:`MemoryError` as it is, the machine's :class:`OSError` as a
+    file that cannot be read, and anything else that damaged bytes make
+    NumPy or zipfile raise as ``message``."""
+    if isinstance(error, MemoryError):
+        return error
+    if isinstance(error, OSError) and not safe_npz.is_damage(error):
+        return errors.PackedFormatError('cannot read {}: {}.'.format(
+            path, error.strerror or error))
+    return errors.PackedFormatError(message.format(
+        path, why.format(safe_npz.describe(error))))
 
 
 def _read(f, path):
@@ -266,27 +280,17 @@ def _read(f, path):
         raise errors.PackedFormatError(
             '{} is a single array, not a packed network; write one with '
             'export.py.'.format(path))
-    except OSError as e:
-        raise _cannot_read(path, e)
-    except MemoryError:
-        raise
-    except Exception as e:  # not an archive, or its zip directory damaged
-        raise errors.PackedFormatError(
-            '{} is not a packed network (not an .npz archive: {}); write one '
-            'with export.py.'.format(path, str(e) if isinstance(
-                e, safe_npz.NotAnArchive) else 'damaged: ' +
-                safe_npz.describe(e)))
+    except safe_npz.NotAnArchive as e:
+        raise errors.PackedFormatError(_NOT_AN_ARCHIVE.format(path, e))
+    except Exception as e:  # its zip directory is damaged
+        raise _unreadable(path, e, _NOT_AN_ARCHIVE, 'damaged: {}')
     with archive:
         try:
             return _network(archive, path)
-        except (errors.Error, MemoryError):
+        except errors.Error:
             raise
-        except OSError as e:
-            raise _cannot_read(path, e)
-        except Exception as e:  # anything damaged bytes make NumPy raise
-            raise errors.PackedFormatError(
-                '{} is corrupt ({}); export it again.'.format(
-                    path, safe_npz.describe(e)))
+        except Exception as e:
+            raise _unreadable(path, e, _CORRUPT)
 
 
 def load(path):

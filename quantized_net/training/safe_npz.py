@@ -11,6 +11,7 @@ before any data is read, so a file cannot make it allocate more than the
 archive declares, nor declare more than its size can hold; the arrays
 together may hold no more than a limit.
 """
+import errno
 import os
 import zipfile
 
@@ -42,9 +43,20 @@ def _refuse(path, why):
 
 def describe(error):
     """The exception ``error`` in a few words on one line, for a message
-    that says why a file was refused."""
+    that says why a file was refused: what a damaged file put in it (a
+    member's name, a header's text) cannot break the line nor reach the
+    terminal as control characters."""
     text = ' '.join(str(error).split())
-    return text or type(error).__name__
+    return ''.join(c if c.isprintable() else ascii(c)[1:-1]
+                   for c in text) or type(error).__name__
+
+
+def is_damage(error):
+    """Whether the :class:`OSError` ``error``, raised while an archive was
+    read, comes from its bytes (a seek to an offset it gave, a stream
+    that does not decompress) rather than from the machine (a disk that
+    fails to read)."""
+    return error.errno in (None, errno.EINVAL)
 
 
 class NotAnArchive(ValueError):
@@ -105,7 +117,7 @@ def _check_stored(info, name, size):
         raise NotAnArray('{} is compressed by method {}, which NumPy does '
                          'not write'.format(name, info.compress_type))
     if not fits:
-        raise ValueError('{} claims {} bytes stored in {}'.format(
+        raise ValueError('{} claims {} bytes but stores {}'.format(
             name, info.file_size, info.compress_size))
     if size is not None and info.header_offset + info.compress_size > size:
         raise ValueError('{} ends beyond the end of the file'.format(name))
@@ -198,8 +210,10 @@ def read_npz(path, limit=MAX_ARRAY_BYTES):
         except NotAnArchive as e:
             _refuse(path, str(e))
         except OSError as e:
-            raise errors.ResultError('cannot read {}: {}.'.format(
-                path, e.strerror or e))
+            if not is_damage(e):
+                raise errors.ResultError('cannot read {}: {}.'.format(
+                    path, e.strerror or e))
+            _refuse(path, NOT_AN_ARCHIVE)
         except MemoryError:
             raise
         except Exception:  # the zip directory of a damaged file
@@ -210,10 +224,12 @@ def read_npz(path, limit=MAX_ARRAY_BYTES):
             except (errors.Error, MemoryError):
                 raise
             except NotAnArray as e:
-                _refuse(path, str(e))
+                _refuse(path, describe(e))
             except OSError as e:
-                raise errors.ResultError('cannot read {}: {}.'.format(
-                    path, e.strerror or e))
+                if not is_damage(e):
+                    raise errors.ResultError('cannot read {}: {}.'.format(
+                        path, e.strerror or e))
+                _refuse(path, 'damaged: {}'.format(describe(e)))
             except Exception as e:  # anything damaged bytes make NumPy raise
                 _refuse(path, 'damaged: {}'.format(describe(e)))
 
