@@ -29,6 +29,24 @@ class LogReport(extensions.LogReport):
     def __init__(self, **kwargs):
         super(LogReport, self).__init__(log_name=None, **kwargs)
 
+    def serialize(self, serializer):
+        if not snapshot.saving(serializer):
+            # Chainer parses these without bounding their nesting.
+            snapshot.json_value(serializer('_log', None),
+                                snapshot.key_of(serializer, '_log'), 'log')
+            summary = serializer['_summary']
+            try:
+                names = summary('_names', None)
+            except KeyError:  # Chainer goes on without the statistics
+                names = None
+            if names is not None:
+                key = snapshot.key_of(summary, '_names')
+                names = snapshot.json_value(names, key, 'list of names')
+                snapshot.require(isinstance(names, list) and all(
+                    isinstance(name, str) for name in names), key,
+                    'a list of names')
+        super(LogReport, self).serialize(serializer)
+
     def __call__(self, trainer):
         entries = len(self.log)
         super(LogReport, self).__call__(trainer)
