@@ -103,3 +103,25 @@ def test_export_refuses_each_non_binary_part(key, value):
         packed_export.check_binarized(config)
     assert str(e.value).endswith('this one has {} is {!r}.'.format(
         key, value))
+
+
+def test_fingerprint_is_the_sha256_of_the_model_file(tmp_path):
+    import hashlib
+    import os
+    path = tmp_path / 'model.npz'
+    path.write_bytes(b'any bytes' * 100000)
+    assert packed_export.fingerprint(str(path)) == hashlib.sha256(
+        b'any bytes' * 100000).hexdigest()
+    fifo = str(tmp_path / 'fifo')
+    os.mkfifo(fifo)
+    with pytest.raises(errors.ResultError) as e:
+        packed_export.fingerprint(fifo)
+    assert str(e.value) == '{} is a FIFO, not a regular file; give a ' \
+        'file.'.format(fifo)
+
+
+def test_export_records_the_source_it_is_given():
+    model, config = helpers.binarized_model(units=24)
+    assert packed_export.export(model, config, 'ab' * 32).meta[
+        'source'] == 'ab' * 32
+    assert 'source' not in packed_export.export(model, config).meta

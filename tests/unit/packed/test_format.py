@@ -163,3 +163,63 @@ def test_load_reads_headers_before_data(tmp_path, network):
     packed_format.save(path, network)
     replace_member(path, 'W0', npy_header(object, (70, 13)) + b'\x80\x04.')
     assert 'W0 declares object' in load_error(path)
+
+
+def test_load_refuses_what_is_not_a_regular_file(tmp_path):
+    fifo = str(tmp_path / 'fifo.packed.npz')
+    os.mkfifo(fifo)  # opened for reading, it would wait for a writer
+    assert load_error(fifo) == '{} is a FIFO, not a regular file; give a ' \
+        'file.'.format(fifo)
+    assert load_error('/dev/zero') == '/dev/zero is a character device, ' \
+        'not a regular file; give a file.'
+    assert load_error(str(tmp_path)).endswith(
+        'is a directory, not a regular file; give a file.')
+    missing = str(tmp_path / 'missing.npz')
+    assert load_error(missing) == 'cannot read {}: it does not exist; give ' \
+        'a file that export.py wrote.'.format(missing)
+
+
+def test_load_refuses_metadata_that_is_not_json_of_bounded_depth(
+        tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    rewrite(path, network, meta=numpy.array('[' * 100000 + ']' * 100000))
+    assert load_error(path) == '{} is not a packed network: its JSON nests ' \
+        '100000 deep (at most 32).'.format(path)
+    rewrite(path, network, meta=numpy.array('{"format": "\ud800"}'))
+    assert load_error(path).startswith('{} is not a packed network: '
+                                       "'utf-8' codec can't decode".format(
+                                           path))
+    rewrite(path, network, meta=numpy.array('{"format": '))
+    assert load_error(path).startswith('{} is not a packed network: '
+                                       'Expecting value'.format(path))
+
+
+def test_load_refuses_a_header_numpy_cannot_parse(tmp_path, network):
+    path = str(tmp_path / 'net.npz')
+    packed_format.save(path, network)
+    # An unclosed bracket: NumPy's parser raises tokenize.TokenError.
+    header = b"{'descr': '<i4', 'fortran_order': False, 'shape': (70,"
+    replace_member(path, 'T0', b'\x93NUMPY\x01\x00' + len(header).to_bytes(
+        2, 'little') + header + bytes(280))
+    assert load_error(path).startswith('{} is corrupt ('.format(path))
+
+
+def test_load_refuses_a_compression_numpy_does_not_write(tmp_path,
+                                                         network):
+    import zipfile
+    path = str(tmp_path / 'net.npz')
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_BZIP2) as z:
+        for name, array in network.arrays().items():
+            z.writestr(name + '.npy', npy_header(array.dtype, array.shape) +
+                       array.tobytes())
+    assert load_error(path) == '{} is corrupt (meta is compressed by method ' \
+        '12, which NumPy does not write); export it again.'.format(path)
+
+
+def test_the_source_fingerprint_round_trips(tmp_path):
+    model, config = helpers.binarized_model(units=24)
+    path = str(tmp_path / 'net.npz')
+    packed_format.save(path, packed_export.export(model, config, 'ab' * 32))
+    assert packed_export.source_of(packed_format.load(path)) == 'ab' * 32
+    packed_format.save(path, packed_export.export(model, config))
+    assert packed_export.source_of(packed_format.load(path)) is None

@@ -129,3 +129,106 @@ def test_load_npz_fills_a_link_and_deserialize_takes_optional_keys(
     kept = other.b.array.copy()
     safe_npz.deserialize(arrays, other, optional=lambda key: key == 'b')
     numpy.testing.assert_array_equal(other.b.array, kept)
+
+
+def patch_directory(path, member, offset, fmt, value):
+    """Rewrites a field of ``member``'s entry in the zip directory of the
+    file ``path``: ``offset`` bytes into the entry, packed as ``fmt``."""
+    import struct
+    with open(path, 'rb') as f:
+        data = bytearray(f.read())
+    name = member.encode()
+    entry = data.find(b'PK\x01\x02')
+    while data[entry + 46:entry + 46 + len(name)] != name:
+        entry = data.find(b'PK\x01\x02', entry + 1)
+    struct.pack_into(fmt, data, entry + offset, value)
+    with open(path, 'wb') as f:
+        f.write(bytes(data))
+    return path
+
+
+def test_what_is_not_a_regular_file_is_refused_before_it_is_opened(
+        tmp_path):
+    fifo = str(tmp_path / 'fifo.npz')
+    os.mkfifo(fifo)  # opened for reading, it would wait for a writer
+    assert refused(fifo) == '{} is a FIFO, not a regular file; give a ' \
+        'file.'.format(fifo)
+    assert refused(str(tmp_path)).endswith('is a directory, not a regular '
+                                           'file; give a file.')
+    assert refused('/dev/zero') == '/dev/zero is a character device, not a ' \
+        'regular file; give a file.'
+    missing = str(tmp_path / 'missing.npz')
+    assert refused(missing) == '{} does not exist.'.format(missing)
+
+
+def test_a_single_array_is_not_read(tmp_path):
+    import tracemalloc
+    path = tmp_path / 'huge.npy'
+    path.write_bytes(npy({'descr': '<f8', 'fortran_order': False,
+                          'shape': (2 ** 40,)}, b''))
+    tracemalloc.start()
+    try:
+        assert REFUSED.format('a single array') in refused(str(path))
+        assert tracemalloc.get_traced_memory()[1] < 2 ** 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_member_numpy_did_not_write_is_refused_in_one_line(tmp_path):
+    data = npy({'descr': '<f4', 'fortran_order': False, 'shape': (2,)},
+               b'\0' * 8)
+    # A compression method zipfile does not know (it would raise
+    # NotImplementedError), and one it knows but NumPy never writes.
+    for method in (99, zipfile.ZIP_BZIP2):
+        path = zip_of(str(tmp_path / 'm{}.npz'.format(method)),
+                      {'x.npy': data})
+        patch_directory(path, 'x.npy', 10, '<H', method)
+        assert REFUSED.format('x is compressed by method {}, which NumPy '
+                              'does not write'.format(method)) in \
+            refused(path)
+    # A header NumPy's parser fails on with tokenize.TokenError.
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,"
+    broken = zip_of(str(tmp_path / 'broken.npz'), {
+        'x.npy': b'\x93NUMPY\x01\x00' + len(header).to_bytes(2, 'little') +
+        header + b'\0' * 8})
+    assert refused(broken).startswith('{} is not an archive of arrays '
+                                      '(damaged: '.format(broken))
+    # A member's name that would break the line or reach the terminal.
+    named = zip_of(str(tmp_path / 'named.npz'), {'x\n\x1b[31m': b'text'})
+    message = refused(named)
+    assert message.isprintable() and '\\x1b[31m' in message
+
+
+def test_a_zip_entry_promising_more_than_the_file_holds_is_not_read(
+        tmp_path):
+    data = npy({'descr': '<f4', 'fortran_order': False, 'shape': (2,)},
+               b'\0' * 8)
+    # Stored: 2 GiB said to be in a file of a few hundred bytes.
+    stored = zip_of(str(tmp_path / 'stored.npz'), {'x.npy': data})
+    for offset in (20, 24):  # compressed and uncompressed size
+        patch_directory(stored, 'x.npy', offset, '<I', 2 ** 31)
+    assert REFUSED.format('damaged: x ends beyond the end of the file') in \
+        refused(stored)
+    # Deflated: more than deflate can make of the bytes stored.
+    deflated = str(tmp_path / 'deflated.npz')
+    with zipfile.ZipFile(deflated, 'w', zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr('x.npy', data)
+    patch_directory(deflated, 'x.npy', 24, '<I', 2 ** 31)
+    assert 'damaged: x claims 2147483648 bytes but stores ' in \
+        refused(deflated)
+
+
+def test_the_arrays_together_are_bounded(tmp_path):
+    path = str(tmp_path / 'a.npz')
+    numpy.savez(path, a=numpy.zeros(100, numpy.float32),
+                b=numpy.zeros(100, numpy.float32))
+    assert sorted(safe_npz.read_npz(path, limit=800)) == ['a', 'b']
+    with pytest.raises(errors.ResultError) as e:
+        safe_npz.read_npz(path, limit=799)
+    assert str(e.value) == '{} holds 800 bytes of arrays, more than the 799 ' \
+        'a model or snapshot may hold; it was not loaded.'.format(path)
+    # The default holds a bnn snapshot of 4096 units and 3 layers (its
+    # weights and Adam's two moments) four times over.
+    sizes = [784, 4096, 4096, 4096, 10]
+    params = sum(a * b + 5 * b for a, b in zip(sizes, sizes[1:]))
+    assert 4 * 3 * 4 * params < safe_npz.MAX_ARRAY_BYTES
