@@ -1,5 +1,6 @@
 """extensions.py: the best model chosen by validation, the stop on a
-non-finite loss, the log written whole."""
+non-finite loss, the log written whole; what a resume loads into them,
+checked."""
 import json
 import math
 import os
@@ -12,6 +13,7 @@ import chainer
 import chainer.links as L
 
 from quantized_net.training import extensions
+from quantized_net.training import snapshot
 from quantized_net import errors
 
 
@@ -75,3 +77,44 @@ def test_the_log_is_written_whole(tmp_path):
     with open(os.path.join(out, 'log')) as f:
         assert json.load(f) == [{'main/loss': 0.5, 'epoch': 0,
                                  'iteration': 1, 'elapsed_time': 1.0}]
+
+
+def loaded(extension, **members):
+    """``extension`` after loading ``members`` as a snapshot's, checked as
+    a resume checks it."""
+    extension.serialize(chainer.serializers.NpzDeserializer(
+        {key: numpy.asarray(value) for key, value in members.items()}))
+    extension.check_state('extensions/X/')
+    return extension
+
+
+def test_a_log_loaded_is_a_list_of_entries_of_numbers():
+    saved = chainer.serializers.DictionarySerializer()
+    extensions.LogReport().serialize(saved)
+    members = dict(saved.target)
+    members['_log'] = json.dumps([{'epoch': 1, 'main/loss': 0.5}])
+    assert loaded(extensions.LogReport(), **members).log == [
+        {'epoch': 1, 'main/loss': 0.5}]
+    for log in ('{}', '[1, 2]', '[{"epoch": null}]', '[{"epoch": [1]}]',
+                '[{"epoch": false}]'):
+        members['_log'] = log
+        with pytest.raises(snapshot.Tampered) as e:
+            loaded(extensions.LogReport(), **members)
+        assert str(e.value) == ('extensions/X/_log is not a list of objects '
+                                'of numbers')
+    members['_log'] = '[' * 40 + ']' * 40
+    with pytest.raises(snapshot.Tampered, match=r'^_log is not a log: its '
+                       r'JSON nests 40 deep \(at most 32\)'):
+        loaded(extensions.LogReport(), **members)
+
+
+def test_the_best_accuracy_loaded_is_an_accuracy():
+    link = L.Linear(3, 2)
+    assert loaded(extensions.BestModel(link), best=0.25).best == 0.25
+    assert loaded(extensions.BestModel(link), best=-math.inf).best == \
+        -math.inf
+    for best in (math.nan, 1.01, -0.5, math.inf):
+        with pytest.raises(snapshot.Tampered) as e:
+            loaded(extensions.BestModel(link), best=best)
+        assert str(e.value) == ('extensions/X/best is not an accuracy in '
+                                '[0, 1]')

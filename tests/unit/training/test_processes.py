@@ -18,6 +18,8 @@ def test_one_process_is_the_whole_run(describe_run):
     assert one.model(model) is model and one.loss(model) is model
     assert one.optimizer(model) is model and one.evaluator(model) is model
     assert type(one.snapshot()) is snapshot.Snapshot
+    record = object()
+    assert one.snapshot(record).record is record
     assert one.device(describe_run('--device', '@numpy')).xp.__name__ == \
         'numpy'
 

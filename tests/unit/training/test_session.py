@@ -9,7 +9,9 @@ import numpy
 import pytest
 
 import helpers
+from quantized_net.training import mnist
 from quantized_net.training import result_dir
+from quantized_net.training import run_record
 from quantized_net.training import session
 from quantized_net import errors
 
@@ -132,15 +134,31 @@ def test_resume_errors_leave_the_new_directory_empty(
     assert refused(train_here, *common, '--resume', corrupt) == (
         'cannot resume: {} is not an archive of arrays (empty, damaged, or '
         'not an .npz file); it was not loaded.'.format(corrupt))
-    # Without its args.json beside it, the snapshot itself must fit.
+    # Without its args.json beside it, the snapshot's own record is
+    # checked: flags, seed and data.
     alone = tmp_path / 'alone'
     alone.mkdir()
     shutil.copy(snapshot, str(alone))
-    assert 'not a snapshot of this network' in refused(
-        train_here, *common, '--resume', str(alone / 'snapshot_iter_24'),
-        '--unit', 30)
-    # Nothing was written that would stop the corrected command.
-    assert os.listdir(other) == []
+    copy = str(alone / 'snapshot_iter_24')
+    assert refused(train_here, *common, '--resume', copy, '--unit',
+                   30).startswith('cannot resume from {}: its run was '
+                                  'trained with other value (unit 24, not '
+                                  '30)'.format(copy))
+    assert refused(train_here, *common, '--unit', 24, '--resume', copy,
+                   '--seed', 6) == (
+        'cannot resume from {}: --seed 6 was given, but its run was trained '
+        'with seed 7; leave --seed out, or start a new run.'.format(copy))
+    other_data = str(tmp_path / 'other_data')
+    helpers.write_idx(other_data, 'train', *helpers.synthetic_digits(600, 3))
+    helpers.write_idx(other_data, 'test', *helpers.synthetic_digits(200, 2))
+    assert refused(train_here, *common[2:], '--dataset-dir', other_data,
+                   '--unit', 24, '--resume', copy) == (
+        'cannot resume from {}: its run was trained on other data than '
+        '--dataset-dir {} holds; give the data set it was trained on, or '
+        'start a new run.'.format(copy, other_data))
+    # Refused before the directory was made: nothing was written that
+    # would stop the corrected command.
+    assert not os.path.exists(other)
 
 
 def test_the_resume_hint_names_this_runs_latest_snapshot(
@@ -169,6 +187,30 @@ def test_a_diverging_run_stops_with_one_line_and_no_model(
     assert line.startswith('the training loss is ')
     assert line.endswith('training stopped. Try a smaller --lr.')
     assert result_dir.MODEL_FILE not in os.listdir(out)
+
+
+def test_a_snapshot_records_its_run(data, seed_run, tmp_path, train_here):
+    path = os.path.join(seed_run, 'snapshot_iter_24')
+    record = run_record.read(path)
+    assert record.config == result_dir.read_args(seed_run)['config']
+    assert record.seed == 7
+    assert record.data == run_record.fingerprint(*mnist.load_splits(data))
+    # Resumed elsewhere, the run keeps its id, and prunes its own
+    # snapshots there.
+    out = str(tmp_path / 'resumed')
+    train_here('--dataset-dir', data, '--out', out, '--epoch', 4,
+               '--resume', path, *FAST)
+    assert [name for _, name in result_dir.snapshots(out)] == [
+        'snapshot_iter_48']
+    resumed = run_record.read(os.path.join(out, 'snapshot_iter_48'))
+    assert resumed.run_id == record.run_id
+    assert (resumed.seed, resumed.data, resumed.config['epoch']) == (
+        7, record.data, 4)
+    # A new run has an id of its own.
+    new = str(tmp_path / 'new')
+    train_here('--dataset-dir', data, '--out', new, '--epoch', 1, *FAST)
+    assert run_record.read(os.path.join(new, 'snapshot_iter_12')
+                           ).run_id != record.run_id
 
 
 def test_model_npz_is_the_trained_model(seed_run):

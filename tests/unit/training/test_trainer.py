@@ -9,6 +9,7 @@ from chainer import training
 from quantized_net.training import extensions
 from quantized_net.training import presets
 from quantized_net.training import processes
+from quantized_net.training import run_record
 from quantized_net.training import snapshot
 from quantized_net.training import trainer as trainer_module
 
@@ -82,8 +83,8 @@ class Plugged(processes.SingleProcess):
         evaluator.plugged = True
         return evaluator
 
-    def snapshot(self):
-        return Kept()
+    def snapshot(self, record=None):
+        return Kept(record=record)
 
 
 class Marker(training.Extension):
@@ -119,5 +120,21 @@ def test_the_default_is_one_process(describe_run, tmp_path):
     trainer, model = build(run)
     assert trainer.updater.loss_func is model
     assert isinstance(trainer.get_extension('Snapshot'), snapshot.Snapshot)
+    assert trainer.get_extension('Snapshot').record is None
     assert isinstance(trainer.get_extension('LogReport'),
                       extensions.LogReport)
+
+
+def test_the_snapshot_records_the_run(describe_run, tmp_path):
+    run = describe_run('--unit', 8, '--batchsize', 10, '--out', tmp_path)
+    record = run_record.Record(config_items=run.config_items, seed=None,
+                               run_id=run_record.new_run_id(), data='f' * 64)
+    for plugged in (None, Plugged()):
+        config = run.config
+        model = presets.build_classifier(config)
+        trainer = trainer_module.build_trainer(
+            run, model, presets.build_optimizer(model, config), dataset(40),
+            None, dataset(20, 2), chainer.get_device('@numpy'), plugged,
+            record)
+        name = 'Kept' if plugged else 'Snapshot'
+        assert trainer.get_extension(name).record is record
