@@ -3,6 +3,7 @@ the reported epoch (:mod:`reported`) and reference lines marked, and
 ``plot_error.py``'s work."""
 import math
 import os
+import warnings
 
 from quantized_net.atomic_file import write_figure
 from quantized_net.training import reported as reported_module
@@ -75,7 +76,9 @@ def draw(series, path, lines=(), reported=None, title=None):
                   color='black', label='{}: test {:.2f}%'.format(
                       reported, reported.test_error))
     # Errors fall by an order of magnitude: a log axis keeps the end legible.
-    axes.set_yscale('log')
+    with warnings.catch_warnings():  # a curve all zero has no log
+        warnings.simplefilter('ignore', UserWarning)
+        axes.set_yscale('log')
     # Only positive errors go on a log axis; none at all (a run that made
     # no error) leaves the axis its full range.
     values = [e for _, _, curve in series for e in curve if e > 0] + [

@@ -46,7 +46,7 @@ def _check_shapes(model_path, args_path, config):
     with untrusted_file.open_regular(model_path, errors.ResultError) as f:
         try:
             with numpy.load(f, allow_pickle=False) as archive:
-                for name in archive.files:
+                for name in sorted(archive.files):
                     shape = safe_npz.member_header(archive, name)[1]
                     if expected.get(name) != tuple(shape):
                         raise errors.ResultError(

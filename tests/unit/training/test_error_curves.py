@@ -1,7 +1,9 @@
 """error_curves.py: the series from a log, the figure written whole with
 the reported epoch marked, plot_error.py's work and its one-line errors."""
+import errno
 import json
 import os
+import re
 
 import pytest
 
@@ -69,9 +71,18 @@ def test_plot_run_names_the_reported_epoch(result, capsys):
 
 
 @pytest.mark.parametrize('log,fragment', [
-    (None, 'cannot read the log of'),
-    ('{"epoch": ', 'is not a LogReport log'),
-    ('[{"epoch": 1, "main/loss": 1.0}]', 'the log has no accuracy to plot')])
+    (None, '/log does not exist.'),
+    ('{"epoch": ', 'log is not a LogReport log: Expecting'),
+    ('{}', 'log is not a LogReport log: it holds an object, not a list'),
+    ('[1, 2]', 'log is not a LogReport log: entry 1 is a number'),
+    ('[' * 1000 + ']' * 1000, 'its JSON nests 1000 deep'),
+    ('[{"epoch": 1, "main/loss": 1.0}]', 'the log has no accuracy to plot'),
+    # Values of the wrong type are no accuracy either.
+    ('[{"epoch": "1", "main/accuracy": 0.9}, {"epoch": 2, "main/accuracy":'
+     ' "0.9"}, {"epoch": true, "main/accuracy": 0.5}, {"epoch": 3, '
+     '"main/accuracy": 7}, {"epoch": -1, "main/accuracy": 0.5}, '
+     '{"epoch": 4, "main/accuracy": NaN}, {"epoch": 5, "main/accuracy": '
+     'null}]', 'the log has no accuracy to plot')])
 def test_bad_logs_are_one_line(tmp_path, log, fragment):
     if log is not None:
         with open(str(tmp_path / 'log'), 'w') as f:
@@ -82,14 +93,67 @@ def test_bad_logs_are_one_line(tmp_path, log, fragment):
     assert not os.path.exists(str(tmp_path / 'error.png'))
 
 
-@pytest.mark.parametrize('name,fragment', [
-    (os.path.join('missing', 'error.png'), 'its directory does not exist'),
-    ('error.docx', 'cannot write ')])
-def test_figures_that_cannot_be_written(result, name, fragment):
+@pytest.mark.parametrize('name,message', [
+    (os.path.join('missing', 'error.png'),
+     'cannot write {}: its directory does not exist.'),
+    ('error.docx', r'cannot write {}: matplotlib writes no \.docx figure; '
+     r'give a file name ending in one of .*\.pdf, .*\.png, .*\.svg'),
+    ('error', 'cannot write {}: its name has no suffix to name a format; '
+     'give a file name ending in one of '),
+    ('sub', 'cannot write {}: it is a directory; give a file name, such as '
+     '{}/error.png.')])
+def test_figures_that_cannot_be_written(result, name, message):
     pytest.importorskip('matplotlib')
-    with pytest.raises(errors.UsageError, match=fragment):
-        error_curves.plot_run(result, os.path.join(result, name))
+    os.mkdir(os.path.join(result, 'sub'))
+    path = os.path.join(result, name)
+    with pytest.raises(errors.UsageError) as e:
+        error_curves.plot_run(result, path)
+    assert re.match(message.replace('{}', re.escape(path)), str(e.value))
+    assert sorted(os.listdir(result)) == ['log', 'sub']
+
+
+def test_a_full_disk_leaves_no_figure(result, monkeypatch):
+    pytest.importorskip('matplotlib')
+    from quantized_net import atomic_file
+
+    def full(data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real = atomic_file.os.fdopen
+
+    def fdopen(fd, mode):
+        f = real(fd, mode)
+        f.write = full
+        return f
+    monkeypatch.setattr(atomic_file.os, 'fdopen', fdopen)
+    with pytest.raises(errors.ResultError) as e:
+        error_curves.plot_run(result)
+    assert str(e.value) == 'cannot write {}: No space left on device.'.format(
+        os.path.join(result, 'error.png'))
     assert os.listdir(result) == ['log']
+
+
+def test_a_run_without_any_error_is_drawn(tmp_path, capsys):
+    pytest.importorskip('matplotlib')
+    (tmp_path / 'log').write_text(
+        '[{"epoch": 1, "main/accuracy": 1.0, '
+        '"validation/main/accuracy": 1.0}]')
+    error_curves.plot_run(str(tmp_path))
+    assert (tmp_path / 'error.png').read_bytes()[:4] == b'\x89PNG'
+
+
+@pytest.mark.parametrize('make,message', [
+    (None, '{} is not a directory (it does not exist); give the --out '
+     'directory of a train_mnist.py run.'),
+    (os.mkfifo, '{} is not a directory; give the --out directory of a '
+     'train_mnist.py run.')])
+def test_a_result_that_is_no_directory(tmp_path, make, message):
+    path = str(tmp_path / 'result')
+    if make:
+        make(path)
+    with pytest.raises(errors.UsageError) as e:
+        error_curves.plot_run(path)
+    assert str(e.value) == message.format(path)
 
 
 @pytest.mark.parametrize('pairs,message', [

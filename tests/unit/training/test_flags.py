@@ -2,6 +2,7 @@
 run, their defaults and their errors (argparse's, exit status 2)."""
 import argparse
 
+import numpy
 import pytest
 
 from quantized_net.training import flags
@@ -63,7 +64,11 @@ def test_train_flags_default_to_the_original():
     (['--gpu', '-2'], 'must be at least -1'),
     (['--unit', '-5'], 'must be at least 1'),
     (['--frequency', '0'], 'must be at least 1'),
-    (['--seed', '-1'], 'must be at least 0'),
+    (['--seed', '-1'], 'must be an integer from 0 to 4294967295, got -1'),
+    # NumPy's generator takes no larger seed.
+    (['--seed', '4294967296'],
+     'argument --seed: must be an integer from 0 to 4294967295, got '
+     '4294967296'),
     (['--gpu', '0', '--device', '@numpy'], 'either --device or --gpu'),
     (['--bogus'], 'unrecognized arguments: --bogus'),
     (['--weight-quant', 'linear:0'],
@@ -79,6 +84,10 @@ def test_train_flags_default_to_the_original():
     # What argparse's types cannot see, the configuration's check does.
     (['--unit', '1000000000'],
      'unit is 1000000000; it must be an integer from 1 to 8192'),
+    (['--unit', '8192', '--layers', '32'],
+     'a network of 32 x 8192 units has 2087665694 parameters, more than '
+     '268435456 (what 1 GiB of float32 holds); give fewer --unit or '
+     '--layers'),
 ])
 def test_bad_flags_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -87,3 +96,9 @@ def test_bad_flags_are_argparse_errors(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith('usage: train_mnist.py')
     assert 'train_mnist.py: error: ' in err and message in err
+
+
+def test_the_largest_seed_is_numpys():
+    args = flags.parse_train_args(train_parser(), ['--seed', '4294967295'])
+    assert args.seed == flags.MAX_SEED == 2 ** 32 - 1
+    numpy.random.RandomState(flags.MAX_SEED)  # which NumPy takes

@@ -181,6 +181,32 @@ def test_check_config_names_what_is_wrong(changes, message):
         presets.check_config(incomplete)
 
 
+@pytest.mark.parametrize('name,unit,layers', [
+    ('seed', 16, 1), ('seed', 24, 2), ('bnn', 40, 3), ('float', 7, 5)])
+def test_the_parameter_count_is_the_built_models(name, unit, layers):
+    described = config(name, unit=unit, layers=layers)
+    model = presets.build_classifier(described)
+    assert presets.parameter_count(described) == model.count_params()
+    assert presets.layer_shapes(described) == [
+        link.W.shape for link in model.predictor.linear_layers()]
+
+
+def test_a_configuration_too_large_is_refused_before_anything_is_built(
+        monkeypatch):
+    built = []
+    monkeypatch.setattr(presets.net, 'MnistMLP',
+                        lambda *a, **k: built.append(a))
+    presets.check_config(config('bnn'))  # the paper's 3 x 4096
+    presets.check_config(config('seed', unit=8192, layers=4))
+    with pytest.raises(ValueError) as e:
+        presets.check_config(config('seed', unit=8192, layers=32))
+    assert str(e.value) == (
+        'a network of 32 x 8192 units has 2087665694 parameters, more than '
+        '268435456 (what 1 GiB of float32 holds); give fewer --unit or '
+        '--layers')
+    assert built == []
+
+
 def test_differences_are_the_keys_either_side_changes():
     seed, bnn = config('seed'), config('bnn')
     assert presets.differences(seed, dict(seed)) == []

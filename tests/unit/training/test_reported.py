@@ -56,3 +56,22 @@ def test_the_epoch_of_each_model_file():
         'epoch 2 (best validation)'
     assert reported.model_epoch(LOG, best=False) == 'epoch 3 (last)'
     assert reported.model_epoch([], best=False) is None
+
+
+@pytest.mark.parametrize('value', [
+    '0.99', True, None, [0.99], {'a': 1}, float('nan'), float('inf'), 1.5,
+    -0.1])
+def test_values_of_the_wrong_type_or_range_are_no_accuracy(value):
+    """A log is read as anyone may have written it."""
+    entry = {'epoch': 5, 'validation/main/accuracy': value,
+             'main/loss': value}
+    assert reported.error(entry, 'validation') is None
+    assert reported.reported(ORIGINAL + [entry]).epoch == 3
+    assert reported.reported(ORIGINAL + [entry]).train_loss is None
+
+
+@pytest.mark.parametrize('epoch', ['5', True, 0, -1, 2.0, None, [5]])
+def test_epochs_of_the_wrong_type_are_no_epoch(epoch):
+    entry = {'epoch': epoch, 'validation/main/accuracy': 0.999}
+    assert reported.reported(ORIGINAL + [entry]).epoch == 3
+    assert reported.best_validation(LOG + [entry])['epoch'] == 2

@@ -1,8 +1,10 @@
 """saved_model.py: a trained model saved whole and read back with its
 configuration, every fault one line."""
+import errno
 import json
 import os
 import pickle
+import zipfile
 
 import numpy
 import pytest
@@ -106,8 +108,84 @@ def test_save_model_is_whole_or_nothing(tmp_path, monkeypatch):
     model = presets.build_classifier(small_config())
 
     def fail(*args):
-        raise OSError('disk full')
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(chainer.serializers, 'save_npz', fail)
-    with pytest.raises(OSError):
+    with pytest.raises(errors.ResultError) as e:
         saved_model.save_model(model, out)
+    assert str(e.value) == 'cannot write {}: No space left on device.' \
+        .format(os.path.join(out, 'model.npz'))
     assert os.listdir(out) == []
+
+
+def test_a_configuration_too_large_is_refused_before_a_model_is_built(
+        tmp_path, monkeypatch):
+    out = str(tmp_path)
+    with open(os.path.join(out, 'args.json'), 'w') as f:
+        json.dump({'config': small_config(unit=8192, layers=32)}, f)
+    with open(os.path.join(out, 'model.npz'), 'wb') as f:
+        f.write(b'never read')
+    built = []
+    monkeypatch.setattr(presets, 'build_classifier', built.append)
+    assert refused(out) == (
+        '{} is not a configuration written by train_mnist.py (a network of '
+        '32 x 8192 units has 2087665694 parameters, more than 268435456 '
+        '(what 1 GiB of float32 holds); give fewer --unit or --layers).'
+        .format(os.path.join(out, 'args.json')))
+    assert built == []
+
+
+def write_arrays(path, arrays):
+    with open(path, 'wb') as f:
+        numpy.savez(f, **arrays)
+
+
+def test_the_model_files_shapes_are_checked_before_it_is_built(
+        tmp_path, monkeypatch):
+    out = str(tmp_path)
+    result_dir.write_args(out, small_config(), 0, [])
+    larger = presets.build_classifier(small_config(unit=32))
+    saved_model.save_model(larger, out)
+    built = []
+    monkeypatch.setattr(presets, 'build_classifier', built.append)
+    assert refused(out) == (
+        '{} does not hold the model that {} describes (predictor/b1/avg_mean '
+        'is (32,), not (16,)).'.format(os.path.join(out, 'model.npz'),
+                                    os.path.join(out, 'args.json')))
+    # An array the model does not have, declared huge, is never read.
+    header = numpy.lib.format.header_data_from_array_1_0(
+        numpy.zeros(1, numpy.float32))
+    header['shape'] = (2 ** 20, 2 ** 20)
+    with open(os.path.join(out, 'model.npz'), 'wb') as f:
+        with zipfile.ZipFile(f, 'w') as archive:
+            with archive.open('predictor/l1/W.npy', 'w',
+                              force_zip64=True) as member:
+                numpy.lib.format.write_array_header_1_0(member, header)
+    assert refused(out).endswith(
+        '(predictor/l1/W is (1048576, 1048576), not (16, 784)).')
+    write_arrays(os.path.join(out, 'model.npz'), {'extra': numpy.zeros(3)})
+    assert refused(out).endswith(
+        '(extra is (3,), not one of its arrays).')
+    assert built == []
+
+
+@pytest.mark.parametrize('make,message', [
+    (os.mkfifo, '{} is a FIFO, not a regular file; give a file.'),
+    (os.mkdir, '{} is a directory, not a regular file; give a file.'),
+    (lambda path: os.symlink(path + '.gone', path), '{} does not exist.')])
+def test_a_model_of_another_kind_is_refused_before_it_is_opened(
+        tmp_path, make, message):
+    out = str(tmp_path)
+    result_dir.write_args(out, small_config(), 0, [])
+    path = os.path.join(out, 'model.npz')
+    make(path)
+    assert refused(out) == message.format(path)
+
+
+def test_a_damaged_model_is_one_line(tmp_path):
+    out = str(tmp_path)
+    result_dir.write_args(out, small_config(), 0, [])
+    with open(os.path.join(out, 'model.npz'), 'wb') as f:
+        f.write(b'PK\x03\x04 damaged')
+    assert refused(out) == (
+        '{} is not an archive of arrays (empty, damaged, or not an .npz '
+        'file); it was not loaded.'.format(os.path.join(out, 'model.npz')))

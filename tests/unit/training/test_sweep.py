@@ -154,6 +154,48 @@ def test_a_cell_reports_its_run_reported_result(tmp_path):
         'reported_epoch': 3, 'chosen_by': 'last'}
 
 
+@pytest.mark.parametrize('log,why', [
+    (None, 'log does not exist'),
+    ('[{"epoch": 1', 'log is not a LogReport log: Expecting'),
+    ('{}', 'log is not a LogReport log: it holds an object'),
+    ('[1, 2]', 'log is not a LogReport log: entry 1 is a number'),
+    ('[' * 100 + ']' * 100, 'its JSON nests 100 deep'),
+    ('[{"epoch": 1, "validation/main/accuracy": "0.9"}]',
+     'the log of {} reports no test error')])
+def test_a_finished_cell_whose_log_is_damaged_is_one_line(tmp_path, log,
+                                                           why):
+    directory = str(tmp_path)
+    if log is not None:
+        (tmp_path / 'log').write_text(log)
+    with pytest.raises(errors.ResultError) as e:
+        sweep.read_cell(directory)
+    message = str(e.value)
+    assert why.format(directory) in message and '\n' not in message
+    assert message.endswith('; remove {} to train the cell again, or choose '
+                            'another --out.'.format(directory))
+
+
+def test_a_cell_without_its_time_reports_none(tmp_path):
+    (tmp_path / 'log').write_text(
+        '[{"epoch": 1, "validation/main/accuracy": 0.9, "elapsed_time": '
+        '"long"}]')
+    assert sweep.read_cell(str(tmp_path))['seconds'] is None
+
+
+def test_a_failed_cell_is_one_line(tmp_path, monkeypatch):
+    grid = plan('--out', tmp_path, '--bits', '1')
+
+    class Failed(object):
+        returncode = 1
+        stderr = ('notice: something\ntrain_mnist.py: error: --out x is a '
+                  'FIFO, not a directory.\n')
+    monkeypatch.setattr(sweep.subprocess, 'run', lambda *a, **k: Failed())
+    with pytest.raises(errors.UsageError) as e:
+        sweep.train_cell(grid, 1, 1)
+    assert str(e.value) == ('cell w=1 a=1 failed: train_mnist.py: error: '
+                            '--out x is a FIFO, not a directory.')
+
+
 def test_the_cells_spread_over_processes_and_back():
     cells = list(range(7))
     shares = [sweep.share(cells, rank, 3) for rank in range(3)]
