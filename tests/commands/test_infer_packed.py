@@ -129,3 +129,40 @@ def test_a_numba_that_does_not_import_leaves_the_blas_engine(
         helpers.run_script('infer_packed.py', path, '--dataset-dir',
                            synthetic_dir, env=env),
         'need numba', '--engine blas')
+
+
+def run_within(*args):
+    """infer_packed.py with ``args``; one that waits (on a FIFO, say)
+    fails the test instead of hanging it."""
+    import subprocess
+    import sys
+    return subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'infer_packed.py')] +
+        [str(a) for a in args], capture_output=True, text=True,
+        env=helpers.SCRIPT_ENV, timeout=60)
+
+
+def test_fifos_and_devices_are_refused_in_one_line(packed_result,
+                                                   tmp_path):
+    _, path = packed_result
+    fifo = str(tmp_path / 'fifo')
+    os.mkfifo(fifo)  # opened for reading, it would wait for a writer
+    prefix = 'infer_packed.py: error: '
+    assert assert_one_line_error(run_within(fifo, '--engine', 'blas')) == \
+        prefix + '{} is a FIFO, not a regular file; give a file.'.format(
+            fifo)
+    assert assert_one_line_error(run_within(
+        path, '--images', fifo, '--engine', 'blas')) == \
+        prefix + '{} is a FIFO, not a regular file; give a file.'.format(
+            fifo)
+    # A device that never ends is not read.
+    assert assert_one_line_error(run_within(
+        path, '--images', '/dev/zero', '--engine', 'blas')) == \
+        prefix + '/dev/zero is a character device, not a regular file; ' \
+        'give a file.'
+    images, labels = helpers.synthetic_digits(5, seed=3)
+    image_file, _ = helpers.write_idx(str(tmp_path), 'test', images, labels)
+    assert assert_one_line_error(run_within(
+        path, '--images', image_file, '--labels', fifo, '--engine',
+        'blas')) == prefix + '{} is a FIFO, not a regular file; give a ' \
+        'file.'.format(fifo)
