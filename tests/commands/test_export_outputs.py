@@ -1,14 +1,12 @@
 """Where export.py writes: never through a link, never onto a FIFO, a
 device or another's file, and a failure to write (a full disk) leaves
 nothing behind: no lock, no temporary file, the earlier file whole."""
-import errno
 import os
 import resource
 import signal
 import subprocess
 import sys
 
-import numpy
 import pytest
 
 import helpers
@@ -16,21 +14,39 @@ from helpers import assert_one_line_error
 from quantized_net.packed import export as packed_export
 from quantized_net.packed import format as packed_format
 from quantized_net.training import result_dir
-from quantized_net import errors
-
-import export
 
 PACKED = packed_format.PACKED_FILE
 
 
-def run(*args, **options):
-    """export.py with ``args``; a run that waits (on a FIFO, say) fails
-    the test instead of hanging it."""
+#: Runs export.py as ``python export.py ARGS`` does, but with every
+#: write of an array archive failing as on a full disk.
+FULL_DISK = """
+import errno, os, runpy, sys
+import numpy
+def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+numpy.savez = full
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def run(*args, prelude=None, **options):
+    """export.py with ``args`` (after the Python code ``prelude``, if
+    given); a run that waits (on a FIFO, say) fails the test instead of
+    hanging it."""
+    script = os.path.join(helpers.ROOT, 'export.py')
     return subprocess.run(
-        [sys.executable, os.path.join(helpers.ROOT, 'export.py')] +
-        [str(a) for a in args], capture_output=True, text=True,
+        [sys.executable] + (['-c', prelude] if prelude else []) +
+        [script] + [str(a) for a in args], capture_output=True, text=True,
         env=dict(helpers.SCRIPT_ENV, PYTHONDONTWRITEBYTECODE='1'),
         timeout=60, **options)
+
+
+def succeeds(*args):
+    done = run(*args)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def listing(directory):
@@ -102,23 +118,16 @@ def test_another_file_is_replaced_only_with_replace(result, tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == ['notes.npz']
 
 
-def export_here(*argv):
-    """export.py's work, in this process: errors raise as they are."""
-    export.export(export.parse_args([str(a) for a in argv]))
-
-
-def refusal(*argv):
-    with pytest.raises(errors.UsageError) as e:
-        export_here(*argv)
-    return str(e.value)
+def refusal(*args):
+    return assert_one_line_error(run(*args)).split(': error: ', 1)[1]
 
 
 def test_an_earlier_export_of_the_same_model_is_replaced(
         result, other_result, tmp_path):
     out = str(tmp_path / 'net.packed.npz')
-    export_here(result, '-o', out)
+    succeeds(result, '-o', out)
     first = listing(str(tmp_path))
-    export_here(result, '-o', out)  # the same model: replaced, the same
+    succeeds(result, '-o', out)  # the same model: replaced, the same
     assert listing(str(tmp_path)) == first
     # Another model's packed file, and one that records no model.
     assert refusal(other_result, '-o', out) == (
@@ -133,32 +142,27 @@ def test_an_earlier_export_of_the_same_model_is_replaced(
         'was not overwritten; give --replace to replace it, or another -o.'
         .format(out))
     assert listing(str(tmp_path)) == unrecorded
-    export_here(other_result, '-o', out, '--replace')
+    succeeds(other_result, '-o', out, '--replace')
     assert packed_export.source_of(packed_format.load(out)) == \
         packed_export.fingerprint(os.path.join(other_result, 'model.npz'))
     # The default output, in the result directory, follows the same rule.
     default = os.path.join(result, PACKED)
     try:
-        export_here(result)
-        export_here(result)
+        succeeds(result)
+        succeeds(result)
         assert packed_format.load(default).sizes == [784, 64, 64, 10]
     finally:
         os.remove(default)
 
 
 def test_a_full_disk_leaves_no_lock_no_temporary_and_the_old_file(
-        result, tmp_path, monkeypatch):
+        result, tmp_path):
     out = str(tmp_path / 'net.packed.npz')
-    export_here(result, '-o', out)
+    succeeds(result, '-o', out)
     before = listing(str(tmp_path))
-
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(numpy, 'savez', full)
-    with pytest.raises(errors.ResultError) as e:
-        export_here(result, '-o', out)
-    assert str(e.value) == 'cannot write {}: No space left on device.'.format(
-        out)
+    assert assert_one_line_error(run(result, '-o', out, prelude=FULL_DISK)) \
+        == 'export.py: error: cannot write {}: No space left on device.' \
+        .format(out)
     assert listing(str(tmp_path)) == before
     assert not os.path.exists(os.path.join(str(tmp_path),
                                            result_dir.LOCK_FILE))
