@@ -98,17 +98,19 @@ class Training(object):
             else None
         test_set = processes.shard(splits[2])
 
+        model = processes.model(presets.build_classifier(config))
+        model.to_device(device)
+        optimizer = processes.optimizer(presets.build_optimizer(model,
+                                                                config))
+        trainer = trainer_module.build_trainer(
+            run, model, optimizer, train_set, val_set, test_set, device,
+            processes, record)
+        if run.resume:
+            # Loaded and checked before the directory is touched: a
+            # snapshot refused leaves --out as it was.
+            processes.load_snapshot(run.resume, trainer)
         with processes.claim(run.out, run.resume, run.replace):
             self.out = run.out
-            model = processes.model(presets.build_classifier(config))
-            model.to_device(device)
-            optimizer = processes.optimizer(
-                presets.build_optimizer(model, config))
-            trainer = trainer_module.build_trainer(
-                run, model, optimizer, train_set, val_set, test_set, device,
-                processes, record)
-            if run.resume:
-                processes.load_snapshot(run.resume, trainer)
             processes.start(optimizer)
             if processes.writer:
                 result_dir.write_args(run.out, config, run.seed, run.argv,
