@@ -177,3 +177,26 @@ def test_communicators_copy_one_parameter_at_a_time():
     result = mpirun(1, '-c', code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ['False']
+
+
+def test_a_snapshot_of_ranks_records_its_run_and_is_checked(data, whole,
+                                                            tmp_path):
+    out, _, _ = whole
+    with numpy.load(os.path.join(out, result_dir.snapshot_name(36)),
+                    allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    assert (int(arrays['run/seed']), int(arrays['processes'])) == (3, 2)
+    # A value of rank 1's own state, tampered: rank 1 says so, once.
+    key = 'updater/iterator:main/order'
+    order = arrays['ranks/1/' + key].copy()
+    order[0] = 10 ** 6
+    arrays['ranks/1/' + key] = order
+    tampered = str(tmp_path / result_dir.snapshot_name(36))
+    with open(tampered, 'wb') as f:
+        numpy.savez(f, **arrays)
+    result = train(2, data, str(tmp_path / 'two'), '--epoch', 4, '--seed', 3,
+                   '--resume', tampered)
+    assert_ours_is_one_line(
+        result, 'cannot resume from {}: it was damaged or altered ({} is not '
+        'a permutation of range(300))'.format(tampered, key))
+    assert not os.path.exists(str(tmp_path / 'two'))
