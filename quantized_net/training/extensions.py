@@ -12,6 +12,8 @@ import json
 import math
 import os
 
+import numpy
+
 from chainer import training
 from chainer.training import extensions
 
@@ -40,20 +42,8 @@ class LogReport(extensions.LogReport):
             except KeyError:  # Chainer goes on without the statistics
                 names = None
             if names is not None:
-                key = snapshot.key_of(summary, '_names')
-                names = snapshot.json_value(names, key, 'list of names')
-                snapshot.require(isinstance(names, list) and all(
-                    isinstance(name, str) for name in names), key,
-                    'a list of names')
+                _check_summary(summary, names)
         super(LogReport, self).serialize(serializer)
-
-    def __call__(self, trainer):
-        entries = len(self.log)
-        super(LogReport, self).__call__(trainer)
-        if len(self.log) > entries:
-            path = os.path.join(trainer.out, result_dir.LOG_FILE)
-            with atomic_write(path) as f:
-                json.dump(self.log, f, indent=4)
 
     def check_state(self, prefix):
         """Raises snapshot.Tampered unless the log loaded is a list of
@@ -64,6 +54,32 @@ class LogReport(extensions.LogReport):
                 isinstance(key, str) and snapshot.is_number(value)
                 for key, value in entry.items()) for entry in self.log),
             prefix + '_log', 'a list of objects of numbers')
+        snapshot.check_trigger(self._trigger, prefix + '_trigger/')
+
+    def __call__(self, trainer):
+        entries = len(self.log)
+        super(LogReport, self).__call__(trainer)
+        if len(self.log) > entries:
+            path = os.path.join(trainer.out, result_dir.LOG_FILE)
+            with atomic_write(path) as f:
+                json.dump(self.log, f, indent=4)
+
+
+def _check_summary(summary, names):
+    """Refuses the statistics of an epoch in progress unless they are,
+    for each name, the sums that Chainer's summary keeps."""
+    key = snapshot.key_of(summary, '_names')
+    names = snapshot.json_value(names, key, 'list of names')
+    snapshot.require(isinstance(names, list) and all(
+        isinstance(name, str) for name in names), key, 'a list of names')
+    for index in range(len(names)):
+        sums = summary['_summaries'][str(index)]
+        for member in ('_x', '_x2', '_n'):
+            value = sums(member, None)  # KeyError if missing: not a snapshot
+            snapshot.require(
+                isinstance(value, numpy.ndarray) and value.shape == () and
+                value.dtype.kind in 'iuf' and bool(numpy.isfinite(value)),
+                snapshot.key_of(sums, member), 'a finite number')
 
 
 class PlotReport(extensions.PlotReport):

@@ -280,11 +280,25 @@ def _check_optimizer(optimizer, prefix):
                                                          param.dtype))
 
 
+def check_trigger(trigger, prefix):
+    """Raises :class:`Tampered` unless the interval ``trigger`` (others
+    keep no state) holds the iteration and epoch it last saw, or -1 for
+    none."""
+    if not isinstance(trigger, training.triggers.IntervalTrigger):
+        return
+    iteration = trigger._previous_iteration
+    require(isinstance(iteration, int) and iteration >= -1,
+            prefix + 'previous_iteration', 'an iteration, or -1')
+    detail = trigger._previous_epoch_detail
+    require(is_finite(detail) and detail >= -1,
+            prefix + 'previous_epoch_detail', 'a number of epochs, or -1')
+
+
 def check_state(trainer):
     """Raises :class:`Tampered` unless the state loaded into ``trainer`` is
     one a run can reach: the updater's, its iterators' and optimizers',
-    and each extension's, which an extension checks in its own
-    ``check_state(prefix)`` where it has one.
+    the triggers', and each extension's, which an extension checks in its
+    own ``check_state(prefix)`` where it has one.
 
     What Chainer's deserializers check (the shapes of the parameters, the
     keys) is not repeated; what would fail later, in the middle of
@@ -299,8 +313,10 @@ def check_state(trainer):
     elapsed = getattr(trainer, '_snapshot_elapsed_time', 0.0)
     require(is_finite(elapsed) and elapsed >= 0, '_snapshot_elapsed_time',
             'a finite number of seconds')
+    check_trigger(trainer.stop_trigger, 'stop_trigger/')
     # Trainer keeps its extensions by name only in this attribute.
     for name, entry in trainer._extensions.items():
+        check_trigger(entry.trigger, 'extension_triggers/{}/'.format(name))
         prefix = 'extensions/{}/'.format(name)
         extension = entry.extension
         check = getattr(extension, 'check_state', None)

@@ -338,6 +338,11 @@ def tampered_cases():
          'a list of at most 64 snapshot names (snapshot_iter_N)'),
         ('extensions/Snapshot/written', '"snapshot_iter_10"',
          'a list of at most 64 snapshot names (snapshot_iter_N)'),
+        ('stop_trigger/previous_iteration', -2, 'an iteration, or -1'),
+        ('extension_triggers/LogReport/previous_epoch_detail', numpy.nan,
+         'a number of epochs, or -1'),
+        ('extensions/LogReport/_trigger/previous_iteration', -9,
+         'an iteration, or -1'),
         ('_snapshot_elapsed_time', -5.0, 'a finite number of seconds'),
         ('_snapshot_elapsed_time', numpy.inf, 'a finite number of seconds'),
         (snapshot.PROCESSES_KEY, 0, 'a number of processes'),
@@ -380,9 +385,24 @@ def test_tampered_plot_data_is_refused(load, tmp_path, value):
     (ITERATOR + 'order', numpy.arange(3)),  # not the data set's length
     ('updater/model:main/predictor/l1/W', numpy.zeros(3)),
     ('updater/iteration', None),            # missing
+    # statistics of an epoch in progress, without their sums
+    ('extensions/LogReport/_summary/_names', '["main/loss"]'),
 ])
 def test_a_snapshot_of_another_shape_is_refused_in_one_line(
         load, tmp_path, key, value):
     assert refused(load, **{key: value}).startswith(
         'cannot resume from {}: it is not a snapshot of this network ('
         .format(str(tmp_path / SNAPSHOT)))
+
+
+def test_the_statistics_of_an_epoch_in_progress_are_checked(load, tmp_path):
+    sums = 'extensions/LogReport/_summary/_summaries/0/'
+    changes = {'extensions/LogReport/_summary/_names': '["main/loss"]',
+               sums + '_x': 1.5, sums + '_x2': 3.0, sums + '_n': 2}
+    assert load(**changes).updater.iteration == 10
+    for member, value in (('_x', numpy.nan), ('_n', 'two'),
+                          ('_x2', [1.0, 2.0])):
+        line = refused(load, **dict(changes, **{sums + member: value}))
+        assert line.startswith('cannot resume from {}: it was damaged or '
+                               'altered ({} is not a finite number)'.format(
+                                   str(tmp_path / SNAPSHOT), sums + member))
