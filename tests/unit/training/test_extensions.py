@@ -11,6 +11,7 @@ import pytest
 
 import chainer
 import chainer.links as L
+from chainer import training
 
 from quantized_net.training import extensions
 from quantized_net.training import snapshot
@@ -118,3 +119,31 @@ def test_the_best_accuracy_loaded_is_an_accuracy():
             loaded(extensions.BestModel(link), best=best)
         assert str(e.value) == ('extensions/X/best is not an accuracy in '
                                 '[0, 1]')
+
+
+@pytest.mark.skipif(not training.extensions.PlotReport.available(),
+                    reason='needs matplotlib')
+def test_plot_data_loaded_or_kept_from_a_run_without_plots():
+    keys = ['main/loss', 'validation/main/loss']
+    data = {'main/loss': [[1, 0.5]], 'validation/main/loss': [[1, 0.6]]}
+    member = '_plot_loss.png'
+    # From a run with plots: the data it plotted, checked.
+    with_plots = loaded(extensions.PlotReport(keys, 'epoch',
+                                              file_name='loss.png'),
+                        **{member: json.dumps(data)})
+    assert with_plots._data == data
+    # From a run without (no member): its own, empty, data.
+    report = extensions.PlotReport(keys, 'epoch', file_name='loss.png')
+    report.serialize(chainer.serializers.NpzDeserializer(
+        {}, ignore_names=lambda key: True))
+    report.check_state('extensions/X/')
+    assert report._data == {key: [] for key in keys}
+    for bad in ({'main/loss': [[1, 0.5]]}, {'main/loss': [[1]],
+                                            'validation/main/loss': []}):
+        with pytest.raises(snapshot.Tampered) as e:
+            loaded(extensions.PlotReport(keys, 'epoch',
+                                         file_name='loss.png'),
+                   **{member: json.dumps(bad)})
+        assert str(e.value) == (
+            'extensions/X/_plot_loss.png is not an object of lists of [x, '
+            'y] pairs for main/loss, validation/main/loss')
