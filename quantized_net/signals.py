@@ -100,13 +100,9 @@ def install_early():
             signal.signal(signum, _exit_at_once)
 
 
-def _ignore(signum, frame):
-    pass
-
-
 def _raise(signum, frame):
     for other in ENDINGS:
-        signal.signal(other, _ignore)
+        signal.signal(other, signal.SIG_IGN)
     if _deferring[0]:
         # Another thread took the signal while this one holds it back.
         _deferring[1] = signum
@@ -130,9 +126,12 @@ def install_raising():
 
 def ignore():
     """Ignores SIGINT and SIGTERM from now on: a command that is ending
-    (its line being written) is not cut short."""
+    (its line being written) is not cut short. (SIG_IGN itself, not a
+    handler that does nothing: Python puts back the default action of a
+    signal with a handler of its own as it shuts down, when a signal would
+    still kill the process.)"""
     for signum in ENDINGS:
-        signal.signal(signum, _ignore)
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -21,16 +21,27 @@ SCRIPT ARGS`` would run it, with one of
     Raise an error after that iteration in that MPI rank only.
 ``--save-params DIR``
     After training, save this process's parameters to DIR/rankR.npz.
+``--signal-in-temp N SIGNAL``
+    Send SIGNAL (INT or TERM) to the process from inside the creation of
+    the N-th snapshot's temporary file (atomic_write's mkstemp), right
+    after the file exists and before its name is returned.
+``--file-size-limit BYTES``
+    Let no file grow beyond BYTES (RLIMIT_FSIZE, SIGXFSZ ignored): a write
+    past it fails with EFBIG, as one on a full disk fails.
+``--pid-file DIR``
+    Write this process's id to DIR/rankR.pid once the command starts.
 
     python fault_runner.py --kill-at 17 -- train_mnist.py --out r ...
 """
 import argparse
 import contextlib
 import os
+import resource
 import runpy
 import shutil
 import signal
 import sys
+import tempfile
 import time
 
 # The package before Chainer: it lets Chainer import under NumPy 2.
@@ -99,6 +110,28 @@ def kill_in_snapshot(n, limit):
     snapshot.atomic_write = patched
 
 
+def signal_in_temp(n, signum):
+    """Sends ``signum`` from inside the creation of the ``n``-th snapshot's
+    temporary file."""
+    real = tempfile.mkstemp
+    count = [0]
+
+    def mkstemp(*args, **kwargs):
+        made = real(*args, **kwargs)
+        if kwargs.get('prefix', '').startswith('.snapshot_iter_'):
+            count[0] += 1
+            if count[0] == n:
+                os.kill(os.getpid(), signum)
+        return made
+    tempfile.mkstemp = mkstemp
+
+
+def limit_file_size(limit):
+    """Writes past ``limit`` bytes fail (EFBIG) rather than kill."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
 def save_params(directory, rank):
     """Saves the parameters each process ends training with."""
     import numpy
@@ -125,6 +158,9 @@ def main():
     parser.add_argument('--keep-snapshots')
     parser.add_argument('--raise-at', type=int, nargs=2)
     parser.add_argument('--save-params')
+    parser.add_argument('--signal-in-temp', nargs=2)
+    parser.add_argument('--file-size-limit', type=int)
+    parser.add_argument('--pid-file')
     parser.add_argument('command', nargs=argparse.REMAINDER)
     args = parser.parse_args()
     kill = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
@@ -164,6 +200,16 @@ def main():
         after_iteration(fail)
     if args.save_params:
         save_params(args.save_params, rank)
+    if args.signal_in_temp:
+        signal_in_temp(int(args.signal_in_temp[0]),
+                       getattr(signal, 'SIG' + args.signal_in_temp[1]))
+    if args.pid_file:
+        os.makedirs(args.pid_file, exist_ok=True)
+        with open(os.path.join(args.pid_file, 'rank{}.pid'.format(rank)),
+                  'w') as f:
+            f.write(str(os.getpid()))
+    if args.file_size_limit is not None:
+        limit_file_size(args.file_size_limit)
     script, *rest = args.command[1:] if args.command[0] == '--' \
         else args.command
     sys.argv = [script] + rest
