@@ -91,3 +91,14 @@ def test_the_report_of_an_unbounded_quantizer(tiny_data, tmp_path, capsys):
     assert counts == [count for _, _, count in
                       evaluation.distinct_weight_values(model)]
     assert min(counts) > 2  # powers of two, not two levels
+
+
+@pytest.mark.parametrize('log', [None, '{}', '[1]', 'not json', 'fifo',
+                                 '[' * 100 + ']' * 100])
+def test_a_report_leaves_out_the_epoch_of_a_damaged_log(tmp_path, log):
+    path = str(tmp_path / 'log')
+    if log == 'fifo':
+        os.mkfifo(path)  # refused, not waited on
+    elif log is not None:
+        (tmp_path / 'log').write_text(log)
+    assert evaluation.model_epoch(str(tmp_path), 'model.npz') is None
