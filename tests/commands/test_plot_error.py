@@ -31,7 +31,8 @@ def test_writes_the_figure_and_names_the_reported_epoch(result):
 
 @pytest.mark.parametrize('flags,fragment,code', [
     (['--line', 'low', 'paper'], '--line takes an error in % and a label', 2),
-    (['-o', 'error.docx'], 'cannot write error.docx', 1)])
+    (['-o', 'error.docx'], 'cannot write error.docx: matplotlib writes no '
+     '.docx figure; give a file name ending in one of ', 1)])
 def test_bad_flags_get_one_line(result, flags, fragment, code):
     assert_one_line_error(
         run_script('plot_error.py', result, *flags, cwd=str(result)),

@@ -202,8 +202,9 @@ def test_resuming_in_place_from_an_earlier_snapshot_is_refused(tmp_path):
     assert str(e.value) == (
         '{0} holds a later snapshot than {1} (snapshot_iter_24), which '
         'continuing from it here would overwrite; resume from {2}, or resume '
-        'into another --out.'.format(out, os.path.join(out, 'snapshot_iter_12'),
-                                     os.path.join(out, 'snapshot_iter_24')))
+        'into another --out.'.format(
+            out, os.path.join(out, 'snapshot_iter_12'),
+            os.path.join(out, 'snapshot_iter_24')))
     assert snapshot_of(out) == before
     with claim.claim(out, resume=os.path.join(out, 'snapshot_iter_24')):
         pass
