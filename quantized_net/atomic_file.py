@@ -68,8 +68,7 @@ def check_replaceable(path):
     if not stat.S_ISREG(mode):
         raise errors.ResultError(
             '{} is {}; it was not replaced. Remove it, or write '
-            'elsewhere.'.format(path, 'a symbolic link' if stat.S_ISLNK(mode)
-                                else untrusted_file.kind(mode)))
+            'elsewhere.'.format(path, untrusted_file.kind(mode)))
 
 
 @contextlib.contextmanager

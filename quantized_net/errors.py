@@ -37,5 +37,5 @@ def os_error(e, doing='use'):
     ``cannot write out/log: No space left on device``."""
     what = ' '.join(str(name) for name in (e.filename, e.filename2)
                     if name is not None)
-    return 'cannot {}{}: {}.'.format(doing, ' ' + what if what else '',
-                                    e.strerror or e)
+    return 'cannot {}{}: {}.'.format(
+        doing, ' ' + what if what else '', e.strerror or e)

@@ -18,7 +18,8 @@ import numpy
 #: project writes is at most three deep.
 MAX_JSON_DEPTH = 32
 
-_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
+_KINDS = ((stat.S_ISLNK, 'a symbolic link'),
+          (stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
           (stat.S_ISCHR, 'a character device'),
           (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -44,9 +45,9 @@ def _cannot(path, e, error):
     return error('cannot read {}: {}.'.format(path, e.strerror or e))
 
 
-def open_regular(path, error):
-    """``path`` opened for reading in binary, if it is a regular file (a
-    link to one is followed); the caller closes it.
+def open_regular(path, error, follow=True):
+    """``path`` opened for reading in binary, if it is a regular file; the
+    caller closes it.
 
     The kind is checked before the file is opened (opening a device can
     act on it) and again on the opened descriptor, which is opened
@@ -55,18 +56,21 @@ def open_regular(path, error):
     Args:
         path (str): The file.
         error (type): The :mod:`errors` class to raise.
+        follow (bool): Whether a symbolic link at ``path`` is followed to
+            the file it names, or refused as not a regular file.
 
     Raises:
         error: ``path`` does not exist, cannot be read, or is not a regular
-            file (a directory, a FIFO, a device, a socket); one line that
-            says which.
+            file (a directory, a FIFO, a device, a socket, a link where
+            ``follow`` is false); one line that says which.
     """
     try:
-        mode = os.stat(path).st_mode
+        mode = (os.stat if follow else os.lstat)(path).st_mode
         if not stat.S_ISREG(mode):
             _refuse_kind(path, mode, error)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC |
-                     getattr(os, 'O_NOCTTY', 0))
+                     getattr(os, 'O_NOCTTY', 0) |
+                     (0 if follow else os.O_NOFOLLOW))
     except OSError as e:
         raise _cannot(path, e, error)
     try:

@@ -353,8 +353,9 @@ def _load_dir(directory, checksums):
     except FileNotFoundError:
         mode = None
     except OSError as e:
-        raise errors.DatasetError('cannot use dataset directory {}: {}.'.format(
-            directory, e.strerror or e))
+        raise errors.DatasetError(
+            'cannot use dataset directory {}: {}.'.format(
+                directory, e.strerror or e))
     if mode is None or not stat.S_ISDIR(mode):
         raise errors.DatasetError(
             'dataset directory {} {}; give a directory that holds the four '

@@ -47,6 +47,7 @@ import chainermn
 
 from quantized_net import cli
 from quantized_net.training import processes
+from quantized_net.training import run_record
 from quantized_net.training import safe_npz
 from quantized_net.training import snapshot
 from quantized_net import errors
@@ -222,8 +223,9 @@ class MultiNode(processes.SingleProcess):
         return super(MultiNode, self).device(run)
 
     def seed(self, seed):
-        # Each process a seed of its own: its shuffles and dropout masks.
-        return seed + self.rank
+        # Each process a seed of its own: its shuffles and dropout masks
+        # (in NumPy's range, which the run's seed may reach the top of).
+        return (seed + self.rank) % run_record.SEED_LIMIT
 
     def shard(self, dataset, shuffle_seed=None):
         return chainermn.scatter_dataset(

@@ -123,29 +123,6 @@ def _check_seed(path, theirs, seed):
                 else 'with seed {}'.format(theirs)))
 
 
-def _check_in_place(path, out):
-    """Refuses to resume from ``path`` into its own directory ``out`` when
-    ``out`` holds later snapshots, which the run would overwrite."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        if not os.path.samefile(directory, out):
-            return
-        later_than = run_record.iteration(path)
-        later = [name for iteration, name in result_dir.snapshots(out)
-                 if iteration > later_than]
-    except FileNotFoundError:  # out does not exist yet: another directory
-        return
-    except OSError as e:
-        raise errors.UsageError('cannot resume: {}'.format(
-            errors.os_error(e, 'read')))
-    if later:
-        raise errors.UsageError(
-            'cannot resume from {} into {}: it holds later snapshots ({}), '
-            'which the resumed run would overwrite; resume from {}, or give '
-            'another --out.'.format(path, out, ', '.join(later),
-                                    os.path.join(out, later[-1])))
-
-
 def resumed(run):
     """The run to train: ``run`` itself, or where it resumes, ``run`` with
     the record of the run it continues and, without ``--seed``, that
@@ -158,8 +135,9 @@ def resumed(run):
     Raises:
         errors.UsageError: ``run.resume`` is not a file to resume from, its
             run was trained with another configuration (the number of
-            epochs aside) or another seed than ``--seed``, or resuming it
-            in place would overwrite later snapshots; one line.
+            epochs aside) or another seed than ``--seed``; one line.
+            (Whether it may continue in its own directory is
+            :func:`claim.claim`'s to say.)
     """
     path = run.resume
     if path is None:
@@ -182,7 +160,6 @@ def resumed(run):
                 'new run.'.format(path, str(e).rstrip('.')))
         _check_config(path, recorded['config'], run.config)
         seed = recorded.get('seed')
-    _check_in_place(path, run.out)
     return dataclasses.replace(
         run, seed=seed if run.seed is None else run.seed, continues=record)
 

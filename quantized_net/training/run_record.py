@@ -19,7 +19,6 @@ import json
 import os
 import re
 import secrets
-import stat
 from typing import Optional, Tuple
 
 import numpy
@@ -36,11 +35,9 @@ SEED_KEY = 'run/seed'
 ID_KEY = 'run/id'
 DATA_KEY = 'run/data'
 KEYS = (CONFIG_KEY, SEED_KEY, ID_KEY, DATA_KEY)
-#: The trainer's iteration, as Chainer's updater saves it.
-ITERATION_KEY = 'updater/iteration'
-#: The most bytes a member read here may hold: a configuration is about
-#: 500 bytes.
-MEMBER_LIMIT = 1 << 16
+#: The most bytes the record's members may hold together: a configuration
+#: is about 500 characters.
+RECORD_LIMIT = 1 << 16
 #: Seeds are NumPy's: integers in [0, SEED_LIMIT).
 SEED_LIMIT = 2 ** 32
 #: What the seed member holds for a run without a seed.
@@ -49,11 +46,6 @@ NO_SEED = -1
 CHUNK = 4096
 _RUN_ID = re.compile('[0-9a-f]{32}', re.ASCII)
 _DIGEST = re.compile('[0-9a-f]{64}', re.ASCII)
-_PICKLE_OPCODE = b'\x80'
-_PICKLED = 'it holds pickled data, which could run any code'
-_NPY_MAGIC = b'\x93NUMPY'
-#: How every zip archive, an ``.npz`` file among them, starts.
-_ZIP_MAGIC = (b'PK\x03\x04', b'PK\x05\x06')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,71 +167,6 @@ def from_arrays(arrays):
                   data=_text(arrays, DATA_KEY, _DIGEST))
 
 
-def _open(path, follow):
-    """``path`` opened for reading in binary if it is a regular file; a
-    link is followed only if ``follow``."""
-    if follow:
-        return untrusted_file.open_regular(path, errors.UsageError)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK |
-                 os.O_CLOEXEC | getattr(os, 'O_NOCTTY', 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError('{} is not a regular file'.format(path))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, 'rb')
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _not_an_archive(path, why):
-    return errors.UsageError('cannot resume: {} is not an archive of arrays '
-                             '({}); it was not loaded.'.format(path, why))
-
-
-def _members(f, path, keys):
-    """The members ``keys`` of the ``.npz`` archive open in ``f`` that it
-    holds, by name, each checked from its header to be a plain array of
-    at most :data:`MEMBER_LIMIT` bytes before it is read."""
-    head = f.read(len(_NPY_MAGIC))
-    f.seek(0)
-    archive = None
-    if head.startswith(_ZIP_MAGIC):
-        try:
-            archive = numpy.load(f, allow_pickle=False)
-        except Exception:  # any byte of a damaged file: one line
-            pass
-    if archive is None:
-        # Anything else is refused unread: NumPy would read a whole .npy
-        # file, or unpickle.
-        raise _not_an_archive(path, _PICKLED if head.startswith(
-            _PICKLE_OPCODE) else 'a single array' if head == _NPY_MAGIC
-            else 'empty, damaged, or not an .npz file')
-    found = {}
-    with archive:
-        for key in keys:
-            if key not in archive.files:
-                continue
-            try:
-                dtype, _, declared, held = safe_npz.member_header(archive,
-                                                                  key)
-            except Exception as e:
-                raise _not_an_archive(path, 'damaged: {}'.format(
-                    ' '.join(str(e).split())))
-            if dtype.hasobject:
-                raise _not_an_archive(path, _PICKLED)
-            if declared != held or declared > MEMBER_LIMIT:
-                raise altered(path, '{} declares {} bytes and holds {}; at '
-                              'most {}'.format(key, declared, held,
-                                               MEMBER_LIMIT))
-            try:
-                found[key] = archive[key]
-            except Exception as e:
-                raise _not_an_archive(path, 'damaged: {}'.format(
-                    ' '.join(str(e).split())))
-    return found
-
-
 def read(path):
     """The :class:`Record` of the snapshot ``path``, or None where it holds
     none (written before runs recorded one); only its record is read.
@@ -249,32 +176,12 @@ def read(path):
             is not an archive of arrays, or holds a record no run writes;
             one line.
     """
-    with _open(path, follow=True) as f:
-        try:
-            arrays = _members(f, path, KEYS)
-        except OSError as e:
-            raise errors.UsageError(errors.os_error(e, 'read'))
+    try:
+        arrays = safe_npz.read_npz(path, RECORD_LIMIT, names=KEYS)
+    except errors.ResultError as e:
+        raise errors.UsageError('cannot resume: {}'.format(e))
     try:
         return from_arrays(arrays)
-    except ValueError as e:
-        raise altered(path, e)
-
-
-def iteration(path):
-    """The iteration after which the snapshot ``path`` was taken.
-
-    Raises:
-        errors.UsageError: As :func:`read`, or it records none.
-    """
-    with _open(path, follow=True) as f:
-        try:
-            arrays = _members(f, path, (ITERATION_KEY,))
-        except OSError as e:
-            raise errors.UsageError(errors.os_error(e, 'read'))
-    try:
-        return _integer(arrays, ITERATION_KEY, 0, 2 ** 63)
-    except KeyError:
-        raise altered(path, 'it records no {}'.format(ITERATION_KEY))
     except ValueError as e:
         raise altered(path, e)
 
@@ -285,11 +192,12 @@ def written_by(path, run_id):
     record is read, and nothing is raised: a file that cannot be read
     was not written by the run."""
     try:
-        with _open(path, follow=False) as f:
+        with untrusted_file.open_regular(path, errors.ResultError,
+                                         follow=False) as f:
             status = os.fstat(f.fileno())
-            arrays = _members(f, path, (ID_KEY,))
+            arrays = safe_npz.read_open_npz(f, path, RECORD_LIMIT,
+                                            names=(ID_KEY,))
         recorded = _text(arrays, ID_KEY, _RUN_ID)
     except (OSError, errors.Error, ValueError, KeyError):
         return None
     return status if recorded == run_id else None
-

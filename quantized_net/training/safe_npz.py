@@ -125,9 +125,9 @@ def _check_stored(info, name, size):
 
 def member_header(archive, name):
     """What member ``name`` of the open archive ``archive`` (a
-    ``numpy.lib.npyio.NpzFile``) declares, read from its header alone: ``(dtype, shape, declared,
-    held)``, the bytes of data its header declares and those the zip
-    directory says follow the header. The zip directory's entry is checked
+    ``numpy.lib.npyio.NpzFile``) declares, read from its header alone:
+    ``(dtype, shape, declared, held)``, the bytes of data its header
+    declares and those the zip directory says follow the header. The zip directory's entry is checked
     first against what the file can hold (stored data no larger than the
     file, inflating no more than deflate can), so ``held`` is bounded by
     the file's size; nothing larger than the header is read, so a member
@@ -176,62 +176,75 @@ def _check_member(archive, path, name):
     return declared
 
 
-def _read_arrays(archive, path, limit):
+def _read_arrays(archive, path, limit, names):
+    names = [name for name in archive.files
+             if names is None or name in names]
     total = 0
-    for name in archive.files:
+    for name in names:
         total += _check_member(archive, path, name)
     if total > limit:
         raise errors.ResultError(
-            '{} holds {} bytes of arrays, more than the {} a model or '
-            'snapshot may hold; it was not loaded.'.format(path, total,
-                                                           limit))
-    return {name: archive[name] for name in archive.files}
+            '{} holds {} bytes of arrays{}, more than the {} it may hold; it '
+            'was not loaded.'.format(path, total, ' in {}'.format(
+                ', '.join(names)) if len(names) < len(archive.files)
+                else '', limit))
+    return {name: archive[name] for name in names}
 
 
-def read_npz(path, limit=MAX_ARRAY_BYTES):
+def read_npz(path, limit=MAX_ARRAY_BYTES, names=None, follow=True):
     """The arrays of the ``.npz`` file ``path``, by name, read without
     ever unpickling, without reading more than each member declares, and
     only if they hold ``limit`` bytes or fewer in all.
 
     Args:
-        path (str): The file; it must be a regular file (a link to one is
-            followed).
-        limit (int): The most bytes the arrays may hold together
+        path (str): The file; it must be a regular file.
+        limit (int): The most bytes the arrays read may hold together
             (default :data:`MAX_ARRAY_BYTES`).
+        names (collection of str): Read only these members (those of
+            them the archive holds); None for all.
+        follow (bool): Whether a symbolic link at ``path`` is followed
+            (or refused).
 
     Raises:
         errors.ResultError: ``path`` cannot be read, is not a regular file,
             is not an archive of plain arrays, or holds more than
             ``limit`` bytes of them; the message says which, in one line.
     """
-    with untrusted_file.open_regular(path, errors.ResultError) as f:
+    with untrusted_file.open_regular(path, errors.ResultError,
+                                     follow=follow) as f:
+        return read_open_npz(f, path, limit, names)
+
+
+def read_open_npz(f, path, limit=MAX_ARRAY_BYTES, names=None):
+    """:func:`read_npz` of the file ``path`` already open in ``f`` (a
+    regular file, opened in binary), which stays open."""
+    try:
+        archive = open_archive(f)
+    except NotAnArchive as e:
+        _refuse(path, str(e))
+    except OSError as e:
+        if not is_damage(e):
+            raise errors.ResultError('cannot read {}: {}.'.format(
+                path, e.strerror or e))
+        _refuse(path, NOT_AN_ARCHIVE)
+    except MemoryError:
+        raise
+    except Exception:  # the zip directory of a damaged file
+        _refuse(path, NOT_AN_ARCHIVE)
+    with archive:
         try:
-            archive = open_archive(f)
-        except NotAnArchive as e:
-            _refuse(path, str(e))
+            return _read_arrays(archive, path, limit, names)
+        except (errors.Error, MemoryError):
+            raise
+        except NotAnArray as e:
+            _refuse(path, describe(e))
         except OSError as e:
             if not is_damage(e):
                 raise errors.ResultError('cannot read {}: {}.'.format(
                     path, e.strerror or e))
-            _refuse(path, NOT_AN_ARCHIVE)
-        except MemoryError:
-            raise
-        except Exception:  # the zip directory of a damaged file
-            _refuse(path, NOT_AN_ARCHIVE)
-        with archive:
-            try:
-                return _read_arrays(archive, path, limit)
-            except (errors.Error, MemoryError):
-                raise
-            except NotAnArray as e:
-                _refuse(path, describe(e))
-            except OSError as e:
-                if not is_damage(e):
-                    raise errors.ResultError('cannot read {}: {}.'.format(
-                        path, e.strerror or e))
-                _refuse(path, 'damaged: {}'.format(describe(e)))
-            except Exception as e:  # anything damaged bytes make NumPy raise
-                _refuse(path, 'damaged: {}'.format(describe(e)))
+            _refuse(path, 'damaged: {}'.format(describe(e)))
+        except Exception as e:  # anything damaged bytes make NumPy raise
+            _refuse(path, 'damaged: {}'.format(describe(e)))
 
 
 def deserialize(arrays, obj, optional=None):

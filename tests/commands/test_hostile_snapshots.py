@@ -150,10 +150,10 @@ def test_an_older_snapshot_is_not_resumed_over_later_ones(data, tmp_path):
     result = train(data, out, '--epoch', 3, '--resume',
                    os.path.join(out, FIRST))
     assert_one_line_error(
-        result, 'cannot resume from {} into {}: it holds later snapshots '
-        '({}), which the resumed run would overwrite; resume from {}, or '
-        'give another --out.'.format(os.path.join(out, FIRST), out, later,
-                                     os.path.join(out, later)))
+        result, '{} holds a later snapshot than {} ({}), which continuing '
+        'from it here would overwrite; resume from {}, or resume into '
+        'another --out.'.format(out, os.path.join(out, FIRST), later,
+                                os.path.join(out, later)))
     assert contents(out) == before
     # Into another directory, it resumes.
     train_ok(data, str(tmp_path / 'again'), '--epoch', 3, '--resume',

@@ -79,6 +79,19 @@ def test_a_link_to_a_regular_file_is_read(tmp_path):
         assert os.get_blocking(f.fileno())
 
 
+def test_a_link_is_refused_where_links_are_not_followed(tmp_path):
+    (tmp_path / 'file').write_bytes(b'data')
+    link = str(tmp_path / 'link')
+    os.symlink(str(tmp_path / 'file'), link)
+    with pytest.raises(errors.ResultError) as e:
+        untrusted_file.open_regular(link, errors.ResultError, follow=False)
+    assert str(e.value) == ('{} is a symbolic link, not a regular file; give '
+                            'a file.'.format(link))
+    with untrusted_file.open_regular(str(tmp_path / 'file'),
+                                     errors.ResultError, follow=False) as f:
+        assert f.read() == b'data'
+
+
 def test_the_limit_of_a_kind_of_file(tmp_path):
     path = tmp_path / 'args.json'
     path.write_bytes(b'x' * 11)
@@ -134,3 +147,4 @@ def test_kinds_in_words(tmp_path):
     assert untrusted_file.kind(os.stat(str(tmp_path / 'f')).st_mode) == \
         'a regular file'
     assert untrusted_file.kind(stat.S_IFBLK) == 'a block device'
+    assert untrusted_file.kind(stat.S_IFLNK) == 'a symbolic link'

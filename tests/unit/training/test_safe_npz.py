@@ -226,7 +226,14 @@ def test_the_arrays_together_are_bounded(tmp_path):
     with pytest.raises(errors.ResultError) as e:
         safe_npz.read_npz(path, limit=799)
     assert str(e.value) == '{} holds 800 bytes of arrays, more than the 799 ' \
-        'a model or snapshot may hold; it was not loaded.'.format(path)
+        'it may hold; it was not loaded.'.format(path)
+    # Only the members asked for are read, and counted.
+    assert list(safe_npz.read_npz(path, limit=400, names=('b', 'c'))) == [
+        'b']
+    with pytest.raises(errors.ResultError) as e:
+        safe_npz.read_npz(path, limit=399, names=('b',))
+    assert str(e.value) == '{} holds 400 bytes of arrays in b, more than ' \
+        'the 399 it may hold; it was not loaded.'.format(path)
     # The default holds a bnn snapshot of 4096 units and 3 layers (its
     # weights and Adam's two moments) four times over.
     sizes = [784, 4096, 4096, 4096, 10]
