@@ -14,6 +14,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def signal_handlers():
+    """Gives the test process its own SIGINT and SIGTERM handlers back
+    after a test that installs the commands' (cli.run, signals)."""
+    import signal
+    previous = {signum: signal.getsignal(signum)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@pytest.fixture
 def synthetic_dir(tmp_path):
     """:func:`helpers.write_synthetic` in a directory of this test's own,
     which it may change."""

@@ -155,12 +155,7 @@ def plot_run(result, out=None, lines=(), title=None):
         errors.UsageError: The log cannot be read or plotted, or ``out``
             cannot be written.
     """
-    if not os.path.isdir(result):
-        raise errors.UsageError(
-            '{} is not a directory{}; give the --out directory of a '
-            'train_mnist.py run.'.format(
-                result, '' if os.path.lexists(result)
-                else ' (it does not exist)'))
+    result_dir.check_result(result)
     out = out or os.path.join(result, FIGURE_FILE)
     check_figure_path(out)
     log = result_dir.read_log(result)

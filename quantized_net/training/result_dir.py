@@ -96,6 +96,26 @@ def leftovers(directory):
     return found
 
 
+def check_result(result, of='a'):
+    """errors.ResultError unless ``result`` is a directory (a link to one
+    is followed): what the commands that read a run's results are given.
+    ``of`` qualifies the run the message asks for (``'a finished'``)."""
+    try:
+        mode = os.stat(result).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise errors.ResultError(errors.os_error(e, 'read'))
+    if mode is None or not stat.S_ISDIR(mode):
+        raise errors.ResultError(
+            '{} is not a directory ({}); give the --out directory of {} '
+            'train_mnist.py run.'.format(
+                result, 'it does not exist' if mode is None and not
+                os.path.lexists(result) else 'it is a link to nothing'
+                if mode is None else 'it is ' + untrusted_file.kind(mode),
+                of))
+
+
 def write_args(out, config, seed, argv, processes=None):
     """Records the run's configuration, seed and command line, and for a
     multi-process run the number of processes, whole or not at all."""

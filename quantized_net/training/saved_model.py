@@ -72,12 +72,7 @@ def load_model(result, name=result_dir.MODEL_FILE):
     Raises:
         errors.ResultError: What is missing or wrong, in one line.
     """
-    if not os.path.isdir(result):
-        raise errors.ResultError(
-            '{} is not a directory{}; give the --out directory of a '
-            'finished train_mnist.py run.'.format(
-                result, '' if os.path.exists(result)
-                else ' (it does not exist)'))
+    result_dir.check_result(result, 'a finished')
     args_path = os.path.join(result, result_dir.ARGS_FILE)
     model_path = os.path.join(result, name)
     for path in (args_path, model_path):

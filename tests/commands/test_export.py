@@ -43,7 +43,8 @@ def test_script_errors_are_one_line(tmp_path):
     assert_one_line_error(run(str(tmp_path / 'nothing')),
                           'nothing is not a directory (it does not exist)')
     assert_one_line_error(run(str(tmp_path / 'bnn' / 'args.json')),
-                          'args.json is not a directory;')
+                          'args.json is not a directory (it is a regular '
+                          'file);')
     # Not a directory, nor a file that is not a packed network.
     assert_one_line_error(run(bnn_dir, '-o', str(tmp_path)),
                           'is a directory; give a file name')

@@ -15,15 +15,8 @@ from quantized_net import cli
 from quantized_net import errors
 
 
-@pytest.fixture(autouse=True)
-def signal_handlers():
-    """cli.run ignores SIGINT and SIGTERM once its work ends: the test
-    process gets its own handlers back."""
-    previous = {signum: signal.getsignal(signum)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
+# cli.run and the signals module install the commands' handlers.
+pytestmark = pytest.mark.usefixtures('signal_handlers')
 
 
 def parser_with_device_flags():

@@ -12,15 +12,8 @@ import pytest
 from quantized_net import signals
 
 
-@pytest.fixture(autouse=True)
-def signal_handlers():
-    """Each test installs the commands' handlers: the test process gets its
-    own back."""
-    previous = {signum: signal.getsignal(signum)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
+# cli.run and the signals module install the commands' handlers.
+pytestmark = pytest.mark.usefixtures('signal_handlers')
 
 
 def wait_for_signals():

@@ -145,7 +145,10 @@ def test_a_run_without_any_error_is_drawn(tmp_path, capsys):
 @pytest.mark.parametrize('make,message', [
     (None, '{} is not a directory (it does not exist); give the --out '
      'directory of a train_mnist.py run.'),
-    (os.mkfifo, '{} is not a directory; give the --out directory of a '
+    (os.mkfifo, '{} is not a directory (it is a FIFO); give the --out '
+     'directory of a train_mnist.py run.'),
+    (lambda path: os.symlink(path + '.missing', path), '{} is not a '
+     'directory (it is a link to nothing); give the --out directory of a '
      'train_mnist.py run.')])
 def test_a_result_that_is_no_directory(tmp_path, make, message):
     path = str(tmp_path / 'result')
