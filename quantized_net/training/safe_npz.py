@@ -215,6 +215,15 @@ def read_npz(path, limit=MAX_ARRAY_BYTES, names=None, follow=True):
         return read_open_npz(f, path, limit, names)
 
 
+def _unreadable(path, e, why):
+    """The one line of the :class:`OSError` ``e`` raised while ``path``
+    was read: the machine's failure, or the file's damage (``why``)."""
+    if not is_damage(e):
+        raise errors.ResultError('cannot read {}: {}.'.format(
+            path, e.strerror or e))
+    _refuse(path, why)
+
+
 def read_open_npz(f, path, limit=MAX_ARRAY_BYTES, names=None):
     """:func:`read_npz` of the file ``path`` already open in ``f`` (a
     regular file, opened in binary), which stays open."""
@@ -223,10 +232,7 @@ def read_open_npz(f, path, limit=MAX_ARRAY_BYTES, names=None):
     except NotAnArchive as e:
         _refuse(path, str(e))
     except OSError as e:
-        if not is_damage(e):
-            raise errors.ResultError('cannot read {}: {}.'.format(
-                path, e.strerror or e))
-        _refuse(path, NOT_AN_ARCHIVE)
+        _unreadable(path, e, NOT_AN_ARCHIVE)
     except MemoryError:
         raise
     except Exception:  # the zip directory of a damaged file
@@ -239,10 +245,7 @@ def read_open_npz(f, path, limit=MAX_ARRAY_BYTES, names=None):
         except NotAnArray as e:
             _refuse(path, describe(e))
         except OSError as e:
-            if not is_damage(e):
-                raise errors.ResultError('cannot read {}: {}.'.format(
-                    path, e.strerror or e))
-            _refuse(path, 'damaged: {}'.format(describe(e)))
+            _unreadable(path, e, 'damaged: {}'.format(describe(e)))
         except Exception as e:  # anything damaged bytes make NumPy raise
             _refuse(path, 'damaged: {}'.format(describe(e)))
 
