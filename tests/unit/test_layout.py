@@ -10,9 +10,11 @@ import sys
 
 from helpers import ROOT
 
-#: The original suite's Chainer model, at the top under its own names.
+#: The Chainer model, at the top: the original suite's files under their own
+#: names, and the convolution's link/function pair beside the linear one.
 ORIGINAL = {'net', 'qst', 'link_quantized_linear',
-            'function_quantized_linear', 'weight_clip'}
+            'function_quantized_linear', 'link_quantized_convolution_2d',
+            'function_quantized_convolution_2d', 'weight_clip'}
 #: The commands, each run as ./NAME.py; train_mnist is the original's.
 COMMANDS = {'train_mnist', 'train_mnist_mn', 'evaluate', 'export',
             'infer_packed', 'bench', 'bench_packed', 'bench_allreduce',

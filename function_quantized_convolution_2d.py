@@ -1,0 +1,144 @@
+"""quantized_convolution_2d: a 2-D convolution on quantized inputs and
+weights, the convolutional counterpart of quantized_linear."""
+import numpy
+
+import quantized_net  # noqa: F401  (before chainer: NumPy 2)
+import chainer
+from chainer.functions.connection import convolution_2d
+from chainer.utils import type_check
+
+from function_quantized_linear import QuantizedGradient
+from quantized_net.quantization import quantizers
+
+
+class QuantizedConvolution2DFunction(convolution_2d.Convolution2DFunction):
+    """2-D convolution on quantized inputs and weights.
+
+    With quantizers :math:`q_x, q_W, q_g` for inputs, weights and output
+    gradients, and :math:`*` Chainer's convolution (cross-correlation, with
+    the given stride and zero padding),
+
+    .. math::
+
+        y = q_x(x) * q_W(W) + b
+
+    and the backward quantizes the output gradient, passing straight
+    through the quantizers of ``x`` and ``W``, as
+    :class:`~function_quantized_linear.QuantizedLinearFunction` does:
+
+    .. math::
+
+        g_x = q_g(g_y) \\star q_W(W), \\qquad
+        g_W = q_g(g_y) \\star q_x(x), \\qquad
+        g_b = \\textstyle\\sum_{n, i, j} g_{y, n, :, i, j}
+
+    (:math:`\\star` the transposed convolutions Chainer's own backward
+    computes). The border is zero, as Chainer pads: with ``sign`` inputs a
+    padded position adds nothing to a sum of +-1 products, a third value
+    beside +-1 that a packed engine reproduces by counting, per output
+    position, the inputs that fall outside the image.
+
+    :math:`q_x(x)` and :math:`q_W(W)` are computed once, in ``forward``,
+    and kept on the node for backward (``x`` and ``W`` are not retained):
+    quantizing again would cost a second pass and, with ``stochastic``,
+    draw other values than the forward used.
+
+    Args:
+        input_quant, weight_quant, grad_quant (quantizers.Quantizer): The
+            quantizers of ``x``, ``W`` and the output gradient.
+        stride (int or pair of ints): Stride of filter applications.
+        pad (int or pair of ints): Zero padding of each spatial border.
+    """
+
+    def __init__(self, input_quant, weight_quant, grad_quant, stride=1,
+                 pad=0):
+        super(QuantizedConvolution2DFunction, self).__init__(stride, pad)
+        self.input_quant = input_quant
+        self.weight_quant = weight_quant
+        self.grad_quant = grad_quant
+
+    def check_type_forward(self, in_types):
+        n_in = in_types.size()
+        type_check.expect(2 <= n_in, n_in <= 3)
+        x_type, w_type = in_types[:2]
+        type_check._argname((x_type, w_type), ('x', 'W'))
+        type_check.expect(
+            x_type.dtype == numpy.float32,
+            w_type.dtype == numpy.float32,
+            x_type.ndim == 4,
+            w_type.ndim == 4,
+            x_type.shape[1] == w_type.shape[1],
+        )
+        if type_check.eval(n_in) == 3:
+            b_type = in_types[2]
+            type_check._argname((b_type,), ('b',))
+            type_check.expect(
+                b_type.dtype == x_type.dtype,
+                b_type.ndim == 1,
+                b_type.shape[0] == w_type.shape[0],
+            )
+
+    def forward(self, inputs):
+        x, W = inputs[:2]
+        self.x_shape = x.shape
+        self.xq = self.input_quant(x)
+        self.Wq = self.weight_quant(W)
+        # Chainer's forward (CPU or GPU, cuDNN where it may) on the
+        # quantized arrays; it retains x and W, which backward never reads.
+        y, = super(QuantizedConvolution2DFunction, self).forward(
+            (self.xq, self.Wq) + tuple(inputs[2:]))
+        self.retain_inputs(())
+        return y,
+
+    def backward(self, indexes, grad_outputs):
+        gy, = grad_outputs
+        if isinstance(self.grad_quant, quantizers.Identity):
+            gq = gy
+        else:
+            gq, = QuantizedGradient(self.grad_quant).apply((gy,))
+        ret = []
+        if 0 in indexes:
+            ret.append(chainer.functions.deconvolution_2d(
+                gq, self.Wq, stride=(self.sy, self.sx),
+                pad=(self.ph, self.pw), outsize=self.x_shape[2:]))
+        if 1 in indexes:
+            gW, = convolution_2d.Convolution2DGradW(
+                self, self.Wq.shape, self.Wq.dtype, None).apply(
+                    (self.xq, gq))
+            ret.append(gW)
+        if 2 in indexes:
+            ret.append(chainer.functions.sum(gy, axis=(0, 2, 3)))
+        return ret
+
+
+def quantized_convolution_2d(x, W, b=None, stride=1, pad=0,
+                             input_quant='seed', weight_quant='seed',
+                             grad_quant='seed'):
+    """2-D convolution on quantized inputs and weights.
+
+    See :class:`QuantizedConvolution2DFunction` for the formulas. The
+    quantizer defaults are the original suite's log quantizer, as
+    :func:`~function_quantized_linear.quantized_linear`'s.
+
+    Args:
+        x (:class:`~chainer.Variable` or :ref:`ndarray`): float32 input of
+            shape ``(N, C, H, W)``.
+        W (:class:`~chainer.Variable` or :ref:`ndarray`): float32 filters
+            of shape ``(M, C, kH, kW)``.
+        b (:class:`~chainer.Variable` or :ref:`ndarray`): Optional float32
+            bias of shape ``(M,)``.
+        stride (int or pair of ints): Stride of filter applications.
+        pad (int or pair of ints): Zero padding of each spatial border.
+        input_quant, weight_quant, grad_quant (str or quantizers.Quantizer):
+            Quantizer specs of ``x``, ``W`` and the output gradient.
+
+    Returns:
+        ~chainer.Variable: Output of shape ``(N, M, H', W')``, with
+        :math:`H' = (H + 2 p_h - k_H) / s_y + 1` (rounded down), and so for
+        :math:`W'`.
+    """
+    args = (x, W) if b is None else (x, W, b)
+    y, = QuantizedConvolution2DFunction(
+        quantizers.parse(input_quant), quantizers.parse(weight_quant),
+        quantizers.parse(grad_quant), stride, pad).apply(args)
+    return y
