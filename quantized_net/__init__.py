@@ -16,4 +16,7 @@ imports ``quantized_net`` before ``chainer``. The parts:
 # A signal while Chainer imports ends a command with one line, too.
 from quantized_net import signals
 signals.install_early()
+if signals.running_a_command():
+    from quantized_net import streams
+    streams.make_usable()
 from quantized_net import compat  # noqa: E402,F401 (before any chainer import)

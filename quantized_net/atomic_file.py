@@ -55,6 +55,17 @@ def write_figure(figure, path, dpi=100):
         f.write(buffer.getvalue())
 
 
+def remove_temporary(path):
+    """Removes the temporary file ``path`` if it is there, as well as the
+    directory allows: where it cannot be removed (an append-only
+    directory), it stays for the next run to remove, and the error that
+    stopped the write is the one reported."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 def check_replaceable(path):
     """errors.ResultError unless ``path`` is missing or a regular file
     (not a link, a FIFO, a device or a directory), which a new version
@@ -112,5 +123,5 @@ def atomic_write(path, mode='w'):
             path, e.strerror or e))
     finally:
         with signals.deferred():  # a signal cannot leave it half done
-            if temp is not None and os.path.lexists(temp):
-                os.remove(temp)
+            if temp is not None:
+                remove_temporary(temp)

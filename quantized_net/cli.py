@@ -220,7 +220,9 @@ def run(prog, main, interrupted=None, report_signals=True):
 
     * the project's errors (:class:`errors.Error`), and those of the
       machine (:class:`OSError`: a disk full, say; :class:`MemoryError`):
-      one line on stderr, ``PROG: error: message``, exit status 1;
+      one line on stderr, ``PROG: error: message``, exit status 1 (a
+      newline or control character in the message, from a path someone
+      gave, is escaped: :func:`errors.one_line`);
     * Ctrl-C (SIGINT) and SIGTERM: one line, ``PROG: interrupted`` or
       ``PROG: terminated``, followed by what ``interrupted()`` says (how to
       resume, say), exit status 130 or 143 as a shell reports a signal.
@@ -244,9 +246,10 @@ def run(prog, main, interrupted=None, report_signals=True):
         finally:
             signals.ignore()
     except errors.Error as e:
-        sys.exit('{}: error: {}'.format(prog, e))
+        sys.exit('{}: error: {}'.format(prog, errors.one_line(e)))
     except OSError as e:  # the machine's own: a disk full, a name too long
-        sys.exit('{}: error: {}'.format(prog, errors.os_error(e)))
+        sys.exit('{}: error: {}'.format(prog, errors.one_line(
+            errors.os_error(e))))
     except MemoryError:
         sys.exit('{}: error: not enough memory; give a smaller --batchsize '
                  'or network, or free memory.'.format(prog))
@@ -257,7 +260,6 @@ def run(prog, main, interrupted=None, report_signals=True):
                 detail = interrupted() if interrupted else None
             except OSError:  # the directory it would look in is gone
                 detail = None
-            print('{}: {}{}'.format(prog, what,
-                                    '; ' + detail if detail else ''),
-                  file=sys.stderr)
+            print('{}: {}{}'.format(prog, what, '; ' + errors.one_line(
+                detail) if detail else ''), file=sys.stderr)
         sys.exit(status)

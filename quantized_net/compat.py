@@ -28,8 +28,13 @@ It restores exactly what Chainer touches at import time and nothing else:
   instead, and the warning is marked as given.
 
 Under NumPy 1.26 and Python 3.11 the first two are no-ops.
+
+It also refuses, before Chainer reads it, a ``CHAINER_DTYPE`` other than
+float32: the quantizers and kernels compute in float32, and Chainer itself
+fails on a value it does not know with a traceback at import.
 """
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -88,6 +93,27 @@ def quiet_unfollowable_cudnn_advice():
         cuda.check_cuda_available._already_warned = True
 
 
+def unsupported_dtype():
+    """What is wrong with ``CHAINER_DTYPE``, or None where it is unset or
+    float32."""
+    value = os.environ.get('CHAINER_DTYPE')
+    if value in (None, '', 'float32'):
+        return None
+    return ('CHAINER_DTYPE is {!r}, but quantized_net computes in float32; '
+            'unset CHAINER_DTYPE, or set it to float32.'.format(value))
+
+
+def _check_dtype():
+    from quantized_net import signals
+    wrong = unsupported_dtype()
+    if wrong is None:
+        return
+    if signals.running_a_command():
+        sys.exit('{}: error: {}'.format(signals.prog(), wrong))
+    raise ImportError(wrong)
+
+
+_check_dtype()
 _restore_sctypes()
 _provide_distutils_system_info()
 _import_chainer()

@@ -32,6 +32,14 @@ class PackedFormatError(Error):
     """A packed file that cannot be read: which file, and why."""
 
 
+def one_line(text):
+    """``text`` as one printable line: a character that would break the
+    line or act on a terminal (a newline or an escape sequence in a path
+    someone gave) is written as its Python escape, ``\\n``, ``\\x1b``."""
+    return ''.join(c if c.isprintable() else ascii(c)[1:-1]
+                   for c in str(text))
+
+
 def os_error(e, doing='use'):
     """The one line that says what the :class:`OSError` ``e`` is about:
     ``cannot write out/log: No space left on device``."""

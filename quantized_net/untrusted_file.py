@@ -17,6 +17,9 @@ import numpy
 #: Deepest nesting of arrays and objects a JSON file may have: what the
 #: project writes is at most three deep.
 MAX_JSON_DEPTH = 32
+#: JSON integers are those of 64 bits, as NumPy stores every count and
+#: seed the project writes.
+JSON_INT_LIMIT = 2 ** 63
 
 _KINDS = ((stat.S_ISLNK, 'a symbolic link'),
           (stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
@@ -122,19 +125,28 @@ def json_depth(data):
     return int(numpy.cumsum(steps).max(initial=0))
 
 
+def _int64(text):
+    value = int(text)
+    if not -JSON_INT_LIMIT <= value < JSON_INT_LIMIT:
+        raise ValueError('it holds an integer of {} digits, beyond 64 '
+                         'bits'.format(len(text.lstrip('-'))))
+    return value
+
+
 def parse_json(data, path, error, what='file'):
     """The JSON value in the bytes ``data`` read from ``path``.
 
     Raises:
-        error: The bytes are not UTF-8, not JSON, or nested deeper than
-            :data:`MAX_JSON_DEPTH`; one line naming ``path``.
+        error: The bytes are not UTF-8, not JSON, nested deeper than
+            :data:`MAX_JSON_DEPTH`, or hold an integer beyond 64 bits
+            (:data:`JSON_INT_LIMIT`); one line naming ``path``.
     """
     depth = json_depth(data)
     if depth > MAX_JSON_DEPTH:
         raise error('{} is not a {}: its JSON nests {} deep (at most {}).'
                     .format(path, what, depth, MAX_JSON_DEPTH))
     try:
-        return json.loads(data.decode('utf-8'))
+        return json.loads(data.decode('utf-8'), parse_int=_int64)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError too
         raise error('{} is not a {}: {}.'.format(
             path, what, ' '.join(str(e).split())))

@@ -146,7 +146,10 @@ class DirectoryLock(object):
             try:
                 if self._is_ours(self.fd):
                     os.remove(self.path)
-            except FileNotFoundError:  # removed by hand meanwhile
+            except OSError:
+                # Removed by hand meanwhile, or not removable (an
+                # append-only directory): closing releases the lock, and
+                # a file left is a stale lock the next run takes over.
                 pass
             finally:
                 os.close(self.fd)

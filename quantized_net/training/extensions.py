@@ -18,7 +18,8 @@ from chainer import training
 from chainer.training import extensions
 
 from quantized_net.atomic_file import (TEMP_SUFFIX, atomic_write,
-                                       fsync_directory, temp_prefix)
+                                       fsync_directory, remove_temporary,
+                                       temp_prefix)
 from quantized_net.training import result_dir
 from quantized_net.training import saved_model
 from quantized_net.training import snapshot
@@ -122,8 +123,7 @@ class PlotReport(extensions.PlotReport):
                 fsync_directory(trainer.out)
         finally:
             self._file_name = name
-            if os.path.exists(temp):  # interrupted: the old figure stays
-                os.remove(temp)
+            remove_temporary(temp)  # interrupted: the old figure stays
 
 
 class BestModel(training.Extension):

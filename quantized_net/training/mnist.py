@@ -447,7 +447,7 @@ def _cached(directory, name, mirrors, checksum):
     failures = []
     for mirror in mirrors:
         url = mirror + name + '.gz'
-        print('Downloading {}'.format(url), file=sys.stderr)
+        _notice('downloading {}'.format(url))
         try:
             return path, _download(url, path, checksum)
         except _Rejected as e:

@@ -25,10 +25,12 @@ LAST = 'last'
 def number(value):
     """``value`` if it is a finite number (not true or false), else None:
     a log is read as anyone may have written it."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or \
-            not math.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
-    return value
+    try:
+        return value if math.isfinite(value) else None
+    except OverflowError:  # an integer beyond any float
+        return None
 
 
 def is_epoch(value):

@@ -46,9 +46,8 @@ def describe(error):
     that says why a file was refused: what a damaged file put in it (a
     member's name, a header's text) cannot break the line nor reach the
     terminal as control characters."""
-    text = ' '.join(str(error).split())
-    return ''.join(c if c.isprintable() else ascii(c)[1:-1]
-                   for c in text) or type(error).__name__
+    return errors.one_line(' '.join(str(error).split())) or \
+        type(error).__name__
 
 
 def is_damage(error):

@@ -42,6 +42,12 @@ _SNAPSHOT_NAME = re.compile(re.escape(result_dir.SNAPSHOT_PREFIX) +
                             '(0|[1-9][0-9]{0,18})', re.ASCII)
 #: NumPy's MT19937 state: its key's length, and the last position in it.
 MT_KEY_LENGTH = 624
+#: Iterations, epochs and Adam's steps are below this: far beyond any run,
+#: and far enough below 2**63 that counting on never leaves int64 (NumPy
+#: would then save the count as a pickled object).
+COUNT_LIMIT = 2 ** 62
+#: What a count must be, in words.
+COUNT = 'an integer in [0, 2**62)'
 
 
 class Tampered(ValueError):
@@ -57,9 +63,11 @@ def require(condition, key, wanted):
 
 
 def is_count(value):
-    """Whether ``value`` is an integer, not a bool, of at least 0."""
+    """Whether ``value`` is an integer, not a bool, in ``[0,
+    COUNT_LIMIT)``: a count a run can reach, which stays an int64 as it
+    grows."""
     return isinstance(value, numbers.Integral) and not isinstance(
-        value, (bool, numpy.bool_)) and value >= 0
+        value, (bool, numpy.bool_)) and 0 <= value < COUNT_LIMIT
 
 
 def is_number(value):
@@ -250,7 +258,7 @@ def _check_iterator(iterator, prefix):
             state.current_position < size, prefix + 'current_position',
             'a position in [0, {})'.format(size))
     require(is_count(state.epoch), prefix + 'epoch',
-            'a non-negative integer')
+            COUNT)
     require(isinstance(state.is_new_epoch, bool), prefix + 'is_new_epoch',
             'true or false')
     order = state.order
@@ -264,15 +272,15 @@ def _check_iterator(iterator, prefix):
 
 
 def _check_optimizer(optimizer, prefix):
-    require(is_count(optimizer.t), prefix + 't', 'a non-negative integer')
+    require(is_count(optimizer.t), prefix + 't', COUNT)
     require(is_count(optimizer.epoch), prefix + 'epoch',
-            'a non-negative integer')
+            COUNT)
     for name, param in optimizer.target.namedparams():
         rule = param.update_rule
         if rule is None:
             continue
         key = prefix + name.lstrip('/') + '/'
-        require(is_count(rule.t), key + 't', 'a non-negative integer')
+        require(is_count(rule.t), key + 't', COUNT)
         for state, value in (rule.state or {}).items():
             require(value is not None and value.shape == param.shape and
                     value.dtype == param.dtype, key + state,
@@ -306,7 +314,7 @@ def check_state(trainer):
     """
     updater = trainer.updater
     require(is_count(updater.iteration), 'updater/iteration',
-            'a non-negative integer')
+            COUNT)
     _check_iterator(updater.get_iterator('main'), 'updater/iterator:main/')
     for name, optimizer in updater.get_all_optimizers().items():
         _check_optimizer(optimizer, 'updater/optimizer:{}/'.format(name))
@@ -324,7 +332,7 @@ def check_state(trainer):
             check(prefix)
         elif isinstance(extension, extensions.ExponentialShift):
             require(is_count(extension._t), prefix + '_t',
-                    'a non-negative integer')
+                    COUNT)
             value = extension._last_value
             require(value is None or (is_finite(value) and value > 0),
                     prefix + '_last_value', 'a finite positive number')

@@ -14,6 +14,8 @@ import argparse
 import dataclasses
 import importlib.util
 import os
+import signal
+import stat
 import subprocess
 import sys
 import time
@@ -27,8 +29,14 @@ from quantized_net.training import reported
 from quantized_net.training import result_dir
 from quantized_net.training import sweep_results
 from quantized_net import errors
+from quantized_net import signals
+from quantized_net import untrusted_file
 
 NEW, DONE, INTERRUPTED, OTHER = 'new', 'done', 'interrupted', 'other'
+#: Seconds a cell is given to end cleanly when the sweep is interrupted:
+#: a run removes its temporary files and releases its lock in well under
+#: one.
+CELL_GRACE_SECONDS = 30
 
 
 def bits_list(text):
@@ -131,10 +139,31 @@ class Sweep(object):
         return dict(self.config, weight_quant=spec(weight_bits),
                     act_quant=spec(act_bits))
 
+    def cells_dir(self):
+        """The directory that holds the cells' result directories."""
+        return os.path.join(self.out, 'cells')
+
     def cell_dir(self, weight_bits, act_bits):
         """The result directory of a cell."""
-        return os.path.join(self.out, 'cells', 'w{}_a{}'.format(
+        return os.path.join(self.cells_dir(), 'w{}_a{}'.format(
             weight_bits, act_bits))
+
+
+def check_own_directory(path):
+    """errors.UsageError unless ``path`` is missing or a directory itself,
+    not a link (to a directory elsewhere, say): a sweep writes its cells
+    inside its own ``--out`` only."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise errors.UsageError(errors.os_error(e))
+    if not stat.S_ISDIR(mode):
+        raise errors.UsageError(
+            '{} is {}, not a directory of this sweep; sweep.py writes its '
+            'cells inside its own --out only. Remove it, or choose another '
+            '--out.'.format(path, untrusted_file.kind(mode)))
 
 
 def describe(args, train_script):
@@ -203,21 +232,35 @@ def train_cell(sweep, weight_bits, act_bits, resume=None, replace=False):
     env = dict(os.environ)
     if under_mpiexec():  # the processes share the cores: a thread each
         env.update(OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1')
-    result = subprocess.run(
+    process = subprocess.Popen(
         train_command(sweep, weight_bits, act_bits, resume, replace),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env=env)
-    if result.returncode != 0:
+    try:
+        _, stderr = process.communicate()
+    except (KeyboardInterrupt, signals.Terminated) as e:
+        # The cell ends as a run does on the same signal: its temporary
+        # files removed, its lock released, its snapshot named.
+        process.send_signal(signal.SIGINT if isinstance(
+            e, KeyboardInterrupt) else signal.SIGTERM)
+        try:
+            process.communicate(timeout=CELL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        raise
+    if process.returncode != 0:
         # The cell's run ends with its one line; the sweep's says so too.
-        lines = result.stderr.strip().splitlines()
+        lines = stderr.strip().splitlines()
         raise errors.UsageError('cell w={} a={} failed: {}'.format(
             weight_bits, act_bits, lines[-1] if lines else
-            'exit status {}'.format(result.returncode)))
+            'exit status {}'.format(process.returncode)))
 
 
 def run_cell(sweep, weight_bits, act_bits):
     """Trains, resumes or reuses one cell; whether it was done before."""
     directory = sweep.cell_dir(weight_bits, act_bits)
+    check_own_directory(directory)
     state, differs = cell_state(sweep, weight_bits, act_bits)
     if state == DONE:
         return True
@@ -305,6 +348,8 @@ def run(sweep, mpi=None):
         claim.make_directory(sweep.out)
         lock = claim.DirectoryLock(sweep.out).acquire()
     try:
+        if rank == 0:
+            check_own_directory(sweep.cells_dir())
         if mpi:
             mpi.barrier()  # the directory is held before any cell starts
         rows = [run_one(sweep, w, a)
@@ -327,4 +372,4 @@ def under_mpiexec():
     Open MPI's variables)."""
     size = os.environ.get('PMI_SIZE') or os.environ.get(
         'OMPI_COMM_WORLD_SIZE')
-    return size is not None and int(size) > 1
+    return bool(size) and size.isdigit() and int(size) > 1

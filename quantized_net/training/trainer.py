@@ -5,6 +5,8 @@ The trainer is the same however many processes train: what a process of a
 data-parallel run does differently comes from the object it plugs in (see
 :mod:`processes`).
 """
+import sys
+
 import numpy
 
 import chainer
@@ -105,13 +107,16 @@ def _extend_reports(trainer, run, model, names, holds_out):
                 ['main/' + what] + [n + '/main/' + what for n in names],
                 'epoch', file_name=file_name))
 
-    # The seed's table, one row per epoch, plus the time taken so far.
+    # The seed's table, one row per epoch, plus the time taken so far. (Both
+    # reports are given today's stdout: Chainer's default is the one it
+    # found at import, which a closed stdout leaves None.)
     trainer.extend(extensions.PrintReport(
         ['epoch', 'main/loss', 'validation/main/loss', 'main/accuracy'] +
-        [n + '/main/accuracy' for n in names] + ['elapsed_time']))
+        [n + '/main/accuracy' for n in names] + ['elapsed_time'],
+        out=sys.stdout))
 
     # Show progress within an epoch and an estimate of the time left.
-    trainer.extend(extensions.ProgressBar())
+    trainer.extend(extensions.ProgressBar(out=sys.stdout))
 
 
 def run(trainer):

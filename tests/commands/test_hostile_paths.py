@@ -368,6 +368,82 @@ def test_sweep_on_a_finished_cell_whose_log_is_damaged(data, tmp_path):
     assert result_dir.LOCK_FILE not in os.listdir(out)
 
 
+def test_a_sweep_never_writes_through_a_planted_cells_link(data, tmp_path):
+    out, outside = tmp_path / 'sweep', tmp_path / 'outside'
+    out.mkdir()
+    outside.mkdir()
+    os.symlink(str(outside), str(out / 'cells'))
+    result = script('sweep.py', '--out', out, '--bits', '1', '--epoch', '1',
+                    '--unit', '16', '--batchsize', '50', '--seed', '3',
+                    '--dataset-dir', data)
+    assert_one_line_error(
+        result, 'sweep.py: error: {} is a symbolic link, not a directory of '
+        'this sweep; sweep.py writes its cells inside its own --out '
+        'only.'.format(out / 'cells'))
+    assert os.listdir(str(outside)) == []
+    assert sorted(os.listdir(str(out))) == ['cells']
+
+
+@pytest.mark.parametrize('name', ['new\nline', 'esc\x1b[2Jape', 'cr\rx'])
+def test_a_path_with_a_control_character_is_escaped_in_its_one_line(
+        data, tmp_path, name):
+    taken = tmp_path / name
+    taken.write_text('a file, not a directory')
+    result = train(data, str(taken / 'out'))
+    assert_one_line_error(result, 'train_mnist.py: error: ')
+    line = stderr_lines(result)[-1]
+    assert line.isprintable()
+    assert repr(name)[1:-1] in line
+
+
+def test_a_run_with_its_output_closed_trains_and_says_nothing(data,
+                                                                tmp_path):
+    out = str(tmp_path / 'out')
+    result = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'train_mnist.py'),
+         '--dataset-dir', data, '--out', out] + FAST + ['--epoch', '1'],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, env=helpers.SCRIPT_ENV,
+        timeout=TIMEOUT, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 0, result.stderr
+    assert 'Traceback' not in result.stderr
+    assert os.path.isfile(os.path.join(out, result_dir.MODEL_FILE))
+
+
+def test_text_an_ascii_terminal_cannot_show_is_escaped(data, tmp_path):
+    out = str(tmp_path / 'r\u00e9sultat \u4e2d')
+    assert train(data, out, '--epoch', 1).returncode == 0
+    result = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'evaluate.py'), out,
+         '--dataset-dir', data], capture_output=True,
+        env=dict(helpers.SCRIPT_ENV, PYTHONIOENCODING='ascii'),
+        timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert b'r\\xe9sultat \\u4e2d' in result.stdout
+
+
+@pytest.mark.parametrize('value', ['junk', 'float16'])
+def test_a_chainer_dtype_other_than_float32_is_one_line(tmp_path, value):
+    result = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'evaluate.py'),
+         str(tmp_path)], capture_output=True, text=True,
+        env=dict(helpers.SCRIPT_ENV, CHAINER_DTYPE=value), timeout=TIMEOUT)
+    assert_one_line_error(
+        result, "evaluate.py: error: CHAINER_DTYPE is '{}', but "
+        "quantized_net computes in float32; unset CHAINER_DTYPE, or set it "
+        "to float32.".format(value))
+
+
+def test_a_huge_integer_in_a_log_is_one_line(tmp_path):
+    pytest.importorskip('matplotlib')
+    (tmp_path / 'log').write_text(
+        '[{"epoch": 1, "main/loss": 1' + '0' * 400 + '}]')
+    assert_one_line_error(
+        script('plot_error.py', tmp_path),
+        'log is not a LogReport log: it holds an integer of 401 digits, '
+        'beyond 64 bits')
+
+
 # MPI.
 
 @pytest.mark.mpi

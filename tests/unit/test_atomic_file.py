@@ -137,3 +137,20 @@ def test_a_signal_as_the_temporary_is_created_leaves_none(tmp_path,
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_what_stopped_the_write_is_reported_where_nothing_can_be_removed(
+        tmp_path, monkeypatch):
+    # An append-only directory: files are created, but neither renamed
+    # over nor removed.
+    path = str(tmp_path / 'args.json')
+
+    def refused(*args):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), args[0])
+    monkeypatch.setattr(atomic_file.os, 'replace', refused)
+    monkeypatch.setattr(atomic_file.os, 'remove', refused)
+    with pytest.raises(errors.ResultError) as e:
+        with atomic_write(path) as f:
+            f.write('new')
+    assert str(e.value) == 'cannot write {}: Operation not permitted.'.format(
+        path)

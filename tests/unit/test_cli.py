@@ -143,6 +143,23 @@ def test_run_turns_project_errors_into_one_line(error, capsys):
     assert e.value.code == 'prog.py: error: {}'.format(error)
 
 
+@pytest.mark.parametrize('error,line', [
+    (errors.UsageError('a/new\nline is a file'), 'a/new\\nline is a file'),
+    (errors.ResultError('out/\x1b[2Jred\r'), 'out/\\x1b[2Jred\\r'),
+    (OSError(28, 'No space left on device', 'out/lo\ng'),
+     'cannot use out/lo\\ng: No space left on device.'),
+    (MemoryError(), 'not enough memory; give a smaller --batchsize or '
+     'network, or free memory.')])
+def test_run_ends_in_one_printable_line_whatever_the_message_holds(error,
+                                                                   line):
+    def main():
+        raise error
+    with pytest.raises(SystemExit) as e:
+        cli.run('prog.py', main)
+    assert e.value.code == 'prog.py: error: ' + line
+    assert e.value.code.isprintable()
+
+
 def test_run_passes_other_errors_and_results():
     assert cli.run('prog.py', lambda: 42) == 42
 

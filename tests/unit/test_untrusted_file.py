@@ -148,3 +148,18 @@ def test_kinds_in_words(tmp_path):
         'a regular file'
     assert untrusted_file.kind(stat.S_IFBLK) == 'a block device'
     assert untrusted_file.kind(stat.S_IFLNK) == 'a symbolic link'
+
+
+@pytest.mark.parametrize('number', ['9223372036854775808',
+                                    '-9223372036854775809', '1' + '0' * 400])
+def test_json_integers_beyond_64_bits_are_refused(tmp_path, number):
+    path = str(tmp_path / 'log')
+    with pytest.raises(errors.ResultError) as e:
+        untrusted_file.parse_json('[{{"epoch": {}}}]'.format(number).encode(),
+                                  path, errors.ResultError, 'log')
+    assert str(e.value) == (
+        '{} is not a log: it holds an integer of {} digits, beyond 64 '
+        'bits.'.format(path, len(number.lstrip('-'))))
+    edge = [2 ** 63 - 1, -2 ** 63]
+    assert untrusted_file.parse_json(str(edge).encode(), path,
+                                     errors.ResultError) == edge

@@ -326,7 +326,7 @@ def test_download_falls_through_to_a_good_mirror(served, tmp_path,
     assert (len(train), len(test)) == (600, 200)
     assert sorted(os.listdir(cache)) == sorted(n + '.gz' for n in ALL_NAMES)
     assert len(requests) == 12
-    assert 'Downloading ' + base + '404/train-images' in \
+    assert 'notice: downloading ' + base + '404/train-images' in \
         capsys.readouterr().err
     # A second call is served from the verified cache.
     del requests[:]

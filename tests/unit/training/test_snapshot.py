@@ -284,7 +284,12 @@ def tampered_cases():
     deep = '[' * 5000 + ']' * 5000
     return [
         # (member, value or function of the arrays, what it must be)
-        ('updater/iteration', -1, 'a non-negative integer'),
+        ('updater/iteration', -1, 'an integer in [0, 2**62)'),
+        # Counting on from here would leave int64, and NumPy would save the
+        # count as a pickled object.
+        ('updater/iteration', numpy.uint64(2 ** 64 - 1),
+         'an integer in [0, 2**62)'),
+        (RULE + 't', numpy.int64(2 ** 62), 'an integer in [0, 2**62)'),
         (ITERATOR + 'order', lambda w: permutation(w, duplicate),
          'a permutation of range(500)'),
         (ITERATOR + 'order', lambda w: permutation(w, out_of_range),
@@ -293,11 +298,11 @@ def tampered_cases():
          'a permutation of range(500)'),
         (ITERATOR + 'current_position', -1, 'a position in [0, 500)'),
         (ITERATOR + 'current_position', 500, 'a position in [0, 500)'),
-        (ITERATOR + 'epoch', -2, 'a non-negative integer'),
+        (ITERATOR + 'epoch', -2, 'an integer in [0, 2**62)'),
         (ITERATOR + 'previous_epoch_detail', numpy.nan, 'a finite number'),
-        (OPTIMIZER + 't', -1, 'a non-negative integer'),
-        (OPTIMIZER + 'epoch', -1, 'a non-negative integer'),
-        (RULE + 't', -7, 'a non-negative integer'),
+        (OPTIMIZER + 't', -1, 'an integer in [0, 2**62)'),
+        (OPTIMIZER + 'epoch', -1, 'an integer in [0, 2**62)'),
+        (RULE + 't', -7, 'an integer in [0, 2**62)'),
         (RULE + 'm', numpy.zeros(3, numpy.float32),
          'an array of shape (24, 784) and float32'),
         (RULE + 'v', numpy.zeros((24, 784)),
@@ -322,12 +327,15 @@ def tampered_cases():
          'a list of objects of numbers'),
         ('extensions/LogReport/_log', deep, None),
         ('extensions/LogReport/_log', 'not JSON', None),
+        # Beyond any float: PrintReport would fail on it.
+        ('extensions/LogReport/_log',
+         '[{"epoch": 1, "main/loss": 1' + '0' * 400 + '}]', None),
         ('extensions/LogReport/_log', numpy.arange(3), 'a string'),
         ('extensions/LogReport/_summary/_names', deep, None),
         ('extensions/LogReport/_summary/_names', '[1]', 'a list of names'),
         ('extensions/BestModel/best', numpy.nan, 'an accuracy in [0, 1]'),
         ('extensions/BestModel/best', 1.5, 'an accuracy in [0, 1]'),
-        ('extensions/ExponentialShift/_t', -1, 'a non-negative integer'),
+        ('extensions/ExponentialShift/_t', -1, 'an integer in [0, 2**62)'),
         ('extensions/ExponentialShift/_last_value', -3.0,
          'a finite positive number'),
         ('extensions/ExponentialShift/_last_value', numpy.nan,

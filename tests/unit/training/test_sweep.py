@@ -4,6 +4,10 @@ tests/commands/test_sweep.py's.)"""
 import argparse
 import json
 import os
+import signal
+import sys
+import threading
+import time
 
 import pytest
 
@@ -12,6 +16,7 @@ from quantized_net.training import presets
 from quantized_net.training import result_dir
 from quantized_net.training import sweep
 from quantized_net import errors
+from quantized_net import signals
 
 
 def parse(*argv):
@@ -184,16 +189,42 @@ def test_a_cell_without_its_time_reports_none(tmp_path):
 
 def test_a_failed_cell_is_one_line(tmp_path, monkeypatch):
     grid = plan('--out', tmp_path, '--bits', '1')
-
-    class Failed(object):
-        returncode = 1
-        stderr = ('notice: something\ntrain_mnist.py: error: --out x is a '
-                  'FIFO, not a directory.\n')
-    monkeypatch.setattr(sweep.subprocess, 'run', lambda *a, **k: Failed())
+    monkeypatch.setattr(sweep, 'train_command', lambda *a, **k: [
+        sys.executable, '-c', 'import sys; sys.stderr.write("notice: '
+        'something\\ntrain_mnist.py: error: --out x is a FIFO, not a '
+        'directory.\\n"); sys.exit(1)'])
     with pytest.raises(errors.UsageError) as e:
         sweep.train_cell(grid, 1, 1)
     assert str(e.value) == ('cell w=1 a=1 failed: train_mnist.py: error: '
                             '--out x is a FIFO, not a directory.')
+
+
+@pytest.mark.usefixtures('signal_handlers')
+def test_a_signal_to_the_sweep_ends_its_cell_cleanly(tmp_path, monkeypatch):
+    grid = plan('--out', tmp_path, '--bits', '1')
+    ended = tmp_path / 'ended'
+    started = tmp_path / 'started'
+    # A cell that, as a run does, cleans up on SIGTERM and says so.
+    monkeypatch.setattr(sweep, 'train_command', lambda *a, **k: [
+        sys.executable, '-c', 'import os, signal, sys, time\n'
+        'def end(*_):\n'
+        '    open({!r}, "w").write("143")\n'
+        '    sys.exit(143)\n'
+        'signal.signal(signal.SIGTERM, end)\n'
+        'open({!r}, "w").close()\n'
+        'time.sleep(60)\n'.format(str(ended), str(started))])
+    signals.install_raising()
+
+    def terminate_when_started():
+        deadline = time.time() + 30
+        while not started.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=terminate_when_started, daemon=True).start()
+    with pytest.raises(signals.Terminated):
+        sweep.train_cell(grid, 1, 1)
+    # The cell got the signal and ended by itself, rather than killed.
+    assert ended.read_text() == '143'
 
 
 def test_the_cells_spread_over_processes_and_back():
@@ -212,3 +243,31 @@ def test_under_mpiexec(monkeypatch):
     assert not sweep.under_mpiexec()
     monkeypatch.setenv('PMI_SIZE', '2')
     assert sweep.under_mpiexec()
+    for junk in ('abc', '', '-3', '2.5'):  # not mpiexec's: no traceback
+        monkeypatch.setenv('PMI_SIZE', junk)
+        assert not sweep.under_mpiexec()
+
+
+@pytest.mark.parametrize('make,kind', [
+    (lambda path, tmp: os.symlink(str(tmp), path), 'a symbolic link'),
+    (lambda path, tmp: open(path, 'w').close(), 'a regular file'),
+    (lambda path, tmp: os.mkfifo(path), 'a FIFO')])
+def test_the_cells_are_written_in_the_sweeps_own_directory_only(
+        tmp_path, make, kind):
+    grid = plan('--out', tmp_path / 'out', '--bits', '1')
+    os.makedirs(grid.out)
+    make(grid.cells_dir(), tmp_path)
+    with pytest.raises(errors.UsageError) as e:
+        sweep.run(grid)
+    assert str(e.value) == (
+        '{} is {}, not a directory of this sweep; sweep.py writes its cells '
+        'inside its own --out only. Remove it, or choose another '
+        '--out.'.format(grid.cells_dir(), kind))
+    assert os.listdir(grid.out) == ['cells']
+    os.remove(grid.cells_dir())
+    os.makedirs(grid.cells_dir())
+    make(grid.cell_dir(1, 1), tmp_path)
+    with pytest.raises(errors.UsageError) as e:
+        sweep.run_cell(grid, 1, 1)
+    assert str(e.value).startswith('{} is {}, not a directory of this '
+                                   'sweep'.format(grid.cell_dir(1, 1), kind))
