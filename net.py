@@ -1,9 +1,11 @@
-"""The network of the original suite: a quantized MLP for MNIST."""
+"""The networks: the original suite's quantized MLP for MNIST, and the
+paper's quantized ConvNets."""
 import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 import chainer.functions as F
 import chainer.links as L
 
+from link_quantized_convolution_2d import QuantizedConvolution2D
 from link_quantized_linear import QuantizedLinear
 from qst import qst
 from quantized_net.quantization import quantizers
@@ -97,6 +99,10 @@ class MnistMLP(chainer.Chain):
         """The quantized linear layers, input to output."""
         return [linear for linear, _ in self.layers()]
 
+    def weight_layers(self):
+        """The layers of weights, input to output: its linear layers."""
+        return self.linear_layers()
+
     def forward(self, x):
         h = x
         if self.centered_input:
@@ -106,6 +112,191 @@ class MnistMLP(chainer.Chain):
         *hidden, (last, last_bn) = self.layers()
         for linear, bn in hidden:
             h = bn(linear(h))
+            if self.activation == 'relu':
+                h = F.relu(qst(h, self.act_quant))
+            else:
+                h = qst(F.clip(h, -1., 1.), self.act_quant)
+            if self.dropout:
+                h = F.dropout(h, self.dropout)
+        return last_bn(last(h))
+
+
+#: The paper's ConvNets, layer by layer, as written there: ``NCk`` a
+#: convolution of ``N`` filters of ``k x k`` (stride 1, padded to keep the
+#: size), ``P2`` a 2 x 2 max-pooling, ``NFC`` a fully connected layer of
+#: ``N`` units; the classifier layer is added after the last.
+ARCHITECTURES = {
+    # Hubara et al. (2016), CIFAR-10 (the authors' cifar10.py).
+    'cifar10': '128C3-128C3-P2-256C3-256C3-P2-512C3-512C3-P2-1024FC-1024FC',
+    # The same with half the filters, for SVHN (the authors' svhn.py).
+    'svhn': '64C3-64C3-P2-128C3-128C3-P2-256C3-256C3-P2-1024FC-1024FC',
+    # For MNIST's 28 x 28 digits: two stages of the same kind, small
+    # enough for a 2-core CPU to train in hours.
+    'mnist': '64C3-64C3-P2-128C3-128C3-P2-512FC',
+}
+
+
+def parse_architecture(text, width=1.0):
+    """The layers of an architecture written as :data:`ARCHITECTURES`'s
+    are: ``[('conv', filters, k) | ('pool', k) | ('fc', units)]``, with
+    every filter and unit count scaled by ``width`` (rounded, at least 1).
+
+    Raises:
+        ValueError: ``text`` is not such an architecture; the message
+            names the part.
+    """
+    layers = []
+    for part in text.split('-'):
+        kind = ('pool' if part[:1] == 'P' else 'fc' if part.endswith('FC')
+                else 'conv' if 'C' in part else None)
+        numbers = part[1:] if kind == 'pool' else part[:-2] if \
+            kind == 'fc' else part.split('C')
+        if kind is None or not all(n.isdigit() and int(n) > 0 for n in (
+                numbers if kind == 'conv' else [numbers])):
+            raise ValueError('{!r} is not a layer (NCk, Pk or NFC)'.format(
+                part))
+        if kind == 'pool':
+            layers.append(('pool', int(numbers)))
+            continue
+        size = max(1, int(round(int(numbers[0] if kind == 'conv' else
+                                    numbers) * width)))
+        layers.append(('conv', size, int(numbers[1])) if kind == 'conv'
+                      else ('fc', size))
+    if not layers or layers[0][0] == 'pool':
+        raise ValueError('{!r} does not start with a layer of weights'
+                         .format(text))
+    if any(a[0] == 'fc' and b[0] != 'fc' for a, b in zip(layers,
+                                                          layers[1:])):
+        raise ValueError('{!r} has a convolution or pooling after a fully '
+                         'connected layer'.format(text))
+    return layers
+
+
+def conv_net_layers(in_shape, architecture, n_out, width=1.0):
+    """``[(W shape, pooling size or 0)]`` of the layers of weights of a
+    :class:`ConvNet`, input to output, the classifier last: a
+    convolution's filters ``(filters, channels, k, k)``, a fully connected
+    layer's ``(units, inputs)``. Found from the sizes alone, nothing built.
+
+    Raises:
+        ValueError: The architecture is malformed, or pools an image of
+            ``in_shape`` down to nothing.
+    """
+    channels, size = in_shape[0], list(in_shape[1:])
+    flat = None
+    layers = []
+    for layer in parse_architecture(architecture, width) + [('fc', n_out)]:
+        if layer[0] == 'pool':
+            if layers[-1][1]:
+                raise ValueError('{!r} pools twice in a row'.format(
+                    architecture))
+            layers[-1] = (layers[-1][0], layer[1])
+            size = [s // layer[1] for s in size]
+            if min(size) < 1:
+                raise ValueError('{!r} pools a {}x{} image down to '
+                                 'nothing'.format(architecture,
+                                                  *in_shape[1:]))
+        elif layer[0] == 'conv':
+            _, filters, k = layer
+            layers.append(((filters, channels, k, k), 0))
+            channels = filters
+            size = [s + 2 * (k // 2) - k + 1 for s in size]
+        else:
+            if flat is None:
+                flat = channels * size[0] * size[1]
+            layers.append(((layer[1], flat), 0))
+            flat = layer[1]
+    return layers
+
+
+class ConvNet(chainer.Chain):
+    """A quantized ConvNet after the authors' BinaryNet code: each layer of
+    weights is a quantized convolution (or, after the last convolution, a
+    quantized fully connected layer), then the 2 x 2 max-pooling that
+    follows it in the architecture, batch normalisation and the quantized
+    activation; the classifier layer is batch-normalised too.
+
+    .. math::
+
+        h_{l} = q_a(\\mathrm{clip}(\\mathrm{BN}_l(
+            \\mathrm{pool}(\\mathrm{QC}_l(h_{l-1}))), -1, 1))
+
+    The order is theirs (Lasagne's ``Conv2DLayer``, ``MaxPool2DLayer``,
+    ``BatchNormLayer``, ``NonlinearityLayer``): pooling the convolution's
+    sums before normalising them. Convolutions pad with zeros
+    (:class:`~function_quantized_convolution_2d.QuantizedConvolution2DFunction`
+    says what that is in the +-1 domain).
+
+    Args:
+        in_shape (tuple): ``(channels, height, width)`` of an image; the
+            input may come flat, ``(N, C * H * W)``.
+        architecture (str): Layers as :data:`ARCHITECTURES` writes them.
+        n_out (int): Number of classes.
+        width (float): Scales every filter and unit count.
+        input_quant, weight_quant, act_quant, grad_quant, activation,
+            input_dropout, dropout, centered_input, bn_eps, bn_decay,
+            initialW: As :class:`MnistMLP`'s.
+    """
+
+    def __init__(self, in_shape, architecture, n_out, width=1.0,
+                 input_quant='none', weight_quant='sign', act_quant='sign',
+                 grad_quant='none', activation='htanh', input_dropout=0.0,
+                 dropout=0.0, centered_input=True, bn_eps=1e-4,
+                 bn_decay=0.9, initialW=None):
+        super(ConvNet, self).__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError('activation must be one of {}, got {!r}'.format(
+                ACTIVATIONS, activation))
+        self.in_shape = tuple(in_shape)
+        input_quant, weight_quant, act_quant, grad_quant = (
+            quantizers.parse(q) for q in (input_quant, weight_quant,
+                                          act_quant, grad_quant))
+        self.act_quant = act_quant
+        self.activation = activation
+        self.input_dropout = input_dropout
+        self.dropout = dropout
+        self.centered_input = centered_input
+        layers = conv_net_layers(in_shape, architecture, n_out, width)
+        self.pooling = [pool for _, pool in layers]
+        with self.init_scope():
+            for i, (shape, _) in enumerate(layers, 1):
+                quants = dict(input_quant=input_quant if i == 1 else
+                              NO_QUANT, weight_quant=weight_quant,
+                              grad_quant=grad_quant)
+                if len(shape) == 4:
+                    link = QuantizedConvolution2D(
+                        shape[1], shape[0], shape[2], pad=shape[2] // 2,
+                        initialW=initialW, **quants)
+                else:
+                    link = QuantizedLinear(shape[1], shape[0],
+                                           initialW=initialW, **quants)
+                setattr(self, 'l{}'.format(i), link)
+                setattr(self, 'b{}'.format(i), L.BatchNormalization(
+                    shape[0], eps=bn_eps, decay=bn_decay))
+
+    def layers(self):
+        """``[(weights link, BatchNormalization, pooling size or 0)]``,
+        input to output."""
+        return [(getattr(self, 'l{}'.format(i)),
+                 getattr(self, 'b{}'.format(i)), pool)
+                for i, pool in enumerate(self.pooling, 1)]
+
+    def weight_layers(self):
+        """The quantized convolution and linear layers, input to output."""
+        return [link for link, _, _ in self.layers()]
+
+    def forward(self, x):
+        h = F.reshape(x, (x.shape[0],) + self.in_shape)
+        if self.centered_input:
+            h = h * 2 - 1
+        if self.input_dropout:
+            h = F.dropout(h, self.input_dropout)
+        *hidden, (last, last_bn, _) = self.layers()
+        for link, bn, pool in hidden:
+            h = link(h)
+            if pool:
+                h = F.max_pooling_2d(h, pool, stride=pool)
+            h = bn(h)
             if self.activation == 'relu':
                 h = F.relu(qst(h, self.act_quant))
             else:

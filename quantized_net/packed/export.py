@@ -30,6 +30,7 @@ import chainer
 
 from quantized_net.packed import format as packed_format
 from quantized_net.training.mnist import PIXEL_MAX
+from quantized_net.training import presets
 from quantized_net.quantization import quantizers
 from quantized_net import errors
 from quantized_net import untrusted_file
@@ -47,6 +48,11 @@ def check_binarized(config):
     :func:`~quantized_net.quantization.kernels.sign` at test time
     (``sign``, ``linear:1``, ``stochastic``), hard-tanh units, the images
     taken as they are."""
+    if presets.architecture(config) is not None:
+        raise errors.ExportError(
+            'the packed engine runs binarized MLPs; this model is a ConvNet '
+            '({}), which it cannot pack yet.'.format(
+                presets.architecture(config)))
     wrong = ['{} is {!r}'.format(key, config.get(key))
              for key, wanted in sorted(BINARIZED.items())
              if not _is(config.get(key), wanted)]

@@ -31,7 +31,7 @@ def distinct_weight_values(model):
     """``[(name, shape, distinct values of the quantized weight)]``."""
     rows = []
     with chainer.using_config('train', False):
-        for link in model.predictor.linear_layers():
+        for link in model.predictor.weight_layers():
             q = link.weight_quant(link.W.array)
             rows.append((link.name, link.W.shape,
                          int(len(numpy.unique(cuda.to_cpu(q))))))
@@ -72,11 +72,12 @@ def report(result, model_file, batchsize, device, dataset_dir=None):
     print('test accuracy: {:.4f}  test error: {:.2f}%  ({} images)'.format(
         acc, 100 * (1 - acc), len(test_set)))
     rows = distinct_weight_values(model)
-    levels = model.predictor.linear_layers()[0].weight_quant.levels
+    levels = model.predictor.weight_layers()[0].weight_quant.levels
     print('distinct values per quantized weight matrix ({} allows {}):'
           .format(config['weight_quant'],
                   'any number' if levels is None else 'at most {}'.format(
                       levels)))
     for name, shape, count in rows:
-        print('  {} {}x{}: {}'.format(name, shape[1], shape[0], count))
+        print('  {} {}: {}'.format(name, 'x'.join(map(str, (
+            shape[1], shape[0]) + tuple(shape[2:]))), count))
     print('  mean: {:.1f}'.format(numpy.mean([c for _, _, c in rows])))

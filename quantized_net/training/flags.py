@@ -10,7 +10,8 @@ from quantized_net.training import presets
 #: ``--weight-quant`` sets ``weight_quant`` and so on.
 CONFIG_FLAGS = presets.QUANTIZER_KEYS + (
     'activation', 'layers', 'unit', 'epoch', 'batchsize', 'loss', 'lr',
-    'lr_final', 'input_dropout', 'dropout', 'validation')
+    'lr_final', 'input_dropout', 'dropout', 'validation', 'architecture',
+    'width')
 #: The largest ``--seed``: NumPy's generator takes seeds below 2**32.
 MAX_SEED = 2 ** 32 - 1
 
@@ -28,7 +29,8 @@ def add_config_flags(parser, skip=()):
                         default='seed',
                         help='Starting configuration: seed (the original '
                              'suite, default), float (no quantization), bnn '
-                             '(the binarized MLP of the paper)')
+                             '(the binarized MLP of the paper), bnn-conv '
+                             '(a binarized ConvNet)')
     group = parser.add_argument_group(
         'quantizers', 'each one of: ' + quantizers.SPEC_FORMS)
     roles = {'weight_quant': 'every weight matrix',
@@ -65,6 +67,15 @@ def add_config_flags(parser, skip=()):
         ('dropout', None, dict(
             type=cli.ratio,
             help='Dropout ratio after each hidden activation')),
+        ('architecture', None, dict(
+            metavar='LAYERS',
+            help='Train a ConvNet of these layers: {} (the paper\'s), or '
+                 'written as they are, such as 32C3-P2-64C3-P2-256FC '
+                 '(NCk: N filters of k x k; P2: 2 x 2 max-pooling; NFC: N '
+                 'units)'.format(', '.join(sorted(presets.ARCHITECTURES))))),
+        ('width', None, dict(
+            type=cli.positive_float,
+            help='Scale the units or filters of every layer by this')),
         ('validation', None, dict(
             type=cli.int_at_least(0),
             help='Hold out this many training images to validate on, and '

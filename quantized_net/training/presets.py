@@ -40,6 +40,8 @@ from weight_clip import WeightClip
 
 N_IN = 784
 N_OUT = 10
+#: An MNIST image as a ConvNet sees it: channels, height, width.
+IMAGE_SHAPE = (1, 28, 28)
 
 _SEED = {
     'input_quant': 'seed', 'weight_quant': 'seed', 'act_quant': 'seed',
@@ -62,8 +64,21 @@ PRESETS = {
         init='uniform', glorot_lr_scale=True, clip='weights',
         validation=10000),
 }
+# The binarized ConvNet of the paper's recipe (the bnn preset's, without
+# dropout, as the authors' ConvNets), on MNIST's digits.
+PRESETS['bnn-conv'] = dict(
+    PRESETS['bnn'], architecture='mnist', width=1.0, input_dropout=0.0,
+    dropout=0.0, epoch=100, lr=0.003, lr_final=3e-6)
+
+#: Keys a configuration may lack (those recorded before the keys existed
+#: do), and what a missing one means: an MLP, at its full width.
+OPTIONAL = {'architecture': None, 'width': 1.0}
+#: The widest scaling of a network --width may ask for.
+MAX_WIDTH = 64.0
 
 ACTIVATIONS = net.ACTIVATIONS
+#: The ConvNets a configuration may name, by name.
+ARCHITECTURES = net.ARCHITECTURES
 LOSSES = ('softmax', 'squared_hinge')
 QUANTIZER_KEYS = ('input_quant', 'weight_quant', 'act_quant', 'grad_quant')
 
@@ -88,11 +103,40 @@ def _check(condition, key, value, wanted):
             key, value, wanted))
 
 
+def with_defaults(config):
+    """``config`` with the :data:`OPTIONAL` keys it lacks, a new dict."""
+    return dict(OPTIONAL, **config)
+
+
+def architecture(config):
+    """The layers of the ConvNet ``config`` describes, written as
+    :data:`net.ARCHITECTURES` writes them (a name there stands for its
+    layers); None for an MLP."""
+    name = with_defaults(config)['architecture']
+    return ARCHITECTURES.get(name, name)
+
+
+def hidden_units(config):
+    """The units of each hidden layer of the MLP ``config`` describes:
+    ``unit`` scaled by ``width`` (rounded, at least 1)."""
+    return max(1, int(round(config['unit'] * with_defaults(config)[
+        'width'])))
+
+
 def layer_shapes(config):
-    """``[(out_size, in_size)]`` of the weight matrices of the network
-    ``config`` describes, input to output; found from the sizes alone,
-    nothing built."""
-    sizes = [N_IN] + [config['unit']] * config['layers'] + [N_OUT]
+    """The shapes of the weights of the network ``config`` describes,
+    input to output: ``(out_size, in_size)`` of a weight matrix,
+    ``(filters, channels, k, k)`` of a convolution's; found from the sizes
+    alone, nothing built.
+
+    Raises:
+        ValueError: The architecture is malformed.
+    """
+    layers = architecture(config)
+    if layers is not None:
+        return [shape for shape, _ in net.conv_net_layers(
+            IMAGE_SHAPE, layers, N_OUT, with_defaults(config)['width'])]
+    sizes = [N_IN] + [hidden_units(config)] * config['layers'] + [N_OUT]
     return list(zip(sizes[1:], sizes[:-1]))
 
 
@@ -100,8 +144,13 @@ def parameter_count(config):
     """The number of parameters of the network ``config`` describes (each
     layer's weights and bias, and its batch normalisation's scale and
     shift), counted from the sizes alone, nothing built."""
-    return sum(out_size * in_size + 3 * out_size
-               for out_size, in_size in layer_shapes(config))
+    count = 0
+    for shape in layer_shapes(config):
+        weights = 1
+        for size in shape:
+            weights *= size
+        count += weights + 3 * shape[0]
+    return count
 
 
 def check_config(config):
@@ -141,18 +190,32 @@ def check_config(config):
     for key in ('centered_input', 'glorot_lr_scale'):
         _check(isinstance(config[key], bool), key, config[key],
                'true or false')
-    count = parameter_count(config)
+    width = with_defaults(config)['width']
+    _check(isinstance(width, (int, float)) and not isinstance(width, bool)
+           and 0 < width <= MAX_WIDTH, 'width', width,
+           'a number in (0, {:g}]'.format(MAX_WIDTH))
+    layers = architecture(config)
+    _check(layers is None or isinstance(layers, str), 'architecture',
+           layers, 'the name or the layers of a ConvNet')
+    try:
+        count = parameter_count(config)
+    except ValueError as e:
+        raise ValueError('architecture: {}'.format(e))
     if count > MAX_PARAMETERS:
         raise ValueError(
-            'a network of {} x {} units has {} parameters, more than {} '
-            '(what 1 GiB of float32 holds); give fewer --unit or --layers'
-            .format(config['layers'], config['unit'], count, MAX_PARAMETERS))
+            'a network of {} has {} parameters, more than {} (what 1 GiB of '
+            'float32 holds); give fewer --unit or --layers, or a smaller '
+            '--width'.format(
+                layers if layers else '{} x {} units'.format(
+                    config['layers'], hidden_units(config)),
+                count, MAX_PARAMETERS))
 
 
 def differences(config, other, ignore=()):
     """The keys, sorted, whose values differ between two configurations (a
     key that one lacks differs), leaving out those in ``ignore``: what
     decides whether a run may continue or stand for another."""
+    config, other = with_defaults(config), with_defaults(other)
     return sorted(key for key in set(config) | set(other)
                   if key not in ignore and config.get(key) != other.get(key))
 
@@ -167,13 +230,20 @@ def build_classifier(config):
     """The :class:`~chainer.links.Classifier` described by ``config``."""
     init = {'lecun': None, 'uniform': initializers.Uniform(1.0)}[
         config['init']]
-    quant = {role: quantizers.parse(config[role]) for role in QUANTIZER_KEYS}
-    predictor = net.MnistMLP(
-        N_IN, config['unit'], N_OUT, n_layers=config['layers'],
+    options = dict(
         activation=config['activation'],
         input_dropout=config['input_dropout'], dropout=config['dropout'],
         centered_input=config['centered_input'], bn_eps=config['bn_eps'],
-        initialW=init, **quant)
+        initialW=init, **{role: quantizers.parse(config[role])
+                          for role in QUANTIZER_KEYS})
+    layers = architecture(config)
+    if layers is None:
+        predictor = net.MnistMLP(N_IN, hidden_units(config), N_OUT,
+                                 n_layers=config['layers'], **options)
+    else:
+        predictor = net.ConvNet(IMAGE_SHAPE, layers, N_OUT,
+                                width=with_defaults(config)['width'],
+                                **options)
     lossfun = {'softmax': F.softmax_cross_entropy,
                'squared_hinge': squared_hinge}[config['loss']]
     return L.Classifier(predictor, lossfun=lossfun)
@@ -188,11 +258,13 @@ def build_optimizer(model, config):
         param_names=None if config['clip'] == 'all' else ('W',)))
     if config['glorot_lr_scale']:
         # BinaryConnect's per-layer learning rate: each weight matrix moves
-        # 1 / sqrt(1.5 / (fan_in + fan_out)) times faster (Adam's eta).
-        for link in model.predictor.linear_layers():
-            out_size, in_size = link.W.shape
+        # 1 / sqrt(1.5 / (fan_in + fan_out)) times faster (Adam's eta);
+        # a filter's fans count its receptive field, as Glorot's do.
+        for link in model.predictor.weight_layers():
+            out_size, in_size = link.W.shape[:2]
+            field = link.W.size // (out_size * in_size)
             link.W.update_rule.hyperparam.eta = 1 / math.sqrt(
-                1.5 / (in_size + out_size))
+                1.5 / ((in_size + out_size) * field))
     return optimizer
 
 

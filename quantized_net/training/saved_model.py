@@ -28,12 +28,11 @@ def array_shapes(config):
     classifier ``config`` describes; found from the sizes alone, nothing
     built."""
     shapes = {}
-    for i, (out_size, in_size) in enumerate(presets.layer_shapes(config),
-                                            1):
-        shapes['predictor/l{}/W'.format(i)] = (out_size, in_size)
-        shapes['predictor/l{}/b'.format(i)] = (out_size,)
+    for i, shape in enumerate(presets.layer_shapes(config), 1):
+        shapes['predictor/l{}/W'.format(i)] = tuple(shape)
+        shapes['predictor/l{}/b'.format(i)] = (shape[0],)
         for name in ('beta', 'gamma', 'avg_mean', 'avg_var'):
-            shapes['predictor/b{}/{}'.format(i, name)] = (out_size,)
+            shapes['predictor/b{}/{}'.format(i, name)] = (shape[0],)
         shapes['predictor/b{}/N'.format(i)] = ()
     return shapes
 

@@ -38,7 +38,15 @@ def print_header(device, config, seed, processes=1):
     print('# preset: {}'.format(config['preset']))
     print('# quantizers: weight {weight_quant}, activation {act_quant}, '
           'gradient {grad_quant}, input {input_quant}'.format(**config))
-    print('# unit: {unit} x {layers} layers, {activation}'.format(**config))
+    layers = presets.architecture(config)
+    if layers is None:
+        print('# unit: {} x {} layers, {}'.format(
+            presets.hidden_units(config), config['layers'],
+            config['activation']))
+    else:
+        print('# layers: {}{}, {}'.format(
+            layers, '' if presets.with_defaults(config)['width'] == 1 else
+            ' x {:g} wide'.format(config['width']), config['activation']))
     print('# Minibatch-size: {}'.format(config['batchsize']))
     print('# epoch: {}'.format(config['epoch']))
     print('# seed: {}'.format(seed))

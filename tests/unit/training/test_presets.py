@@ -191,6 +191,66 @@ def test_the_parameter_count_is_the_built_models(name, unit, layers):
         link.W.shape for link in model.predictor.linear_layers()]
 
 
+@pytest.mark.parametrize('changes', [
+    dict(width=0.25), dict(width=0.1, architecture='cifar10'),
+    dict(width=0.1, architecture='svhn'),
+    dict(architecture='8C5-P2-16C3-P2', width=1),
+    dict(architecture='8C3-8C3-P2-32FC-16FC', width=0.5)])
+def test_the_parameter_count_of_a_convnet_is_the_built_models(changes):
+    described = config('bnn-conv', **changes)
+    model = presets.build_classifier(described)
+    assert isinstance(model.predictor, presets.net.ConvNet)
+    assert presets.parameter_count(described) == model.count_params()
+    assert presets.layer_shapes(described) == [
+        link.W.shape for link in model.predictor.weight_layers()]
+
+
+def test_width_scales_the_units_of_an_mlp():
+    described = config('bnn', unit=100, layers=2, width=0.5)
+    assert [link.W.shape for link in presets.build_classifier(
+        described).predictor.weight_layers()] == [(50, 784), (50, 50),
+                                                  (10, 50)]
+
+
+def test_a_configuration_recorded_before_width_and_architecture():
+    recorded = config('seed')
+    assert 'width' not in recorded and 'architecture' not in recorded
+    presets.check_config(recorded)
+    # The same run as one that says width 1 and no architecture.
+    assert presets.differences(recorded, dict(
+        recorded, width=1.0, architecture=None)) == []
+    assert presets.differences(recorded, dict(recorded, width=2)) == [
+        'width']
+
+
+@pytest.mark.parametrize('changes,message', [
+    (dict(width=0), 'width is 0; it must be a number in (0, 64]'),
+    (dict(width=True), 'width is True; it must be a number in (0, 64]'),
+    (dict(architecture=3), 'architecture is 3; it must be the name or the '
+     'layers of a ConvNet'),
+    (dict(architecture='8C3-P2-P2'), "architecture: '8C3-P2-P2' pools "
+     "twice in a row"),
+    (dict(architecture='P2-8C3'), "architecture: 'P2-8C3' does not start "
+     "with a layer of weights"),
+    (dict(architecture='8C3-P2-P2x'), "architecture: 'P2x' is not a layer "
+     "(NCk, Pk or NFC)")])
+def test_what_is_not_a_convnet_is_refused(changes, message):
+    with pytest.raises(ValueError) as e:
+        presets.check_config(config('bnn-conv', **changes))
+    assert str(e.value) == message
+
+
+def test_the_glorot_scale_of_a_convolution_counts_its_receptive_field():
+    model = presets.build_classifier(config('bnn-conv', width=0.25))
+    presets.build_optimizer(model, config('bnn-conv'))
+    first, second = model.predictor.weight_layers()[:2]
+    # 1 -> 16 filters of 3 x 3; 16 -> 16.
+    assert first.W.update_rule.hyperparam.eta == pytest.approx(
+        1 / math.sqrt(1.5 / ((1 + 16) * 9)))
+    assert second.W.update_rule.hyperparam.eta == pytest.approx(
+        1 / math.sqrt(1.5 / ((16 + 16) * 9)))
+
+
 def test_a_configuration_too_large_is_refused_before_anything_is_built(
         monkeypatch):
     built = []
@@ -203,8 +263,17 @@ def test_a_configuration_too_large_is_refused_before_anything_is_built(
     assert str(e.value) == (
         'a network of 32 x 8192 units has 2087665694 parameters, more than '
         '268435456 (what 1 GiB of float32 holds); give fewer --unit or '
-        '--layers')
+        '--layers, or a smaller --width')
     assert built == []
+    # A ConvNet is counted from its layers: the paper's CIFAR-10 one, 8
+    # times as wide, is beyond the bound.
+    presets.check_config(config('bnn-conv', architecture='cifar10'))
+    with pytest.raises(ValueError) as e:
+        presets.check_config(config('bnn-conv', architecture='cifar10',
+                                    width=8))
+    assert str(e.value).startswith(
+        'a network of 128C3-128C3-P2-256C3-256C3-P2-512C3-512C3-P2-1024FC-'
+        '1024FC has ')
 
 
 def test_differences_are_the_keys_either_side_changes():

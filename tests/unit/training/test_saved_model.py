@@ -129,7 +129,8 @@ def test_a_configuration_too_large_is_refused_before_a_model_is_built(
     assert refused(out) == (
         '{} is not a configuration written by train_mnist.py (a network of '
         '32 x 8192 units has 2087665694 parameters, more than 268435456 '
-        '(what 1 GiB of float32 holds); give fewer --unit or --layers).'
+        '(what 1 GiB of float32 holds); give fewer --unit or --layers, or a '
+        'smaller --width).'
         .format(os.path.join(out, 'args.json')))
     assert built == []
 
