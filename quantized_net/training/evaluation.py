@@ -8,7 +8,7 @@ import numpy
 import chainer
 from chainer.backends import cuda
 
-from quantized_net.training import mnist
+from quantized_net.training import datasets
 from quantized_net.training import reported
 from quantized_net.training import result_dir
 from quantized_net.training import saved_model
@@ -61,7 +61,8 @@ def report(result, model_file, batchsize, device, dataset_dir=None):
     """
     model, config = saved_model.load_model(result, model_file)
     model.to_device(device)
-    _, _, test_set = mnist.load_splits(dataset_dir)
+    _, _, test_set = datasets.load_splits(dict(config, validation=0),
+                                          dataset_dir)
     acc = accuracy(model, test_set, batchsize, device)
     epoch = model_epoch(result, model_file)
     print('model: {}{} (preset {preset}; quantizers: weight {weight_quant}, '

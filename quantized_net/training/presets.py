@@ -33,15 +33,14 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
+from quantized_net.training import datasets
 from quantized_net.training import fused_adam
 import net
 from quantized_net.quantization import quantizers
 from weight_clip import WeightClip
 
 N_IN = 784
-N_OUT = 10
-#: An MNIST image as a ConvNet sees it: channels, height, width.
-IMAGE_SHAPE = (1, 28, 28)
+N_OUT = datasets.N_CLASSES
 
 _SEED = {
     'input_quant': 'seed', 'weight_quant': 'seed', 'act_quant': 'seed',
@@ -72,7 +71,8 @@ PRESETS['bnn-conv'] = dict(
 
 #: Keys a configuration may lack (those recorded before the keys existed
 #: do), and what a missing one means: an MLP, at its full width.
-OPTIONAL = {'architecture': None, 'width': 1.0}
+OPTIONAL = {'architecture': None, 'width': 1.0,
+            'dataset': datasets.DEFAULT}
 #: The widest scaling of a network --width may ask for.
 MAX_WIDTH = 64.0
 
@@ -135,8 +135,10 @@ def layer_shapes(config):
     layers = architecture(config)
     if layers is not None:
         return [shape for shape, _ in net.conv_net_layers(
-            IMAGE_SHAPE, layers, N_OUT, with_defaults(config)['width'])]
-    sizes = [N_IN] + [hidden_units(config)] * config['layers'] + [N_OUT]
+            datasets.image_shape(config), layers, N_OUT,
+            with_defaults(config)['width'])]
+    sizes = [datasets.input_size(config)] + [hidden_units(config)] * \
+        config['layers'] + [N_OUT]
     return list(zip(sizes[1:], sizes[:-1]))
 
 
@@ -194,6 +196,9 @@ def check_config(config):
     _check(isinstance(width, (int, float)) and not isinstance(width, bool)
            and 0 < width <= MAX_WIDTH, 'width', width,
            'a number in (0, {:g}]'.format(MAX_WIDTH))
+    _check(datasets.name(config) in datasets.DATASETS, 'dataset',
+           datasets.name(config), 'one of {}'.format(', '.join(sorted(
+               datasets.DATASETS))))
     layers = architecture(config)
     _check(layers is None or isinstance(layers, str), 'architecture',
            layers, 'the name or the layers of a ConvNet')
@@ -238,10 +243,11 @@ def build_classifier(config):
                           for role in QUANTIZER_KEYS})
     layers = architecture(config)
     if layers is None:
-        predictor = net.MnistMLP(N_IN, hidden_units(config), N_OUT,
+        predictor = net.MnistMLP(datasets.input_size(config),
+                                 hidden_units(config), N_OUT,
                                  n_layers=config['layers'], **options)
     else:
-        predictor = net.ConvNet(IMAGE_SHAPE, layers, N_OUT,
+        predictor = net.ConvNet(datasets.image_shape(config), layers, N_OUT,
                                 width=with_defaults(config)['width'],
                                 **options)
     lossfun = {'softmax': F.softmax_cross_entropy,

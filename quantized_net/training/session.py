@@ -11,7 +11,7 @@ import numpy
 
 from chainer.backends import cuda
 
-from quantized_net.training import mnist
+from quantized_net.training import datasets
 from quantized_net.training import presets
 from quantized_net.training import processes as processes_module
 from quantized_net.training import result_dir
@@ -95,7 +95,7 @@ class Training(object):
         splits = (None, None, None)
         if processes.writer:
             print_header(device, config, run.seed, processes.size)
-            splits = mnist.load_splits(run.dataset_dir, config['validation'])
+            splits = datasets.load_splits(config, run.dataset_dir)
             check_batchsize(config['batchsize'], splits[0], processes.size)
         # What its snapshots record; a resumed run is checked against it
         # before the directory is touched.

@@ -1,0 +1,48 @@
+"""The data sets a configuration trains on, by name (its ``dataset`` key):
+what an image is, and the ``(train, validation, test)`` splits a run
+reads.
+
+Each is a module of this package with ``load_splits(dataset_dir,
+validation)``; MNIST's is :mod:`mnist`.
+"""
+import math
+
+from quantized_net.training import mnist
+
+#: name -> (module, image shape as the networks see it: channels,
+#: height, width)
+DATASETS = {
+    'mnist': (mnist, (1, mnist.IMAGE_SIDE, mnist.IMAGE_SIDE)),
+}
+#: What a configuration that names no data set trains on.
+DEFAULT = 'mnist'
+#: Classes of every data set here.
+N_CLASSES = 10
+
+
+def name(config):
+    """The data set ``config`` trains on."""
+    return config.get('dataset', DEFAULT)
+
+
+def image_shape(config):
+    """``(channels, height, width)`` of an image of ``config``'s data
+    set."""
+    return DATASETS[name(config)][1]
+
+
+def input_size(config):
+    """The values of an image of ``config``'s data set, as an MLP takes
+    it."""
+    return math.prod(image_shape(config))
+
+
+def load_splits(config, dataset_dir=None):
+    """``(train, validation or None, test)`` of ``config``'s data set,
+    holding out the validation images the configuration asks for.
+
+    Raises:
+        errors.DatasetError: As the data set's module says.
+    """
+    return DATASETS[name(config)][0].load_splits(dataset_dir,
+                                                 config['validation'])
