@@ -31,11 +31,7 @@ import hashlib
 import io
 import math
 import os
-import stat
 import struct
-import sys
-import urllib.error
-import urllib.request
 import zlib
 
 import numpy
@@ -45,6 +41,7 @@ import chainer
 from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
 from quantized_net import untrusted_file
+from quantized_net.training import downloads
 
 
 #: name -> (MD5 of the canonical .gz, SHA-256 of the decompressed file)
@@ -85,7 +82,6 @@ IDX_KINDS = {
 IMAGE_SIDE = 28
 PIXEL_MAX = 255  # 8-bit pixels
 N_CLASSES = 10
-DOWNLOAD_TIMEOUT = 60  # seconds without an answer before a mirror is skipped
 #: The most bytes an IDX file may hold (header included), checked against
 #: its header before anything more is read: 2 GiB, some 2.7 million 28x28
 #: images (MNIST's training set is 47 MB, EMNIST's largest 550 MB).
@@ -96,19 +92,11 @@ MAX_DOWNLOAD_BYTES = 2 ** 26
 #: What a gzip file may hold beyond its deflated data: headers, and the
 #: members of a concatenated file.
 GZIP_ALLOWANCE = 2 ** 20
-#: Bytes read at a time: what a file that promises more than it holds
-#: can make the reader allocate beyond what it holds.
-READ_CHUNK = 2 ** 20
 
 
 def default_cache_dir():
     """Where verified downloads are kept, inside Chainer's dataset root."""
-    return os.path.join(chainer.dataset.get_dataset_root(),
-                        'pfnet', 'chainer', 'mnist')
-
-
-def _notice(message):
-    print('notice: ' + message, file=sys.stderr)
+    return downloads.cache_dir('pfnet', 'chainer', 'mnist')
 
 
 class _NotGzip(errors.DatasetError):
@@ -168,26 +156,12 @@ def _gzip_bound(expected):
     return expected + expected // 256 + GZIP_ALLOWANCE
 
 
-def _read_at_most(f, count, data=b''):
-    """``data`` followed by up to ``count`` more bytes of ``f``, read in
-    chunks so that a file shorter than it claims costs only what it
-    holds."""
-    data = bytearray(data)
-    count += len(data)
-    while len(data) < count:
-        chunk = f.read(min(READ_CHUNK, count - len(data)))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def _read_raw(f, size, path, kind):
     head = f.read(_header_size(kind))
     shape, expected = _promise(path, head, kind)
     if size != expected:
         raise _wrong_size(path, shape, kind, expected, size)
-    data = _read_at_most(f, expected - len(head) + 1, head)
+    data = downloads.read_at_most(f, expected - len(head) + 1, head)
     if len(data) != expected:  # the file changed while it was read
         raise _wrong_size(path, shape, kind, expected, len(data))
     return shape, data
@@ -204,14 +178,14 @@ def _read_gzip(f, path, kind, size):
                 path, size, _gzip_bound(MAX_IDX_BYTES)))
     try:
         with gzip.GzipFile(fileobj=f, mode='rb') as stream:
-            head = _read_at_most(stream, _header_size(kind))
+            head = downloads.read_at_most(stream, _header_size(kind))
             shape, expected = _promise(path, bytes(head), kind)
             if size > _gzip_bound(expected):
                 raise errors.DatasetError(
                     '{} is {} bytes, more than gzip makes of {} {}s ({} '
                     'bytes); it is followed by junk. Replace it with a good '
                     'copy.'.format(path, size, shape[0], kind, expected))
-            data = _read_at_most(stream, expected - len(head) + 1, head)
+            data = downloads.read_at_most(stream, expected - len(head) + 1, head)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise _NotGzip(
             '{} is not a readable gzip file ({}); it is truncated or corrupt. '
@@ -222,14 +196,6 @@ def _read_gzip(f, path, kind, size):
     return shape, data
 
 
-def _md5(f):
-    f.seek(0)
-    digest = hashlib.md5()
-    for chunk in iter(lambda: f.read(READ_CHUNK), b''):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_file(f, size, path, kind, gzipped, checksum):
     """The checked array of kind ``kind`` in the open file ``f`` of
     ``size`` bytes, and whether it matches ``checksum`` (``(MD5 of the
@@ -238,7 +204,7 @@ def _read_file(f, size, path, kind, gzipped, checksum):
     try:
         if gzipped:
             shape, raw = _read_gzip(f, path, kind, size)
-            is_mnist = md5_gz is not None and _md5(f) == md5_gz
+            is_mnist = md5_gz is not None and downloads.md5(f) == md5_gz
         else:
             shape, raw = _read_raw(f, size, path, kind)
             is_mnist = False
@@ -292,21 +258,13 @@ def read_labels(path):
 
 
 def _find_local(directory, name):
-    candidates = [os.path.join(directory, name + ext) for ext in ('.gz', '')]
-    # One that exists, of whatever kind: reading it says what is wrong
-    # with it rather than calling it missing.
-    path = next((p for p in candidates if os.path.exists(p)), None)
-    if path is not None:
-        return path
-    dangling = next((p for p in candidates if os.path.lexists(p)), None)
-    if dangling is not None:
+    names = [name + '.gz', name]
+    path = downloads.locate(directory, names)
+    if path is None:
         raise errors.DatasetError(
-            '{} is a symbolic link to {}, which does not exist.'.format(
-                dangling, os.readlink(dangling)))
-    raise errors.DatasetError(
-        '{} is missing from {}: expected {} or {} (IDX format, as '
-        'published with MNIST).'.format(
-            name, directory, *[os.path.basename(p) for p in candidates]))
+            '{} is missing from {}: expected {} or {} (IDX format, as '
+            'published with MNIST).'.format(name, directory, *names))
+    return path
 
 
 def _to_arrays(files):
@@ -348,20 +306,7 @@ def _kind(name):
 
 
 def _load_dir(directory, checksums):
-    try:
-        mode = os.stat(directory).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as e:
-        raise errors.DatasetError(
-            'cannot use dataset directory {}: {}.'.format(
-                directory, e.strerror or e))
-    if mode is None or not stat.S_ISDIR(mode):
-        raise errors.DatasetError(
-            'dataset directory {} {}; give a directory that holds the four '
-            'MNIST IDX files.'.format(
-                directory, 'does not exist' if mode is None else
-                'is {}, not a directory'.format(untrusted_file.kind(mode))))
+    downloads.check_directory(directory, 'the four MNIST IDX files')
     files = {}
     others = []
     for name, checksum in checksums.items():
@@ -372,56 +317,32 @@ def _load_dir(directory, checksums):
             others.append(path)
     arrays = _to_arrays(files)
     if others:
-        _notice('{} {} not the canonical MNIST (checksum differs); using '
+        downloads.notice('{} {} not the canonical MNIST (checksum differs); using '
                 'it as a data set in the same IDX layout.'.format(
                     ', '.join(others), 'is' if len(others) == 1 else 'are'))
     return arrays
 
 
-class _Rejected(Exception):
-    """A download that failed or did not verify; the message says why."""
-
-
-def _fetch(url):
-    """The bytes at ``url``, at most :data:`MAX_DOWNLOAD_BYTES`, or
-    _Rejected."""
-    try:
-        with urllib.request.urlopen(
-                url, timeout=DOWNLOAD_TIMEOUT) as response:
-            data = response.read(MAX_DOWNLOAD_BYTES + 1)
-    except urllib.error.HTTPError as e:
-        raise _Rejected('HTTP {} {}'.format(e.code, e.reason))
-    except (urllib.error.URLError, OSError) as e:
-        raise _Rejected(str(getattr(e, 'reason', e)))
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise _Rejected('more than {} bytes, larger than any MNIST '
-                        'file'.format(MAX_DOWNLOAD_BYTES))
-    return data
-
-
 def _download(url, path, checksum):
     """Fetches ``url`` to ``path`` if it verifies; returns its array, or
-    raises _Rejected."""
+    raises downloads.Rejected."""
     try:
         with atomic_write(path, 'wb') as f:
-            gz = _fetch(url)
+            gz = downloads.fetch(url, MAX_DOWNLOAD_BYTES, 'MNIST')
             try:
                 array, is_mnist = _read_file(
                     io.BytesIO(gz), len(gz), url,
                     _kind(os.path.basename(path)[:-len('.gz')]), True,
                     checksum)
             except _NotGzip:
-                raise _Rejected('not a gzip file')
+                raise downloads.Rejected('not a gzip file')
             except errors.DatasetError:  # not an IDX file: not the one
                 is_mnist = False
             if not is_mnist:
-                raise _Rejected('checksum mismatch')
+                raise downloads.Rejected('checksum mismatch')
             f.write(gz)
     except errors.ResultError as e:
-        raise errors.DatasetError(
-            'cannot write to the MNIST cache {}: {} Set '
-            'CHAINER_DATASET_ROOT to a writable directory, or pass '
-            '--dataset-dir.'.format(os.path.dirname(path), e))
+        raise downloads.cache_write_error(os.path.dirname(path), 'MNIST', e)
     return array
 
 
@@ -436,7 +357,7 @@ def _cached(directory, name, mirrors, checksum):
             is_mnist = False
         if is_mnist:
             return path, array
-        _notice('cached {} fails verification; downloading it '
+        downloads.notice('cached {} fails verification; downloading it '
                 'again.'.format(path))
         try:
             os.remove(path)
@@ -447,10 +368,10 @@ def _cached(directory, name, mirrors, checksum):
     failures = []
     for mirror in mirrors:
         url = mirror + name + '.gz'
-        _notice('downloading {}'.format(url))
+        downloads.notice('downloading {}'.format(url))
         try:
             return path, _download(url, path, checksum)
-        except _Rejected as e:
+        except downloads.Rejected as e:
             failures.append('{}: {}'.format(url, e))
     raise errors.DatasetError(
         'could not download {} from any mirror ({}). Download the four '
@@ -485,13 +406,7 @@ def read_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
     if dataset_dir:
         return _load_dir(dataset_dir, checksums)
     cache_dir = cache_dir or default_cache_dir()
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-    except OSError as e:
-        raise errors.DatasetError(
-            'cannot create the MNIST cache {}: {}. Set CHAINER_DATASET_ROOT '
-            'to a writable directory, or pass --dataset-dir.'.format(
-                cache_dir, e.strerror))
+    downloads.make_cache(cache_dir, 'MNIST')
     return _to_arrays({
         name: _cached(cache_dir, name, mirrors, checksum)
         for name, checksum in checksums.items()})
