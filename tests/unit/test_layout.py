@@ -18,7 +18,7 @@ ORIGINAL = {'net', 'qst', 'link_quantized_linear',
 #: The commands, each run as ./NAME.py; train_mnist is the original's.
 COMMANDS = {'train_mnist', 'train_mnist_mn', 'evaluate', 'export',
             'infer_packed', 'bench', 'bench_packed', 'bench_allreduce',
-            'sweep', 'plot_error'}
+            'sweep', 'plot_error', 'summary'}
 PACKAGE = 'quantized_net'
 
 
