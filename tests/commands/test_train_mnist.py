@@ -3,11 +3,14 @@ What the training does is tests/unit/training's (test_session.py and the
 modules it uses); here, that the command runs it, prints it, and ends in
 one line."""
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
 import helpers
-from helpers import assert_one_line_error, without_time
+from helpers import assert_one_line_error, assert_same_run, without_time
 from quantized_net.training.result_dir import read_args, read_log
 
 FAST = ['--unit', '500', '--batchsize', '50', '--noplot']
@@ -112,3 +115,40 @@ def test_one_epoch_on_real_mnist(tmp_path):
     run_ok('--epoch', 1, '--seed', 0, '--noplot', '--out', out)
     log = read_log(out)
     assert log[0]['validation/main/accuracy'] >= 0.955
+
+
+# A binarized ConvNet an eighth as wide as the preset's: 8-8-16-16 filters.
+CONV = ['--preset', 'bnn-conv', '--width', '0.125', '--validation', '200',
+        '--batchsize', '50', '--noplot']
+
+
+def test_a_convnet_trains_and_resumes_exactly(two_epochs, tmp_path):
+    data = two_epochs[0]
+    whole, part = str(tmp_path / 'whole'), str(tmp_path / 'part')
+    result = run_ok('--dataset-dir', data, '--epoch', 2, '--seed', 3,
+                    '--out', whole, *CONV)
+    assert '# layers: 64C3-64C3-P2-128C3-128C3-P2-512FC x 0.125 wide, ' \
+        'htanh' in result.stdout
+    log = read_log(whole)
+    assert log[-1]['validation/main/accuracy'] > 0.5  # chance is 0.1
+    # Killed right after its first snapshot, and resumed from it.
+    killed = subprocess.run(
+        [sys.executable, os.path.join(helpers.SCRIPTS, 'fault_runner.py'),
+         '--kill-after-snapshot', '1', '--', 'train_mnist.py',
+         '--dataset-dir', data, '--epoch', '2', '--seed', '3', '--out',
+         part] + CONV, capture_output=True, text=True,
+        env=helpers.SCRIPT_ENV)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run_ok('--dataset-dir', data, '--epoch', 2, '--out', part, '--resume',
+           os.path.join(part, 'snapshot_iter_36'), *CONV)
+    assert_same_run(part, whole)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get('MNIST_DIR'),
+                    reason='MNIST_DIR (the real MNIST files) not set')
+def test_one_epoch_of_a_quarter_convnet_on_real_mnist(tmp_path):
+    out = str(tmp_path / 'conv')
+    run_ok('--preset', 'bnn-conv', '--width', '0.25', '--epoch', 1,
+           '--seed', 1, '--noplot', '--out', out)
+    assert read_log(out)[0]['validation/main/accuracy'] >= 0.93

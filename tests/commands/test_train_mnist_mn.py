@@ -200,3 +200,16 @@ def test_a_snapshot_of_ranks_records_its_run_and_is_checked(data, whole,
         result, 'cannot resume from {}: it was damaged or altered ({} is not '
         'a permutation of range(300))'.format(tampered, key))
     assert not os.path.exists(str(tmp_path / 'two'))
+
+
+def test_two_ranks_train_a_convnet(data, tmp_path):
+    out = str(tmp_path / 'conv')
+    result = train_ok(2, data, out, '--preset', 'bnn-conv', '--width',
+                      '0.125', '--validation', '100', '--epoch', '1',
+                      '--seed', '2')
+    assert '# layers: 64C3-64C3-P2-128C3-128C3-P2-512FC x 0.125 wide' in \
+        result.stdout
+    log = result_dir.read_log(out)
+    assert [entry['epoch'] for entry in log] == [1]
+    assert log[0]['validation/main/accuracy'] > 0.2  # chance is 0.1
+    assert os.path.isfile(os.path.join(out, result_dir.MODEL_FILE))

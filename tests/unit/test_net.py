@@ -2,6 +2,7 @@ import numpy
 import pytest
 
 import chainer
+import chainer.functions as F
 import chainer.links as L
 
 from helpers import train_steps
@@ -106,3 +107,76 @@ def test_gpu_training_steps_equal_cpu():
             continue
         numpy.testing.assert_allclose(cpu[2][name], gpu[2][name],
                                       atol=2 * alpha, err_msg=name)
+
+
+@pytest.mark.parametrize('text,width,layers', [
+    ('128C3-P2-1024FC', 1, [('conv', 128, 3), ('pool', 2), ('fc', 1024)]),
+    ('128C3-P2-1024FC', 0.25, [('conv', 32, 3), ('pool', 2), ('fc', 256)]),
+    ('3C5-1FC', 0.1, [('conv', 1, 5), ('fc', 1)]),  # at least one
+])
+def test_an_architecture_is_read_as_the_paper_writes_it(text, width, layers):
+    assert net.parse_architecture(text, width) == layers
+
+
+@pytest.mark.parametrize('text,message', [
+    ('P2-8C3', "'P2-8C3' does not start with a layer of weights"),
+    ('8C3-16FC-8C3', "'8C3-16FC-8C3' has a convolution or pooling after a "
+     "fully connected layer"),
+    ('8C3-x', "'x' is not a layer (NCk, Pk or NFC)"),
+    ('0C3', "'0C3' is not a layer (NCk, Pk or NFC)"),
+    ('8C', "'8C' is not a layer (NCk, Pk or NFC)")])
+def test_what_is_no_architecture(text, message):
+    with pytest.raises(ValueError) as e:
+        net.parse_architecture(text)
+    assert str(e.value) == message
+
+
+def test_the_convnet_of_the_paper_for_cifar10():
+    layers = net.conv_net_layers((3, 32, 32), net.ARCHITECTURES['cifar10'],
+                                 10)
+    assert layers == [
+        ((128, 3, 3, 3), 0), ((128, 128, 3, 3), 2), ((256, 128, 3, 3), 0),
+        ((256, 256, 3, 3), 2), ((512, 256, 3, 3), 0), ((512, 512, 3, 3), 2),
+        ((1024, 512 * 4 * 4), 0), ((1024, 1024), 0), ((10, 1024), 0)]
+    with pytest.raises(ValueError) as e:
+        net.conv_net_layers((1, 4, 4), '8C3-P2-8C3-P2-8C3-P2', 10)
+    assert str(e.value) == ("'8C3-P2-8C3-P2-8C3-P2' pools a 4x4 image down "
+                            "to nothing")
+
+
+def test_a_convnet_convolves_pools_normalises_then_binarizes():
+    numpy.random.seed(0)
+    model = net.ConvNet((1, 8, 8), '4C3-P2-6FC', 3)
+    assert [(link.W.shape, bn.avg_mean.shape, pool)
+            for link, bn, pool in model.layers()] == [
+        ((4, 1, 3, 3), (4,), 2), ((6, 64), (6,), 0), ((3, 6), (3,), 0)]
+    assert model.weight_layers() == [link for link, _, _ in model.layers()]
+    x = numpy.random.rand(5, 64).astype(numpy.float32)  # flat, as MNIST's
+    with chainer.using_config('train', False):
+        y = model(x).array
+    # The same by hand: sign convolution of the centred input, 2 x 2
+    # max-pooling, batch normalisation with the running statistics (0, 1
+    # at the start), sign; then the sign layer and the normalised logits.
+    l1, b1, _ = model.layers()[0]
+    l2, b2, _ = model.layers()[1]
+    l3, b3, _ = model.layers()[2]
+    sign = lambda a: numpy.where(a >= 0, 1, -1).astype(numpy.float32)  # noqa
+    h = F.convolution_2d(x.reshape(5, 1, 8, 8) * 2 - 1, sign(l1.W.array),
+                         l1.b.array, pad=1).array
+    h = F.max_pooling_2d(h, 2, stride=2).array
+    h = sign(numpy.clip(h / numpy.sqrt(1 + b1.eps), -1, 1))
+    h = h.reshape(5, -1).dot(sign(l2.W.array).T) + l2.b.array
+    h = sign(numpy.clip(h / numpy.sqrt(1 + b2.eps), -1, 1))
+    logits = (h.dot(sign(l3.W.array).T) + l3.b.array) / numpy.sqrt(
+        1 + b3.eps)
+    numpy.testing.assert_allclose(y, logits, rtol=1e-5, atol=1e-5)
+
+
+def test_a_convnet_learns_a_batch():
+    numpy.random.seed(1)
+    model = L.Classifier(net.ConvNet((1, 28, 28), '8C3-P2-16FC', 10))
+    x, t = batch(16)
+    optimizer = chainer.optimizers.Adam(0.01)
+    optimizer.setup(model)
+    losses = train_steps(model, optimizer, x, t, 30)
+    assert losses[-1] < losses[0] / 2
