@@ -1,5 +1,8 @@
 """The networks: the original suite's quantized MLP for MNIST, and the
 paper's quantized ConvNets."""
+import collections
+import math
+
 import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 import chainer.functions as F
@@ -172,41 +175,65 @@ def parse_architecture(text, width=1.0):
     return layers
 
 
+class Layer(collections.namedtuple(
+        'Layer', ('weights', 'pool', 'computed', 'output'))):
+    """A layer of weights of a network, as its sizes alone give it.
+
+    Attributes:
+        weights (tuple): The weights' shape: a convolution's
+            ``(filters, channels, k, k)``, a fully connected layer's
+            ``(units, inputs)``.
+        pool (int): The max-pooling size after it, or 0.
+        computed (tuple): What it computes for one image, before pooling:
+            ``(filters, height, width)`` or ``(units,)``; each value one
+            dot product of ``prod(weights[1:])`` terms.
+        output (tuple): What it passes on for one image, after pooling.
+    """
+
+
 def conv_net_layers(in_shape, architecture, n_out, width=1.0):
-    """``[(W shape, pooling size or 0)]`` of the layers of weights of a
-    :class:`ConvNet`, input to output, the classifier last: a
-    convolution's filters ``(filters, channels, k, k)``, a fully connected
-    layer's ``(units, inputs)``. Found from the sizes alone, nothing built.
+    """The :class:`Layer` of each layer of weights of a :class:`ConvNet`,
+    input to output, the classifier last. Found from the sizes alone,
+    nothing built: pooling rounds down (as the authors' Lasagne pooling
+    with ``ignore_border`` does, and :class:`ConvNet` pools).
 
     Raises:
         ValueError: The architecture is malformed, or pools an image of
             ``in_shape`` down to nothing.
     """
-    channels, size = in_shape[0], list(in_shape[1:])
-    flat = None
+    shape = tuple(in_shape)
     layers = []
     for layer in parse_architecture(architecture, width) + [('fc', n_out)]:
         if layer[0] == 'pool':
-            if layers[-1][1]:
+            if layers[-1].pool:
                 raise ValueError('{!r} pools twice in a row'.format(
                     architecture))
-            layers[-1] = (layers[-1][0], layer[1])
-            size = [s // layer[1] for s in size]
-            if min(size) < 1:
+            pool = layer[1]
+            shape = (shape[0],) + tuple(s // pool for s in shape[1:])
+            if min(shape[1:]) < 1:
                 raise ValueError('{!r} pools a {}x{} image down to '
                                  'nothing'.format(architecture,
                                                   *in_shape[1:]))
+            layers[-1] = layers[-1]._replace(pool=pool, output=shape)
         elif layer[0] == 'conv':
             _, filters, k = layer
-            layers.append(((filters, channels, k, k), 0))
-            channels = filters
-            size = [s + 2 * (k // 2) - k + 1 for s in size]
+            weights = (filters, shape[0], k, k)
+            shape = (filters,) + tuple(s + 2 * (k // 2) - k + 1
+                                       for s in shape[1:])
+            layers.append(Layer(weights, 0, shape, shape))
         else:
-            if flat is None:
-                flat = channels * size[0] * size[1]
-            layers.append(((layer[1], flat), 0))
-            flat = layer[1]
+            weights = (layer[1], math.prod(shape))
+            shape = (layer[1],)
+            layers.append(Layer(weights, 0, shape, shape))
     return layers
+
+
+def mlp_layers(n_in, n_units, n_out, n_layers):
+    """The :class:`Layer` of each layer of an :class:`MnistMLP`, input to
+    output."""
+    sizes = [n_in] + [n_units] * n_layers + [n_out]
+    return [Layer((out_size, in_size), 0, (out_size,), (out_size,))
+            for in_size, out_size in zip(sizes[:-1], sizes[1:])]
 
 
 class ConvNet(chainer.Chain):
@@ -257,9 +284,10 @@ class ConvNet(chainer.Chain):
         self.dropout = dropout
         self.centered_input = centered_input
         layers = conv_net_layers(in_shape, architecture, n_out, width)
-        self.pooling = [pool for _, pool in layers]
+        self.pooling = [layer.pool for layer in layers]
         with self.init_scope():
-            for i, (shape, _) in enumerate(layers, 1):
+            for i, shape in enumerate(
+                    [layer.weights for layer in layers], 1):
                 quants = dict(input_quant=input_quant if i == 1 else
                               NO_QUANT, weight_quant=weight_quant,
                               grad_quant=grad_quant)
@@ -295,7 +323,7 @@ class ConvNet(chainer.Chain):
         for link, bn, pool in hidden:
             h = link(h)
             if pool:
-                h = F.max_pooling_2d(h, pool, stride=pool)
+                h = F.max_pooling_2d(h, pool, stride=pool, cover_all=False)
             h = bn(h)
             if self.activation == 'relu':
                 h = F.relu(qst(h, self.act_quant))

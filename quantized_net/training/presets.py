@@ -123,23 +123,29 @@ def hidden_units(config):
         'width'])))
 
 
-def layer_shapes(config):
-    """The shapes of the weights of the network ``config`` describes,
-    input to output: ``(out_size, in_size)`` of a weight matrix,
-    ``(filters, channels, k, k)`` of a convolution's; found from the sizes
-    alone, nothing built.
+def network_layers(config):
+    """The layers of weights of the network ``config`` describes, input to
+    output, each a :class:`net.Layer` (its weights' shape, its pooling,
+    what it computes and passes on per image); found from the sizes alone,
+    nothing built.
 
     Raises:
         ValueError: The architecture is malformed.
     """
-    layers = architecture(config)
-    if layers is not None:
-        return [shape for shape, _ in net.conv_net_layers(
-            datasets.image_shape(config), layers, N_OUT,
-            with_defaults(config)['width'])]
-    sizes = [datasets.input_size(config)] + [hidden_units(config)] * \
-        config['layers'] + [N_OUT]
-    return list(zip(sizes[1:], sizes[:-1]))
+    written = architecture(config)
+    if written is not None:
+        return net.conv_net_layers(datasets.image_shape(config), written,
+                                   N_OUT, with_defaults(config)['width'])
+    return net.mlp_layers(datasets.input_size(config), hidden_units(config),
+                          N_OUT, config['layers'])
+
+
+def layer_shapes(config):
+    """The shapes of the weights of the network ``config`` describes,
+    input to output: ``(out_size, in_size)`` of a weight matrix,
+    ``(filters, channels, k, k)`` of a convolution's (see
+    :func:`network_layers`)."""
+    return [layer.weights for layer in network_layers(config)]
 
 
 def parameter_count(config):

@@ -18,6 +18,7 @@ from quantized_net.training import result_dir
 from quantized_net.training import run_description
 from quantized_net.training import run_record
 from quantized_net.training import saved_model
+from quantized_net.training import summary
 from quantized_net.training import trainer as trainer_module
 from quantized_net import errors
 
@@ -47,6 +48,7 @@ def print_header(device, config, seed, processes=1):
         print('# layers: {}{}, {}'.format(
             layers, '' if presets.with_defaults(config)['width'] == 1 else
             ' x {:g} wide'.format(config['width']), config['activation']))
+    print(summary.totals_line(config))
     print('# Minibatch-size: {}'.format(config['batchsize']))
     print('# epoch: {}'.format(config['epoch']))
     print('# seed: {}'.format(seed))

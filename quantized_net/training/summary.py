@@ -86,45 +86,6 @@ Layer = collections.namedtuple('Layer', (
     'memory', 'macs'))
 
 
-def _pooling(layers):
-    """The pooling size after each layer of weights of the ConvNet whose
-    layer string is ``layers`` (0 where none): each ``Pk`` of the string
-    pools the output of the layer of weights before it."""
-    pooling = []
-    for part in layers.split('-'):
-        if part.startswith('P'):
-            pooling[-1] = int(part[1:])
-        else:
-            pooling.append(0)
-    return pooling + [0]  # the classifier
-
-
-def _layer_geometry(config):
-    """``[(kind, weight shape, output shape, multiply-adds)]`` per image,
-    input to output."""
-    shapes = presets.layer_shapes(config)
-    layers = presets.architecture(config)
-    if layers is None:
-        return [('linear', shape, (shape[0],), shape[0] * shape[1])
-                for shape in shapes]
-    geometry = []
-    size = datasets.image_shape(config)[1:]
-    for shape, pool in zip(shapes, _pooling(layers)):
-        if len(shape) == 2:
-            geometry.append(('linear', shape, (shape[0],),
-                             shape[0] * shape[1]))
-            continue
-        filters, channels, k, _ = shape
-        # Padded by k // 2 on each side, stride 1: the size is kept for
-        # an odd k.
-        size = tuple(s + 2 * (k // 2) - k + 1 for s in size)
-        macs = filters * channels * k * k * size[0] * size[1]
-        if pool:
-            size = tuple(s // pool for s in size)
-        geometry.append(('conv', shape, (filters,) + size, macs))
-    return geometry
-
-
 def layers(config):
     """The layers of weights of the network ``config`` describes,
     summarised, input to output.
@@ -138,8 +99,11 @@ def layers(config):
     weight_bits = quantizer_bits(config['weight_quant'])
     act_bits = quantizer_bits(config['act_quant'])
     summary = []
-    for i, (kind, shape, output, macs) in enumerate(
-            _layer_geometry(config), 1):
+    for i, layer in enumerate(presets.network_layers(config), 1):
+        shape, output = layer.weights, layer.output
+        kind = 'conv' if len(shape) == 4 else 'linear'
+        # Each value computed, before pooling, is one dot product.
+        macs = math.prod(shape[1:]) * math.prod(layer.computed)
         input_bits = quantizer_bits(config['input_quant']) if i == 1 \
             else act_bits
         weights = math.prod(shape)

@@ -134,10 +134,12 @@ def test_what_is_no_architecture(text, message):
 def test_the_convnet_of_the_paper_for_cifar10():
     layers = net.conv_net_layers((3, 32, 32), net.ARCHITECTURES['cifar10'],
                                  10)
-    assert layers == [
+    assert [(layer.weights, layer.pool) for layer in layers] == [
         ((128, 3, 3, 3), 0), ((128, 128, 3, 3), 2), ((256, 128, 3, 3), 0),
         ((256, 256, 3, 3), 2), ((512, 256, 3, 3), 0), ((512, 512, 3, 3), 2),
         ((1024, 512 * 4 * 4), 0), ((1024, 1024), 0), ((10, 1024), 0)]
+    assert [(layer.computed, layer.output) for layer in layers[1:3]] == [
+        ((128, 32, 32), (128, 16, 16)), ((256, 16, 16), (256, 16, 16))]
     with pytest.raises(ValueError) as e:
         net.conv_net_layers((1, 4, 4), '8C3-P2-8C3-P2-8C3-P2', 10)
     assert str(e.value) == ("'8C3-P2-8C3-P2-8C3-P2' pools a 4x4 image down "
@@ -180,3 +182,18 @@ def test_a_convnet_learns_a_batch():
     optimizer.setup(model)
     losses = train_steps(model, optimizer, x, t, 30)
     assert losses[-1] < losses[0] / 2
+
+
+@pytest.mark.parametrize('in_shape,text', [
+    ((1, 28, 28), '8C3-P2-8C3-P2-8C3-P2-16FC'),   # 28, 14, 7, 3: odd
+    ((1, 9, 9), '4C2-P2-6FC'),                   # an even kernel: 10 then 5
+    ((3, 11, 7), '4C3-P3-6FC')])
+def test_pooling_rounds_down_as_the_sizes_say(in_shape, text):
+    numpy.random.seed(0)
+    model = net.ConvNet(in_shape, text, 10)
+    x = numpy.random.rand(2, *in_shape).astype(numpy.float32)
+    y = model(x)
+    assert y.shape == (2, 10)
+    layers = net.conv_net_layers(in_shape, text, 10)
+    assert [link.W.shape for link in model.weight_layers()] == [
+        layer.weights for layer in layers]
