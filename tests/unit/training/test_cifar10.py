@@ -600,7 +600,7 @@ def test_the_default_cache_is_in_chainers_dataset_root():
 
 # Damaged files: seeded byte flips, truncations and junk.
 
-CASES = 60
+CASES = 80
 
 
 def damaged(rng, data, damage, header_end):
