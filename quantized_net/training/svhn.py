@@ -108,8 +108,8 @@ def _fail(where, message):
 
 
 class _Part:
-    """``size`` bytes of the file ``f`` from where it is, read on
-    demand."""
+    """``size`` bytes of the file ``f`` from where it is, read on demand
+    (as a bytearray, which NumPy takes without a copy)."""
 
     def __init__(self, f, size):
         self._f = f
@@ -118,12 +118,13 @@ class _Part:
     def read(self, count):
         data = downloads.read_at_most(self._f, min(count, self._left))
         self._left -= len(data)
-        return bytes(data)
+        return data
 
 
 class _Inflating:
     """What the ``size`` compressed bytes of ``f`` from where it is
-    inflate to, inflated on demand, no more than asked."""
+    inflate to, inflated on demand, no more than asked (as a
+    bytearray)."""
 
     def __init__(self, f, size, where):
         self._f = f
@@ -151,7 +152,7 @@ class _Inflating:
         except zlib.error as e:
             raise _fail(self._where, 'holds compressed data that zlib cannot '
                         'read ({}); the file is corrupt.'.format(e))
-        return bytes(out)
+        return out
 
     def finish(self):
         """Checks that the stream ends here, with its checksum, and that
@@ -247,7 +248,7 @@ def _variable(matrix, wanted, limit, room):
                     'numbers of 4); it is corrupt.'.format(
                         len(dims), MAX_DIMENSIONS))
     dims = struct.unpack('{}{}i'.format(matrix.order, len(dims) // 4), dims)
-    name = matrix.element('a name', (MI_INT8,), MAX_NAME)
+    name = bytes(matrix.element('a name', (MI_INT8,), MAX_NAME))
     if name not in wanted:
         return name, None
     where = '{} variable {} (the element at byte {})'.format(
