@@ -185,7 +185,8 @@ def _read_gzip(f, path, kind, size):
                     '{} is {} bytes, more than gzip makes of {} {}s ({} '
                     'bytes); it is followed by junk. Replace it with a good '
                     'copy.'.format(path, size, shape[0], kind, expected))
-            data = downloads.read_at_most(stream, expected - len(head) + 1, head)
+            data = downloads.read_at_most(stream, expected - len(head) + 1,
+                                          head)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise _NotGzip(
             '{} is not a readable gzip file ({}); it is truncated or corrupt. '
@@ -317,9 +318,10 @@ def _load_dir(directory, checksums):
             others.append(path)
     arrays = _to_arrays(files)
     if others:
-        downloads.notice('{} {} not the canonical MNIST (checksum differs); using '
-                'it as a data set in the same IDX layout.'.format(
-                    ', '.join(others), 'is' if len(others) == 1 else 'are'))
+        downloads.notice(
+            '{} {} not the canonical MNIST (checksum differs); using it as a '
+            'data set in the same IDX layout.'.format(
+                ', '.join(others), 'is' if len(others) == 1 else 'are'))
     return arrays
 
 

@@ -188,7 +188,6 @@ def test_x_of_another_type_or_shape(tmp_path):
         matrix(b'X', CHAR, (1, 2), 16, b'a\0b\0'), y_matrix(LABELS)])[0])
     assert message == ('{} variable X (the element at byte 128) is a char '
                        'array, not a numeric one.'.format(path))
-    element, where = x_matrix(IMAGES)
     path, message = refused(tmp_path, mat_file([
         matrix(b'X', UINT8, (32, 32, 3, 6), MI_UINT8,
                IMAGES.tobytes(), flags=0x800), y_matrix(LABELS)])[0])
