@@ -95,12 +95,14 @@ def quantizer_spec(text):
 quantizer_spec.__name__ = 'quantizer'
 
 
-def add_dataset_flag(parser):
-    """``--dataset-dir``: where the MNIST files are."""
+def add_dataset_flag(parser, dataset='mnist', environment='MNIST_DIR'):
+    """``--dataset-dir``: where the files of ``dataset`` are (by default,
+    the directory the variable ``environment`` names)."""
     parser.add_argument('--dataset-dir', default=None,
-                        help='Directory with the four MNIST IDX files (.gz '
-                             'or raw); default: $MNIST_DIR, else a verified '
-                             'download cached in Chainer\'s dataset root')
+                        help='Directory with the {} files (see '
+                             'docs/datasets.md); default: ${}, else a '
+                             'verified download cached in Chainer\'s dataset '
+                             'root'.format(dataset, environment))
 
 
 def add_model_flags(parser):

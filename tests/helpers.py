@@ -4,8 +4,10 @@ import gzip
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy
 
@@ -307,3 +309,111 @@ LOG = [
      'test/main/accuracy': 0.98},
     {'epoch': 4, 'main/accuracy': 0.94},  # a run that stopped logging
 ]
+
+
+# The SVHN format-2 files: MATLAB 5.0 (level 5) MAT files, written here.
+MI_INT8, MI_UINT8, MI_INT32, MI_UINT32, MI_DOUBLE = 1, 2, 5, 6, 9
+DOUBLE, CHAR, UINT8 = 6, 4, 9
+
+
+def subelement(kind, data, order):
+    """A data element, in the small format when it fits in 4 bytes."""
+    if len(data) <= 4:
+        return struct.pack(order + 'I', len(data) << 16 | kind) + \
+            data + bytes(4 - len(data))
+    return struct.pack(order + 'II', kind, len(data)) + data + \
+        bytes(-len(data) % 8)
+
+
+def matrix(name, array_class, dims, kind, values, order='<', flags=0):
+    """A miMATRIX element, and where its values lie in it."""
+    body = (subelement(MI_UINT32, struct.pack(order + 'II',
+                                              array_class | flags, 0), order) +
+            subelement(MI_INT32, struct.pack(
+                '{}{}i'.format(order, len(dims)), *dims), order) +
+            subelement(MI_INT8, name, order))
+    start = 8 + len(body) + (8 if len(values) > 4 else 4)
+    body += subelement(kind, values, order)
+    return struct.pack(order + 'II', 14, len(body)) + body, \
+        (start, len(values))
+
+
+def x_matrix(images, order='<'):
+    """``X`` as the format-2 files hold it: uint8, 32 x 32 x 3 x N,
+    column-major."""
+    values = images.transpose(0, 1, 3, 2).tobytes()
+    return matrix(b'X', UINT8, (32, 32, 3, len(images)), MI_UINT8, values,
+                  order)
+
+
+def y_matrix(labels, order='<', stored=MI_DOUBLE):
+    """``y``: double N x 1, 10 for the digit 0, its values stored as
+    doubles or, as MATLAB does when they fit, as uint8."""
+    values = numpy.where(labels == 0, 10, labels).astype(
+        {MI_DOUBLE: order + 'f8', MI_UINT8: 'u1'}[stored]).tobytes()
+    return matrix(b'y', DOUBLE, (len(labels), 1), stored, values, order)
+
+
+def mat_file(matrices, compressed=False, order='<'):
+    """A level 5 MAT file of the elements ``matrices``, each compressed
+    on its own as MATLAB writes them; and where each one's values lie in
+    the file (uncompressed only)."""
+    data = bytearray(b'MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: '
+                     b'Mon Jan  1 00:00:00 2024'.ljust(116) + bytes(8) +
+                     struct.pack(order + 'H', 0x0100) +
+                     (b'IM' if order == '<' else b'MI'))
+    where = []
+    for element, (start, size) in matrices:
+        if compressed:
+            packed = zlib.compress(element)
+            data += struct.pack(order + 'II', 15, len(packed)) + packed
+        else:
+            where.append((len(data) + start, size))
+            data += element
+    return bytes(data), where
+
+
+def write_svhn(directory, n_train=300, n_test=100, n_extra=0, seed=0):
+    """``train_32x32.mat`` and ``test_32x32.mat`` (and ``extra_32x32.mat``
+    where ``n_extra``) in ``directory``, compressed as the published
+    files: colour images whose brightest channel and row say their class
+    (learnable), noise besides; returns the directory."""
+    os.makedirs(directory, exist_ok=True)
+    rng = numpy.random.RandomState(seed)
+    for name, count in (('train', n_train), ('test', n_test),
+                        ('extra', n_extra)):
+        if not count:
+            continue
+        images, labels = class_images(count, rng)
+        with open(os.path.join(directory, name + '_32x32.mat'), 'wb') as f:
+            f.write(mat_file([x_matrix(images), y_matrix(labels)],
+                             compressed=True)[0])
+    return directory
+
+
+def class_images(count, rng):
+    """``(uint8 images (count, 3, 32, 32), labels)``: noise, with a bright
+    band whose channel and row say the class."""
+    labels = numpy.arange(count) % 10
+    images = rng.randint(0, 96, (count, 3, 32, 32)).astype(numpy.uint8)
+    for i, label in enumerate(labels):
+        images[i, label % 3, 3 * label:3 * label + 3] = 255
+    return images, labels.astype(numpy.uint8)
+
+
+def write_cifar10(directory, per_batch=60, n_test=100, seed=0):
+    """The six files of CIFAR-10's binary version in ``directory``
+    (``data_batch_1.bin`` ... ``data_batch_5.bin``, ``test_batch.bin``),
+    each record a label byte and 3072 pixel bytes, images as
+    :func:`class_images`; returns the directory."""
+    os.makedirs(directory, exist_ok=True)
+    rng = numpy.random.RandomState(seed)
+    for name, count in [('data_batch_{}.bin'.format(i), per_batch)
+                        for i in range(1, 6)] + [('test_batch.bin', n_test)]:
+        images, labels = class_images(count, rng)
+        records = numpy.concatenate(
+            [labels[:, None], images.reshape(count, -1)], axis=1)
+        with open(os.path.join(directory, name), 'wb') as f:
+            f.write(records.astype(numpy.uint8).tobytes())
+    return directory
+

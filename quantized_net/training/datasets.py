@@ -3,17 +3,24 @@ what an image is, and the ``(train, validation, test)`` splits a run
 reads.
 
 Each is a module of this package with ``load_splits(dataset_dir,
-validation)``; MNIST's is :mod:`mnist`.
+validation)``: :mod:`mnist`, :mod:`cifar10`, :mod:`svhn`.
 """
 import math
 
+from quantized_net.training import cifar10
 from quantized_net.training import mnist
+from quantized_net.training import svhn
 
 #: name -> (module, image shape as the networks see it: channels,
 #: height, width)
 DATASETS = {
     'mnist': (mnist, (1, mnist.IMAGE_SIDE, mnist.IMAGE_SIDE)),
+    'cifar10': (cifar10, cifar10.IMAGE_SHAPE),
+    'svhn': (svhn, svhn.IMAGE_SHAPE),
 }
+#: The variable naming a directory of each data set's files at hand.
+ENVIRONMENT = {'mnist': 'MNIST_DIR', 'cifar10': cifar10.ENVIRONMENT,
+               'svhn': svhn.ENVIRONMENT}
 #: What a configuration that names no data set trains on.
 DEFAULT = 'mnist'
 #: Classes of every data set here.

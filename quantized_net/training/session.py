@@ -4,14 +4,18 @@ model: what ``train_mnist.py`` and ``train_mnist_mn.py`` run.
 The files it writes, and the rules that keep them safe, are described in
 :mod:`result_dir` and :mod:`claim`; the trainer is :mod:`trainer`'s.
 """
+import argparse
 import os
 import random
+import sys
 
 import numpy
 
 from chainer.backends import cuda
 
+from quantized_net import cli
 from quantized_net.training import datasets
+from quantized_net.training import flags
 from quantized_net.training import presets
 from quantized_net.training import processes as processes_module
 from quantized_net.training import result_dir
@@ -137,3 +141,18 @@ class Training(object):
             return 'no snapshot was written yet'
         return 'resume with --resume {}'.format(
             os.path.join(self.out, latest[-1][1]))
+
+
+def train_command(prog, description, argv=None, dataset=datasets.DEFAULT,
+                  preset='seed'):
+    """What a single-process training command does (``train_mnist.py``,
+    ``train_cifar10.py``, ``train_svhn.py``): reads the flags of
+    :func:`flags.add_train_flags` for ``dataset`` and ``preset``, and
+    trains the run they describe, ending as :func:`cli.run` ends."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    flags.add_train_flags(parser, dataset=dataset, preset=preset)
+    run = run_description.describe(flags.parse_train_args(parser, argv),
+                                   argv)
+    training = Training(run)
+    cli.run(prog, training, interrupted=training.resume_hint)

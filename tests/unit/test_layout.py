@@ -16,8 +16,8 @@ ORIGINAL = {'net', 'qst', 'link_quantized_linear',
             'function_quantized_linear', 'link_quantized_convolution_2d',
             'function_quantized_convolution_2d', 'weight_clip'}
 #: The commands, each run as ./NAME.py; train_mnist is the original's.
-COMMANDS = {'train_mnist', 'train_mnist_mn', 'evaluate', 'export',
-            'infer_packed', 'bench', 'bench_packed', 'bench_allreduce',
+COMMANDS = {'train_mnist', 'train_mnist_mn', 'train_cifar10', 'train_svhn',
+            'evaluate', 'export', 'infer_packed', 'bench', 'bench_packed', 'bench_allreduce',
             'sweep', 'plot_error', 'summary'}
 PACKAGE = 'quantized_net'
 

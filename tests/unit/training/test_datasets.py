@@ -22,4 +22,4 @@ def test_an_unknown_data_set_is_refused_by_the_configuration_check():
     with pytest.raises(ValueError) as e:
         presets.check_config(dict(presets.PRESETS['seed'], preset='seed',
                                   dataset='imagenet'))
-    assert str(e.value) == "dataset is 'imagenet'; it must be one of mnist"
+    assert str(e.value) == "dataset is 'imagenet'; it must be one of cifar10, mnist, svhn"

@@ -19,65 +19,8 @@ from quantized_net.errors import DatasetError
 from quantized_net.training import mnist
 from quantized_net.training import svhn
 
-MI_INT8, MI_UINT8, MI_INT32, MI_UINT32, MI_DOUBLE = 1, 2, 5, 6, 9
-DOUBLE, CHAR, UINT8 = 6, 4, 9
-
-
-def subelement(kind, data, order):
-    """A data element, in the small format when it fits in 4 bytes."""
-    if len(data) <= 4:
-        return struct.pack(order + 'I', len(data) << 16 | kind) + \
-            data + bytes(4 - len(data))
-    return struct.pack(order + 'II', kind, len(data)) + data + \
-        bytes(-len(data) % 8)
-
-
-def matrix(name, array_class, dims, kind, values, order='<', flags=0):
-    """A miMATRIX element, and where its values lie in it."""
-    body = (subelement(MI_UINT32, struct.pack(order + 'II',
-                                              array_class | flags, 0), order) +
-            subelement(MI_INT32, struct.pack(
-                '{}{}i'.format(order, len(dims)), *dims), order) +
-            subelement(MI_INT8, name, order))
-    start = 8 + len(body) + (8 if len(values) > 4 else 4)
-    body += subelement(kind, values, order)
-    return struct.pack(order + 'II', 14, len(body)) + body, \
-        (start, len(values))
-
-
-def x_matrix(images, order='<'):
-    """``X`` as the format-2 files hold it: uint8, 32 x 32 x 3 x N,
-    column-major."""
-    values = images.transpose(0, 1, 3, 2).tobytes()
-    return matrix(b'X', UINT8, (32, 32, 3, len(images)), MI_UINT8, values,
-                  order)
-
-
-def y_matrix(labels, order='<', stored=MI_DOUBLE):
-    """``y``: double N x 1, 10 for the digit 0, its values stored as
-    doubles or, as MATLAB does when they fit, as uint8."""
-    values = numpy.where(labels == 0, 10, labels).astype(
-        {MI_DOUBLE: order + 'f8', MI_UINT8: 'u1'}[stored]).tobytes()
-    return matrix(b'y', DOUBLE, (len(labels), 1), stored, values, order)
-
-
-def mat_file(matrices, compressed=False, order='<'):
-    """A level 5 MAT file of the elements ``matrices``, each compressed
-    on its own as MATLAB writes them; and where each one's values lie in
-    the file (uncompressed only)."""
-    data = bytearray(b'MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: '
-                     b'Mon Jan  1 00:00:00 2024'.ljust(116) + bytes(8) +
-                     struct.pack(order + 'H', 0x0100) +
-                     (b'IM' if order == '<' else b'MI'))
-    where = []
-    for element, (start, size) in matrices:
-        if compressed:
-            packed = zlib.compress(element)
-            data += struct.pack(order + 'II', 15, len(packed)) + packed
-        else:
-            where.append((len(data) + start, size))
-            data += element
-    return bytes(data), where
+from helpers import (CHAR, DOUBLE, MI_DOUBLE, MI_UINT8, UINT8,
+                     mat_file, matrix, x_matrix, y_matrix)
 
 
 def digits(count, seed, labels=None):
