@@ -17,7 +17,53 @@ ACTIVATIONS = ('relu', 'htanh')
 NO_QUANT = quantizers.Identity()
 
 
-class MnistMLP(chainer.Chain):
+class QuantizedNetwork(chainer.Chain):
+    """What the networks share: the input map and the hidden layers'
+    quantized activation, each with its dropout.
+
+    Args:
+        activation (str): ``'relu'`` (``relu(q_a(x))``, the original's) or
+            ``'htanh'`` (``q_a(clip(x, -1, 1))``).
+        act_quant (str or quantizers.Quantizer): Quantizer of every hidden
+            activation.
+        input_dropout (float): Dropout ratio on the input.
+        dropout (float): Dropout ratio after each hidden activation.
+        centered_input (bool): Map inputs from [0, 1] to [-1, 1] first.
+    """
+
+    def __init__(self, activation, act_quant, input_dropout, dropout,
+                 centered_input):
+        super(QuantizedNetwork, self).__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError('activation must be one of {}, got {!r}'.format(
+                ACTIVATIONS, activation))
+        self.activation = activation
+        self.act_quant = quantizers.parse(act_quant)
+        self.input_dropout = input_dropout
+        self.dropout = dropout
+        self.centered_input = centered_input
+
+    def take_input(self, x):
+        """The input as the first layer takes it."""
+        h = x
+        if self.centered_input:
+            h = h * 2 - 1
+        if self.input_dropout:
+            h = F.dropout(h, self.input_dropout)
+        return h
+
+    def activate(self, h):
+        """A hidden layer's quantized activation of its normalised sums."""
+        if self.activation == 'relu':
+            h = F.relu(qst(h, self.act_quant))
+        else:
+            h = qst(F.clip(h, -1., 1.), self.act_quant)
+        if self.dropout:
+            h = F.dropout(h, self.dropout)
+        return h
+
+
+class MnistMLP(QuantizedNetwork):
     """``n_in - n_units x n_layers - n_out`` MLP; by default the original's.
 
     Each hidden layer is a quantized linear layer, batch normalisation and a
@@ -69,19 +115,12 @@ class MnistMLP(chainer.Chain):
                  activation='relu', input_dropout=0.0, dropout=0.0,
                  centered_input=False, bn_eps=2e-5, bn_decay=0.9,
                  initialW=None):
-        super(MnistMLP, self).__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError('activation must be one of {}, got {!r}'.format(
-                ACTIVATIONS, activation))
+        super(MnistMLP, self).__init__(activation, act_quant, input_dropout,
+                                       dropout, centered_input)
         self.n_layers = n_layers
-        input_quant, weight_quant, act_quant, grad_quant = (
+        input_quant, weight_quant, grad_quant = (
             quantizers.parse(q) for q in (input_quant, weight_quant,
-                                          act_quant, grad_quant))
-        self.act_quant = act_quant
-        self.activation = activation
-        self.input_dropout = input_dropout
-        self.dropout = dropout
-        self.centered_input = centered_input
+                                          grad_quant))
         sizes = [n_in] + [n_units] * n_layers + [n_out]
         with self.init_scope():
             for i in range(1, n_layers + 2):
@@ -107,20 +146,10 @@ class MnistMLP(chainer.Chain):
         return self.linear_layers()
 
     def forward(self, x):
-        h = x
-        if self.centered_input:
-            h = h * 2 - 1
-        if self.input_dropout:
-            h = F.dropout(h, self.input_dropout)
+        h = self.take_input(x)
         *hidden, (last, last_bn) = self.layers()
         for linear, bn in hidden:
-            h = bn(linear(h))
-            if self.activation == 'relu':
-                h = F.relu(qst(h, self.act_quant))
-            else:
-                h = qst(F.clip(h, -1., 1.), self.act_quant)
-            if self.dropout:
-                h = F.dropout(h, self.dropout)
+            h = self.activate(bn(linear(h)))
         return last_bn(last(h))
 
 
@@ -236,7 +265,7 @@ def mlp_layers(n_in, n_units, n_out, n_layers):
             for in_size, out_size in zip(sizes[:-1], sizes[1:])]
 
 
-class ConvNet(chainer.Chain):
+class ConvNet(QuantizedNetwork):
     """A quantized ConvNet after the authors' BinaryNet code: each layer of
     weights is a quantized convolution (or, after the last convolution, a
     quantized fully connected layer), then the 2 x 2 max-pooling that
@@ -270,19 +299,12 @@ class ConvNet(chainer.Chain):
                  grad_quant='none', activation='htanh', input_dropout=0.0,
                  dropout=0.0, centered_input=True, bn_eps=1e-4,
                  bn_decay=0.9, initialW=None):
-        super(ConvNet, self).__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError('activation must be one of {}, got {!r}'.format(
-                ACTIVATIONS, activation))
+        super(ConvNet, self).__init__(activation, act_quant, input_dropout,
+                                      dropout, centered_input)
         self.in_shape = tuple(in_shape)
-        input_quant, weight_quant, act_quant, grad_quant = (
+        input_quant, weight_quant, grad_quant = (
             quantizers.parse(q) for q in (input_quant, weight_quant,
-                                          act_quant, grad_quant))
-        self.act_quant = act_quant
-        self.activation = activation
-        self.input_dropout = input_dropout
-        self.dropout = dropout
-        self.centered_input = centered_input
+                                          grad_quant))
         layers = conv_net_layers(in_shape, architecture, n_out, width)
         self.pooling = [layer.pool for layer in layers]
         with self.init_scope():
@@ -314,21 +336,11 @@ class ConvNet(chainer.Chain):
         return [link for link, _, _ in self.layers()]
 
     def forward(self, x):
-        h = F.reshape(x, (x.shape[0],) + self.in_shape)
-        if self.centered_input:
-            h = h * 2 - 1
-        if self.input_dropout:
-            h = F.dropout(h, self.input_dropout)
+        h = self.take_input(F.reshape(x, (x.shape[0],) + self.in_shape))
         *hidden, (last, last_bn, _) = self.layers()
         for link, bn, pool in hidden:
             h = link(h)
             if pool:
                 h = F.max_pooling_2d(h, pool, stride=pool, cover_all=False)
-            h = bn(h)
-            if self.activation == 'relu':
-                h = F.relu(qst(h, self.act_quant))
-            else:
-                h = qst(F.clip(h, -1., 1.), self.act_quant)
-            if self.dropout:
-                h = F.dropout(h, self.dropout)
+            h = self.activate(bn(h))
         return last_bn(last(h))

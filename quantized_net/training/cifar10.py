@@ -36,8 +36,6 @@ import zlib
 
 import numpy
 
-import chainer
-
 from quantized_net import errors
 from quantized_net import untrusted_file
 from quantized_net.training import downloads
@@ -404,14 +402,5 @@ def load_splits(dataset_dir=None, validation=None):
             leaves no training images.
     """
     train, test = get_cifar10(dataset_dir)
-    if validation is None:
-        validation = VALIDATION
-    if not validation:
-        return train, None, test
-    if validation >= len(train):
-        raise errors.DatasetError(
-            '--validation {} leaves no training images (the training set '
-            'has {}).'.format(validation, len(train)))
-    train, held_out = chainer.datasets.split_dataset(
-        train, len(train) - validation)
-    return train, held_out, test
+    return mnist.hold_out_last(
+        train, test, VALIDATION if validation is None else validation)

@@ -433,6 +433,16 @@ def load_splits(dataset_dir=None, validation=0):
             training images.
     """
     train, test = get_mnist(dataset_dir)
+    return hold_out_last(train, test, validation)
+
+
+def hold_out_last(train, test, validation):
+    """``(train, validation, test)``: the last ``validation`` images of
+    ``train`` held out (validation is None when that is 0).
+
+    Raises:
+        errors.DatasetError: ``validation`` leaves no training images.
+    """
     if not validation:
         return train, None, test
     if validation >= len(train):
