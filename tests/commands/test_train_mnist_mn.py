@@ -203,13 +203,18 @@ def test_a_snapshot_of_ranks_records_its_run_and_is_checked(data, whole,
 
 
 def test_two_ranks_train_a_convnet(data, tmp_path):
-    out = str(tmp_path / 'conv')
+    out, params = str(tmp_path / 'conv'), str(tmp_path / 'params')
     result = train_ok(2, data, out, '--preset', 'bnn-conv', '--width',
                       '0.125', '--validation', '100', '--epoch', '1',
-                      '--seed', '2')
+                      '--seed', '2', fault=['--save-params', params])
     assert '# layers: 64C3-64C3-P2-128C3-128C3-P2-512FC x 0.125 wide' in \
         result.stdout
-    log = result_dir.read_log(out)
-    assert [entry['epoch'] for entry in log] == [1]
-    assert log[0]['validation/main/accuracy'] > 0.2  # chance is 0.1
+    assert [entry['epoch'] for entry in result_dir.read_log(out)] == [1]
+    # The ranks' filters, summed gradients and batch statistics agree.
+    ranks = [numpy.load(os.path.join(params, 'rank{}.npz'.format(r)))
+             for r in (0, 1)]
+    assert any(name.endswith('l1/W') and ranks[0][name].ndim == 4
+               for name in ranks[0].files)
+    for name in ranks[0].files:
+        numpy.testing.assert_array_equal(ranks[0][name], ranks[1][name])
     assert os.path.isfile(os.path.join(out, result_dir.MODEL_FILE))
