@@ -1,12 +1,15 @@
 """What the tests share: running a script as a user does, the one-line
 error a script must end with, data sets made here, small models."""
+import contextlib
 import gzip
+import http.server
 import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 
 import numpy
@@ -417,3 +420,38 @@ def write_cifar10(directory, per_batch=60, n_test=100, seed=0):
             f.write(records.astype(numpy.uint8).tobytes())
     return directory
 
+
+
+@contextlib.contextmanager
+def http_server(bodies):
+    """A server on 127.0.0.1 for the ``with`` block, answering a GET of a
+    path in ``bodies`` (path -> bytes, or a callable that returns them)
+    and 404 to any other; yields ``(base URL, the paths requested)``."""
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            body = bodies.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            body = body() if callable(body) else body
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                              daemon=True)
+    thread.start()
+    try:
+        yield 'http://127.0.0.1:{}/'.format(server.server_address[1]), \
+            requests
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,16 +6,15 @@ arrays the bytes hold, or errors.DatasetError in one line naming the
 file."""
 import gzip
 import hashlib
-import http.server
 import io
 import os
 import tarfile
-import threading
 import zlib
 
 import numpy
 import pytest
 
+import helpers
 from quantized_net.errors import DatasetError
 from quantized_net.training import cifar10
 from quantized_net.training import mnist
@@ -463,33 +462,10 @@ def test_load_splits_of_a_small_set_needs_a_smaller_validation(archive_dir):
 def served():
     """/good/ serves the archive, /404/ answers 404, /wrong/ serves other
     bytes; the requests made."""
-    requests = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            body = {'/good/' + cifar10.ARCHIVE: ARCHIVE,
-                    '/wrong/' + cifar10.ARCHIVE: ARCHIVE[:-1] + b'!'}.get(
-                        self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                              daemon=True)
-    thread.start()
-    base = 'http://127.0.0.1:{}/'.format(server.server_address[1])
-    yield base, requests
-    server.shutdown()
-    server.server_close()
+    with helpers.http_server({
+            '/good/' + cifar10.ARCHIVE: ARCHIVE,
+            '/wrong/' + cifar10.ARCHIVE: ARCHIVE[:-1] + b'!'}) as served:
+        yield served
 
 
 CHECKSUM = hashlib.md5(ARCHIVE).hexdigest()

@@ -1,12 +1,11 @@
 import gzip
 import hashlib
-import http.server
 import os
-import threading
 
 import numpy
 import pytest
 
+import helpers
 from helpers import NAMES, synthetic_digits, write_idx
 from quantized_net.training import mnist
 from quantized_net.errors import DatasetError
@@ -283,36 +282,14 @@ def served(synthetic_dir):
             files[name + '.gz'] = f.read()
         checksums[name] = (hashlib.md5(files[name + '.gz']).hexdigest(),
                            '0' * 64)
-    requests = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            mirror, name = self.path.strip('/').split('/')
-            if mirror == 'good' and name in files:
-                body = files[name]
-            elif mirror == 'corrupt':
-                body = os.urandom(2000)
-            elif mirror == 'wrongfile' and name in files:
-                body = gzip.compress(b'not the expected file')
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = 'http://127.0.0.1:{}/'.format(server.server_address[1])
-    yield base, checksums, requests
-    server.shutdown()
-    server.server_close()
+    bodies = {}
+    for name, body in files.items():
+        bodies['/good/' + name] = body
+        bodies['/corrupt/' + name] = lambda: os.urandom(2000)
+        bodies['/wrongfile/' + name] = gzip.compress(
+            b'not the expected file')
+    with helpers.http_server(bodies) as (base, requests):
+        yield base, checksums, requests
 
 
 def test_download_falls_through_to_a_good_mirror(served, tmp_path,

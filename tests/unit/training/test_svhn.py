@@ -5,10 +5,8 @@ directory at hand, the verified cache and a download from a server on
 seeded byte flips included: the arrays the bytes hold, or
 errors.DatasetError in one line naming the file."""
 import hashlib
-import http.server
 import os
 import struct
-import threading
 import tracemalloc
 import zlib
 
@@ -19,6 +17,7 @@ from quantized_net.errors import DatasetError
 from quantized_net.training import mnist
 from quantized_net.training import svhn
 
+import helpers
 from helpers import (CHAR, DOUBLE, MI_DOUBLE, MI_UINT8, UINT8,
                      mat_file, matrix, x_matrix, y_matrix)
 
@@ -436,31 +435,8 @@ def served(svhn_dir):
         with open(os.path.join(svhn_dir, name), 'rb') as f:
             files['/good/' + name] = f.read()
         checksums[split] = hashlib.md5(files['/good/' + name]).hexdigest()
-    requests = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            body = files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                              daemon=True)
-    thread.start()
-    base = 'http://127.0.0.1:{}/'.format(server.server_address[1])
-    yield base, checksums, requests
-    server.shutdown()
-    server.server_close()
+    with helpers.http_server(files) as (base, requests):
+        yield base, checksums, requests
 
 
 def test_download_is_verified_cached_and_used_again(served, tmp_path,
