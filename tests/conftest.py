@@ -26,6 +26,16 @@ def signal_handlers():
 
 
 @pytest.fixture
+def fifo(tmp_path):
+    """The path of a FIFO in this test's directory: what a reader must
+    refuse rather than wait on."""
+    import os
+    path = str(tmp_path / 'fifo')
+    os.mkfifo(path)
+    return path
+
+
+@pytest.fixture
 def synthetic_dir(tmp_path):
     """:func:`helpers.write_synthetic` in a directory of this test's own,
     which it may change."""

@@ -376,13 +376,6 @@ def test_an_archive_inflating_beyond_the_limit_stops(tmp_path, monkeypatch):
         'bytes); it is not the binary version of CIFAR-10.'.format(path))
 
 
-@pytest.fixture
-def fifo(tmp_path):
-    path = str(tmp_path / 'fifo')
-    os.mkfifo(path)
-    return path
-
-
 def test_files_of_another_kind_are_named_as_such(tmp_path, fifo):
     for make, kind in ((lambda p: os.symlink(fifo, p), 'a FIFO'),
                        (lambda p: os.symlink('/dev/zero', p),

@@ -82,13 +82,6 @@ def test_missing_file_is_named(synthetic_dir):
         mnist.get_mnist(synthetic_dir)
 
 
-@pytest.fixture
-def fifo(tmp_path):
-    path = str(tmp_path / 'fifo')
-    os.mkfifo(path)
-    return path
-
-
 def test_a_file_of_another_kind_is_named_as_such(synthetic_dir, fifo):
     images = canonical(synthetic_dir, 'train-images-idx3-ubyte')
     labels = canonical(synthetic_dir, 't10k-labels-idx1-ubyte')

@@ -263,13 +263,6 @@ def test_an_element_promising_more_than_the_file_holds(tmp_path):
             path, len(data) - 136))
 
 
-@pytest.fixture
-def fifo(tmp_path):
-    path = str(tmp_path / 'fifo')
-    os.mkfifo(path)
-    return path
-
-
 def test_files_of_another_kind_are_named_as_such(tmp_path, fifo):
     for make, kind in ((lambda p: os.symlink(fifo, p), 'a FIFO'),
                        (lambda p: os.symlink('/dev/zero', p),
