@@ -1,13 +1,10 @@
 """quantized_convolution_2d: a 2-D convolution on quantized inputs and
 weights, the convolutional counterpart of quantized_linear."""
-import numpy
-
 import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer.functions.connection import convolution_2d
-from chainer.utils import type_check
 
-from function_quantized_linear import QuantizedGradient
+import function_quantized_linear
 from quantized_net.quantization import quantizers
 
 
@@ -58,25 +55,7 @@ class QuantizedConvolution2DFunction(convolution_2d.Convolution2DFunction):
         self.grad_quant = grad_quant
 
     def check_type_forward(self, in_types):
-        n_in = in_types.size()
-        type_check.expect(2 <= n_in, n_in <= 3)
-        x_type, w_type = in_types[:2]
-        type_check._argname((x_type, w_type), ('x', 'W'))
-        type_check.expect(
-            x_type.dtype == numpy.float32,
-            w_type.dtype == numpy.float32,
-            x_type.ndim == 4,
-            w_type.ndim == 4,
-            x_type.shape[1] == w_type.shape[1],
-        )
-        if type_check.eval(n_in) == 3:
-            b_type = in_types[2]
-            type_check._argname((b_type,), ('b',))
-            type_check.expect(
-                b_type.dtype == x_type.dtype,
-                b_type.ndim == 1,
-                b_type.shape[0] == w_type.shape[0],
-            )
+        function_quantized_linear.check_operand_types(in_types, 4)
 
     def forward(self, inputs):
         x, W = inputs[:2]
@@ -92,10 +71,7 @@ class QuantizedConvolution2DFunction(convolution_2d.Convolution2DFunction):
 
     def backward(self, indexes, grad_outputs):
         gy, = grad_outputs
-        if isinstance(self.grad_quant, quantizers.Identity):
-            gq = gy
-        else:
-            gq, = QuantizedGradient(self.grad_quant).apply((gy,))
+        gq = function_quantized_linear.quantize_gradient(gy, self.grad_quant)
         ret = []
         if 0 in indexes:
             ret.append(chainer.functions.deconvolution_2d(

@@ -29,6 +29,40 @@ class QuantizedGradient(function_node.FunctionNode):
         return grad_outputs
 
 
+def quantize_gradient(gy, grad_quant):
+    """The output gradient ``gy`` quantized by ``grad_quant`` on its way
+    down, as a differentiable operation (no node where it is ``none``)."""
+    if isinstance(grad_quant, quantizers.Identity):
+        return gy
+    gq, = QuantizedGradient(grad_quant).apply((gy,))
+    return gq
+
+
+def check_operand_types(in_types, ndim):
+    """The type checks of ``(x, W[, b])`` of a quantized layer whose
+    input and weight have ``ndim`` dimensions: float32, ``x``'s second
+    axis matching ``W``'s, a bias of one value per output."""
+    n_in = in_types.size()
+    type_check.expect(2 <= n_in, n_in <= 3)
+    x_type, w_type = in_types[:2]
+    type_check._argname((x_type, w_type), ('x', 'W'))
+    type_check.expect(
+        x_type.dtype == numpy.float32,
+        w_type.dtype == numpy.float32,
+        x_type.ndim == ndim,
+        w_type.ndim == ndim,
+        x_type.shape[1] == w_type.shape[1],
+    )
+    if type_check.eval(n_in) == 3:
+        b_type = in_types[2]
+        type_check._argname((b_type,), ('b',))
+        type_check.expect(
+            b_type.dtype == x_type.dtype,
+            b_type.ndim == 1,
+            b_type.shape[0] == w_type.shape[0],
+        )
+
+
 class QuantizedLinearFunction(function_node.FunctionNode):
     """Linear function on quantized inputs and weights.
 
@@ -70,25 +104,7 @@ class QuantizedLinearFunction(function_node.FunctionNode):
         self.grad_quant = grad_quant
 
     def check_type_forward(self, in_types):
-        n_in = in_types.size()
-        type_check.expect(2 <= n_in, n_in <= 3)
-        x_type, w_type = in_types[:2]
-        type_check._argname((x_type, w_type), ('x', 'W'))
-        type_check.expect(
-            x_type.dtype == numpy.float32,
-            w_type.dtype == numpy.float32,
-            x_type.ndim == 2,
-            w_type.ndim == 2,
-            x_type.shape[1] == w_type.shape[1],
-        )
-        if type_check.eval(n_in) == 3:
-            b_type = in_types[2]
-            type_check._argname((b_type,), ('b',))
-            type_check.expect(
-                b_type.dtype == x_type.dtype,
-                b_type.ndim == 1,
-                b_type.shape[0] == w_type.shape[0],
-            )
+        check_operand_types(in_types, 2)
 
     def forward(self, inputs):
         x, W = inputs[:2]
@@ -101,10 +117,7 @@ class QuantizedLinearFunction(function_node.FunctionNode):
 
     def backward(self, indexes, grad_outputs):
         gy, = grad_outputs
-        if isinstance(self.grad_quant, quantizers.Identity):
-            gq = gy
-        else:
-            gq, = QuantizedGradient(self.grad_quant).apply((gy,))
+        gq = quantize_gradient(gy, self.grad_quant)
         ret = []
         if 0 in indexes:
             ret.append(chainer.functions.matmul(gq, self.Wq))
