@@ -243,14 +243,46 @@ def cached(directory, name, urls, checksum, limit, what, hint):
             source's reason in the one line), or the cache cannot be
             written.
     """
-    path = os.path.join(directory, name)
+    def verify(path):
+        return path if file_md5(path) == checksum else None
+
+    def fetch_into(url, path):
+        download(url, path, checksum, limit, what)
+        return path
+
+    return cache_entry(os.path.join(directory, name), urls, what, hint,
+                       verify, fetch_into)
+
+
+def cache_entry(path, urls, what, hint, verify, fetch_into):
+    """What ``verify`` makes of the cache file ``path``, or, when it is
+    missing or fails verification, what ``fetch_into`` makes of the first
+    of ``urls`` that serves a verified copy into it.
+
+    Args:
+        path (str): The cache entry.
+        urls (sequence of str): Where it is served, tried in order.
+        what (str): The data set, for messages (``'MNIST'``).
+        hint (str): What a user can do when no source serves it.
+        verify (callable): ``verify(path)``: the entry's value, or None
+            when the file is not the data set's; may raise
+            :class:`errors.DatasetError` for an unreadable file.
+        fetch_into (callable): ``fetch_into(url, path)``: writes a
+            verified copy to ``path`` and returns its value, or raises
+            :class:`Rejected` having written nothing.
+
+    Raises:
+        errors.DatasetError: No source served a verified copy (each
+            source's reason in the one line), or the cache cannot be
+            written.
+    """
     if os.path.isfile(path):
         try:
-            good = file_md5(path) == checksum
+            value = verify(path)
         except errors.DatasetError:
-            good = False
-        if good:
-            return path
+            value = None
+        if value is not None:
+            return value
         notice('cached {} fails verification; downloading it '
                'again.'.format(path))
         try:
@@ -263,9 +295,8 @@ def cached(directory, name, urls, checksum, limit, what, hint):
     for url in urls:
         notice('downloading {}'.format(url))
         try:
-            download(url, path, checksum, limit, what)
-            return path
+            return fetch_into(url, path)
         except Rejected as e:
             failures.append('{}: {}'.format(url, e))
     raise errors.DatasetError('could not download {} ({}). {}'.format(
-        name, '; '.join(failures), hint))
+        os.path.basename(path), '; '.join(failures), hint))

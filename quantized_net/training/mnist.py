@@ -352,33 +352,18 @@ def _cached(directory, name, mirrors, checksum):
     """``(path, array)`` of the verified cached ``name``, downloading it
     when missing or failing verification."""
     path = os.path.join(directory, name + '.gz')
-    if os.path.isfile(path):
-        try:
-            array, is_mnist = _read(path, _kind(name), checksum)
-        except errors.DatasetError:
-            is_mnist = False
-        if is_mnist:
-            return path, array
-        downloads.notice('cached {} fails verification; downloading it '
-                'again.'.format(path))
-        try:
-            os.remove(path)
-        except OSError as e:
-            raise errors.DatasetError(
-                'cannot remove {} from the MNIST cache: {}. Remove it, or '
-                'pass --dataset-dir.'.format(path, e.strerror or e))
-    failures = []
-    for mirror in mirrors:
-        url = mirror + name + '.gz'
-        downloads.notice('downloading {}'.format(url))
-        try:
-            return path, _download(url, path, checksum)
-        except downloads.Rejected as e:
-            failures.append('{}: {}'.format(url, e))
-    raise errors.DatasetError(
-        'could not download {} from any mirror ({}). Download the four '
-        'MNIST files by hand and pass their directory with --dataset-dir '
-        '(or set MNIST_DIR).'.format(name + '.gz', '; '.join(failures)))
+
+    def verify(path):
+        array, is_mnist = _read(path, _kind(name), checksum)
+        return (path, array) if is_mnist else None
+
+    def fetch_into(url, path):
+        return path, _download(url, path, checksum)
+
+    return downloads.cache_entry(
+        path, [mirror + name + '.gz' for mirror in mirrors], 'MNIST',
+        'Download the four MNIST files by hand and pass their directory '
+        'with --dataset-dir (or set MNIST_DIR).', verify, fetch_into)
 
 
 def read_mnist(dataset_dir=None, cache_dir=None, mirrors=MNIST_MIRRORS,
