@@ -212,6 +212,36 @@ def binarized_model(units=96, layers=2, seed=0):
     return model, config
 
 
+def binarized_convnet(architecture='5C3-P2-7C3-P2-9FC', in_shape=(1, 28, 28),
+                      seed=0, centered_input=True):
+    """A binarized ConvNet (the bnn-conv preset's quantizers) of
+    ``architecture`` on images of ``in_shape``, with random weights and
+    batch-normalisation statistics as :func:`binarized_model`'s; and its
+    configuration."""
+    import net
+    from quantized_net.quantization import quantizers
+    from quantized_net.training import presets
+    config = dict(presets.PRESETS['bnn-conv'], preset='bnn-conv',
+                  architecture=architecture, centered_input=centered_input)
+    predictor = net.ConvNet(
+        in_shape, architecture, 10, centered_input=centered_input,
+        bn_eps=config['bn_eps'], activation=config['activation'],
+        **{role: quantizers.parse(config[role])
+           for role in presets.QUANTIZER_KEYS})
+    model = chainer.links.Classifier(predictor)
+    rng = numpy.random.RandomState(seed)
+    for link, bn, _ in predictor.layers():
+        link.W.array[...] = rng.uniform(-1, 1, link.W.shape)
+        link.b.array[...] = rng.normal(0, 2, link.b.shape)
+        n, k = len(link.W), link.W[0].size
+        bn.avg_mean[...] = rng.normal(0, numpy.sqrt(k) / 4, n)
+        bn.avg_var[...] = k * rng.uniform(0.05, 2, n)
+        bn.gamma.array[...] = rng.normal(0, 1, n)
+        bn.gamma.array[:3] = (0., -1., -0.5)[:n]
+        bn.beta.array[...] = rng.normal(0, 0.5, n)
+    return model, config
+
+
 def write_result(directory, model, config):
     """A directory as train_mnist.py leaves it: args.json and model.npz."""
     from quantized_net.training import result_dir

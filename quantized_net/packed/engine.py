@@ -27,6 +27,7 @@ import numpy
 
 import chainer
 from chainer.backends import cuda
+from chainer.utils import conv as chainer_conv
 
 from quantized_net import kernel_cache
 from quantized_net.packed import format as packed_format
@@ -157,10 +158,21 @@ class Engine(object):
         return self.logits(images).argmax(axis=1)
 
 
+def pooled_max(d, pool):
+    """The ``pool`` x ``pool`` max-pooling of ``(N, C, H, W)`` sums at
+    stride ``pool`` over whole windows (Chainer's ``cover_all=False``):
+    the leftover rows and columns are dropped."""
+    n, c, h, w = d.shape
+    h, w = h // pool, w // pool
+    windows = d[:, :, :h * pool, :w * pool].reshape(n, c, h, pool, w, pool)
+    return windows.max(axis=(3, 5))
+
+
 class BlasEngine(Engine):
     """The network as float32 products of +-1 matrices, with NumPy's or
     CuPy's BLAS; each hidden layer's output is +1 where
-    :func:`format.unit_fires`, else -1."""
+    :func:`format.unit_fires`, else -1. A convolution is the product of
+    its zero-padded im2col matrix (Chainer's) with the filters, pooled."""
     kind = 'blas'
 
     def __init__(self, network, device=None):
@@ -175,17 +187,47 @@ class BlasEngine(Engine):
         """Bytes of the float32 matrices."""
         return sum(w.nbytes for w in self.weights)
 
+    def _convolution_sums(self, h, w, conv):
+        """The integer sums ``(N, filters, height, width)`` of convolution
+        ``conv`` of the +-1 or pixel values ``h``, pooled."""
+        xp = self.device.xp
+        h = h.reshape((len(h),) + conv.in_shape)
+        im2col = (chainer_conv.im2col_cpu if xp is numpy
+                  else chainer_conv.im2col_gpu)
+        columns = im2col(h, conv.ksize, conv.ksize, conv.stride,
+                         conv.stride, conv.pad, conv.pad)
+        n, _, _, _, out_h, out_w = columns.shape
+        columns = columns.transpose(0, 4, 5, 1, 2, 3).reshape(
+            n * out_h * out_w, -1)
+        d = columns.dot(w).reshape(n, out_h, out_w, -1).transpose(0, 3, 1, 2)
+        return pooled_max(d, conv.pool) if conv.pool else d
+
     def layers(self):
         xp = self.device.xp
+        convolutions = self.network.convolutions
 
-        def hidden(w, t, f):
-            return lambda h: xp.where(packed_format.unit_fires(h.dot(w), t, f),
+        def sums(i):
+            if i < len(convolutions):
+                return lambda h: self._convolution_sums(
+                    h, self.weights[i], convolutions[i])
+            n = self.network.sizes[i]
+            return lambda h: h.reshape(len(h), n).dot(self.weights[i])
+
+        def hidden(i):
+            d = sums(i)
+            t, f = self.thresholds[i], self.flips[i]
+            if i < len(convolutions):  # per filter, over its positions
+                t, f = t[:, None, None], f[:, None, None]
+            return lambda h: xp.where(packed_format.unit_fires(d(h), t, f),
                                       xp.float32(1), xp.float32(-1))
-        first = hidden(self.weights[0], self.thresholds[0], self.flips[0])
-        return ([lambda pixels: first(pixels.astype(xp.float32))] +
-                [hidden(w, t, f) for w, t, f in zip(
-                    self.weights[1:], self.thresholds[1:], self.flips[1:])] +
-                [lambda h: h.dot(self.weights[-1])])
+        a, b = (packed_format.PIXEL_VALUES[
+            self.network.meta['input']['value']] if convolutions else (1, 0))
+        first = hidden(0)
+        last = len(self.weights) - 1
+        return ([lambda pixels: first(
+                    pixels.astype(xp.float32) * xp.float32(a) +
+                    xp.float32(b))] +
+                [hidden(i) for i in range(1, last)] + [sums(last)])
 
 
 class GpuEngine(Engine):
@@ -306,6 +348,9 @@ def select(network, device=None, kind='packed', simd=None):
                              kind, device))
     if kind == 'blas':
         return BlasEngine(network, device)
+    if network.convolutions:
+        raise ValueError('the packed kernels run MLPs, not yet ConvNets; '
+                         'run this one with the blas engine')
     if not on_cpu:
         return GpuEngine(network, device)
     if not cpu_features.HAVE_NUMBA:

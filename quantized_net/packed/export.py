@@ -1,4 +1,4 @@
-"""Folding a trained binarized MLP into a packed network.
+"""Folding a trained binarized MLP or ConvNet into a packed network.
 
 The model must binarize its weights and activations (``--preset bnn``, or
 weight and activation quantizers ``sign`` with ``--activation htanh``) and
@@ -21,8 +21,17 @@ pre-activation is :math:`\\alpha d + \\beta \\sum_k w_k` with
 :math:`d`. Chainer computes that sum in float32, whose rounding
 (about 1e-5) can tip a unit whose pre-activation is that close to its
 threshold; ``infer_packed.py --compare`` counts whether any label changes.
+
+A ConvNet's convolutions fold the same way, per filter: the max-pooling
+that follows a convolution in training comes before its normalisation,
+and a unit of a monotonic step function of the pooled maximum fires where
+the step function of any one of the window's sums does (or, flipped, of
+none). The first convolution takes :math:`d = \\sum_k w_k (a p_k + b)`,
+the network's input times 255 (:data:`packed_format.PIXEL_VALUES`), whose
+zero padding is the trained network's.
 """
 import hashlib
+import math
 
 import numpy
 
@@ -30,7 +39,6 @@ import chainer
 
 from quantized_net.packed import format as packed_format
 from quantized_net.training.mnist import PIXEL_MAX
-from quantized_net.training import presets
 from quantized_net.quantization import quantizers
 from quantized_net import errors
 from quantized_net import untrusted_file
@@ -48,11 +56,6 @@ def check_binarized(config):
     :func:`~quantized_net.quantization.kernels.sign` at test time
     (``sign``, ``linear:1``, ``stochastic``), hard-tanh units, the images
     taken as they are."""
-    if presets.architecture(config) is not None:
-        raise errors.ExportError(
-            'the packed engine runs binarized MLPs; this model is a ConvNet '
-            '({}), which it cannot pack yet.'.format(
-                presets.architecture(config)))
     wrong = ['{} is {!r}'.format(key, config.get(key))
              for key, wanted in sorted(BINARIZED.items())
              if not _is(config.get(key), wanted)]
@@ -164,33 +167,72 @@ def source_of(network):
     return source if isinstance(source, str) else None
 
 
+def _layers(predictor):
+    """``[(weights link, BatchNormalization, pooling size or 0)]`` of an
+    MLP or a ConvNet, input to output."""
+    return [tuple(layer) + (0,) * (3 - len(layer))
+            for layer in predictor.layers()]
+
+
+def _convolution(link, pool, in_shape):
+    """The :class:`packed_format.Convolution` of a trained convolution
+    link on inputs of ``in_shape``."""
+    filters, channels, kh, kw = link.W.shape
+    if (kh != kw or link.stride[0] != link.stride[1] or
+            link.pad[0] != link.pad[1] or channels != in_shape[0]):
+        raise errors.ExportError(
+            'the packed engine runs square filters with the same stride and '
+            'padding along both axes; this layer has {}x{} filters, stride '
+            '{} and padding {}.'.format(kh, kw, link.stride, link.pad))
+    return packed_format.Convolution(
+        in_shape=tuple(in_shape), filters=filters, ksize=kh,
+        stride=link.stride[0], pad=link.pad[0], pool=pool)
+
+
 def export(model, config, source=None):
     """The :class:`packed_format.PackedNetwork` of a trained classifier.
 
     Args:
-        model (chainer.links.Classifier): A binarized model built from
-            ``config`` (see :func:`check_binarized`), on the CPU.
+        model (chainer.links.Classifier): A binarized MLP or ConvNet built
+            from ``config`` (see :func:`check_binarized`), on the CPU.
         config (dict): Its configuration, as ``args.json`` holds it.
         source (str): The :func:`fingerprint` of the model's file, to
             record in the metadata; None records none.
     """
     check_binarized(config)
-    layers = model.predictor.layers()
-    sizes = [layers[0][0].W.shape[1]] + [link.W.shape[0]
-                                         for link, _ in layers]
+    predictor = model.predictor
+    layers = _layers(predictor)
+    in_shape = getattr(predictor, 'in_shape', None)
+    sizes = [layers[0][0].W.shape[1] if in_shape is None
+             else math.prod(in_shape)]
+    convolutions = []
     scale, offset = input_map(config)
     weights, thresholds, flips = [], [], []
-    for i, (link, bn) in enumerate(layers):
+    for i, (link, bn, pool) in enumerate(layers):
         with chainer.using_config('train', False):
             signs = link.weight_quant(link.W.array)
+        signs = signs.reshape(len(signs), -1)
+        if link.W.ndim == 4:
+            conv = _convolution(link, pool, in_shape)
+            convolutions.append(conv)
+            in_shape = conv.out_shape()
+            sizes.append(math.prod(in_shape))
+        else:
+            sizes.append(len(signs))
         weights.append(packed_format.pack_signs(signs))
         bias = (link.b.array.copy() if link.b is not None
-                else numpy.zeros(sizes[i + 1], numpy.float32))
+                else numpy.zeros(len(signs), numpy.float32))
         if i == len(layers) - 1:
             last = last_layer(bn, bias)
             break
-        k = sizes[i]
-        if i == 0:
+        k = signs.shape[1]
+        if i == 0 and convolutions:
+            # sum w (a p + b) over the taps inside the image: the
+            # network's input times 255, so that its zero padding is 0.
+            def pre_activation(d):
+                return (d / PIXEL_MAX).astype(numpy.float32)
+            low, high = -PIXEL_MAX * k, PIXEL_MAX * k
+        elif i == 0:
             sign_sums = signs.sum(axis=1, dtype=numpy.float64)
 
             def pre_activation(d):
@@ -203,16 +245,20 @@ def export(model, config, source=None):
         t, flip = fold_sign(bn, bias, pre_activation, low, high)
         thresholds.append(t)
         flips.append(flip)
+    pixels = {'pixels': '8-bit, 0-255', 'scale': scale, 'offset': offset}
     meta = dict(
         packed_format.LAYOUT,
         format=packed_format.FORMAT,
         version=packed_format.VERSION,
         sizes=sizes,
-        input={'pixels': '8-bit, 0-255', 'scale': scale, 'offset': offset},
+        input=pixels,
         quantizers={key: config[key] for key in (
             'input_quant', 'weight_quant', 'act_quant')},
         config=config,
     )
+    if convolutions:
+        pixels['value'] = '2p - 255' if offset else 'p'
+        meta['convolutions'] = [conv.to_meta() for conv in convolutions]
     if source is not None:
         meta['source'] = source
     return packed_format.PackedNetwork(meta, weights, thresholds, flips, last)

@@ -1,4 +1,5 @@
-"""The packed file of a binarized MLP: 1-bit weights and integer thresholds.
+"""The packed file of a binarized network: 1-bit weights and integer
+thresholds.
 
 ``export.py`` writes it (:mod:`quantized_net.packed.export`),
 ``infer_packed.py`` runs it (:mod:`quantized_net.packed.engine`). This
@@ -10,28 +11,42 @@ holding:
 
 ``meta``
     A JSON string: ``format`` (``"quantized_net.packed"``), ``version``,
-    ``sizes`` (units per layer, input first), ``input`` (how the 8-bit
-    pixels map to the trained network's input), ``bit_order``,
+    ``sizes`` (values per layer, flattened, input first), ``input`` (how
+    the 8-bit pixels map to the trained network's input), ``bit_order``,
     ``padding``, the quantizer specs, the training configuration and,
     from ``export.py``, ``source``: the SHA-256 of the model file it was
-    exported from (whether a new export may replace the file).
+    exported from (whether a new export may replace the file). A ConvNet's
+    (version 2) also has ``convolutions``, its leading layers, one
+    :class:`Convolution` each; the layers after them are fully connected.
 ``W0`` ... ``W{L-1}``
-    Layer ``l``'s signs as bits in ``uint64`` words, shape
-    ``(sizes[l+1], words(sizes[l]))``: weight ``W[j, k]`` is bit ``k % 64``
-    (least significant first) of word ``k // 64`` of row ``j``; bit 1 means
-    +1 and 0 means -1. Rows are padded with 0 bits to a whole number of
-    words; the engine pads activations with 0 bits too, so the padding adds
-    nothing to any XNOR-popcount.
+    Layer ``l``'s signs as bits in ``uint64`` words, one row per unit or
+    filter, the Chainer link's weights flattened in their own order: shape
+    ``(sizes[l+1], words(sizes[l]))`` for a fully connected layer (the
+    input of the first after a convolution flattened as Chainer flattens
+    ``(channels, height, width)``), ``(filters, words(channels * ksize *
+    ksize))`` for a convolution. Weight ``k`` of a row is bit ``k % 64``
+    (least significant first) of word ``k // 64``; bit 1 means +1 and 0
+    means -1. Rows are padded with 0 bits to a whole number of words; the
+    engine pads activations with 0 bits too, so the padding adds nothing to
+    any XNOR-popcount.
 ``T0`` ... ``T{L-2}`` and ``flip0`` ...
-    The hidden layers' folded bias, batch normalisation and sign, int32 and
-    bool per unit (see :func:`unit_fires`).
+    The hidden layers' folded bias, pooling, batch normalisation and sign,
+    int32 and bool per unit or filter (see :func:`unit_fires`).
 ``bias``, ``mean``, ``inv_std``, ``gamma``, ``beta``
     The last layer's bias and batch normalisation (float32), applied to its
     integer dot products ``d`` as Chainer's CPU code does, in this order of
     float32 operations: ``((d + bias - mean) * inv_std) * gamma + beta``.
     The class is the first index of the largest of these logits.
+
+A convolution's integer ``d`` at an output position is the sum over the
+taps inside the image only: the trained network padded with zeros, which
+in the +-1 domain is a third value that adds nothing. The first layer of a
+ConvNet sums ``w * (2 p - 255)`` (``w * p`` without centred inputs): the
+trained network's input times 255, zero on the border too.
 """
+import collections
 import json
+import math
 import os
 
 import numpy
@@ -42,7 +57,10 @@ from quantized_net.training import safe_npz
 from quantized_net import untrusted_file
 
 FORMAT = 'quantized_net.packed'
-VERSION = 1
+VERSION = 2
+#: The versions this program reads: 1, the MLPs written before ConvNets
+#: could be packed, is version 2 without convolutions.
+READ_VERSIONS = (1, 2)
 #: The file ``export.py`` writes in a result directory.
 PACKED_FILE = 'model.packed.npz'
 WORD_BITS = 64
@@ -50,13 +68,23 @@ LAST_LAYER_KEYS = ('bias', 'mean', 'inv_std', 'gamma', 'beta')
 # What a file may declare, so that what loading it allocates is bounded.
 MAX_UNITS = 2 ** 16
 MAX_LAYERS = 64
+#: Values of one image at any layer of a ConvNet, and an image's side.
+MAX_VALUES = 2 ** 24
+MAX_SIDE = 2 ** 12
+MAX_KSIZE = 15
+#: A ConvNet's first layer takes the integer ``a p + b`` of pixel ``p``
+#: (``meta['input']['value']``): the trained network's input times 255,
+#: which is 0 where the network's zero padding is.
+PIXEL_VALUES = {'2p - 255': (2, -255), 'p': (1, 0)}
 MAX_META_BYTES = 2 ** 20
 #: How the arrays are laid out, as the metadata states it.
 LAYOUT = {
     'bit_order': 'element k of a row is bit k % 64 (least significant '
                  'first) of word k // 64; 1 means +1, 0 means -1',
     'padding': 'rows padded with 0 bits to whole 64-bit words',
-    'hidden_unit': '+1 iff (d >= T) != flip, d the integer dot product',
+    'hidden_unit': '+1 iff (d >= T) != flip, d the integer dot product '
+                   '(of a convolution: the pooled maximum of d, over the '
+                   'taps inside the image)',
     'last_layer': '((d + bias - mean) * inv_std) * gamma + beta, '
                   'float32, in this order; class = first argmax',
 }
@@ -103,6 +131,37 @@ def unpack_signs(packed, n):
     return unpack_bits(packed, n).astype(numpy.float32) * 2 - 1
 
 
+class Convolution(collections.namedtuple(
+        'Convolution', 'in_shape filters ksize stride pad pool')):
+    """A packed ConvNet's convolution layer, as its metadata gives it:
+    ``filters`` square ``ksize`` filters over ``in_shape`` ``(channels,
+    height, width)``, at ``stride``, with ``pad`` zeros on each border
+    (:data:`LAYOUT`), then ``pool`` x ``pool`` max-pooling at stride
+    ``pool`` of the whole windows (Chainer's ``cover_all=False``), or none
+    where ``pool`` is 0."""
+
+    def conv_shape(self):
+        """``(filters, height, width)`` of the convolution's output."""
+        _, h, w = self.in_shape
+        return (self.filters,
+                (h + 2 * self.pad - self.ksize) // self.stride + 1,
+                (w + 2 * self.pad - self.ksize) // self.stride + 1)
+
+    def out_shape(self):
+        """``(filters, height, width)`` of the layer's output, pooled."""
+        o, h, w = self.conv_shape()
+        if self.pool:
+            h, w = h // self.pool, w // self.pool
+        return o, h, w
+
+    def taps(self):
+        """Weights of a filter: ``channels * ksize * ksize``."""
+        return self.in_shape[0] * self.ksize * self.ksize
+
+    def to_meta(self):
+        return dict(self._asdict(), in_shape=list(self.in_shape))
+
+
 def unit_fires(d, thresholds, flip):
     """Whether each hidden unit outputs +1, from its integer dot product.
 
@@ -136,7 +195,9 @@ class PackedNetwork(object):
 
     Attributes:
         meta (dict): The metadata.
-        sizes (list of int): Units per layer, input first.
+        sizes (list of int): Values per layer, flattened, input first.
+        convolutions (list of Convolution): The leading convolution
+            layers; none for an MLP.
         weights (list of numpy.ndarray): Packed weight signs per layer.
         thresholds (list of numpy.ndarray): int32 ``T`` per hidden layer.
         flips (list of numpy.ndarray): bool ``flip`` per hidden layer.
@@ -146,6 +207,9 @@ class PackedNetwork(object):
     def __init__(self, meta, weights, thresholds, flips, last):
         self.meta = meta
         self.sizes = list(meta['sizes'])
+        self.convolutions = [
+            Convolution(**dict(c, in_shape=tuple(c['in_shape'])))
+            for c in meta.get('convolutions', ())]
         self.weights = weights
         self.thresholds = thresholds
         self.flips = flips
@@ -166,9 +230,18 @@ class PackedNetwork(object):
         """Bytes of the packed weight words, padding included."""
         return sum(w.nbytes for w in self.weights)
 
+    def row_shape(self, layer):
+        """``(rows, bits)`` of layer ``layer``'s weights: units and
+        inputs, or filters and a filter's weights."""
+        if layer < len(self.convolutions):
+            conv = self.convolutions[layer]
+            return conv.filters, conv.taps()
+        return self.sizes[layer + 1], self.sizes[layer]
+
     def signs(self, layer):
-        """Layer ``layer``'s weight signs as a float32 +-1 matrix."""
-        return unpack_signs(self.weights[layer], self.sizes[layer])
+        """Layer ``layer``'s weight signs as a float32 +-1 matrix, one row
+        per unit or filter."""
+        return unpack_signs(self.weights[layer], self.row_shape(layer)[1])
 
 
 def save(path, network):
@@ -221,33 +294,93 @@ def _meta(archive, path):
                                      'packed network')
     _expect(isinstance(meta, dict) and meta.get('format') == FORMAT,
             path, 'its metadata is not that of a {} file', FORMAT)
-    if meta.get('version') != VERSION:
+    if meta.get('version') not in READ_VERSIONS:
         raise errors.PackedFormatError(
-            '{} is format version {}, this program reads version {}; '
+            '{} is format version {}, this program reads versions {}; '
             'export the model again with this version of export.py.'
-            .format(path, meta.get('version'), VERSION))
+            .format(path, meta.get('version'),
+                    ' and '.join(map(str, READ_VERSIONS))))
     sizes = meta.get('sizes')
     _expect(isinstance(sizes, list) and 3 <= len(sizes) <= MAX_LAYERS + 1
-            and all(type(s) is int and 0 < s <= MAX_UNITS
+            and all(type(s) is int and 0 < s <= MAX_VALUES
                     for s in sizes), path,
             'sizes {!r} are not a list of 3 to {} integers from 1 to {}',
-            sizes, MAX_LAYERS + 1, MAX_UNITS)
+            sizes, MAX_LAYERS + 1, MAX_VALUES)
+    convolutions = meta.get('convolutions', [])
+    _expect(meta['version'] > 1 or not convolutions, path,
+            'version 1 has no convolutions')
+    _expect(isinstance(convolutions, list) and
+            len(convolutions) <= len(sizes) - 2, path,
+            'convolutions are not a list of at most {} layers (the last '
+            'layer is fully connected)', len(sizes) - 2)
+    for i, conv in enumerate(convolutions):
+        _check_convolution(conv, i, sizes, path)
+    if convolutions:
+        given = meta.get('input')
+        _expect(isinstance(given, dict) and
+                given.get('value') in PIXEL_VALUES, path,
+                "the input's integer value is not one of {}",
+                ', '.join(sorted(PIXEL_VALUES)))
+    dense = sizes[len(convolutions):]
+    _expect(all(s <= MAX_UNITS for s in dense), path,
+            'the fully connected layers take and give {} values: at most {} '
+            'each', dense, MAX_UNITS)
     return meta
+
+
+_CONVOLUTION_KEYS = set(Convolution._fields)
+
+
+def _bounded(value, low, high):
+    return type(value) is int and low <= value <= high
+
+
+def _check_convolution(conv, i, sizes, path):
+    """Convolution ``i`` of the metadata: its fields in range, its shapes
+    those of ``sizes`` and of the layer before."""
+    _expect(isinstance(conv, dict) and set(conv) == _CONVOLUTION_KEYS, path,
+            'convolution {} does not have exactly the fields {}', i,
+            ', '.join(Convolution._fields))
+    shape = conv['in_shape']
+    _expect(isinstance(shape, list) and len(shape) == 3 and
+            _bounded(shape[0], 1, MAX_UNITS) and
+            all(_bounded(side, 1, MAX_SIDE) for side in shape[1:]), path,
+            'convolution {} takes {!r}, not [channels, height, width] of at '
+            'most {} channels and {} pixels a side', i, shape, MAX_UNITS,
+            MAX_SIDE)
+    _expect(_bounded(conv['filters'], 1, MAX_UNITS) and
+            _bounded(conv['ksize'], 1, MAX_KSIZE) and
+            _bounded(conv['stride'], 1, MAX_KSIZE) and
+            _bounded(conv['pad'], 0, conv['ksize'] - 1) and
+            (conv['pool'] == 0 or _bounded(conv['pool'], 2, MAX_KSIZE)),
+            path, 'convolution {} is not 1 to {} filters of size 1 to {}, '
+            'stride 1 to {}, padding less than the size, pooling 0 or 2 to '
+            '{}', i, MAX_UNITS, MAX_KSIZE, MAX_KSIZE, MAX_KSIZE)
+    layer = Convolution(**dict(conv, in_shape=tuple(shape)))
+    _expect(min(layer.conv_shape()[1:]) >= 1 and
+            min(layer.out_shape()[1:]) >= 1, path,
+            'convolution {} leaves no output of its {} input', i, shape)
+    _expect(math.prod(shape) == sizes[i] and
+            math.prod(layer.out_shape()) == sizes[i + 1], path,
+            'convolution {} maps {} values to {}, not sizes {} to {}', i,
+            math.prod(shape), math.prod(layer.out_shape()), sizes[i],
+            sizes[i + 1])
 
 
 def _network(archive, path):
     meta = _meta(archive, path)
     sizes = meta['sizes']
+    shape = PackedNetwork(meta, None, None, None, None).row_shape
     weights = [
         _array(archive, path, 'W{}'.format(i), numpy.uint64,
-               (sizes[i + 1], words(sizes[i])))
+               (shape(i)[0], words(shape(i)[1])))
         for i in range(len(sizes) - 1)]
     thresholds = [
         _array(archive, path, 'T{}'.format(i), numpy.int32,
-               (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+               (shape(i)[0],)) for i in range(len(sizes) - 2)]
     flips = [
         _array(archive, path, 'flip{}'.format(i), numpy.bool_,
-               (sizes[i + 1],)) for i in range(len(sizes) - 2)]
+               (shape(i)[0],)) for i in range(len(sizes) - 2)]
     last = {name: _array(archive, path, name, numpy.float32,
                          (sizes[-1],))
             for name in LAST_LAYER_KEYS}

@@ -79,14 +79,6 @@ def test_export_refuses_a_network_that_is_not_binary():
     assert 'weight_quant is \'seed\'' in str(e.value)
 
 
-def test_export_says_it_packs_no_convnet_yet():
-    with pytest.raises(errors.ExportError) as e:
-        packed_export.check_binarized(presets.PRESETS['bnn-conv'])
-    assert str(e.value) == (
-        'the packed engine runs binarized MLPs; this model is a ConvNet '
-        '(64C3-64C3-P2-128C3-128C3-P2-512FC), which it cannot pack yet.')
-
-
 @pytest.mark.parametrize('spec', ['linear:1', 'stochastic'])
 def test_quantizers_that_are_sign_at_test_time_export_as_sign(spec):
     model, config = helpers.binarized_model(units=70)

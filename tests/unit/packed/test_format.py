@@ -74,7 +74,8 @@ def test_load_rejects_another_version(tmp_path, network):
     meta = dict(network.meta, version=packed_format.VERSION + 1)
     rewrite(path, network, meta=numpy.array(json.dumps(meta)))
     message = load_error(path)
-    assert 'format version 2' in message and 'export' in message
+    assert 'format version {}'.format(packed_format.VERSION + 1) in message
+    assert 'reads versions 1 and 2' in message and 'export' in message
 
 
 def test_load_rejects_wrong_shapes(tmp_path, network):
@@ -158,7 +159,8 @@ def test_load_reads_headers_before_data(tmp_path, network):
     # Sizes beyond what a file may declare.
     meta = dict(network.meta, sizes=[784, 2 ** 20, 10])
     rewrite(path, network, meta=numpy.array(json.dumps(meta)))
-    assert 'integers from 1 to 65536' in load_error(path)
+    assert 'fully connected layers take and give [784, 1048576, 10] ' \
+        'values: at most 65536 each' in load_error(path)
     # An object (pickled) member is never unpickled.
     packed_format.save(path, network)
     replace_member(path, 'W0', npy_header(object, (70, 13)) + b'\x80\x04.')
@@ -223,3 +225,60 @@ def test_the_source_fingerprint_round_trips(tmp_path):
     assert packed_export.source_of(packed_format.load(path)) == 'ab' * 32
     packed_format.save(path, packed_export.export(model, config))
     assert packed_export.source_of(packed_format.load(path)) is None
+
+
+@pytest.fixture
+def convnet():
+    model, config = helpers.binarized_convnet('5C3-P2-7C3-P2-9FC')
+    return packed_export.export(model, config)
+
+
+def conv_meta(network, **changes):
+    """``network``'s metadata with the second convolution changed."""
+    convolutions = [dict(c) for c in network.meta['convolutions']]
+    convolutions[1].update(changes)
+    return dict(network.meta, convolutions=convolutions)
+
+
+@pytest.mark.parametrize('meta,message', [
+    (lambda n: conv_meta(n, ksize=16),
+     'convolution 1 is not 1 to 65536 filters of size 1 to 15'),
+    (lambda n: conv_meta(n, pad=3),
+     'convolution 1 is not 1 to 65536 filters'),
+    (lambda n: conv_meta(n, pool=1), 'pooling 0 or 2 to 15'),
+    (lambda n: conv_meta(n, stride=True), 'stride 1 to 15'),
+    (lambda n: conv_meta(n, in_shape=[5, 14]),
+     'convolution 1 takes [5, 14], not [channels, height, width]'),
+    (lambda n: conv_meta(n, in_shape=[5, 14, 5000]),
+     'at most 65536 channels and 4096 pixels a side'),
+    (lambda n: conv_meta(n, extra=1), 'does not have exactly the fields'),
+    (lambda n: conv_meta(n, in_shape=[5, 14, 13]),
+     'convolution 1 maps 910 values to 294, not sizes 980 to 343'),
+    (lambda n: conv_meta(n, in_shape=[5, 1, 1], ksize=1, pad=0,
+                         pool=2), 'convolution 1 leaves no output'),
+    (lambda n: dict(n.meta, convolutions={'a': 1}),
+     'convolutions are not a list of at most 3 layers'),
+    (lambda n: dict(n.meta, convolutions=n.meta['convolutions'] * 2),
+     'convolutions are not a list of at most 3 layers'),
+    (lambda n: dict(n.meta, version=1), 'version 1 has no convolutions'),
+    (lambda n: dict(n.meta, input={'value': '3p'}),
+     "the input's integer value is not one of 2p - 255, p"),
+    (lambda n: dict(n.meta, input=[]), "the input's integer value"),
+])
+def test_load_refuses_convolutions_that_do_not_add_up(tmp_path, convnet,
+                                                       meta, message):
+    path = str(tmp_path / 'net.npz')
+    rewrite(path, convnet, meta=numpy.array(json.dumps(meta(convnet))))
+    assert message in load_error(path)
+
+
+def test_a_filter_row_is_checked_against_its_taps(tmp_path, convnet):
+    path = str(tmp_path / 'net.npz')
+    rewrite(path, convnet, T1=convnet.thresholds[1][:6])
+    assert 'T1 is int32 of shape (6,), expected int32 of shape (7,)' in \
+        load_error(path)
+    meta = conv_meta(convnet, filters=8)
+    meta['sizes'] = [784, 980, 392, 9, 10]
+    rewrite(path, convnet, meta=numpy.array(json.dumps(meta)))
+    assert 'W1 is uint64 of shape (7, 1), expected uint64 of shape ' \
+        '(8, 1)' in load_error(path)

@@ -1,0 +1,144 @@
+"""A binarized ConvNet packed: the export's layers and the BLAS engine's
+labels and hidden layers against the Chainer model's, on random networks
+of odd shapes."""
+import chainer
+import chainer.functions as F
+import numpy
+import pytest
+
+import helpers
+from quantized_net.packed import engine as packed_engine
+from quantized_net.packed import export as packed_export
+from quantized_net.packed import format as packed_format
+from quantized_net.packed import reference
+
+# (architecture, image shape): channel counts not a multiple of 64 and
+# some above, filters of 1, 3 and 5, pooling of odd sizes that drops a row.
+NETWORKS = [
+    ('5C3-P2-7C3-P2-9FC', (1, 28, 28)),
+    ('3C5-P3-70C3-P2-11FC-6FC', (3, 17, 13)),
+    ('66C3-2C1-P2-8FC', (2, 9, 7)),
+    ('4C3-4C3-4FC', (1, 5, 6)),
+]
+
+
+def pixels_for(shape, n, seed):
+    return numpy.random.RandomState(seed).randint(
+        0, 256, (n,) + (int(numpy.prod(shape)),)).astype(numpy.uint8)
+
+
+def chainer_hidden(model, pixels):
+    """The Chainer ConvNet's hidden layer outputs (+-1), flattened."""
+    predictor = model.predictor
+    x = chainer.Variable(numpy.asarray(reference.mnist.scaled(pixels)))
+    outputs = []
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        h = predictor.take_input(F.reshape(x, (len(x),) +
+                                           predictor.in_shape))
+        for link, bn, pool in predictor.layers()[:-1]:
+            h = link(h)
+            if pool:
+                h = F.max_pooling_2d(h, pool, stride=pool, cover_all=False)
+            h = predictor.activate(bn(h))
+            outputs.append(h.array.reshape(len(h), -1))
+    return outputs
+
+
+@pytest.mark.parametrize('architecture,shape', NETWORKS)
+@pytest.mark.parametrize('centered', [True, False])
+def test_blas_engine_is_the_chainer_convnet(architecture, shape, centered):
+    model, config = helpers.binarized_convnet(architecture, shape,
+                                              centered_input=centered)
+    network = packed_export.export(model, config)
+    pixels = pixels_for(shape, 60, len(architecture))
+    blas = packed_engine.select(network, kind='blas')
+    h = blas.device.send(pixels)
+    ours = []
+    for layer in blas.layers()[:-1]:
+        h = layer(h)
+        ours.append(h.reshape(len(h), -1))
+    theirs = chainer_hidden(model, pixels)
+    # The first layer's float32 rounding may tip a unit whose sum lies
+    # within about 1e-5 of its threshold; every later layer is exact for
+    # the same input.
+    assert (ours[0] != theirs[0]).mean() < 1e-3
+    for i in range(1, len(ours)):
+        expected = chainer_hidden_from(model, i, ours[i - 1])
+        numpy.testing.assert_array_equal(ours[i], expected)
+    # Every unit fires for some image and not for others somewhere.
+    assert 0 < numpy.mean(numpy.concatenate(ours, axis=1) > 0) < 1
+    numpy.testing.assert_array_equal(
+        blas.classify(pixels),
+        reference.chainer_labels(model, pixels, 25))
+
+
+def chainer_hidden_from(model, i, h):
+    """Hidden layer ``i`` of the Chainer ConvNet given layer ``i - 1``'s
+    output ``h`` (flattened +-1)."""
+    predictor = model.predictor
+    link, bn, pool = predictor.layers()[i]
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        y = link(_shaped(predictor, i, h))
+        if pool:
+            y = F.max_pooling_2d(y, pool, stride=pool, cover_all=False)
+        return predictor.activate(bn(y)).array.reshape(len(h), -1)
+
+
+def _shaped(predictor, i, h):
+    """``h`` shaped as layer ``i`` takes it."""
+    link = predictor.layers()[i][0]
+    if link.W.ndim == 2:
+        return h.reshape(len(h), -1)
+    shapes = packed_shapes(predictor)
+    return h.reshape((len(h),) + shapes[i])
+
+
+def packed_shapes(predictor):
+    """The input shape of each convolution layer of ``predictor``."""
+    shape = predictor.in_shape
+    shapes = []
+    for link, _, pool in predictor.layers():
+        if link.W.ndim != 4:
+            break
+        shapes.append(shape)
+        conv = packed_format.Convolution(shape, len(link.W), link.W.shape[2],
+                                         1, link.pad[0], pool)
+        shape = conv.out_shape()
+    return shapes
+
+
+def test_the_export_describes_the_convolutions_and_round_trips(tmp_path):
+    model, config = helpers.binarized_convnet('5C3-P2-7C3-P2-9FC')
+    network = packed_export.export(model, config)
+    assert network.sizes == [784, 5 * 14 * 14, 7 * 7 * 7, 9, 10]
+    assert network.meta['version'] == 2
+    assert network.meta['input']['value'] == '2p - 255'
+    assert network.meta['convolutions'] == [
+        {'in_shape': [1, 28, 28], 'filters': 5, 'ksize': 3, 'stride': 1,
+         'pad': 1, 'pool': 2},
+        {'in_shape': [5, 14, 14], 'filters': 7, 'ksize': 3, 'stride': 1,
+         'pad': 1, 'pool': 2}]
+    # Filters are rows of the link's weights flattened in their order.
+    signs = numpy.where(model.predictor.l2.W.array >= 0, 1., -1.)
+    numpy.testing.assert_array_equal(network.signs(1),
+                                     signs.reshape(7, 45))
+    assert [w.shape for w in network.weights] == [
+        (5, 1), (7, 1), (9, 6), (10, 1)]
+    assert [t.shape for t in network.thresholds] == [(5,), (7,), (9,)]
+    path = str(tmp_path / 'net.npz')
+    packed_format.save(path, network)
+    loaded = packed_format.load(path)
+    assert loaded.convolutions == network.convolutions
+    assert loaded.convolutions[1].out_shape() == (7, 7, 7)
+    pixels = pixels_for((1, 28, 28), 20, 3)
+    numpy.testing.assert_array_equal(
+        packed_engine.select(loaded, kind='blas').logits(pixels),
+        packed_engine.select(network, kind='blas').logits(pixels))
+
+
+def test_the_packed_kernels_say_they_run_mlps_only():
+    model, config = helpers.binarized_convnet()
+    with pytest.raises(ValueError) as e:
+        packed_engine.select(packed_export.export(model, config))
+    assert str(e.value) == ('the packed kernels run MLPs, not yet ConvNets; '
+                            'run this one with the blas engine')
