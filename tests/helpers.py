@@ -451,7 +451,6 @@ def write_cifar10(directory, per_batch=60, n_test=100, seed=0):
     return directory
 
 
-
 @contextlib.contextmanager
 def http_server(bodies):
     """A server on 127.0.0.1 for the ``with`` block, answering a GET of a

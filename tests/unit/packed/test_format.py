@@ -265,8 +265,8 @@ def conv_meta(network, **changes):
      "the input's integer value is not one of 2p - 255, p"),
     (lambda n: dict(n.meta, input=[]), "the input's integer value"),
 ])
-def test_load_refuses_convolutions_that_do_not_add_up(tmp_path, convnet,
-                                                       meta, message):
+def test_load_refuses_convolutions_that_do_not_add_up(
+        tmp_path, convnet, meta, message):
     path = str(tmp_path / 'net.npz')
     rewrite(path, convnet, meta=numpy.array(json.dumps(meta(convnet))))
     assert message in load_error(path)
