@@ -37,6 +37,7 @@ from quantized_net.packed.kernels import gpu
 from quantized_net.packed.kernels import layouts
 
 if cpu_features.HAVE_NUMBA:
+    from quantized_net.packed.kernels import convolutions as convolutions_cpu
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import hidden_layers
     from quantized_net.packed.kernels import network as cpu_network
@@ -168,6 +169,32 @@ def pooled_max(d, pool):
     return windows.max(axis=(3, 5))
 
 
+def convolution_sums(xp, h, w, conv):
+    """The integer sums ``(N, filters, height, width)`` of convolution
+    ``conv`` of the +-1 or pixel values ``h``, pooled: float32 products of
+    Chainer's zero-padded im2col matrix with the filters ``w``
+    ``(taps, filters)``, exact below 2**24."""
+    h = h.reshape((len(h),) + conv.in_shape)
+    im2col = (chainer_conv.im2col_cpu if xp is numpy
+              else chainer_conv.im2col_gpu)
+    columns = im2col(h, conv.ksize, conv.ksize, conv.stride, conv.stride,
+                     conv.pad, conv.pad)
+    n, _, _, _, out_h, out_w = columns.shape
+    columns = columns.transpose(0, 4, 5, 1, 2, 3).reshape(
+        n * out_h * out_w, -1)
+    d = columns.dot(w).reshape(n, out_h, out_w, -1).transpose(0, 3, 1, 2)
+    return pooled_max(d, conv.pool) if conv.pool else d
+
+
+def pixel_values(network, pixels):
+    """The first layer's float32 inputs: the pixels for an MLP, the
+    integers :data:`format.PIXEL_VALUES` gives for a ConvNet."""
+    xp = chainer.backend.get_array_module(pixels)
+    a, b = (packed_format.PIXEL_VALUES[network.meta['input']['value']]
+            if network.convolutions else (1, 0))
+    return pixels.astype(xp.float32) * xp.float32(a) + xp.float32(b)
+
+
 class BlasEngine(Engine):
     """The network as float32 products of +-1 matrices, with NumPy's or
     CuPy's BLAS; each hidden layer's output is +1 where
@@ -187,29 +214,14 @@ class BlasEngine(Engine):
         """Bytes of the float32 matrices."""
         return sum(w.nbytes for w in self.weights)
 
-    def _convolution_sums(self, h, w, conv):
-        """The integer sums ``(N, filters, height, width)`` of convolution
-        ``conv`` of the +-1 or pixel values ``h``, pooled."""
-        xp = self.device.xp
-        h = h.reshape((len(h),) + conv.in_shape)
-        im2col = (chainer_conv.im2col_cpu if xp is numpy
-                  else chainer_conv.im2col_gpu)
-        columns = im2col(h, conv.ksize, conv.ksize, conv.stride,
-                         conv.stride, conv.pad, conv.pad)
-        n, _, _, _, out_h, out_w = columns.shape
-        columns = columns.transpose(0, 4, 5, 1, 2, 3).reshape(
-            n * out_h * out_w, -1)
-        d = columns.dot(w).reshape(n, out_h, out_w, -1).transpose(0, 3, 1, 2)
-        return pooled_max(d, conv.pool) if conv.pool else d
-
     def layers(self):
         xp = self.device.xp
         convolutions = self.network.convolutions
 
         def sums(i):
             if i < len(convolutions):
-                return lambda h: self._convolution_sums(
-                    h, self.weights[i], convolutions[i])
+                return lambda h: convolution_sums(
+                    xp, h, self.weights[i], convolutions[i])
             n = self.network.sizes[i]
             return lambda h: h.reshape(len(h), n).dot(self.weights[i])
 
@@ -220,13 +232,9 @@ class BlasEngine(Engine):
                 t, f = t[:, None, None], f[:, None, None]
             return lambda h: xp.where(packed_format.unit_fires(d(h), t, f),
                                       xp.float32(1), xp.float32(-1))
-        a, b = (packed_format.PIXEL_VALUES[
-            self.network.meta['input']['value']] if convolutions else (1, 0))
         first = hidden(0)
         last = len(self.weights) - 1
-        return ([lambda pixels: first(
-                    pixels.astype(xp.float32) * xp.float32(a) +
-                    xp.float32(b))] +
+        return ([lambda pixels: first(pixel_values(self.network, pixels))] +
                 [hidden(i) for i in range(1, last)] + [sums(last)])
 
 
@@ -265,6 +273,9 @@ class CpuEngine(Engine):
 
     def __init__(self, network):
         super(CpuEngine, self).__init__(network)
+        if network.convolutions:
+            self._prepare_convnet()
+            return
         sizes, form = network.sizes, self.simd
         self.masks = layouts.pixel_masks(network.weights[0], sizes[0])
         self.first_limits = thresholds.pixel_limits(network.thresholds[0])
@@ -275,7 +286,100 @@ class CpuEngine(Engine):
         self.limits = [thresholds.pop_limits(t, k) for t, k in zip(
             network.thresholds[1:], sizes[1:])]
 
+    def _prepare_convnet(self):
+        """A ConvNet's layers: the first convolution, on 8-bit values, as
+        :class:`BlasEngine` runs it; every later one by the popcount tiles
+        on the bits (:mod:`kernels.convolutions`), and the fully connected
+        layers as an MLP's, the first of them on the last convolution's
+        bits as they lie, each pixel's channels together."""
+        network, form = self.network, self.simd
+        convolutions = network.convolutions
+        self.first_filters = network.signs(0).T.copy()
+        self.flips = network.flips
+        self.flip_words = [convolutions_cpu.flip_words(f)
+                           for f in network.flips[:len(convolutions)]]
+        self.weights, self.limits, self.classes = [], [], []
+        for i, conv in enumerate(convolutions[1:], 1):
+            rows = convolutions_cpu.channels_last(
+                network.weights[i], conv.in_shape[0], conv.ksize ** 2)
+            classes, inside = convolutions_cpu.tap_classes(conv)
+            self.weights.append(layouts.weights(rows, conv.filters, form))
+            self.limits.append(convolutions_cpu.class_limits(
+                rows, network.thresholds[i], conv, inside))
+            self.classes.append(classes)
+        channels, height, width = convolutions[-1].out_shape()
+        first_dense = len(convolutions)
+        for i in range(first_dense, len(network.weights)):
+            rows = network.weights[i]
+            if i == first_dense:
+                rows = convolutions_cpu.channels_last(
+                    rows, channels, height * width)
+            self.weights.append(layouts.weights(rows, len(rows), form))
+            if i < len(network.thresholds):
+                self.limits.append(thresholds.pop_limits(
+                    network.thresholds[i], network.sizes[i]))
+
+    def _convnet_layers(self):
+        network, form = self.network, self.simd
+        convolutions = network.convolutions
+        first = convolutions[0]
+
+        def bits(fires):
+            """(N, C, H, W) bools as (N, H, W, words(C)) packed words."""
+            n, c, h, w = fires.shape
+            signs = numpy.where(fires.transpose(0, 2, 3, 1), 1, -1)
+            return packed_format.pack_signs(signs.reshape(-1, c)).reshape(
+                n, h, w, -1)
+
+        def first_layer(pixels):
+            d = convolution_sums(numpy, pixel_values(network, pixels),
+                                 self.first_filters, first)
+            return bits(packed_format.unit_fires(
+                d, network.thresholds[0][:, None, None],
+                self.flips[0][:, None, None]))
+
+        def convolution(i):
+            conv = convolutions[i]
+            weights = self.weights[i - 1]
+            no_flips = numpy.zeros(conv.filters, numpy.bool_)
+
+            def layer(h):
+                x = convolutions_cpu.columns(h, conv, form)
+                _, out_h, out_w = conv.conv_shape()
+                out = hidden_layers.sign_layer(
+                    x, weights, self.limits[i - 1],
+                    no_flips if conv.pool else self.flips[i], form,
+                    classes=self.classes[i - 1], split=False).reshape(
+                        len(h), out_h, out_w, -1)
+                if conv.pool:
+                    out = convolutions_cpu.pooled(out, conv.pool,
+                                                  self.flip_words[i])
+                return out
+            return layer
+
+        def dense(i, flat):
+            j = i - 1  # self.weights and self.limits skip the first layer
+
+            def layer(h):
+                if flat:
+                    h = layouts.layout(h.reshape(len(h), -1), form)
+                if i == len(network.weights) - 1:
+                    return hidden_layers.dot(h, self.weights[j],
+                                             network.sizes[i],
+                                             network.sizes[i + 1], form)
+                return hidden_layers.sign_layer(h, self.weights[j],
+                                                self.limits[j],
+                                                self.flips[i], form)
+            return layer
+        n_conv = len(convolutions)
+        return ([first_layer] +
+                [convolution(i) for i in range(1, n_conv)] +
+                [dense(i, i == n_conv)
+                 for i in range(n_conv, len(network.weights))])
+
     def layers(self):
+        if self.network.convolutions:
+            return self._convnet_layers()
         sizes, form = self.network.sizes, self.simd
 
         def hidden(i):
@@ -289,6 +393,8 @@ class CpuEngine(Engine):
                                              sizes[-1], form)])
 
     def dots(self, pixels):
+        if self.network.convolutions:
+            return super(CpuEngine, self).dots(pixels)
         sizes = self.network.sizes
         return cpu_network.dots(
             numpy.ascontiguousarray(pixels), self.masks, self.first_limits,
@@ -348,9 +454,9 @@ def select(network, device=None, kind='packed', simd=None):
                              kind, device))
     if kind == 'blas':
         return BlasEngine(network, device)
-    if network.convolutions:
-        raise ValueError('the packed kernels run MLPs, not yet ConvNets; '
-                         'run this one with the blas engine')
+    if network.convolutions and not on_cpu:
+        raise ValueError("the GPU's packed kernels run MLPs, not yet "
+                         'ConvNets; run this one with the blas engine')
     if not on_cpu:
         return GpuEngine(network, device)
     if not cpu_features.HAVE_NUMBA:

@@ -16,7 +16,7 @@ import numpy
 import numba
 
 from quantized_net import kernel_cache
-from quantized_net.packed.format import WORD_BITS
+from quantized_net.packed.format import WORD_BITS, words
 from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels.blocking import HIDDEN_IMAGES
 from quantized_net.packed.kernels.layouts import layout_words, weight_rows
@@ -26,15 +26,18 @@ from quantized_net.packed.kernels.tiles import pops, tile_shape
 
 
 @kernel_cache.njit(parallel=True)
-def sign_layer_kernel(x, w, limit, flip, out, threads, form):
+def sign_layer_kernel(x, w, limit, classes, flip, out, threads, form, split):
     """Unit ``j`` of row ``i`` of ``out`` is +1 where ``(popcount(x_i XOR
-    w_j) <= limit_j) != flip_j``, written in ``form``'s layout, on
-    ``threads`` threads. ``form`` is a literal: each form is compiled
+    w_j) <= limit[classes[i % len(classes)], j]) != flip_j``, written as
+    plain words or, where ``split``, in the avx2 layout, on ``threads``
+    threads. A row's class picks its limits: a convolution's border rows
+    count taps outside the image (:mod:`convolutions`), an MLP's rows are
+    all of one class. ``form`` is a literal: each form is compiled
     apart."""
     m = x.shape[0]
-    n = limit.shape[0]
+    n_classes, n = limit.shape
+    positions = classes.shape[0]
     blocks = (m + HIDDEN_IMAGES - 1) // HIDDEN_IMAGES
-    split = form == 'avx2'
     # One task per (output word, block of images): a batch of one image
     # still spreads over the cores, and a block's images share the word's
     # weight rows in L1. Each thread takes a run of tasks with its own
@@ -42,7 +45,7 @@ def sign_layer_kernel(x, w, limit, flip, out, threads, form):
     tasks = (n + WORD_BITS - 1) // WORD_BITS * blocks
     for thread in numba.prange(threads):
         counts = numpy.empty((HIDDEN_IMAGES, WORD_BITS), numpy.int32)
-        lim = numpy.empty(WORD_BITS, numpy.int32)
+        lim = numpy.empty((n_classes, WORD_BITS), numpy.int32)
         flp = numpy.empty(WORD_BITS, numpy.bool_)
         for task in range(tasks * thread // threads,
                           tasks * (thread + 1) // threads):
@@ -50,12 +53,15 @@ def sign_layer_kernel(x, w, limit, flip, out, threads, form):
             i0 = (task % blocks) * HIDDEN_IMAGES
             rows = min(HIDDEN_IMAGES, m - i0)
             j0 = word * WORD_BITS
-            word_limits(limit, flip, j0, n, lim, flp)
+            for c in range(n_classes):
+                word_limits(limit[c], flip, j0, n, lim[c], flp)
             flips = flip_bits(flp)
             pops(x, w, i0, rows, j0, min(WORD_BITS, n - j0), counts, form)
             for r in range(rows):
+                at = lim.ctypes.data + classes[(i0 + r) % positions] * (
+                    4 * WORD_BITS)
                 store_word(out, i0 + r, word, at_most(
-                    counts[r].ctypes.data, lim.ctypes.data) ^ flips, split)
+                    counts[r].ctypes.data, at) ^ flips, split)
 
 
 @numba.njit(inline='always')
@@ -88,8 +94,9 @@ def dot_kernel(x, w, k, out, form):
 # are cached as functions of their own would be.
 def _sign_layer_of(form):
     @kernel_cache.njit
-    def sign_layer(x, w, limit, flip, out, threads):
-        sign_layer_kernel(x, w, limit, flip, out, threads, form)
+    def sign_layer(x, w, limit, classes, flip, out, threads, split):
+        sign_layer_kernel(x, w, limit, classes, flip, out, threads, form,
+                          split)
     return sign_layer
 
 
@@ -100,36 +107,50 @@ def _dot_of(form):
     return dot
 
 
-#: ``SIGN_LAYERS[form](x, w, limit, flip, out, threads)``:
+#: ``SIGN_LAYERS[form](x, w, limit, classes, flip, out, threads, split)``:
 #: :func:`sign_layer_kernel` of ``form``.
 SIGN_LAYERS = {form: _sign_layer_of(form) for form in cpu_features.FORMS}
 #: ``DOTS[form](x, w, k, out)``: :func:`dot_kernel` of ``form``.
 DOTS = {form: _dot_of(form) for form in cpu_features.FORMS}
 
 
-def sign_layer(x, w, limits, flip, form):
+#: The classes of rows that all have the same limits.
+ONE_CLASS = numpy.zeros(1, numpy.int32)
+
+
+def sign_layer(x, w, limits, flip, form, classes=ONE_CLASS, split=None):
     """A hidden layer with ``form``'s kernels, in its layout: unit ``j`` of
-    row ``i`` is +1 where ``(popcount(x_i XOR w_j) <= limits_j) !=
-    flip_j``.
+    row ``i`` is +1 where ``(popcount(x_i XOR w_j) <= limits[c, j]) !=
+    flip_j``, ``c = classes[i % len(classes)]``.
 
     Args:
         x: ``uint64`` ``(m, layout_words(k, form))``: the packed inputs in
             ``form``'s layout (:func:`layouts.layout`).
         w (layouts.Weights): The packed weight signs.
-        limits: int32 ``(n,)``, popcount bounds
+        limits: int32 ``(n,)`` or ``(classes, n)``, popcount bounds
             (:func:`thresholds.pop_limits`).
         flip: bool ``(n,)``.
         form (str): One of :data:`cpu_features.FORMS` this CPU runs.
+        classes: int32, the class of each row, repeating.
+        split (bool): Whether the outputs are in the avx2 layout; default:
+            in ``form``'s layout. Otherwise plain packed words.
 
     Returns:
-        ``uint64`` ``(m, layout_words(n, form))``: the packed outputs in
-        ``form``'s layout, the next layer's input.
+        ``uint64`` ``(m, words)``: the packed outputs in ``form``'s layout,
+        the next layer's input, or plain (``words(n)``) where not
+        ``split``.
     """
-    n = limits.shape[0]
-    out = numpy.zeros((x.shape[0], layout_words(n, form)), numpy.uint64)
+    limits = numpy.atleast_2d(limits)
+    n = limits.shape[1]
+    if split is None:
+        split = form == 'avx2'
+        width = layout_words(n, form)
+    else:
+        width = layout_words(n, 'avx2') if split else words(n)
+    out = numpy.zeros((x.shape[0], width), numpy.uint64)
     if out.size:
-        SIGN_LAYERS[form](x, weight_rows(w, len(x)), limits, flip, out,
-                          kernel_cache.threads())
+        SIGN_LAYERS[form](x, weight_rows(w, len(x)), limits, classes, flip,
+                          out, kernel_cache.threads(), split)
     return out
 
 

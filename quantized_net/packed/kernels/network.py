@@ -12,7 +12,7 @@ from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels.first_layer import (
     checked_pairs, first_layer_kernel)
 from quantized_net.packed.kernels.hidden_layers import (
-    dot_kernel, sign_layer_kernel)
+    ONE_CLASS, dot_kernel, sign_layer_kernel)
 from quantized_net.packed.kernels.layouts import layout_words, weight_rows
 
 
@@ -31,8 +31,8 @@ def _hidden_layers_typed(h, weights, limits, flips, widths, threads, form):
     def chain(h, weights, limits, flips, widths, threads, form):
         for i in range(len(weights)):
             out = numpy.zeros((h.shape[0], widths[i]), numpy.uint64)
-            sign_layer_kernel(h, weights[i], limits[i], flips[i], out,
-                              threads, form)
+            sign_layer_kernel(h, weights[i], limits[i], ONE_CLASS,
+                              flips[i], out, threads, form, form == 'avx2')
             h = out
         return h
     return chain
@@ -92,8 +92,9 @@ def dots(pixels, masks, first_limits, first_flip, weights, limits, flips,
         form (str): One of :data:`cpu_features.FORMS` this CPU runs.
     """
     rows = tuple(weight_rows(w, len(pixels)) for w in weights)
+    limits = [numpy.atleast_2d(t) for t in limits]
     return NETWORKS[form](
         checked_pairs(pixels, masks), masks, first_limits, first_flip,
         layout_words(len(first_limits), form), rows[:-1], tuple(limits),
-        tuple(flips), tuple(layout_words(len(t), form) for t in limits),
+        tuple(flips), tuple(layout_words(t.shape[-1], form) for t in limits),
         rows[-1], k, n_out, kernel_cache.threads())

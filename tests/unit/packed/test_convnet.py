@@ -136,9 +136,15 @@ def test_the_export_describes_the_convolutions_and_round_trips(tmp_path):
         packed_engine.select(network, kind='blas').logits(pixels))
 
 
-def test_the_packed_kernels_say_they_run_mlps_only():
-    model, config = helpers.binarized_convnet()
-    with pytest.raises(ValueError) as e:
-        packed_engine.select(packed_export.export(model, config))
-    assert str(e.value) == ('the packed kernels run MLPs, not yet ConvNets; '
-                            'run this one with the blas engine')
+@pytest.mark.parametrize('form', ['scalar', 'avx2', 'avx512'])
+@pytest.mark.parametrize('architecture,shape', NETWORKS)
+def test_every_form_gives_the_blas_layers(form, architecture, shape):
+    model, config = helpers.binarized_convnet(architecture, shape, seed=2)
+    network = packed_export.export(model, config)
+    pixels = pixels_for(shape, 70, 5)
+    blas = packed_engine.select(network, kind='blas')
+    packed = packed_engine.CPU_ENGINES[form](network)
+    numpy.testing.assert_array_equal(packed.dots(pixels),
+                                     blas.dots(pixels))
+    numpy.testing.assert_array_equal(packed.dots(pixels[:1]),
+                                     blas.dots(pixels[:1]))

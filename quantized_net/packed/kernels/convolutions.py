@@ -1,0 +1,153 @@
+"""A binarized convolution on the CPU, as the hidden layers' popcount
+tiles compute it.
+
+The activations between convolutions are packed along the channels:
+``uint64`` ``(images, height, width, words(channels))``, channel ``c`` of
+a position bit ``c % 64`` of its word ``c // 64``, 0 bits past the last
+channel. A convolution lays each output position's taps side by side, a
+row of ``ksize * ksize * words(channels)`` words (:func:`columns`), against
+filters laid out the same way (:func:`channels_last`), and the hidden
+layers' kernel (:func:`hidden_layers.sign_layer`) counts
+``popcount(x XOR w)`` over the row.
+
+A tap outside the image is a row of 0 bits, -1 in the +-1 domain, where
+the trained network padded with zeros, which add nothing. The count
+differs from the one inside the image by the +1 weights of those taps:
+with ``n`` taps inside, ``C`` channels and ``p`` the whole row's count,
+
+.. math::
+
+    d = C n - 2 (p - \\sum_{\\mathrm{taps\\ outside}}
+        \\mathrm{popcount}(w_{\\mathrm{tap}})),
+
+so each output position compares ``p`` with a limit of its own class of
+taps inside (:func:`tap_classes`, :func:`class_limits`): nine classes for
+a 3 x 3 filter padded by one, the interior and eight borders.
+
+Max-pooling follows on the bits (:func:`pooled`): the trained network
+pooled the sums before a monotonic normalisation and sign, so a pooled
+unit fires where any of its window's sums passes the threshold, or, where
+the normalisation reverses the order (``flip``), where none does: an OR of
+the unflipped bits, then the flip.
+"""
+import numpy
+import numba
+
+from quantized_net import kernel_cache
+from quantized_net.packed.format import WORD_BITS, pack_signs, unpack_bits
+from quantized_net.packed.format import words
+from quantized_net.packed.kernels.layouts import layout, layout_words
+
+
+def channels_last(w, channels, positions):
+    """Packed rows of ``channels * positions`` bits in Chainer's order
+    (channel, then position) as rows of ``positions`` runs of
+    ``words(channels)`` words, each position's channels together, 0 bits
+    past the last channel: a convolution's filters (positions its taps)
+    or the first fully connected layer after one (positions the pixels of
+    the last convolution's output)."""
+    bits = unpack_bits(w, channels * positions).reshape(
+        len(w), channels, positions).transpose(0, 2, 1)
+    signs = -numpy.ones((len(w), positions, words(channels) * WORD_BITS),
+                        numpy.int8)
+    signs[:, :, :channels] = bits * 2 - 1
+    return pack_signs(signs.reshape(len(w), -1))
+
+
+def tap_classes(conv):
+    """Which taps of convolution ``conv`` lie inside the image, by output
+    position: ``(classes, inside)``, int32 ``classes`` the class of each
+    position (``height * width`` of the convolution's output, row by row),
+    bool ``inside`` ``(n_classes, ksize * ksize)`` the taps inside for
+    each class."""
+    _, height, width = conv.in_shape
+    _, out_h, out_w = conv.conv_shape()
+    taps = numpy.arange(conv.ksize) - conv.pad
+
+    def inside(size, out):
+        at = numpy.arange(out)[:, None] * conv.stride + taps
+        return (at >= 0) & (at < size)
+    rows, cols = inside(height, out_h), inside(width, out_w)
+    masks = (rows[:, None, :, None] & cols[None, :, None, :]).reshape(
+        out_h * out_w, conv.ksize ** 2)
+    kinds, classes = numpy.unique(masks, axis=0, return_inverse=True)
+    return classes.reshape(-1).astype(numpy.int32), kinds
+
+
+def class_limits(rows, thresholds, conv, inside):
+    """The popcount bounds ``(n_classes, filters)`` equivalent to ``d >=
+    T`` for each class of taps ``inside`` (:func:`tap_classes`), the
+    filters ``rows`` laid out by :func:`channels_last`: ``d = C n - 2 (p
+    - o)`` for ``n`` taps inside and ``o`` the +1 weights of those
+    outside, so ``d >= T`` exactly when ``p <= (C n + 2 o - T) // 2``."""
+    channels = conv.in_shape[0]
+    taps = conv.ksize ** 2
+    tap_pops = unpack_bits(rows, rows.shape[1] * WORD_BITS).reshape(
+        len(rows), taps, -1).sum(axis=2, dtype=numpy.int64)
+    outside = (~inside).astype(numpy.int64).dot(tap_pops.T)
+    n = inside.sum(axis=1, dtype=numpy.int64)[:, None]
+    limits = (channels * n + 2 * outside -
+              thresholds.astype(numpy.int64)) // 2
+    info = numpy.iinfo(numpy.int32)
+    return numpy.clip(limits, info.min, info.max).astype(numpy.int32)
+
+
+@kernel_cache.njit(parallel=True)
+def columns_kernel(h, ksize, stride, pad, out_h, out_w, out):
+    """Row ``(i, y, x)`` of ``out`` (zeros) gets the words of the taps of
+    output position ``(y, x)`` of image ``i`` that lie inside ``h``, tap
+    after tap."""
+    images, height, width, n_words = h.shape
+    for task in numba.prange(images * out_h):
+        i = task // out_h
+        y = task % out_h
+        for x in range(out_w):
+            row = task * out_w + x
+            for ky in range(ksize):
+                iy = y * stride - pad + ky
+                if iy < 0 or iy >= height:
+                    continue
+                for kx in range(ksize):
+                    ix = x * stride - pad + kx
+                    if ix < 0 or ix >= width:
+                        continue
+                    at = (ky * ksize + kx) * n_words
+                    for q in range(n_words):
+                        out[row, at + q] = h[i, iy, ix, q]
+
+
+def columns(h, conv, form):
+    """The taps of every output position of convolution ``conv`` of the
+    packed activations ``h`` ``(images, height, width, words(channels))``,
+    in ``form``'s layout (:func:`layouts.layout`): ``(images * out_h *
+    out_w, words)``, taps outside the image 0."""
+    _, out_h, out_w = conv.conv_shape()
+    n_words = conv.ksize ** 2 * h.shape[3]
+    # The avx2 layout's nibble planes are made from the plain words; the
+    # others are the plain words, zero-padded, and written in place.
+    row_words = (n_words if form == 'avx2' else
+                 layout_words(n_words * WORD_BITS, form))
+    out = numpy.zeros((len(h) * out_h * out_w, row_words), numpy.uint64)
+    if out.size:
+        kernel_cache.threads()  # columns_kernel is parallel
+        columns_kernel(numpy.ascontiguousarray(h), conv.ksize, conv.stride,
+                       conv.pad, out_h, out_w, out)
+    return layout(out, form) if form == 'avx2' else out
+
+
+def flip_words(flip):
+    """The bool flips of the filters as the words of a position's
+    channels."""
+    return pack_signs(numpy.where(flip, 1, -1)[None, :])[0]
+
+
+def pooled(h, pool, flips):
+    """``pool`` x ``pool`` max-pooling on the bits ``h`` ``(images,
+    height, width, words)`` at stride ``pool``, whole windows only: the OR
+    of each window, XOR the flips' words (:func:`flip_words`)."""
+    images, height, width, n_words = h.shape
+    out_h, out_w = height // pool, width // pool
+    windows = h[:, :out_h * pool, :out_w * pool].reshape(
+        images, out_h, pool, out_w, pool, n_words)
+    return numpy.bitwise_or.reduce(numpy.bitwise_or.reduce(
+        windows, axis=4), axis=2) ^ flips
