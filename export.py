@@ -119,9 +119,9 @@ def export(args):
             check_ours(out, source)
         packed_format.save(out, network)
     float_bytes = sum(link.W.array.nbytes
-                      for link in model.predictor.linear_layers())
+                      for link in model.predictor.weight_layers())
     print('wrote {} ({} bytes): layers {}'.format(
-        out, os.path.getsize(out), ' - '.join(map(str, network.sizes))))
+        out, os.path.getsize(out), network.describe()))
     print('weights: {} bytes packed, {} bytes as float32 ({:.1f}x '
           'smaller)'.format(network.weight_bytes(), float_bytes,
                             float_bytes / network.weight_bytes()))

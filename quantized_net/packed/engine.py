@@ -23,6 +23,8 @@ dot products of the last layer (:meth:`Engine.dots`), from which the
 logits follow as the trained model computes them
 (:func:`last_layer_logits`).
 """
+import math
+
 import numpy
 
 import chainer
@@ -140,6 +142,10 @@ class Engine(object):
     def dots(self, pixels):
         """The last layer's integer dot products for ``uint8`` pixels
         ``(N, n_in)``, as an int32 NumPy array."""
+        step = images_per_pass(self.network)
+        if len(pixels) > step:
+            return numpy.concatenate([self.dots(pixels[i:i + step])
+                                      for i in range(0, len(pixels), step)])
         h = self.device.send(numpy.ascontiguousarray(pixels))
         if self._layers is None:  # built once, not for every batch
             self._layers = self.layers()
@@ -167,6 +173,21 @@ def pooled_max(d, pool):
     h, w = h // pool, w // pool
     windows = d[:, :, :h * pool, :w * pool].reshape(n, c, h, pool, w, pool)
     return windows.max(axis=(3, 5))
+
+
+#: Bytes of the largest im2col matrix of a ConvNet's pass: a larger batch
+#: is run this many images at a time, as the matrices of 10000 images
+#: would not fit in memory.
+COLUMN_BYTES = 2 ** 26
+
+
+def images_per_pass(network):
+    """How many images an engine runs ``network`` on at once: any number
+    for an MLP, for a ConvNet as many as keep each convolution's float32
+    im2col matrix within :data:`COLUMN_BYTES`."""
+    per_image = max([4 * conv.taps() * math.prod(conv.conv_shape()[1:])
+                     for conv in network.convolutions], default=0)
+    return max(1, COLUMN_BYTES // per_image) if per_image else math.inf
 
 
 def convolution_sums(xp, h, w, conv):
@@ -294,7 +315,11 @@ class CpuEngine(Engine):
         bits as they lie, each pixel's channels together."""
         network, form = self.network, self.simd
         convolutions = network.convolutions
-        self.first_filters = network.signs(0).T.copy()
+        first = convolutions[0]
+        self.first_filters = convolutions_cpu.first_filters(
+            network.weights[0], first)
+        self.first_limits = convolutions_cpu.first_limits(
+            network.thresholds[0])
         self.flips = network.flips
         self.flip_words = [convolutions_cpu.flip_words(f)
                            for f in network.flips[:len(convolutions)]]
@@ -324,19 +349,16 @@ class CpuEngine(Engine):
         convolutions = network.convolutions
         first = convolutions[0]
 
-        def bits(fires):
-            """(N, C, H, W) bools as (N, H, W, words(C)) packed words."""
-            n, c, h, w = fires.shape
-            signs = numpy.where(fires.transpose(0, 2, 3, 1), 1, -1)
-            return packed_format.pack_signs(signs.reshape(-1, c)).reshape(
-                n, h, w, -1)
-
         def first_layer(pixels):
-            d = convolution_sums(numpy, pixel_values(network, pixels),
-                                 self.first_filters, first)
-            return bits(packed_format.unit_fires(
-                d, network.thresholds[0][:, None, None],
-                self.flips[0][:, None, None]))
+            # Pooled outputs are flipped after pooling, not before.
+            flips = self.flip_words[0] * numpy.uint64(not first.pool)
+            h = convolutions_cpu.first_convolution(
+                pixel_values(network, pixels), self.first_filters,
+                self.first_limits, flips, first)
+            if first.pool:
+                h = convolutions_cpu.pooled(h, first.pool,
+                                            self.flip_words[0])
+            return h
 
         def convolution(i):
             conv = convolutions[i]

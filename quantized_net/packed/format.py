@@ -230,6 +230,21 @@ class PackedNetwork(object):
         """Bytes of the packed weight words, padding included."""
         return sum(w.nbytes for w in self.weights)
 
+    def describe(self):
+        """The layers in a line: ``784 - 2048 - 10``, or for a ConvNet
+        its input shape, then its convolutions as architectures write them
+        (``64C3-P2``), then the units of the fully connected layers."""
+        if not self.convolutions:
+            return ' - '.join(map(str, self.sizes))
+        parts = ['x'.join(map(str, self.convolutions[0].in_shape))]
+        for conv in self.convolutions:
+            parts.append('{}C{}{}{}'.format(
+                conv.filters, conv.ksize,
+                '/{}'.format(conv.stride) if conv.stride > 1 else '',
+                '-P{}'.format(conv.pool) if conv.pool else ''))
+        return ' - '.join(parts + list(map(
+            str, self.sizes[len(self.convolutions) + 1:])))
+
     def row_shape(self, layer):
         """``(rows, bits)`` of layer ``layer``'s weights: units and
         inputs, or filters and a filter's weights."""

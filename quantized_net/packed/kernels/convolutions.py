@@ -37,6 +37,7 @@ from quantized_net import kernel_cache
 from quantized_net.packed.format import WORD_BITS, pack_signs, unpack_bits
 from quantized_net.packed.format import words
 from quantized_net.packed.kernels.layouts import layout, layout_words
+from quantized_net.packed.kernels.thresholds import at_most
 
 
 def channels_last(w, channels, positions):
@@ -133,6 +134,89 @@ def columns(h, conv, form):
         columns_kernel(numpy.ascontiguousarray(h), conv.ksize, conv.stride,
                        conv.pad, out_h, out_w, out)
     return layout(out, form) if form == 'avx2' else out
+
+
+def first_filters(w, conv):
+    """The first convolution's packed filters as float32 +-1 ``(channels,
+    ksize, ksize, words(filters) * 64)``, each tap's filters together, 0
+    past the last filter, as :func:`first_convolution_kernel` reads
+    them."""
+    signs = unpack_bits(w, conv.taps()).astype(numpy.float32) * 2 - 1
+    c, k = conv.in_shape[0], conv.ksize
+    out = numpy.zeros((c, k, k, words(conv.filters) * WORD_BITS),
+                      numpy.float32)
+    out[..., :conv.filters] = signs.reshape(-1, c, k, k).transpose(
+        1, 2, 3, 0)
+    return out
+
+
+def first_limits(thresholds):
+    """The first convolution's int32 bounds on ``-d``, ``words(filters) *
+    64`` of them: ``d >= T`` where ``-d <= -T``; none past the last
+    filter."""
+    limits = numpy.full(words(len(thresholds)) * WORD_BITS,
+                        numpy.iinfo(numpy.int32).min, numpy.int32)
+    limits[:len(thresholds)] = -numpy.maximum(
+        thresholds.astype(numpy.int64), -2 ** 31 + 1)
+    return limits
+
+
+@kernel_cache.njit(parallel=True)
+def first_convolution_kernel(values, filters, limits, flips, stride, pad,
+                             out):
+    """The first convolution's output bits ``out`` ``(images, out_h,
+    out_w, words)``: filter ``j`` fires where ``(-d <= limits_j)`` XOR its
+    flip bit, ``d`` the sum over the taps inside the image of the float32
+    integer ``values`` ``(images, channels, height, width)`` times the
+    +-1 ``filters`` (:func:`first_filters`): exact, every partial sum an
+    integer below 2**24. A tap's value multiplies all the filters at
+    once, a vector loop; taps of value 0 are skipped."""
+    images, channels, height, width = values.shape
+    ksize = filters.shape[1]
+    units = filters.shape[3]
+    _, out_h, out_w, n_words = out.shape
+    for task in numba.prange(images * out_h):
+        i = task // out_h
+        y = task % out_h
+        sums = numpy.empty(units, numpy.float32)
+        negated = numpy.empty(units, numpy.int32)
+        for x in range(out_w):
+            sums[:] = 0
+            for c in range(channels):
+                for ky in range(ksize):
+                    iy = y * stride - pad + ky
+                    if iy < 0 or iy >= height:
+                        continue
+                    for kx in range(ksize):
+                        ix = x * stride - pad + kx
+                        if ix < 0 or ix >= width:
+                            continue
+                        value = values[i, c, iy, ix]
+                        if value == 0:
+                            continue
+                        for j in range(units):
+                            sums[j] += value * filters[c, ky, kx, j]
+            for j in range(units):
+                negated[j] = -numpy.int32(sums[j])
+            for q in range(n_words):
+                out[i, y, x, q] = at_most(
+                    negated.ctypes.data + 4 * WORD_BITS * q,
+                    limits.ctypes.data + 4 * WORD_BITS * q) ^ flips[q]
+
+
+def first_convolution(values, filters, limits, flips, conv):
+    """The first convolution of the float32 pixel integers ``values``
+    ``(images, channels * height * width)``, its bits unpooled:
+    :func:`first_convolution_kernel`."""
+    _, out_h, out_w = conv.conv_shape()
+    out = numpy.empty((len(values), out_h, out_w, len(flips)), numpy.uint64)
+    if out.size:
+        kernel_cache.threads()  # the kernel is parallel
+        first_convolution_kernel(
+            numpy.ascontiguousarray(values).reshape(
+                (len(values),) + conv.in_shape),
+            filters, limits, flips, conv.stride, conv.pad, out)
+    return out
 
 
 def flip_words(flip):
