@@ -1,5 +1,6 @@
-"""The packed part: a trained binarized MLP as 1-bit weights and integer
-thresholds, and the engines that run it, the same labels on every device.
+"""The packed part: a trained binarized MLP or ConvNet as 1-bit weights and
+integer thresholds, and the engines that run it, the same labels on every
+device.
 
 * :mod:`~quantized_net.packed.format`: the packed file and its bit layout;
 * :mod:`~quantized_net.packed.export`: folding a trained model into one;

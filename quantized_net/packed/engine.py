@@ -34,6 +34,7 @@ from chainer.utils import conv as chainer_conv
 from quantized_net import kernel_cache
 from quantized_net.packed import format as packed_format
 from quantized_net.training.mnist import PIXEL_MAX
+from quantized_net.packed.kernels import borders
 from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels import gpu
 from quantized_net.packed.kernels import layouts
@@ -325,11 +326,11 @@ class CpuEngine(Engine):
                            for f in network.flips[:len(convolutions)]]
         self.weights, self.limits, self.classes = [], [], []
         for i, conv in enumerate(convolutions[1:], 1):
-            rows = convolutions_cpu.channels_last(
+            rows = layouts.channels_last(
                 network.weights[i], conv.in_shape[0], conv.ksize ** 2)
-            classes, inside = convolutions_cpu.tap_classes(conv)
+            classes, inside = borders.tap_classes(conv)
             self.weights.append(layouts.weights(rows, conv.filters, form))
-            self.limits.append(convolutions_cpu.class_limits(
+            self.limits.append(borders.class_limits(
                 rows, network.thresholds[i], conv, inside))
             self.classes.append(classes)
         channels, height, width = convolutions[-1].out_shape()
@@ -337,7 +338,7 @@ class CpuEngine(Engine):
         for i in range(first_dense, len(network.weights)):
             rows = network.weights[i]
             if i == first_dense:
-                rows = convolutions_cpu.channels_last(
+                rows = layouts.channels_last(
                     rows, channels, height * width)
             self.weights.append(layouts.weights(rows, len(rows), form))
             if i < len(network.thresholds):

@@ -6,7 +6,10 @@
 * :mod:`~quantized_net.packed.kernels.blocking`: how the CPU kernels cut
   their work: tiles, tasks, chunks;
 * :mod:`~quantized_net.packed.kernels.layouts`: each form's layout of the
-  packed rows, and the first layer's pixel pairs and masks;
+  packed rows, the first layer's pixel pairs and masks, and a ConvNet's
+  rows with each position's channels together;
+* :mod:`~quantized_net.packed.kernels.borders`: a zero-padded
+  convolution's border, for kernels that count on bits;
 * :mod:`~quantized_net.packed.kernels.llvm_ir`: the LLVM IR the CPU
   kernels' intrinsics share;
 * :mod:`~quantized_net.packed.kernels.tiles`: the popcount tiles, every
@@ -19,6 +22,8 @@
   the last layer's dot products;
 * :mod:`~quantized_net.packed.kernels.network`: the whole network in one
   compiled call;
+* :mod:`~quantized_net.packed.kernels.convolutions`: a ConvNet's
+  convolutions and pooling;
 * :mod:`~quantized_net.packed.kernels.gpu`: the GPU's layers, CuPy raw
   kernels.
 

@@ -1,28 +1,16 @@
-"""A binarized convolution on the CPU, as the hidden layers' popcount
-tiles compute it.
+"""A binarized ConvNet's layers on the CPU.
 
 The activations between convolutions are packed along the channels:
 ``uint64`` ``(images, height, width, words(channels))``, channel ``c`` of
 a position bit ``c % 64`` of its word ``c // 64``, 0 bits past the last
 channel. A convolution lays each output position's taps side by side, a
 row of ``ksize * ksize * words(channels)`` words (:func:`columns`), against
-filters laid out the same way (:func:`channels_last`), and the hidden
-layers' kernel (:func:`hidden_layers.sign_layer`) counts
-``popcount(x XOR w)`` over the row.
-
-A tap outside the image is a row of 0 bits, -1 in the +-1 domain, where
-the trained network padded with zeros, which add nothing. The count
-differs from the one inside the image by the +1 weights of those taps:
-with ``n`` taps inside, ``C`` channels and ``p`` the whole row's count,
-
-.. math::
-
-    d = C n - 2 (p - \\sum_{\\mathrm{taps\\ outside}}
-        \\mathrm{popcount}(w_{\\mathrm{tap}})),
-
-so each output position compares ``p`` with a limit of its own class of
-taps inside (:func:`tap_classes`, :func:`class_limits`): nine classes for
-a 3 x 3 filter padded by one, the interior and eight borders.
+filters laid out the same way (:func:`layouts.channels_last`), and the
+hidden layers' kernel (:func:`hidden_layers.sign_layer`) counts
+``popcount(x XOR w)`` over the row, each output position against the
+limits of its class of border (:mod:`borders`). The first convolution
+sums the pixel integers times the filters' signs in float32 vectors, exact
+(:func:`first_convolution`).
 
 Max-pooling follows on the bits (:func:`pooled`): the trained network
 pooled the sums before a monotonic normalisation and sign, so a pooled
@@ -34,63 +22,10 @@ import numpy
 import numba
 
 from quantized_net import kernel_cache
-from quantized_net.packed.format import WORD_BITS, pack_signs, unpack_bits
-from quantized_net.packed.format import words
+from quantized_net.packed.format import (
+    WORD_BITS, pack_signs, unpack_bits, words)
 from quantized_net.packed.kernels.layouts import layout, layout_words
 from quantized_net.packed.kernels.thresholds import at_most
-
-
-def channels_last(w, channels, positions):
-    """Packed rows of ``channels * positions`` bits in Chainer's order
-    (channel, then position) as rows of ``positions`` runs of
-    ``words(channels)`` words, each position's channels together, 0 bits
-    past the last channel: a convolution's filters (positions its taps)
-    or the first fully connected layer after one (positions the pixels of
-    the last convolution's output)."""
-    bits = unpack_bits(w, channels * positions).reshape(
-        len(w), channels, positions).transpose(0, 2, 1)
-    signs = -numpy.ones((len(w), positions, words(channels) * WORD_BITS),
-                        numpy.int8)
-    signs[:, :, :channels] = bits * 2 - 1
-    return pack_signs(signs.reshape(len(w), -1))
-
-
-def tap_classes(conv):
-    """Which taps of convolution ``conv`` lie inside the image, by output
-    position: ``(classes, inside)``, int32 ``classes`` the class of each
-    position (``height * width`` of the convolution's output, row by row),
-    bool ``inside`` ``(n_classes, ksize * ksize)`` the taps inside for
-    each class."""
-    _, height, width = conv.in_shape
-    _, out_h, out_w = conv.conv_shape()
-    taps = numpy.arange(conv.ksize) - conv.pad
-
-    def inside(size, out):
-        at = numpy.arange(out)[:, None] * conv.stride + taps
-        return (at >= 0) & (at < size)
-    rows, cols = inside(height, out_h), inside(width, out_w)
-    masks = (rows[:, None, :, None] & cols[None, :, None, :]).reshape(
-        out_h * out_w, conv.ksize ** 2)
-    kinds, classes = numpy.unique(masks, axis=0, return_inverse=True)
-    return classes.reshape(-1).astype(numpy.int32), kinds
-
-
-def class_limits(rows, thresholds, conv, inside):
-    """The popcount bounds ``(n_classes, filters)`` equivalent to ``d >=
-    T`` for each class of taps ``inside`` (:func:`tap_classes`), the
-    filters ``rows`` laid out by :func:`channels_last`: ``d = C n - 2 (p
-    - o)`` for ``n`` taps inside and ``o`` the +1 weights of those
-    outside, so ``d >= T`` exactly when ``p <= (C n + 2 o - T) // 2``."""
-    channels = conv.in_shape[0]
-    taps = conv.ksize ** 2
-    tap_pops = unpack_bits(rows, rows.shape[1] * WORD_BITS).reshape(
-        len(rows), taps, -1).sum(axis=2, dtype=numpy.int64)
-    outside = (~inside).astype(numpy.int64).dot(tap_pops.T)
-    n = inside.sum(axis=1, dtype=numpy.int64)[:, None]
-    limits = (channels * n + 2 * outside -
-              thresholds.astype(numpy.int64)) // 2
-    info = numpy.iinfo(numpy.int32)
-    return numpy.clip(limits, info.min, info.max).astype(numpy.int32)
 
 
 @kernel_cache.njit(parallel=True)

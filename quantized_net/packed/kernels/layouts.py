@@ -25,7 +25,8 @@ import math
 
 import numpy
 
-from quantized_net.packed.format import WORD_BITS, unpack_bits
+from quantized_net.packed.format import (
+    WORD_BITS, pack_signs, unpack_bits, words)
 from quantized_net.packed.kernels.blocking import MASK_UNITS, TILE
 
 #: Bytes of a vector step of each form's tile.
@@ -77,6 +78,21 @@ def layout(a, form, rows=None):
     planes[:m, :, :1] = data & 15
     planes[:m, :, 1:] = data >> 4
     return out
+
+
+def channels_last(w, channels, positions):
+    """Packed rows of ``channels * positions`` bits in Chainer's order
+    (channel, then position) as rows of ``positions`` runs of
+    ``words(channels)`` words, each position's channels together, 0 bits
+    past the last channel: a convolution's filters (positions its taps)
+    or the first fully connected layer after one (positions the pixels of
+    the last convolution's output)."""
+    bits = unpack_bits(w, channels * positions).reshape(
+        len(w), channels, positions).transpose(0, 2, 1)
+    signs = -numpy.ones((len(w), positions, words(channels) * WORD_BITS),
+                        numpy.int8)
+    signs[:, :, :channels] = bits * 2 - 1
+    return pack_signs(signs.reshape(len(w), -1))
 
 
 #: A hidden or last layer's weights: ``layout``, the form's layout
