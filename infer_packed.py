@@ -94,11 +94,7 @@ def infer(args):
     model = None
     if args.compare:  # on the CPU, whose float32 rounding export.py folded
         model, _ = saved_model.load_model(args.compare, args.model_file)
-    try:
-        engine = packed_engine.select(network, device, args.engine)
-    except ValueError as e:
-        raise errors.UsageError('{}: {} (--engine blas).'.format(
-            args.packed, e))
+    engine = packed_engine.select(network, device, args.engine)
     engine.classify(pixels[:1])  # compiles the kernels before timing
     start = time.perf_counter()
     predicted = numpy.concatenate([

@@ -262,27 +262,77 @@ class BlasEngine(Engine):
 
 class GpuEngine(Engine):
     """XNOR-popcount on a GPU, with the CuPy raw kernels of
-    :mod:`kernels.gpu`, on the packed rows as the file holds them."""
+    :mod:`kernels.gpu`, on the packed rows as the file holds them; a
+    ConvNet's convolutions on rows of taps, each position's channels
+    together (:func:`layouts.channels_last`), corrected for the border
+    (:mod:`kernels.borders`)."""
     kind = 'packed'
 
     def __init__(self, network, device):
         super(GpuEngine, self).__init__(network, device)
         send = self.device.send
-        self.weights = [send(w) for w in network.weights]
         self.thresholds = [send(t) for t in network.thresholds]
         self.flips = [send(f) for f in network.flips]
+        convolutions = network.convolutions
+        if not convolutions:
+            self.weights = [send(w) for w in network.weights]
+            return
+        first = convolutions[0]
+        self.values = packed_format.PIXEL_VALUES[
+            network.meta['input']['value']]
+        self.first_signs = send(network.signs(0).astype(numpy.int8))
+        self.weights = [None]
+        self.offsets = [send(numpy.zeros((1, first.filters), numpy.int32))]
+        self.classes = [send(numpy.zeros(
+            math.prod(first.conv_shape()[1:]), numpy.int32))]
+        for i, conv in enumerate(convolutions[1:], 1):
+            rows = layouts.channels_last(network.weights[i],
+                                         conv.in_shape[0], conv.ksize ** 2)
+            classes, inside = borders.tap_classes(conv)
+            self.weights.append(send(rows))
+            self.offsets.append(send(borders.offsets(
+                rows, conv, inside).astype(numpy.int32)))
+            self.classes.append(send(classes))
+        channels, height, width = convolutions[-1].out_shape()
+        for i in range(len(convolutions), len(network.weights)):
+            rows = network.weights[i]
+            if i == len(convolutions):
+                rows = layouts.channels_last(rows, channels, height * width)
+            self.weights.append(send(rows))
 
     def layers(self):
         sizes = self.network.sizes
+        convolutions = self.network.convolutions
+        n_conv = len(convolutions)
 
         def hidden(i):
-            return lambda h: gpu.sign_layer(h, self.weights[i], sizes[i],
-                                            self.thresholds[i], self.flips[i])
-        return ([lambda pixels: gpu.first_layer(
-                    pixels, self.weights[0], self.thresholds[0],
-                    self.flips[0])] +
-                [hidden(i) for i in range(1, len(sizes) - 2)] +
-                [lambda h: gpu.xnor_dot(h, self.weights[-1], sizes[-2])])
+            return lambda h: gpu.sign_layer(
+                h.reshape(len(h), -1), self.weights[i], sizes[i],
+                self.thresholds[i], self.flips[i])
+
+        def convolution(i):
+            conv = convolutions[i]
+
+            def layer(h):
+                if i == 0:
+                    d = gpu.pixel_convolution(h, self.values,
+                                              self.first_signs, conv)
+                else:  # k = 0: d is -2 popcount, the offsets add the rest
+                    d = gpu.xnor_dot(gpu.bit_columns(h, conv),
+                                     self.weights[i], 0)
+                return gpu.convolution_bits(
+                    d, self.offsets[i], self.classes[i], self.thresholds[i],
+                    self.flips[i], len(h), conv.conv_shape(), conv.pool or 1)
+            return layer
+        if n_conv:
+            first = [convolution(i) for i in range(n_conv)]
+        else:
+            first = [lambda pixels: gpu.first_layer(
+                pixels, self.weights[0], self.thresholds[0], self.flips[0])]
+        return (first +
+                [hidden(i) for i in range(len(first), len(sizes) - 2)] +
+                [lambda h: gpu.xnor_dot(h.reshape(len(h), -1),
+                                        self.weights[-1], sizes[-2])])
 
 
 class CpuEngine(Engine):
@@ -477,9 +527,6 @@ def select(network, device=None, kind='packed', simd=None):
                              kind, device))
     if kind == 'blas':
         return BlasEngine(network, device)
-    if network.convolutions and not on_cpu:
-        raise ValueError("the GPU's packed kernels run MLPs, not yet "
-                         'ConvNets; run this one with the blas engine')
     if not on_cpu:
         return GpuEngine(network, device)
     if not cpu_features.HAVE_NUMBA:

@@ -11,6 +11,12 @@ together as one module for each device.
 ``fire_bits``
     The threshold test :func:`quantized_net.packed.format.unit_fires`,
     packed into words of 64 units.
+``bit_columns``, ``pixel_convolution``, ``convolution_bits``
+    A ConvNet's convolutions: the taps of each output position as a row of
+    bits for ``xnor_dot`` (the first convolution's exact sums on the pixel
+    integers), then the sums corrected for the border's class of taps
+    (:mod:`borders`), max-pooled and thresholded into bits, each position's
+    filters together (:mod:`convolutions` says why this is exact).
 
 Every operand is in the layout of :mod:`quantized_net.packed.format`.
 """
@@ -23,6 +29,7 @@ from quantized_net.packed.format import words
 #: The CUDA source of the kernels.
 SOURCE = r'''
 typedef unsigned long long u64;
+#define LLONG_MIN (-9223372036854775807LL - 1)
 #define BM 64
 #define BN 64
 #define BK 16
@@ -122,6 +129,96 @@ extern "C" __global__ void fire_bits(const int* __restrict__ d,
     }
     out[t] = bits;
 }
+
+// A convolution's taps of packed activations h (images, height, width,
+// nw) as rows of ksize * ksize * nw words, one per output position, tap
+// after tap; taps outside the image are 0 words.
+extern "C" __global__ void bit_columns(const u64* __restrict__ h,
+                                      int images, int height, int width,
+                                      int nw, int ksize, int stride,
+                                      int pad, int out_h, int out_w,
+                                      u64* __restrict__ out) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    int taps = ksize * ksize;
+    if (t >= (long long)images * out_h * out_w * taps * nw) return;
+    int q = (int)(t % nw);
+    long long r = t / nw;
+    int tap = (int)(r % taps);
+    long long row = r / taps;
+    int x = (int)(row % out_w);
+    long long rest = row / out_w;
+    int y = (int)(rest % out_h), i = (int)(rest / out_h);
+    int iy = y * stride - pad + tap / ksize;
+    int ix = x * stride - pad + tap % ksize;
+    out[t] = (iy >= 0 && iy < height && ix >= 0 && ix < width)
+        ? h[(((size_t)i * height + iy) * width + ix) * nw + q] : 0ULL;
+}
+
+// The first convolution's exact sums: d[(i, y, x), j] = sum over the taps
+// inside the image of w[j, c, ky, kx] * (a p + b), the pixels p
+// (images, channels, height, width), the signs w +-1.
+extern "C" __global__ void pixel_convolution(
+        const unsigned char* __restrict__ p, int a, int b,
+        const signed char* __restrict__ w, int images, int channels,
+        int height, int width, int n, int ksize, int stride, int pad,
+        int out_h, int out_w, int* __restrict__ d) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (long long)images * out_h * out_w * n) return;
+    int j = (int)(t % n);
+    long long row = t / n;
+    int x = (int)(row % out_w);
+    long long rest = row / out_w;
+    int y = (int)(rest % out_h), i = (int)(rest / out_h);
+    int sum = 0;
+    for (int c = 0; c < channels; ++c)
+        for (int ky = 0; ky < ksize; ++ky) {
+            int iy = y * stride - pad + ky;
+            if (iy < 0 || iy >= height) continue;
+            for (int kx = 0; kx < ksize; ++kx) {
+                int ix = x * stride - pad + kx;
+                if (ix < 0 || ix >= width) continue;
+                int value = a * p[(((size_t)i * channels + c) * height + iy)
+                                  * width + ix] + b;
+                sum += w[(((size_t)j * channels + c) * ksize + ky) * ksize
+                         + kx] * value;
+            }
+        }
+    d[t] = sum;
+}
+
+// A convolution's outputs to bits: d[(i, y, x), j] + offset[class(y, x),
+// j] is filter j's sum at (y, x); its maximum over each pool x pool window
+// (pool 1: none) passes unit_fires, packed along the filters into
+// out (images, conv_h / pool, conv_w / pool, n_words).
+extern "C" __global__ void convolution_bits(
+        const int* __restrict__ d, const int* __restrict__ offset,
+        const int* __restrict__ classes, const int* __restrict__ thresholds,
+        const bool* __restrict__ flip, int images, int conv_h, int conv_w,
+        int n, int pool, int n_words, u64* __restrict__ out) {
+    int pooled_h = conv_h / pool, pooled_w = conv_w / pool;
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (long long)images * pooled_h * pooled_w * n_words) return;
+    int word = (int)(t % n_words);
+    long long position = t / n_words;
+    int px = (int)(position % pooled_w);
+    long long rest = position / pooled_w;
+    int py = (int)(rest % pooled_h), i = (int)(rest / pooled_h);
+    u64 bits = 0;
+    for (int b = 0; b < 64 && word * 64 + b < n; ++b) {
+        int j = word * 64 + b;
+        long long best = LLONG_MIN;
+        for (int dy = 0; dy < pool; ++dy)
+            for (int dx = 0; dx < pool; ++dx) {
+                int y = py * pool + dy, x = px * pool + dx;
+                long long row = ((long long)i * conv_h + y) * conv_w + x;
+                long long sum = (long long)d[row * n + j] +
+                    offset[(size_t)classes[y * conv_w + x] * n + j];
+                if (sum > best) best = sum;
+            }
+        if ((best >= thresholds[j]) != flip[j]) bits |= 1ULL << b;
+    }
+    out[t] = bits;
+}
 '''
 
 
@@ -208,3 +305,78 @@ def first_layer(pixels, w, thresholds, flip):
             planes, total, w, numpy.int32(m), numpy.int32(n),
             numpy.int32(nw), d))
     return fire_bits(d, thresholds, flip)
+
+
+def convolution_bits(d, offset, classes, thresholds, flip, images,
+                     conv_shape, pool):
+    """A convolution's output bits from its sums: filter ``j`` at output
+    position ``(y, x)`` sums ``d[(i, y, x), j] + offset[classes[y, x],
+    j]``; the maximum over each ``pool`` x ``pool`` window (1: none)
+    fires where :func:`~quantized_net.packed.format.unit_fires`.
+
+    Args:
+        d (cupy.ndarray): int32 ``(images * height * width, filters)``.
+        offset (cupy.ndarray): int32 ``(classes, filters)``.
+        classes (cupy.ndarray): int32 class of each output position.
+        thresholds, flip (cupy.ndarray): int32 and bool per filter.
+        images (int): Images in ``d``.
+        conv_shape (tuple): ``(filters, height, width)`` of the sums.
+        pool (int): The pooling window's side, 1 for none.
+
+    Returns:
+        cupy.ndarray: ``uint64`` ``(images, height // pool, width // pool,
+        words(filters))``.
+    """
+    cupy = cuda.cupy
+    n, height, width = conv_shape
+    out = cupy.empty((images, height // pool, width // pool, words(n)),
+                     cupy.uint64)
+    if out.size:
+        _kernel('convolution_bits')(*_blocks(out.size), (
+            d, offset, classes, thresholds, flip, numpy.int32(images),
+            numpy.int32(height), numpy.int32(width), numpy.int32(n),
+            numpy.int32(pool), numpy.int32(out.shape[3]), out))
+    return out
+
+
+def bit_columns(h, conv):
+    """The taps of every output position of convolution ``conv`` of the
+    packed activations ``h`` ``(images, height, width, words(channels))``:
+    ``uint64`` ``(images * out_h * out_w, ksize * ksize * words)``, taps
+    outside the image 0."""
+    cupy = cuda.cupy
+    images, height, width, nw = h.shape
+    _, out_h, out_w = conv.conv_shape()
+    out = cupy.empty((images * out_h * out_w, conv.ksize ** 2 * nw),
+                     cupy.uint64)
+    if out.size:
+        _kernel('bit_columns')(*_blocks(out.size), (
+            cupy.ascontiguousarray(h), numpy.int32(images),
+            numpy.int32(height), numpy.int32(width), numpy.int32(nw),
+            numpy.int32(conv.ksize), numpy.int32(conv.stride),
+            numpy.int32(conv.pad), numpy.int32(out_h), numpy.int32(out_w),
+            out))
+    return out
+
+
+def pixel_convolution(pixels, values, signs, conv):
+    """The first convolution's exact int32 sums ``(images * out_h * out_w,
+    filters)``: the taps inside the image of the pixel integers ``a p +
+    b`` (``values``, :data:`format.PIXEL_VALUES`) times the filters'
+    ``int8`` signs ``(filters, channels * ksize * ksize)``, of the
+    ``uint8`` ``pixels`` ``(images, channels * height * width)``."""
+    cupy = cuda.cupy
+    channels, height, width = conv.in_shape
+    _, out_h, out_w = conv.conv_shape()
+    a, b = values
+    out = cupy.empty((len(pixels) * out_h * out_w, conv.filters),
+                     cupy.int32)
+    if out.size:
+        _kernel('pixel_convolution')(*_blocks(out.size), (
+            cupy.ascontiguousarray(pixels), numpy.int32(a), numpy.int32(b),
+            signs, numpy.int32(len(pixels)), numpy.int32(channels),
+            numpy.int32(height), numpy.int32(width),
+            numpy.int32(conv.filters), numpy.int32(conv.ksize),
+            numpy.int32(conv.stride), numpy.int32(conv.pad),
+            numpy.int32(out_h), numpy.int32(out_w), out))
+    return out

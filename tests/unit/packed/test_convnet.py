@@ -148,3 +148,80 @@ def test_every_form_gives_the_blas_layers(form, architecture, shape):
                                      blas.dots(pixels))
     numpy.testing.assert_array_equal(packed.dots(pixels[:1]),
                                      blas.dots(pixels[:1]))
+
+
+def random_network(in_shape, layers, units=(9, 10), seed=0,
+                   value='2p - 255'):
+    """A packed ConvNet of random signs, thresholds near the middle of each
+    layer's range and flips: ``layers`` a list of ``(filters, ksize,
+    stride, pad, pool)``, then fully connected layers of ``units``."""
+    rng = numpy.random.RandomState(seed)
+    convolutions = []
+    shape = tuple(in_shape)
+    for filters, ksize, stride, pad, pool in layers:
+        conv = packed_format.Convolution(shape, filters, ksize, stride, pad,
+                                         pool)
+        convolutions.append(conv)
+        shape = conv.out_shape()
+    sizes = ([int(numpy.prod(in_shape))] +
+             [int(numpy.prod(c.out_shape())) for c in convolutions] +
+             list(units))
+    meta = dict(packed_format.LAYOUT, format=packed_format.FORMAT,
+                version=packed_format.VERSION, sizes=sizes,
+                input={'value': value},
+                convolutions=[c.to_meta() for c in convolutions])
+    network = packed_format.PackedNetwork(meta, None, None, None, None)
+    weights, thresholds, flips = [], [], []
+    for i in range(len(sizes) - 1):
+        rows, k = network.row_shape(i)
+        weights.append(packed_format.pack_signs(
+            rng.choice([-1., 1.], (rows, k))))
+        spread = numpy.sqrt(k) * (128 if i == 0 else 1)
+        thresholds.append(numpy.round(rng.normal(0, spread, rows)).astype(
+            numpy.int32))
+        flips.append(rng.rand(rows) < 0.3)
+    last = {name: rng.normal(0, 1, sizes[-1]).astype(numpy.float32)
+            for name in packed_format.LAST_LAYER_KEYS}
+    return packed_format.PackedNetwork(meta, weights, thresholds[:-1],
+                                       flips[:-1], last)
+
+
+# Strides, filters of even size, padding of 0 and 2, 1 x 1 filters, a
+# pooling window of 3, channels beyond a word.
+RANDOM_NETWORKS = [
+    ((3, 11, 10), [(8, 3, 2, 1, 0), (70, 2, 1, 0, 2)]),
+    ((1, 12, 9), [(5, 5, 1, 2, 3), (3, 1, 1, 0, 0)]),
+    ((2, 7, 7), [(65, 3, 1, 1, 0), (4, 3, 3, 2, 0)]),
+]
+
+
+@pytest.mark.parametrize('in_shape,layers', RANDOM_NETWORKS)
+@pytest.mark.parametrize('value', sorted(packed_format.PIXEL_VALUES))
+def test_every_form_on_strides_and_borders(in_shape, layers, value):
+    network = random_network(in_shape, layers, value=value)
+    pixels = pixels_for(in_shape, 40, 2)
+    expected = packed_engine.select(network, kind='blas').dots(pixels)
+    for form in ['scalar', 'avx2', 'avx512']:
+        engine = packed_engine.CPU_ENGINES[form](network)
+        numpy.testing.assert_array_equal(engine.dots(pixels), expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('case', range(len(NETWORKS) +
+                                       len(RANDOM_NETWORKS)))
+def test_the_gpu_engine_gives_the_cpu_dots(case):
+    if case < len(NETWORKS):
+        architecture, shape = NETWORKS[case]
+        model, config = helpers.binarized_convnet(architecture, shape)
+        network = packed_export.export(model, config)
+    else:
+        shape, layers = RANDOM_NETWORKS[case - len(NETWORKS)]
+        network = random_network(shape, layers)
+    pixels = pixels_for(shape, 50, case)
+    device = chainer.get_device('@cupy:0')
+    expected = packed_engine.select(network, kind='blas').dots(pixels)
+    for kind in packed_engine.ENGINES:
+        engine = packed_engine.select(network, device, kind)
+        numpy.testing.assert_array_equal(engine.dots(pixels), expected)
+        numpy.testing.assert_array_equal(engine.dots(pixels[:1]),
+                                         expected[:1])
