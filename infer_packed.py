@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Classifies images with a packed binarized MLP (written by export.py).
+"""Classifies images with a packed binarized MLP or ConvNet (written by
+export.py).
 
-    ./infer_packed.py result/model.packed.npz            # MNIST test set
+    ./infer_packed.py result/model.packed.npz            # its test set
     ./infer_packed.py model.packed.npz --gpu 0           # CuPy raw kernels
     ./infer_packed.py model.packed.npz --compare result  # against Chainer
     ./infer_packed.py model.packed.npz --compare result --best
@@ -25,6 +26,7 @@ from quantized_net.packed import engine as packed_engine
 from quantized_net.packed import format as packed_format
 from quantized_net.packed import reference
 from quantized_net.packed.kernels import cpu_features
+from quantized_net.training import datasets
 from quantized_net.training import mnist
 from quantized_net.training import result_dir
 from quantized_net.training import saved_model
@@ -35,15 +37,17 @@ PROG = 'infer_packed.py'
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog=PROG, description='Classify images with a packed binarized '
-                               'MLP (XNOR-popcount)')
+                               'MLP or ConvNet (XNOR-popcount)')
     parser.add_argument('packed', help='File written by export.py')
     parser.add_argument('--images', default=None,
                         help='IDX image file (.gz or raw) to classify '
-                             'instead of the MNIST test set')
+                             'instead of the test set of the data set the '
+                             'network was trained on')
     parser.add_argument('--labels', default=None,
                         help='IDX label file for --images; without it the '
                              'predicted labels are printed, one a line')
-    cli.add_dataset_flag(parser)
+    cli.add_dataset_flag(parser, 'data set (MNIST, CIFAR-10 or SVHN)',
+                         'MNIST_DIR, $CIFAR10_DIR or $SVHN_DIR')
     parser.add_argument('--engine', choices=packed_engine.ENGINES,
                         default='packed',
                         help='packed: XNOR-popcount; blas: float32 products '
@@ -63,8 +67,9 @@ def parse_args(argv=None):
     return cli.parse(parser, argv)
 
 
-def load_images(args):
-    """``(pixels, labels or None, description)`` that ``args`` ask for."""
+def load_images(args, dataset):
+    """``(pixels, labels or None, description)`` that ``args`` ask for:
+    the files of --images, or the test set of ``dataset``."""
     if args.images:
         pixels = mnist.read_images(args.images)
         labels = (mnist.read_labels(args.labels)
@@ -76,8 +81,26 @@ def load_images(args):
         return pixels, labels, args.images
     if args.labels:
         raise errors.UsageError('--labels needs --images.')
-    _, (pixels, labels) = mnist.read_mnist(args.dataset_dir)
-    return pixels, labels, 'the MNIST test set'
+    pixels, labels = datasets.test_pixels(dataset, args.dataset_dir)
+    return pixels, labels, 'the {} test set'.format(
+        datasets.TITLES[dataset])
+
+
+def trained_on(network, path):
+    """The data set the packed ``network`` was trained on, as its
+    configuration records it.
+
+    Raises:
+        errors.PackedFormatError: It records none this program knows.
+    """
+    config = network.meta.get('config')
+    dataset = (datasets.name(config) if isinstance(config, dict)
+               else datasets.DEFAULT)
+    if dataset not in datasets.DATASETS:
+        raise errors.PackedFormatError(
+            '{} was trained on {!r}, which is none of {}; give --images.'
+            .format(path, dataset, ', '.join(sorted(datasets.DATASETS))))
+    return dataset
 
 
 def infer(args):
@@ -86,7 +109,8 @@ def infer(args):
             not cpu_features.HAVE_NUMBA:
         raise errors.UsageError(cpu_features.NO_NUMBA + '.')
     network = packed_format.load(args.packed)
-    pixels, labels, source = load_images(args)
+    pixels, labels, source = load_images(
+        args, None if args.images else trained_on(network, args.packed))
     if pixels.shape[1] != network.sizes[0]:
         raise errors.UsageError(
             '{} has {} values an image; {} takes {}.'.format(

@@ -213,16 +213,18 @@ def binarized_model(units=96, layers=2, seed=0):
 
 
 def binarized_convnet(architecture='5C3-P2-7C3-P2-9FC', in_shape=(1, 28, 28),
-                      seed=0, centered_input=True):
+                      seed=0, centered_input=True, dataset=None):
     """A binarized ConvNet (the bnn-conv preset's quantizers) of
     ``architecture`` on images of ``in_shape``, with random weights and
     batch-normalisation statistics as :func:`binarized_model`'s; and its
-    configuration."""
+    configuration (trained on ``dataset``, if given)."""
     import net
     from quantized_net.quantization import quantizers
     from quantized_net.training import presets
     config = dict(presets.PRESETS['bnn-conv'], preset='bnn-conv',
                   architecture=architecture, centered_input=centered_input)
+    if dataset:
+        config['dataset'] = dataset
     predictor = net.ConvNet(
         in_shape, architecture, 10, centered_input=centered_input,
         bn_eps=config['bn_eps'], activation=config['activation'],

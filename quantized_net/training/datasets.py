@@ -21,6 +21,8 @@ DATASETS = {
 #: The variable naming a directory of each data set's files at hand.
 ENVIRONMENT = {'mnist': 'MNIST_DIR', 'cifar10': cifar10.ENVIRONMENT,
                'svhn': svhn.ENVIRONMENT}
+#: How the commands name each data set.
+TITLES = {'mnist': 'MNIST', 'cifar10': 'CIFAR-10', 'svhn': 'SVHN'}
 #: What a configuration that names no data set trains on.
 DEFAULT = 'mnist'
 #: Classes of every data set here.
@@ -53,3 +55,20 @@ def load_splits(config, dataset_dir=None):
     """
     return DATASETS[name(config)][0].load_splits(dataset_dir,
                                                  config['validation'])
+
+
+def test_pixels(dataset, dataset_dir=None):
+    """The test set of ``dataset`` as 8-bit pixels: ``(images, labels)``,
+    uint8 ``(N, channels * height * width)`` in the networks' order
+    (channel, row, column) and ``(N,)``.
+
+    Raises:
+        errors.DatasetError: As the data set's reader says.
+    """
+    if dataset == 'mnist':
+        return mnist.read_mnist(dataset_dir)[1]
+    if dataset == 'cifar10':
+        images, labels = cifar10.read_cifar10(dataset_dir)[1]
+    else:
+        images, labels = svhn.read_svhn(dataset_dir)['test']
+    return images.reshape(len(images), -1), labels

@@ -1,0 +1,65 @@
+"""export.py then infer_packed.py on binarized ConvNets, as a user runs
+them: the three data sets' networks on generated files in each real
+format, every label the Chainer model's."""
+import os
+
+import pytest
+
+import helpers
+from quantized_net.packed import export as packed_export
+from quantized_net.packed import format as packed_format
+from quantized_net.packed.kernels import cpu_features
+
+# (data set, image shape, architecture, its layers as export.py says
+# them, writer of its files)
+CASES = [
+    ('mnist', (1, 28, 28), '6C3-P2-70C3-P2-12FC',
+     '1x28x28 - 6C3-P2 - 70C3-P2 - 12 - 10', helpers.write_synthetic),
+    ('cifar10', (3, 32, 32), '8C3-8C3-P2-16C3-P2-16C3-P2-20FC',
+     '3x32x32 - 8C3 - 8C3-P2 - 16C3-P2 - 16C3-P2 - 20 - 10',
+     helpers.write_cifar10),
+    ('svhn', (3, 32, 32), '8C3-P2-16C3-P2-20FC',
+     '3x32x32 - 8C3-P2 - 16C3-P2 - 20 - 10', helpers.write_svhn),
+]
+TITLES = {'mnist': 'MNIST', 'cifar10': 'CIFAR-10', 'svhn': 'SVHN'}
+
+
+@pytest.mark.parametrize('dataset,shape,architecture,layers,write', CASES)
+def test_export_then_infer_gives_the_chainer_labels(
+        tmp_path, dataset, shape, architecture, layers, write):
+    model, config = helpers.binarized_convnet(
+        architecture, shape, seed=3,
+        dataset=None if dataset == 'mnist' else dataset)
+    result = helpers.write_result(str(tmp_path / 'result'), model, config)
+    data = write(str(tmp_path / 'data'))
+    exported = helpers.run_script('export.py', result)
+    assert exported.returncode == 0, exported.stderr
+    path = os.path.join(result, packed_format.PACKED_FILE)
+    lines = exported.stdout.splitlines()
+    assert lines[0].startswith('wrote {} ('.format(path))
+    assert lines[0].endswith('bytes): layers ' + layers)
+    assert lines[1].endswith('x smaller)')
+    for engine in ('packed', 'blas'):
+        inferred = helpers.run_script(
+            'infer_packed.py', path, '--dataset-dir', data, '--compare',
+            result, '--engine', engine)
+        assert inferred.returncode == 0, inferred.stderr
+        lines = inferred.stdout.splitlines()
+        assert lines[0] == '{}: {} engine on the CPU{}'.format(
+            path, engine, ' ({} kernels)'.format(cpu_features.best_form())
+            if engine == 'packed' else '')
+        assert 'images from the {} test set'.format(TITLES[dataset]) in \
+            lines[1]
+        assert lines[2].endswith(' 0 of {} labels differ from the packed '
+                                 'network\'s'.format(
+                                     lines[1].split('(')[1].split()[0]))
+
+
+def test_a_network_of_an_unknown_data_set_needs_images(tmp_path):
+    model, config = helpers.binarized_convnet(dataset='imagenet')
+    path = str(tmp_path / 'net.npz')
+    packed_format.save(path, packed_export.export(model, config))
+    helpers.assert_one_line_error(
+        helpers.run_script('infer_packed.py', path),
+        "was trained on 'imagenet', which is none of cifar10, mnist, svhn; "
+        'give --images.')
