@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Inference speed of a packed binarized MLP against float32 evaluation of
-the same network and against the float network, side by side in one
-process.
+"""Inference speed of a packed binarized MLP or ConvNet against float32
+evaluation of the same network and against the float network, side by
+side in one process.
 
     ./bench_packed.py                              # docs/bnn/model.packed.npz
     ./bench_packed.py result/model.packed.npz --batches 1 100
@@ -9,7 +9,8 @@ process.
     ./bench_packed.py --batches 100 --layers       # and each layer at 100
     ./bench_packed.py --simd avx2                  # AVX2 on an AVX-512 CPU
 
-Rows, for each batch size (images taken from the MNIST test set):
+Rows, for each batch size (images taken from the test set of the data set
+the network was trained on):
 
 ``packed``
     XNOR-popcount on 1-bit weights and activations
@@ -21,11 +22,14 @@ Rows, for each batch size (images taken from the MNIST test set):
 ``blas``
     The same binarized network as float32 matrix products of +-1
     matrices, thresholds folded: the best a float library does with it.
+    For a ConvNet, the products alone, of im2col matrices made beforehand
+    (a lower bound on any float evaluation of its multiply-adds); ``blas
+    engine`` is then the whole evaluation, im2col and thresholds included.
 ``chainer, binarized``
     The network as it was trained: the Chainer model with its sign
     quantizers, in test mode.
 ``chainer, float``
-    A float MLP of the same shape (the ``float`` preset's layers) in
+    A float network of the same shape (the ``float`` preset's layers) in
     Chainer: what the binarized network replaces.
 
 Each round gives every engine in turn a few consecutive batches, after a
@@ -42,12 +46,15 @@ beforehand), packed against blas, with the packed layer's multiply-adds
 per second and core beside its ceiling: the rate of the layer's inner
 loop on one core with its data in L1 (the nibble-plane popcount tile for
 the hidden layers, which a batch of one does not use: it reads packed
-bits, see ``layouts.PACKED_BATCH``; for the first layer, the pair sums of
-its pixel pairs that are not both zero, whose multiply-adds are counted
-as both pixels of those pairs times units).
+bits, see ``layouts.PACKED_BATCH``; for an MLP's first layer, the pair
+sums of its pixel pairs that are not both zero, whose multiply-adds are
+counted as both pixels of those pairs times units; for a ConvNet's first
+convolution, its kernel on a 16 x 16 image; a convolution's multiply-adds
+are its taps' channels times filters at each output position).
 """
 import quantized_net  # first: a signal from here on ends in one line
 import argparse
+import math
 import os
 
 import numpy
@@ -57,7 +64,7 @@ from quantized_net import errors
 from quantized_net.benchmarks import packed as packed_bench
 from quantized_net.packed import format as packed_format
 from quantized_net.packed.kernels import cpu_features
-from quantized_net.training import mnist
+from quantized_net.training import datasets
 from quantized_net.training import presets
 
 PROG = 'bench_packed.py'
@@ -115,14 +122,13 @@ def check_config(network, path):
         raise errors.PackedFormatError(
             '{} does not record the configuration it was trained with ({}); '
             'export it again.'.format(path, e))
-    sizes = network.sizes
-    if sizes[1:-1] != [config['unit']] * config['layers'] or \
-            (sizes[0], sizes[-1]) != (presets.N_IN, presets.N_OUT):
+    recorded = [(shape[0], math.prod(shape[1:]))
+                for shape in presets.layer_shapes(config)]
+    held = [network.row_shape(i) for i in range(len(network.weights))]
+    if recorded != held or network.sizes[0] != datasets.input_size(config):
         raise errors.PackedFormatError(
-            '{} holds layers {} but records a configuration of {} layers of '
-            '{} units; export it again.'.format(
-                path, ' - '.join(map(str, sizes)), config['layers'],
-                config['unit']))
+            '{} holds layers {} but records a configuration of others; '
+            'export it again.'.format(path, network.describe()))
 
 
 def bench(args):
@@ -131,15 +137,13 @@ def bench(args):
     synchronize = cli.synchronizer(device)
     network = packed_format.load(args.packed)
     check_config(network, args.packed)
-    _, (pixels, _) = mnist.read_mnist(args.dataset_dir)
-    if pixels.shape[1] != network.sizes[0]:
-        raise errors.UsageError(
-            'the MNIST test set has {} values an image; {} takes {}.'.format(
-                pixels.shape[1], args.packed, network.sizes[0]))
+    pixels, _ = datasets.test_pixels(
+        packed_format.trained_on(network, args.packed), args.dataset_dir)
     rows = packed_bench.engine_rows(network, device, args.simd)
-    print('Inference, {} MLP ({}), {}; median over rounds\n'.format(
-        '-'.join(map(str, network.sizes)), os.path.relpath(args.packed),
-        cli.where(device)))
+    print('Inference, {} {} ({}), {}; median over rounds\n'.format(
+        network.describe().replace(' - ', '-') if not network.convolutions
+        else network.describe(), 'ConvNet' if network.convolutions
+        else 'MLP', os.path.relpath(args.packed), cli.where(device)))
     print('\n'.join(packed_bench.BATCH_HEADER))
     for batch in args.batches:
         medians = packed_bench.time_batch(rows, pixels, batch, args.seconds,

@@ -86,23 +86,6 @@ def load_images(args, dataset):
         datasets.TITLES[dataset])
 
 
-def trained_on(network, path):
-    """The data set the packed ``network`` was trained on, as its
-    configuration records it.
-
-    Raises:
-        errors.PackedFormatError: It records none this program knows.
-    """
-    config = network.meta.get('config')
-    dataset = (datasets.name(config) if isinstance(config, dict)
-               else datasets.DEFAULT)
-    if dataset not in datasets.DATASETS:
-        raise errors.PackedFormatError(
-            '{} was trained on {!r}, which is none of {}; give --images.'
-            .format(path, dataset, ', '.join(sorted(datasets.DATASETS))))
-    return dataset
-
-
 def infer(args):
     device = cli.select_device(args)
     if device.xp is numpy and args.engine == 'packed' and \
@@ -110,7 +93,8 @@ def infer(args):
         raise errors.UsageError(cpu_features.NO_NUMBA + '.')
     network = packed_format.load(args.packed)
     pixels, labels, source = load_images(
-        args, None if args.images else trained_on(network, args.packed))
+        args, None if args.images else packed_format.trained_on(
+            network, args.packed))
     if pixels.shape[1] != network.sizes[0]:
         raise errors.UsageError(
             '{} has {} values an image; {} takes {}.'.format(

@@ -13,6 +13,7 @@ and the cores back at speed, as when it runs alone.
 """
 import collections
 import functools
+import math
 
 import numpy
 
@@ -27,11 +28,15 @@ from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels import gpu
 from quantized_net.packed.kernels.blocking import (
     MASK_UNITS, PAIR_CHUNK, TILE)
+from quantized_net.packed.format import WORD_BITS, words
 from quantized_net.packed.kernels.layouts import (
     VECTOR_BYTES, layout_words, pixel_pairs)
 from quantized_net.training import presets
 
 if cpu_features.HAVE_NUMBA:
+    import numba
+
+    from quantized_net.packed.kernels import convolutions
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import tiles
 
@@ -53,11 +58,31 @@ def chainer_row(name, config, device):
                sum(p.array.nbytes for p in model.params()))
 
 
+class BlasProducts(object):
+    """A row's ``classify`` that runs only the BLAS engine's matrix
+    products for the pixels it is given (:meth:`engine.BlasEngine.products`,
+    the matrices made on the first call with those pixels, untimed in a
+    steady state): the baseline of a ConvNet, a lower bound on any float
+    evaluation of its multiply-adds, im2col not counted."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._pixels = self._products = None
+
+    def __call__(self, pixels):
+        if pixels is not self._pixels:
+            self._pixels, self._products = pixels, self.engine.products(
+                pixels)
+        for a, w in self._products:
+            a.dot(w)
+
+
 def engine_rows(network, device, simd=None):
     """The rows of the table: ``packed`` (the CPU kernels ``simd``, by
     default the fastest), ``packed, scalar`` beside vector kernels,
-    ``blas``, ``chainer, binarized`` and ``chainer, float`` (a float MLP
-    of the same shape)."""
+    ``blas`` (for a ConvNet its matrix products alone, :class:`BlasProducts`,
+    and ``blas engine`` the whole engine), ``chainer, binarized`` and
+    ``chainer, float`` (a float network of the same shape)."""
     packed = packed_engine.select(network, device, 'packed', simd)
     rows = [Row('packed', packed.classify, packed.weight_bytes())]
     if packed.simd not in (None, 'scalar'):
@@ -65,10 +90,16 @@ def engine_rows(network, device, simd=None):
         rows.append(Row('packed, scalar', scalar.classify,
                         scalar.weight_bytes()))
     blas = packed_engine.select(network, device, 'blas')
-    rows.append(Row('blas', blas.classify, blas.weight_bytes()))
+    if network.convolutions:
+        rows.append(Row('blas', BlasProducts(blas), blas.weight_bytes()))
+        rows.append(Row('blas engine', blas.classify, blas.weight_bytes()))
+    else:
+        rows.append(Row('blas', blas.classify, blas.weight_bytes()))
     config = network.meta['config']
     float_config = dict(presets.PRESETS['float'], unit=config['unit'],
-                        layers=config['layers'])
+                        layers=config['layers'], **{
+                            key: config[key] for key in presets.OPTIONAL
+                            if key in config})
     rows.append(chainer_row('chainer, binarized', config, device))
     rows.append(chainer_row('chainer, float', float_config, device))
     return rows
@@ -109,17 +140,22 @@ def batch_lines(rows, batch, medians):
 def time_layers(network, device, pixels, simd=None, synchronize=None,
                 settle=SETTLE, warm=WARM):
     """``({kind: [median seconds of each layer]}, form)``: each layer of
-    the packed and the blas engine alone on ``pixels`` (on ``device``),
-    its input computed beforehand; ``form`` that of the packed engine's
-    CPU kernels, or None."""
+    the packed engine alone on ``pixels`` (on ``device``), its input
+    computed beforehand, and the BLAS engine's: a ConvNet's products alone
+    (:meth:`engine.BlasEngine.products`); ``form`` that of the packed
+    engine's CPU kernels, or None."""
     times, form = {}, None
     for kind in packed_engine.ENGINES:
         built = packed_engine.select(network, device, kind,
                                      simd if kind == 'packed' else None)
-        h, runners = pixels, []
-        for i, layer in enumerate(built.layers()):
-            runners.append((i, functools.partial(layer, h)))
-            h = layer(h)
+        if kind == 'blas' and network.convolutions:
+            runners = [(i, functools.partial(a.dot, w))
+                       for i, (a, w) in enumerate(built.products(pixels))]
+        else:
+            h, runners = pixels, []
+            for i, layer in enumerate(built.layers()):
+                runners.append((i, functools.partial(layer, h)))
+                h = layer(h)
         times[kind] = [seconds for _, seconds in sorted(median_seconds(
             runners, 3, 10, settle=settle, warm_seconds=warm,
             synchronize=synchronize).items())]
@@ -127,34 +163,67 @@ def time_layers(network, device, pixels, simd=None, synchronize=None,
     return times, form
 
 
-def layer_work(sizes, pixels):
-    """Multiply-adds of each layer as the CPU kernels do them: for the
-    first, both pixels of each pair that is not both zero, times units."""
+def layer_names(network):
+    """Each layer as the tables name it: ``784-2048`` (inputs and units)
+    or, for a convolution, ``64C3-P2`` (:meth:`format.PackedNetwork.
+    describe`)."""
+    names = network.describe().split(' - ')[1:]
+    if network.convolutions:
+        sizes = network.sizes[len(network.convolutions):]
+        return names[:len(network.convolutions)] + [
+            '{}-{}'.format(k, n) for k, n in zip(sizes, sizes[1:])]
+    sizes = network.sizes
+    return ['{}-{}'.format(k, n) for k, n in zip(sizes, sizes[1:])]
+
+
+def layer_work(network, pixels):
+    """Multiply-adds of each layer as the CPU kernels do them: for an
+    MLP's first layer, both pixels of each pair that is not both zero,
+    times units; for a convolution, its taps times filters at each output
+    position."""
     batch = len(pixels)
-    first = 2 * numpy.count_nonzero(pixel_pairs(pixels)) * sizes[1]
-    return [first] + [batch * k * n for k, n in zip(sizes[1:], sizes[2:])]
+    sizes = network.sizes
+    convolutions = network.convolutions
+    if not convolutions:
+        first = 2 * numpy.count_nonzero(pixel_pairs(pixels)) * sizes[1]
+        return [first] + [batch * k * n for k, n in zip(sizes[1:],
+                                                        sizes[2:])]
+    work = [batch * conv.taps() * math.prod(conv.conv_shape())
+            for conv in convolutions]
+    dense = sizes[len(convolutions):]
+    return work + [batch * k * n for k, n in zip(dense, dense[1:])]
 
 
-def ceilings(sizes, form):
+def ceilings(network, form):
     """The ceiling of each layer on one core, in multiply-adds a second:
-    :func:`pair_sums_ceiling` for the first, :func:`tile_ceiling` of its
-    width for the others (each width measured once)."""
+    the inner loop of its kernel, measured once for each shape; for an
+    MLP's first layer :func:`pair_sums_ceiling`, for a ConvNet's
+    :func:`first_convolution_ceiling`, for the others
+    :func:`tile_ceiling` of its row's bits (a convolution's row holds its
+    taps' words)."""
+    sizes = network.sizes
+    convolutions = network.convolutions
     measured = {}
-    rates = [pair_sums_ceiling(form)]
-    for k in sizes[1:-1]:
-        if k not in measured:
-            measured[k] = tile_ceiling(form, k)
-        rates.append(measured[k])
-    return rates
+
+    def tiles(bits):
+        if bits not in measured:
+            measured[bits] = tile_ceiling(form, bits)
+        return measured[bits]
+    if not convolutions:
+        return [pair_sums_ceiling(form)] + [tiles(k) for k in sizes[1:-1]]
+    rates = [first_convolution_ceiling(convolutions[0])]
+    rates += [tiles(conv.ksize ** 2 * words(conv.in_shape[0]) * WORD_BITS)
+              for conv in convolutions[1:]]
+    return rates + [tiles(k) for k in sizes[len(convolutions):-1]]
 
 
-def layer_lines(sizes, batch, times, form=None, work=None, ceiling=None,
+def layer_lines(names, batch, times, form=None, work=None, ceiling=None,
                 threads=None):
-    """The table of :func:`time_layers`' ``times``, as lines: each layer's
-    milliseconds, packed and blas, their ratio and, on the CPU (``form``
-    given), the packed layer's multiply-adds a second and core (``work``
-    of :func:`layer_work` on ``threads`` threads) beside its ``ceiling``
-    (:func:`ceilings`)."""
+    """The table of :func:`time_layers`' ``times``, as lines: each layer
+    (``names``, :func:`layer_names`), its milliseconds, packed and blas,
+    their ratio and, on the CPU (``form`` given), the packed layer's
+    multiply-adds a second and core (``work`` of :func:`layer_work` on
+    ``threads`` threads) beside its ``ceiling`` (:func:`ceilings`)."""
     lines = ['Each layer alone, batch {}{}'.format(batch, (
                 ', {} kernels; ceiling: the inner loop on one core, '
                 'L1-resident'.format(form)) if form else ''),
@@ -168,8 +237,8 @@ def layer_lines(sizes, batch, times, form=None, work=None, ceiling=None,
         if form:
             rate = work[i] / packed / threads
             ceiling_rate = ceiling[i]
-        lines.append('| {} ({}-{}) | {:.3f} | {:.3f} | {:.2f} | {} | {} | {} |'
-                     .format(i + 1, sizes[i], sizes[i + 1], 1000 * packed,
+        lines.append('| {} ({}) | {:.3f} | {:.3f} | {:.2f} | {} | {} | {} |'
+                     .format(i + 1, names[i], 1000 * packed,
                              1000 * blas, blas / packed,
                              '{:.1f}'.format(rate / 1e9) if form else '-',
                              '{:.1f}'.format(ceiling_rate / 1e9) if form
@@ -187,11 +256,12 @@ def layer_table(network, device, pixels, batch, simd=None, synchronize=None,
     pixels = device.send(numpy.resize(pixels, (batch, pixels.shape[1])))
     times, form = time_layers(network, device, pixels, simd, synchronize,
                               settle, warm)
-    sizes = network.sizes
+    names = layer_names(network)
     if device.xp is not numpy:
-        return layer_lines(sizes, batch, times)
-    return layer_lines(sizes, batch, times, form, layer_work(sizes, pixels),
-                       ceilings(sizes, form), kernel_cache.threads())
+        return layer_lines(names, batch, times)
+    return layer_lines(names, batch, times, form,
+                       layer_work(network, pixels), ceilings(network, form),
+                       kernel_cache.threads())
 
 
 def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
@@ -219,6 +289,40 @@ def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
     seconds = median_seconds([('tile', lambda: run(x, w, counts, rounds))],
                              5, warmup=1)
     return rounds * mr * rows * bits / seconds['tile']
+
+
+def first_convolution_ceiling(conv, rounds=200):
+    """Multiply-adds a second of the first convolution's kernel
+    (:func:`convolutions.first_convolution_kernel`) on one core, on an
+    image of ``conv``'s channels and filters small enough (16 x 16) that
+    it and the filters stay in L1."""
+    small = packed_format.Convolution(
+        (conv.in_shape[0], 16, 16), conv.filters, conv.ksize, conv.stride,
+        conv.pad, 0)
+    rng = numpy.random.RandomState(0)
+    values = rng.randint(1, 256, (1,) + small.in_shape).astype(
+        numpy.float32)
+    signs = packed_format.pack_signs(rng.choice([-1., 1.], (
+        small.filters, small.taps())))
+    filters = convolutions.first_filters(signs, small)
+    limits = convolutions.first_limits(numpy.zeros(small.filters,
+                                                   numpy.int32))
+    flips = numpy.zeros(words(small.filters), numpy.uint64)
+    _, out_h, out_w = small.conv_shape()
+    out = numpy.empty((1, out_h, out_w, len(flips)), numpy.uint64)
+
+    def run():
+        for _ in range(rounds):
+            convolutions.first_convolution_kernel(
+                values, filters, limits, flips, small.stride, small.pad, out)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        seconds = median_seconds([('first', run)], 5, warmup=1)
+    finally:
+        numba.set_num_threads(threads)
+    return rounds * small.taps() * math.prod(small.conv_shape()) / seconds[
+        'first']
 
 
 def pair_sums_ceiling(form, pairs=88, rounds=20000):

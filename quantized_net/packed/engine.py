@@ -191,20 +191,28 @@ def images_per_pass(network):
     return max(1, COLUMN_BYTES // per_image) if per_image else math.inf
 
 
-def convolution_sums(xp, h, w, conv):
-    """The integer sums ``(N, filters, height, width)`` of convolution
-    ``conv`` of the +-1 or pixel values ``h``, pooled: float32 products of
-    Chainer's zero-padded im2col matrix with the filters ``w``
-    ``(taps, filters)``, exact below 2**24."""
+def convolution_columns(xp, h, conv):
+    """Chainer's zero-padded im2col matrix of convolution ``conv`` of the
+    values ``h``: a row of ``taps`` values per output position, ``(N *
+    height * width, taps)``, rows in image, row, column order."""
     h = h.reshape((len(h),) + conv.in_shape)
     im2col = (chainer_conv.im2col_cpu if xp is numpy
               else chainer_conv.im2col_gpu)
     columns = im2col(h, conv.ksize, conv.ksize, conv.stride, conv.stride,
                      conv.pad, conv.pad)
     n, _, _, _, out_h, out_w = columns.shape
-    columns = columns.transpose(0, 4, 5, 1, 2, 3).reshape(
-        n * out_h * out_w, -1)
-    d = columns.dot(w).reshape(n, out_h, out_w, -1).transpose(0, 3, 1, 2)
+    return columns.transpose(0, 4, 5, 1, 2, 3).reshape(n * out_h * out_w,
+                                                       -1)
+
+
+def convolution_sums(xp, h, w, conv):
+    """The integer sums ``(N, filters, height, width)`` of convolution
+    ``conv`` of the +-1 or pixel values ``h``, pooled: float32 products of
+    the im2col matrix (:func:`convolution_columns`) with the filters ``w``
+    ``(taps, filters)``, exact below 2**24."""
+    _, out_h, out_w = conv.conv_shape()
+    d = convolution_columns(xp, h, conv).dot(w).reshape(
+        len(h), out_h, out_w, -1).transpose(0, 3, 1, 2)
     return pooled_max(d, conv.pool) if conv.pool else d
 
 
@@ -235,6 +243,22 @@ class BlasEngine(Engine):
     def weight_bytes(self):
         """Bytes of the float32 matrices."""
         return sum(w.nbytes for w in self.weights)
+
+    def products(self, pixels):
+        """The matrices the network multiplies for ``pixels``: ``[(a,
+        w)]``, a layer's inputs (for a convolution its im2col matrix) and
+        its weights, whose product ``a.dot(w)`` is all the layer's
+        multiply-adds."""
+        convolutions = self.network.convolutions
+        h = self.device.send(numpy.ascontiguousarray(pixels))
+        products = []
+        for i, layer in enumerate(self.layers()):
+            a = h if i else pixel_values(self.network, h)
+            if i < len(convolutions):
+                a = convolution_columns(self.device.xp, a, convolutions[i])
+            products.append((a.reshape(len(a), -1), self.weights[i]))
+            h = layer(h)
+        return products
 
     def layers(self):
         xp = self.device.xp

@@ -53,6 +53,7 @@ import numpy
 
 from quantized_net.atomic_file import atomic_write
 from quantized_net import errors
+from quantized_net.training import datasets
 from quantized_net.training import safe_npz
 from quantized_net import untrusted_file
 
@@ -257,6 +258,25 @@ class PackedNetwork(object):
         """Layer ``layer``'s weight signs as a float32 +-1 matrix, one row
         per unit or filter."""
         return unpack_signs(self.weights[layer], self.row_shape(layer)[1])
+
+
+def trained_on(network, path):
+    """The data set the packed ``network`` (read from ``path``) was trained
+    on, as its configuration records it (MNIST where it records none).
+
+    Raises:
+        errors.PackedFormatError: It records one this program does not
+            know.
+    """
+    config = network.meta.get('config')
+    dataset = (datasets.name(config) if isinstance(config, dict)
+               else datasets.DEFAULT)
+    if dataset not in datasets.DATASETS:
+        raise errors.PackedFormatError(
+            '{} was trained on {!r}, a data set this program does not read '
+            '(it reads {}).'.format(path, dataset,
+                                    ', '.join(sorted(datasets.DATASETS))))
+    return dataset
 
 
 def save(path, network):

@@ -61,5 +61,5 @@ def test_a_network_of_an_unknown_data_set_needs_images(tmp_path):
     packed_format.save(path, packed_export.export(model, config))
     helpers.assert_one_line_error(
         helpers.run_script('infer_packed.py', path),
-        "was trained on 'imagenet', which is none of cifar10, mnist, svhn; "
-        'give --images.')
+        "was trained on 'imagenet', a data set this program does not read "
+        '(it reads cifar10, mnist, svhn).')

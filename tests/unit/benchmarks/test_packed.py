@@ -96,9 +96,9 @@ def test_the_batch_table_follows_from_the_times():
 def test_the_layer_table_follows_from_the_times():
     times = {'packed': [0.0002, 0.0004, 0.00001],
              'blas': [0.0024, 0.0064, 0.00005]}
-    sizes = [784, 64, 64, 10]
+    names = ['784-64', '64-64', '64-10']
     lines = packed_bench.layer_lines(
-        sizes, 8, times, 'avx2', work=[2e6, 8 * 64 * 64, 8 * 64 * 10],
+        names, 8, times, 'avx2', work=[2e6, 8 * 64 * 64, 8 * 64 * 10],
         ceiling=[2e11, 5e11, 5e11], threads=2)
     assert lines[:2] == ['Each layer alone, batch 8, avx2 kernels; '
                          'ceiling: the inner loop on one core, L1-resident',
@@ -107,7 +107,7 @@ def test_the_layer_table_follows_from_the_times():
         '| 1 (784-64) | 0.200 | 2.400 | 12.00 | 5.0 | 200.0 | 2% |',
         '| 2 (64-64) | 0.400 | 6.400 | 16.00 | 0.0 | 500.0 | 0% |',
         '| 3 (64-10) | 0.010 | 0.050 | 5.00 | 0.3 | 500.0 | 0% |']
-    on_gpu = packed_bench.layer_lines(sizes, 8, times)
+    on_gpu = packed_bench.layer_lines(names, 8, times)
     assert on_gpu[0] == 'Each layer alone, batch 8'
     assert on_gpu[4] == '| 1 (784-64) | 0.200 | 2.400 | 12.00 | - | - | - |'
 
@@ -117,7 +117,9 @@ def test_the_first_layers_work_is_its_nonzero_pairs():
     batch = numpy.zeros((2, 784), numpy.uint8)
     batch[0, [0, 1, 5]] = 9  # pairs 0 and 2
     batch[1, 783] = 1  # pair 391
-    assert packed_bench.layer_work([784, 64, 32, 10], batch) == [
+    network = packed_export.export(*helpers.binarized_model(units=64))
+    network.sizes = [784, 64, 32, 10]
+    assert packed_bench.layer_work(network, batch) == [
         2 * 3 * 64, 2 * 64 * 32, 2 * 32 * 10]
 
 
@@ -145,3 +147,43 @@ def test_the_gpu_product_agrees_with_cublas():
     synchronize = cli.synchronizer(chainer.get_device('@cupy:0'))
     xnor, cublas = packed_bench.gpu_product(512, synchronize)
     assert xnor > 0 and cublas > 0
+
+
+@pytest.fixture(scope='module')
+def convnet():
+    return packed_export.export(*helpers.binarized_convnet(
+        '5C3-P2-70C3-P2-9FC', (2, 12, 10)))
+
+
+def test_a_convnets_layers_are_named_and_counted_by_their_shapes(convnet):
+    assert packed_bench.layer_names(convnet) == [
+        '5C3-P2', '70C3-P2', '420-9', '9-10']
+    # 12 x 10 positions of 2 x 9 taps and 5 filters; 6 x 5 of 5 x 9 and 70.
+    assert packed_bench.layer_work(convnet, numpy.zeros((3, 240))) == [
+        3 * 120 * 18 * 5, 3 * 30 * 45 * 70, 3 * 420 * 9, 3 * 9 * 10]
+
+
+@needs_numba
+def test_a_convnets_rows_and_layers(convnet):
+    rows = packed_bench.engine_rows(convnet, CPU, 'scalar')
+    assert [row.name for row in rows] == [
+        'packed', 'blas', 'blas engine', 'chainer, binarized',
+        'chainer, float']
+    images = numpy.random.RandomState(0).randint(0, 256, (4, 240)).astype(
+        numpy.uint8)
+    labels = rows[0].classify(images)
+    numpy.testing.assert_array_equal(rows[2].classify(images), labels)
+    products = rows[1].classify.engine.products(images)
+    assert [(a.shape, w.shape) for a, w in products] == [
+        ((4 * 120, 18), (18, 5)), ((4 * 30, 45), (45, 70)),
+        ((4, 420), (420, 9)), ((4, 9), (9, 10))]
+    lines = packed_bench.layer_table(convnet, CPU, images, 4, 'scalar',
+                                     settle=0, warm=0)
+    assert [line.split('|')[1].strip() for line in lines[4:]] == [
+        '1 (5C3-P2)', '2 (70C3-P2)', '3 (420-9)', '4 (9-10)']
+
+
+@needs_numba
+def test_the_first_convolutions_ceiling_runs_its_kernel(convnet):
+    assert 0 < packed_bench.first_convolution_ceiling(
+        convnet.convolutions[0], rounds=2) < 1e14
