@@ -125,3 +125,31 @@ def test_export_records_the_source_it_is_given():
     assert packed_export.export(model, config, 'ab' * 32).meta[
         'source'] == 'ab' * 32
     assert 'source' not in packed_export.export(model, config).meta
+
+
+def test_first_convolution_thresholds_on_the_pixel_integers():
+    # sum w (2p - 255) over 9 taps: the network's input times 255, every
+    # integer the layer can produce, the fold evaluated as export folds it.
+    k = 9
+    bn, bias = random_bn(30, 2, numpy.sqrt(k))
+
+    def pre(d):
+        return (d / 255).astype(numpy.float32)
+    t, flip = packed_export.fold_sign(bn, bias, pre, -255 * k, 255 * k)
+    d = numpy.arange(-255 * k, 255 * k + 1)[:, None]
+    expected = model_fires(bn, pre(d) + bias)
+    numpy.testing.assert_array_equal(unit_fires(d, t, flip), expected)
+
+
+def test_a_convnets_folds_are_its_links_own():
+    model, config = helpers.binarized_convnet('5C3-P2-7C3-9FC')
+    network = packed_export.export(model, config)
+    layers = model.predictor.layers()
+    # The second convolution: 5 channels x 9 taps, every reachable sum.
+    link, bn, _ = layers[1]
+    k = 45
+    d = numpy.arange(-k, k + 1)
+    y = (d[:, None].astype(numpy.float32) + link.b.array)[:, :, None, None]
+    numpy.testing.assert_array_equal(
+        unit_fires(d[:, None], network.thresholds[1], network.flips[1]),
+        model_fires(bn, y)[:, :, 0, 0])
