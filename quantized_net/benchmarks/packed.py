@@ -49,13 +49,21 @@ SETTLE, WARM = 0.25, 0.05
 Row = collections.namedtuple('Row', 'name classify weight_bytes')
 
 
-def chainer_row(name, config, device):
-    """A :class:`Row` of the Chainer MLP that ``config`` builds, with its
-    initial weights (the time does not depend on their values)."""
+def chainer_row(name, config, device, step=math.inf):
+    """A :class:`Row` of the Chainer network that ``config`` builds, with
+    its initial weights (the time does not depend on their values),
+    ``step`` images at a time (a ConvNet's im2col matrices of a large
+    batch would not fit in memory)."""
     model = presets.build_classifier(config).predictor
+
+    def classify(pixels):
+        if len(pixels) <= step:
+            return reference.chainer_classify(model, pixels)
+        return numpy.concatenate([
+            reference.chainer_classify(model, pixels[i:i + step])
+            for i in range(0, len(pixels), step)])
     model.to_device(device)
-    return Row(name, functools.partial(reference.chainer_classify, model),
-               sum(p.array.nbytes for p in model.params()))
+    return Row(name, classify, sum(p.array.nbytes for p in model.params()))
 
 
 class BlasProducts(object):
@@ -67,14 +75,23 @@ class BlasProducts(object):
 
     def __init__(self, engine):
         self.engine = engine
-        self._pixels = self._products = None
+        self._pixels = self._runs = None
 
     def __call__(self, pixels):
         if pixels is not self._pixels:
-            self._pixels, self._products = pixels, self.engine.products(
-                pixels)
-        for a, w in self._products:
-            a.dot(w)
+            # A pass of the engine's size and the last, shorter one: the
+            # products of every pass have their shapes.
+            step = min(len(pixels),
+                       packed_engine.images_per_pass(self.engine.network))
+            passes, rest = divmod(len(pixels), step)
+            self._runs = [(self.engine.products(pixels[:step]), passes)]
+            if rest:
+                self._runs.append((self.engine.products(pixels[:rest]), 1))
+            self._pixels = pixels
+        for products, times in self._runs:
+            for _ in range(times):
+                for a, w in products:
+                    a.dot(w)
 
 
 def engine_rows(network, device, simd=None):
@@ -100,8 +117,9 @@ def engine_rows(network, device, simd=None):
                         layers=config['layers'], **{
                             key: config[key] for key in presets.OPTIONAL
                             if key in config})
-    rows.append(chainer_row('chainer, binarized', config, device))
-    rows.append(chainer_row('chainer, float', float_config, device))
+    step = packed_engine.images_per_pass(network)
+    rows.append(chainer_row('chainer, binarized', config, device, step))
+    rows.append(chainer_row('chainer, float', float_config, device, step))
     return rows
 
 

@@ -187,3 +187,19 @@ def test_a_convnets_rows_and_layers(convnet):
 def test_the_first_convolutions_ceiling_runs_its_kernel(convnet):
     assert 0 < packed_bench.first_convolution_ceiling(
         convnet.convolutions[0], rounds=2) < 1e14
+
+
+def test_the_products_of_a_large_batch_are_those_of_its_passes(
+        convnet, monkeypatch):
+    monkeypatch.setattr(packed_bench.packed_engine, 'COLUMN_BYTES',
+                        4 * 18 * 120 * 3)  # three images a pass
+    blas = packed_bench.packed_engine.select(convnet, kind='blas')
+    calls = []
+    products = blas.products
+    monkeypatch.setattr(blas, 'products', lambda pixels: calls.append(
+        len(pixels)) or products(pixels))
+    row = packed_bench.BlasProducts(blas)
+    images = numpy.zeros((8, 240), numpy.uint8)
+    row(images)
+    row(images)
+    assert calls == [3, 2]  # two passes of 3 and one of 2, made once
