@@ -7,9 +7,11 @@
 # 1. CuPy must see a GPU, or the script stops at once.
 # 2. The CPU/GPU parity tests (pytest -m gpu): none may be skipped.
 # 3. One epoch of ./train_mnist.py --gpu on MNIST, its validation accuracy
-#    beside the CPU's (docs/seed_log.json, the same seed).
+#    beside the CPU's (docs/seed_log.json, the same seed), and one epoch of
+#    the binarized ConvNet beside the CPU's (docs/bnn-conv/log).
 # 4. ./bench.py --gpu; ./infer_packed.py --gpu with every label compared
-#    with the CPU engine's; ./bench_packed.py --gpu.
+#    with the CPU engine's, for the packed MLP and ConvNet;
+#    ./bench_packed.py --gpu.
 # 5. One epoch of data-parallel training (pure_nccl, 2 processes where
 #    there are 2 GPUs), where mpiexec is.
 #
@@ -86,14 +88,31 @@ print('epoch 1 validation accuracy: GPU {:.4f}, CPU {:.4f}'.format(gpu, cpu))
 PY
 }
 
+convnet_epoch() {
+    local out
+    out="$(mktemp -d)"
+    "$python" train_mnist.py --gpu "$gpu" --preset bnn-conv --width 0.5 \
+        --epoch 1 --seed 1 --noplot --out "$out" \
+        | tee "$results/train_convnet.txt"
+    "$python" - "$out" <<'PY' | tee -a "$results/train_convnet.txt"
+import json, sys
+gpu = json.load(open(sys.argv[1] + '/log'))[0]['validation/main/accuracy']
+cpu = json.load(open('docs/bnn-conv/log'))[0]['validation/main/accuracy']
+print('ConvNet epoch 1 validation accuracy: GPU {:.4f}, CPU {:.4f}'.format(
+    gpu, cpu))
+PY
+}
+
 training_benchmark() {
     "$python" bench.py --gpu "$gpu" | tee "$results/bench.txt"
 }
 
 packed_network() {
-    "$python" infer_packed.py docs/bnn/model.packed.npz --gpu "$gpu" \
-        | tee "$results/infer_packed.txt"
-    "$python" - "$gpu" <<'PY' | tee -a "$results/infer_packed.txt"
+    local packed
+    for packed in docs/bnn/model.packed.npz docs/bnn-conv/model.packed.npz; do
+        "$python" infer_packed.py "$packed" --gpu "$gpu" \
+            | tee -a "$results/infer_packed.txt"
+        "$python" - "$gpu" "$packed" <<'PY' | tee -a "$results/infer_packed.txt"
 import sys
 import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
@@ -101,19 +120,20 @@ from quantized_net.packed import engine
 from quantized_net.packed import format as packed_format
 from quantized_net.packed.kernels import cpu_features
 from quantized_net.training import mnist
-network = packed_format.load('docs/bnn/model.packed.npz')
+network = packed_format.load(sys.argv[2])
 _, (images, _) = mnist.read_mnist()
 # Without numba, the CPU's blas engine: the same function, tested so.
 cpu = engine.select(network, kind='packed' if cpu_features.HAVE_NUMBA
                     else 'blas').classify(images)
 gpu = engine.select(network, chainer.get_device(
     '@cupy:' + sys.argv[1])).classify(images)
-print('{} of {} labels differ between the GPU and the CPU engine'.format(
-    int((cpu != gpu).sum()), len(cpu)))
+print('{}: {} of {} labels differ between the GPU and the CPU engine'
+      .format(sys.argv[2], int((cpu != gpu).sum()), len(cpu)))
 sys.exit(int((cpu != gpu).any()))
 PY
-    "$python" bench_packed.py --gpu "$gpu" --batches 100 10000 \
-        | tee "$results/bench_packed.txt"
+        "$python" bench_packed.py "$packed" --gpu "$gpu" \
+            --batches 100 10000 | tee -a "$results/bench_packed.txt"
+    done
 }
 
 data_parallel() {
@@ -135,6 +155,7 @@ data_parallel() {
 
 step 'CPU/GPU parity tests' parity_tests
 step "one epoch on GPU $gpu" one_epoch
+step "one epoch of the binarized ConvNet on GPU $gpu" convnet_epoch
 step "training benchmark on GPU $gpu" training_benchmark
 step "packed binarized network on GPU $gpu" packed_network
 step 'data-parallel training on the GPUs (2 processes where there are 2)' \
