@@ -28,7 +28,7 @@ from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels import gpu
 from quantized_net.packed.kernels.blocking import (
     MASK_UNITS, PAIR_CHUNK, TILE)
-from quantized_net.packed.format import WORD_BITS, words
+from quantized_net.packed.format import words
 from quantized_net.packed.kernels.layouts import (
     VECTOR_BYTES, layout_words, pixel_pairs)
 from quantized_net.training import presets
@@ -218,7 +218,7 @@ def ceilings(network, form):
     MLP's first layer :func:`pair_sums_ceiling`, for a ConvNet's
     :func:`first_convolution_ceiling`, for the others
     :func:`tile_ceiling` of its row's bits (a convolution's row holds its
-    taps' words)."""
+    taps' channels)."""
     sizes = network.sizes
     convolutions = network.convolutions
     measured = {}
@@ -230,8 +230,7 @@ def ceilings(network, form):
     if not convolutions:
         return [pair_sums_ceiling(form)] + [tiles(k) for k in sizes[1:-1]]
     rates = [first_convolution_ceiling(convolutions[0])]
-    rates += [tiles(conv.ksize ** 2 * words(conv.in_shape[0]) * WORD_BITS)
-              for conv in convolutions[1:]]
+    rates += [tiles(conv.taps()) for conv in convolutions[1:]]
     return rates + [tiles(k) for k in sizes[len(convolutions):-1]]
 
 

@@ -315,7 +315,7 @@ class GpuEngine(Engine):
             classes, inside = borders.tap_classes(conv)
             self.weights.append(send(rows))
             self.offsets.append(send(borders.offsets(
-                rows, conv, inside).astype(numpy.int32)))
+                network.weights[i], conv, inside).astype(numpy.int32)))
             self.classes.append(send(classes))
         channels, height, width = convolutions[-1].out_shape()
         for i in range(len(convolutions), len(network.weights)):
@@ -401,11 +401,12 @@ class CpuEngine(Engine):
         self.weights, self.limits, self.classes = [], [], []
         for i, conv in enumerate(convolutions[1:], 1):
             rows = layouts.channels_last(
-                network.weights[i], conv.in_shape[0], conv.ksize ** 2)
+                network.weights[i], conv.in_shape[0], conv.ksize ** 2,
+                aligned=False)
             classes, inside = borders.tap_classes(conv)
             self.weights.append(layouts.weights(rows, conv.filters, form))
             self.limits.append(borders.class_limits(
-                rows, network.thresholds[i], conv, inside))
+                network.weights[i], network.thresholds[i], conv, inside))
             self.classes.append(classes)
         channels, height, width = convolutions[-1].out_shape()
         first_dense = len(convolutions)

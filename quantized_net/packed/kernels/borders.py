@@ -20,7 +20,7 @@ kernels and the GPU's use the same classes.
 """
 import numpy
 
-from quantized_net.packed.format import WORD_BITS, unpack_bits
+from quantized_net.packed.format import unpack_bits
 
 
 def tap_classes(conv):
@@ -43,26 +43,27 @@ def tap_classes(conv):
     return classes.reshape(-1).astype(numpy.int32), kinds
 
 
-def offsets(rows, conv, inside):
+def offsets(filters, conv, inside):
     """``C n + 2 o`` for each class of taps ``inside`` (:func:`tap_classes`)
     and filter ``(n_classes, filters)``, int64: ``n`` the class's taps
-    inside, ``o`` the +1 weights of its taps outside in the filters
-    ``rows`` laid out by :func:`layouts.channels_last`, ``C`` the
-    channels. A row's ``d`` is this minus twice its whole count."""
+    inside, ``o`` the +1 weights of its taps outside in the packed
+    ``filters`` (the file's rows), ``C`` the channels. A row's ``d`` is
+    this minus twice its whole count, however its bits are laid out."""
     taps = conv.ksize ** 2
-    tap_pops = unpack_bits(rows, rows.shape[1] * WORD_BITS).reshape(
-        len(rows), taps, -1).sum(axis=2, dtype=numpy.int64)
+    channels = conv.in_shape[0]
+    tap_pops = unpack_bits(filters, channels * taps).reshape(
+        len(filters), channels, taps).sum(axis=1, dtype=numpy.int64)
     outside = (~inside).astype(numpy.int64).dot(tap_pops.T)
     n = inside.sum(axis=1, dtype=numpy.int64)[:, None]
-    return conv.in_shape[0] * n + 2 * outside
+    return channels * n + 2 * outside
 
 
-def class_limits(rows, thresholds, conv, inside):
+def class_limits(filters, thresholds, conv, inside):
     """The popcount bounds ``(n_classes, filters)`` equivalent to ``d >=
     T`` for each class of taps ``inside``: ``d = C n - 2 (p - o)``
     (:func:`offsets`), so ``d >= T`` exactly when ``p <= (C n + 2 o - T)
     // 2``."""
-    limits = (offsets(rows, conv, inside) -
+    limits = (offsets(filters, conv, inside) -
               thresholds.astype(numpy.int64)) // 2
     info = numpy.iinfo(numpy.int32)
     return numpy.clip(limits, info.min, info.max).astype(numpy.int32)

@@ -4,7 +4,7 @@ The activations between convolutions are packed along the channels:
 ``uint64`` ``(images, height, width, words(channels))``, channel ``c`` of
 a position bit ``c % 64`` of its word ``c // 64``, 0 bits past the last
 channel. A convolution lays each output position's taps side by side, a
-row of ``ksize * ksize * words(channels)`` words (:func:`columns`), against
+row of ``ksize * ksize * channels`` bits (:func:`columns`), against
 filters laid out the same way (:func:`layouts.channels_last`), and the
 hidden layers' kernel (:func:`hidden_layers.sign_layer`) counts
 ``popcount(x XOR w)`` over the row, each output position against the
@@ -29,11 +29,13 @@ from quantized_net.packed.kernels.thresholds import at_most
 
 
 @kernel_cache.njit(parallel=True)
-def columns_kernel(h, ksize, stride, pad, out_h, out_w, out):
-    """Row ``(i, y, x)`` of ``out`` (zeros) gets the words of the taps of
-    output position ``(y, x)`` of image ``i`` that lie inside ``h``, tap
-    after tap."""
+def columns_kernel(h, channels, ksize, stride, pad, out_h, out_w, out):
+    """Row ``(i, y, x)`` of ``out`` (zeros) gets the ``channels`` bits of
+    each tap of output position ``(y, x)`` of image ``i`` that lies inside
+    ``h``, tap ``t`` at bit ``t * channels`` of the row: no padding between
+    taps, so a narrow layer's row takes fewer vector steps."""
     images, height, width, n_words = h.shape
+    row_words = out.shape[1]
     for task in numba.prange(images * out_h):
         i = task // out_h
         y = task % out_h
@@ -47,27 +49,36 @@ def columns_kernel(h, ksize, stride, pad, out_h, out_w, out):
                     ix = x * stride - pad + kx
                     if ix < 0 or ix >= width:
                         continue
-                    at = (ky * ksize + kx) * n_words
+                    start = (ky * ksize + kx) * channels
                     for q in range(n_words):
-                        out[row, at + q] = h[i, iy, ix, q]
+                        value = h[i, iy, ix, q]
+                        bit = start + q * WORD_BITS
+                        at = bit // WORD_BITS
+                        shift = bit % WORD_BITS
+                        out[row, at] |= value << numpy.uint64(shift)
+                        if shift and at + 1 < row_words:
+                            out[row, at + 1] |= value >> numpy.uint64(
+                                WORD_BITS - shift)
 
 
 def columns(h, conv, form):
     """The taps of every output position of convolution ``conv`` of the
     packed activations ``h`` ``(images, height, width, words(channels))``,
     in ``form``'s layout (:func:`layouts.layout`): ``(images * out_h *
-    out_w, words)``, taps outside the image 0."""
+    out_w, words)``, each row the taps' channels one after another
+    (:func:`layouts.channels_last`, not aligned), taps outside the image
+    0."""
     _, out_h, out_w = conv.conv_shape()
-    n_words = conv.ksize ** 2 * h.shape[3]
+    bits = conv.taps()
     # The avx2 layout's nibble planes are made from the plain words; the
     # others are the plain words, zero-padded, and written in place.
-    row_words = (n_words if form == 'avx2' else
-                 layout_words(n_words * WORD_BITS, form))
+    row_words = (words(bits) if form == 'avx2' else
+                 layout_words(bits, form))
     out = numpy.zeros((len(h) * out_h * out_w, row_words), numpy.uint64)
     if out.size:
         kernel_cache.threads()  # columns_kernel is parallel
-        columns_kernel(numpy.ascontiguousarray(h), conv.ksize, conv.stride,
-                       conv.pad, out_h, out_w, out)
+        columns_kernel(numpy.ascontiguousarray(h), conv.in_shape[0],
+                       conv.ksize, conv.stride, conv.pad, out_h, out_w, out)
     return layout(out, form) if form == 'avx2' else out
 
 

@@ -80,17 +80,18 @@ def layout(a, form, rows=None):
     return out
 
 
-def channels_last(w, channels, positions):
+def channels_last(w, channels, positions, aligned=True):
     """Packed rows of ``channels * positions`` bits in Chainer's order
-    (channel, then position) as rows of ``positions`` runs of
-    ``words(channels)`` words, each position's channels together, 0 bits
-    past the last channel: a convolution's filters (positions its taps)
-    or the first fully connected layer after one (positions the pixels of
-    the last convolution's output)."""
+    (channel, then position) with each position's channels together:
+    ``aligned``, runs of ``words(channels)`` words, 0 bits past the last
+    channel (the first fully connected layer after a convolution, the
+    positions the pixels of its output, as the activations lie), or
+    otherwise ``channels`` bits after ``channels`` bits (a convolution's
+    filters, the positions its taps, as the CPU lays out its columns)."""
     bits = unpack_bits(w, channels * positions).reshape(
         len(w), channels, positions).transpose(0, 2, 1)
-    signs = -numpy.ones((len(w), positions, words(channels) * WORD_BITS),
-                        numpy.int8)
+    width = words(channels) * WORD_BITS if aligned else channels
+    signs = -numpy.ones((len(w), positions, width), numpy.int8)
     signs[:, :, :channels] = bits * 2 - 1
     return pack_signs(signs.reshape(len(w), -1))
 
