@@ -383,11 +383,11 @@ class CpuEngine(Engine):
             network.thresholds[1:], sizes[1:])]
 
     def _prepare_convnet(self):
-        """A ConvNet's layers: the first convolution, on 8-bit values, as
-        :class:`BlasEngine` runs it; every later one by the popcount tiles
-        on the bits (:mod:`kernels.convolutions`), and the fully connected
-        layers as an MLP's, the first of them on the last convolution's
-        bits as they lie, each pixel's channels together."""
+        """A ConvNet's layers: the first convolution by float32 vectors on
+        the pixel integers, every later one by the popcount tiles on the
+        bits (:mod:`kernels.convolutions`), and the fully connected layers
+        as an MLP's, the first of them on the last convolution's bits as
+        they lie, each pixel's channels together."""
         network, form = self.network, self.simd
         convolutions = network.convolutions
         first = convolutions[0]
@@ -425,7 +425,7 @@ class CpuEngine(Engine):
         convolutions = network.convolutions
         first = convolutions[0]
 
-        def first_layer(pixels):
+        def pixels_layer(pixels):
             # Pooled outputs are flipped after pooling, not before.
             flips = self.flip_words[0] * numpy.uint64(not first.pool)
             h = convolutions_cpu.first_convolution(
@@ -470,7 +470,7 @@ class CpuEngine(Engine):
                                                 self.flips[i], form)
             return layer
         n_conv = len(convolutions)
-        return ([first_layer] +
+        return ([pixels_layer] +
                 [convolution(i) for i in range(1, n_conv)] +
                 [dense(i, i == n_conv)
                  for i in range(n_conv, len(network.weights))])
