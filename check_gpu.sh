@@ -8,7 +8,7 @@
 # 2. The CPU/GPU parity tests (pytest -m gpu): none may be skipped.
 # 3. One epoch of ./train_mnist.py --gpu on MNIST, its validation accuracy
 #    beside the CPU's (docs/seed_log.json, the same seed), and one epoch of
-#    the binarized ConvNet beside the CPU's (docs/bnn-conv/log).
+#    the binarized ConvNet beside the CPU's (docs/bnn-conv/log.json).
 # 4. ./bench.py --gpu; ./infer_packed.py --gpu with every label compared
 #    with the CPU engine's, for the packed MLP and ConvNet;
 #    ./bench_packed.py --gpu.
@@ -97,7 +97,7 @@ convnet_epoch() {
     "$python" - "$out" <<'PY' | tee -a "$results/train_convnet.txt"
 import json, sys
 gpu = json.load(open(sys.argv[1] + '/log'))[0]['validation/main/accuracy']
-cpu = json.load(open('docs/bnn-conv/log'))[0]['validation/main/accuracy']
+cpu = json.load(open('docs/bnn-conv/log.json'))[0]['validation/main/accuracy']
 print('ConvNet epoch 1 validation accuracy: GPU {:.4f}, CPU {:.4f}'.format(
     gpu, cpu))
 PY
