@@ -216,13 +216,32 @@ def convolution_sums(xp, h, w, conv):
     return pooled_max(d, conv.pool) if conv.pool else d
 
 
-def pixel_values(network, pixels):
-    """The first layer's float32 inputs: the pixels for an MLP, the
-    integers :data:`format.PIXEL_VALUES` gives for a ConvNet."""
-    xp = chainer.backend.get_array_module(pixels)
-    a, b = (packed_format.PIXEL_VALUES[network.meta['input']['value']]
+def pixel_map(network):
+    """``(a, b)``: the first layer takes ``a p + b`` of pixel ``p``, the
+    pixel itself for an MLP, :data:`format.PIXEL_VALUES` for a ConvNet."""
+    return (packed_format.PIXEL_VALUES[network.meta['input']['value']]
             if network.convolutions else (1, 0))
+
+
+def pixel_values(network, pixels):
+    """The first layer's float32 inputs (:func:`pixel_map`)."""
+    xp = chainer.backend.get_array_module(pixels)
+    a, b = pixel_map(network)
     return pixels.astype(xp.float32) * xp.float32(a) + xp.float32(b)
+
+
+def fully_connected_rows(network):
+    """The packed rows of the fully connected layers, input to output: the
+    file's, but for the first after a ConvNet's convolutions, whose inputs
+    the engines hold as the last convolution's output lies, each pixel's
+    channels together (:func:`layouts.channels_last`)."""
+    convolutions = network.convolutions
+    rows = network.weights[len(convolutions):]
+    if not convolutions:
+        return list(rows)
+    channels, height, width = convolutions[-1].out_shape()
+    return [layouts.channels_last(rows[0], channels, height * width)] + \
+        list(rows[1:])
 
 
 class BlasEngine(Engine):
@@ -302,8 +321,7 @@ class GpuEngine(Engine):
             self.weights = [send(w) for w in network.weights]
             return
         first = convolutions[0]
-        self.values = packed_format.PIXEL_VALUES[
-            network.meta['input']['value']]
+        self.values = pixel_map(network)
         self.first_signs = send(network.signs(0).astype(numpy.int8))
         self.weights = [None]
         self.offsets = [send(numpy.zeros((1, first.filters), numpy.int32))]
@@ -317,12 +335,7 @@ class GpuEngine(Engine):
             self.offsets.append(send(borders.offsets(
                 network.weights[i], conv, inside).astype(numpy.int32)))
             self.classes.append(send(classes))
-        channels, height, width = convolutions[-1].out_shape()
-        for i in range(len(convolutions), len(network.weights)):
-            rows = network.weights[i]
-            if i == len(convolutions):
-                rows = layouts.channels_last(rows, channels, height * width)
-            self.weights.append(send(rows))
+        self.weights += [send(rows) for rows in fully_connected_rows(network)]
 
     def layers(self):
         sizes = self.network.sizes
@@ -408,17 +421,11 @@ class CpuEngine(Engine):
             self.limits.append(borders.class_limits(
                 network.weights[i], network.thresholds[i], conv, inside))
             self.classes.append(classes)
-        channels, height, width = convolutions[-1].out_shape()
-        first_dense = len(convolutions)
-        for i in range(first_dense, len(network.weights)):
-            rows = network.weights[i]
-            if i == first_dense:
-                rows = layouts.channels_last(
-                    rows, channels, height * width)
-            self.weights.append(layouts.weights(rows, len(rows), form))
-            if i < len(network.thresholds):
-                self.limits.append(thresholds.pop_limits(
-                    network.thresholds[i], network.sizes[i]))
+        self.weights += [layouts.weights(rows, len(rows), form)
+                         for rows in fully_connected_rows(network)]
+        self.limits += [thresholds.pop_limits(t, k) for t, k in zip(
+            network.thresholds[len(convolutions):],
+            network.sizes[len(convolutions):])]
 
     def _convnet_layers(self):
         network, form = self.network, self.simd
@@ -447,7 +454,7 @@ class CpuEngine(Engine):
                 out = hidden_layers.sign_layer(
                     x, weights, self.limits[i - 1],
                     no_flips if conv.pool else self.flips[i], form,
-                    classes=self.classes[i - 1], split=False).reshape(
+                    classes=self.classes[i - 1], plain=True).reshape(
                         len(h), out_h, out_w, -1)
                 if conv.pool:
                     out = convolutions_cpu.pooled(out, conv.pool,

@@ -118,7 +118,7 @@ DOTS = {form: _dot_of(form) for form in cpu_features.FORMS}
 ONE_CLASS = numpy.zeros(1, numpy.int32)
 
 
-def sign_layer(x, w, limits, flip, form, classes=ONE_CLASS, split=None):
+def sign_layer(x, w, limits, flip, form, classes=ONE_CLASS, plain=False):
     """A hidden layer with ``form``'s kernels, in its layout: unit ``j`` of
     row ``i`` is +1 where ``(popcount(x_i XOR w_j) <= limits[c, j]) !=
     flip_j``, ``c = classes[i % len(classes)]``.
@@ -132,21 +132,17 @@ def sign_layer(x, w, limits, flip, form, classes=ONE_CLASS, split=None):
         flip: bool ``(n,)``.
         form (str): One of :data:`cpu_features.FORMS` this CPU runs.
         classes: int32, the class of each row, repeating.
-        split (bool): Whether the outputs are in the avx2 layout; default:
-            in ``form``'s layout. Otherwise plain packed words.
+        plain (bool): Whether the outputs are plain packed words, not in
+            ``form``'s layout.
 
     Returns:
         ``uint64`` ``(m, words)``: the packed outputs in ``form``'s layout,
-        the next layer's input, or plain (``words(n)``) where not
-        ``split``.
+        the next layer's input, or plain (``words(n)``).
     """
     limits = numpy.atleast_2d(limits)
     n = limits.shape[1]
-    if split is None:
-        split = form == 'avx2'
-        width = layout_words(n, form)
-    else:
-        width = layout_words(n, 'avx2') if split else words(n)
+    split = form == 'avx2' and not plain
+    width = words(n) if plain else layout_words(n, form)
     out = numpy.zeros((x.shape[0], width), numpy.uint64)
     if out.size:
         SIGN_LAYERS[form](x, weight_rows(w, len(x)), limits, classes, flip,
