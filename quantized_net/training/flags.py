@@ -12,7 +12,7 @@ from quantized_net.training import presets
 CONFIG_FLAGS = presets.QUANTIZER_KEYS + (
     'activation', 'layers', 'unit', 'epoch', 'batchsize', 'loss', 'lr',
     'lr_final', 'input_dropout', 'dropout', 'validation', 'architecture',
-    'width')
+    'width', 'bn_batches')
 #: The largest ``--seed``: NumPy's generator takes seeds below 2**32.
 MAX_SEED = 2 ** 32 - 1
 
@@ -79,6 +79,11 @@ def add_config_flags(parser, skip=(), preset='seed'):
         ('width', None, dict(
             type=cli.positive_float,
             help='Scale the units or filters of every layer by this')),
+        ('bn_batches', None, dict(
+            type=cli.int_at_least(0, presets.MAX_BN_BATCHES), metavar='N',
+            help='Before each evaluation, recompute batch normalisation\'s '
+                 'statistics with the current weights over the first N '
+                 'training batches; 0 evaluates with its running averages')),
         ('validation', None, dict(
             type=cli.int_at_least(0),
             help='Hold out this many training images to validate on, and '

@@ -232,6 +232,9 @@ class MultiNode(processes.SingleProcess):
             dataset, self.comm, shuffle=shuffle_seed is not None,
             seed=shuffle_seed)
 
+    def total(self, array):
+        return self.comm.mpi_comm.allreduce(array)
+
     def model(self, model):
         return chainermn.links.create_mnbn_model(model, self.comm)
 

@@ -57,6 +57,10 @@ class SingleProcess(object):
         """This process's part of a batch of ``batchsize`` images."""
         return batchsize // self.size
 
+    def total(self, array):
+        """The sum over the processes of a float64 NumPy ``array``."""
+        return array
+
     def model(self, model):
         """The model this process trains, of the run's ``model``."""
         return model

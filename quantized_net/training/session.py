@@ -53,6 +53,10 @@ def print_header(device, config, seed, processes=1):
             layers, '' if presets.with_defaults(config)['width'] == 1 else
             ' x {:g} wide'.format(config['width']), config['activation']))
     print(summary.totals_line(config))
+    bn_batches = presets.with_defaults(config)['bn_batches']
+    if bn_batches:
+        print('# batch normalisation: evaluated with the statistics of {} '
+              'training batches'.format(bn_batches))
     print('# Minibatch-size: {}'.format(config['batchsize']))
     print('# epoch: {}'.format(config['epoch']))
     print('# seed: {}'.format(seed))

@@ -14,6 +14,7 @@ from chainer import training
 from chainer.training import extensions
 
 from quantized_net.training import extensions as run_extensions
+from quantized_net.training import population_statistics
 from quantized_net.training import presets
 from quantized_net.training import processes as processes_module
 from quantized_net.training import result_dir
@@ -52,6 +53,15 @@ def build_trainer(run, model, optimizer, train_set, val_set, test_set,
 
     # Stop at the first NaN or infinite loss, before it reaches a snapshot.
     trainer.extend(run_extensions.StopOnNonFiniteLoss())
+
+    # Recompute batch normalisation's statistics with the epoch's weights
+    # before anything evaluates or saves the model: the running averages
+    # lag weights that move fast.
+    bn_batches = presets.with_defaults(config)['bn_batches']
+    if bn_batches:
+        trainer.extend(population_statistics.PopulationStatistics(
+            model, train_set, batchsize, bn_batches, device,
+            processes.total))
 
     # Evaluate at the end of each epoch: on the held-out images and the
     # test set, or, as the original, on the test set named "validation".

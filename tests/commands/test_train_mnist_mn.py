@@ -60,6 +60,10 @@ def parity(preset, iterations):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report['same_on_every_rank']
+    # Each rank's sums over its half of the batch, totalled: the one
+    # process's statistics over the whole batch (all three layers).
+    assert len(report['statistics_differences']) == 6
+    assert max(report['statistics_differences']) <= 1e-5
     # The biases before batch normalisation have a true gradient of 0:
     # what is left of them is rounding.
     return ({name: value for name, value in report[key].items()

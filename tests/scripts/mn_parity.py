@@ -2,8 +2,10 @@
 iterations as N ranks at B/N images each (multi_node.py's way) and as one
 process at B images, and prints, on rank 0, one JSON line: for each
 parameter the largest difference between the two, and that of the last
-iteration's gradient; and whether every rank holds the same parameters. Used by
-test_train_mnist_mn.py.
+iteration's gradient; whether every rank holds the same parameters; and
+the largest difference between batch normalisation's statistics
+recomputed over the batch (population_statistics) by the ranks and by the
+one process. Used by test_train_mnist_mn.py.
 
     mpiexec -n 2 python tests/scripts/mn_parity.py PRESET ITERATIONS
 """
@@ -14,8 +16,34 @@ import numpy
 
 # The package before Chainer: it lets Chainer import under NumPy 2.
 from quantized_net.training import multi_node
+from quantized_net.training import population_statistics
 from quantized_net.training import presets
+import chainer
 import chainermn
+
+
+def statistics_differences(single, parallel, x, t, ours, comm):
+    """Batch normalisation's statistics recomputed over the batch by the
+    one process and by the ranks (each over its part, the sums totalled),
+    with the same weights: for each layer, the largest difference of the
+    means in standard deviations and of the variances relative to
+    themselves (both with the layer's epsilon)."""
+    parallel.copyparams(single)
+    cpu = chainer.get_device('@numpy')
+    population_statistics.recompute(
+        single, chainer.datasets.TupleDataset(x, t), len(x), 1, cpu)
+    population_statistics.recompute(
+        parallel, chainer.datasets.TupleDataset(x[ours], t[ours]),
+        len(x[ours]), 1, cpu, total=comm.mpi_comm.allreduce)
+    differences = []
+    for a, b in zip(population_statistics.normalised_links(single),
+                    population_statistics.normalised_links(parallel)):
+        var = a.avg_var + a.eps
+        differences += [
+            float((numpy.abs(a.avg_mean - b.avg_mean) / numpy.sqrt(var))
+                  .max()),
+            float((numpy.abs(a.avg_var - b.avg_var) / var).max())]
+    return differences
 
 
 def main():
@@ -44,9 +72,11 @@ def main():
         parallel_opt.update(multi_node.loss(parallel, comm), x[ours],
                             t[ours])
 
-    mine = dict((name, p.array) for name, p in parallel.namedparams())
+    mine = dict((name, p.array.copy()) for name, p in
+                parallel.namedparams())
     grads = dict((name, p.grad) for name, p in parallel.namedparams())
     everyone = comm.gather_obj(mine)
+    statistics = statistics_differences(single, parallel, x, t, ours, comm)
     if comm.rank:
         return
     same_on_every_rank = all(
@@ -60,7 +90,8 @@ def main():
         for name, p in single.namedparams()}
     print(json.dumps({'same_on_every_rank': same_on_every_rank,
                       'differences': differences,
-                      'grad_differences': grad_differences}))
+                      'grad_differences': grad_differences,
+                      'statistics_differences': statistics}))
 
 
 if __name__ == '__main__':

@@ -81,6 +81,7 @@ def test_train_flags_default_to_the_original():
     (['--dropout', '1'], 'expected a ratio in [0, 1)'),
     (['--lr', '0'], 'expected a finite positive number'),
     (['--lr', 'inf'], 'expected a finite positive number'),
+    (['--bn-batches', '-1'], 'must be an integer from 0 to 1000000, got -1'),
     # What argparse's types cannot see, the configuration's check does.
     (['--unit', '1000000000'],
      'unit is 1000000000; it must be an integer from 1 to 8192'),

@@ -231,7 +231,25 @@ def test_a_configuration_recorded_before_width_and_architecture():
         'width']
 
 
+def test_a_configuration_recorded_before_bn_batches_keeps_the_averages():
+    recorded = config('bnn')
+    assert 'bn_batches' not in recorded
+    presets.check_config(recorded)
+    assert presets.differences(recorded, dict(recorded, bn_batches=0)) == []
+    assert presets.differences(recorded, dict(recorded, bn_batches=5)) == [
+        'bn_batches']
+    # The ConvNets recompute the statistics.
+    assert [presets.PRESETS[name]['bn_batches'] for name in (
+        'bnn-conv', 'cifar10', 'svhn')] == [50, 50, 50]
+
+
 @pytest.mark.parametrize('changes,message', [
+    (dict(bn_batches=-1), 'bn_batches is -1; it must be an integer from 0 '
+     'to 1000000'),
+    (dict(bn_batches=2.0), 'bn_batches is 2.0; it must be an integer from '
+     '0 to 1000000'),
+    (dict(bn_batches=True), 'bn_batches is True; it must be an integer '
+     'from 0 to 1000000'),
     (dict(width=0), 'width is 0; it must be a number in (0, 64]'),
     (dict(width=True), 'width is True; it must be a number in (0, 64]'),
     (dict(architecture=3), 'architecture is 3; it must be the name or the '

@@ -8,10 +8,16 @@ import shutil
 import numpy
 import pytest
 
+import chainer
+
 import helpers
+from quantized_net.training import datasets
+from quantized_net.training import evaluation
 from quantized_net.training import mnist
+from quantized_net.training import population_statistics
 from quantized_net.training import result_dir
 from quantized_net.training import run_record
+from quantized_net.training import saved_model
 from quantized_net.training import session
 from quantized_net import errors
 
@@ -219,3 +225,29 @@ def test_model_npz_is_the_trained_model(seed_run):
         for name, array in model.items():
             numpy.testing.assert_array_equal(
                 array, snapshot['updater/model:main/' + name], name)
+
+
+def test_each_evaluation_reads_statistics_recomputed_over_training_batches(
+        data, tmp_path, capsys, train_here):
+    out = str(tmp_path / 'recomputed')
+    train_here('--dataset-dir', data, '--preset', 'bnn', '--unit', 32,
+               '--layers', 1, '--epoch', 1, '--validation', 100,
+               '--bn-batches', 3, '--seed', 2, '--noplot', '--out', out)
+    assert ('# batch normalisation: evaluated with the statistics of 3 '
+            'training batches') in capsys.readouterr().out
+    model, config = saved_model.load_model(out)
+    train, val, _ = datasets.load_splits(config, data)
+    # The model saved holds the statistics of its weights over the
+    # first three batches (of the preset's 100) of the training set...
+    saved = [(link.avg_mean.copy(), link.avg_var.copy())
+             for link in population_statistics.normalised_links(model)]
+    population_statistics.recompute(model, train, 100, 3,
+                                    chainer.get_device('@numpy'))
+    for (mean, var), link in zip(
+            saved, population_statistics.normalised_links(model)):
+        numpy.testing.assert_array_equal(mean, link.avg_mean)
+        numpy.testing.assert_array_equal(var, link.avg_var)
+    # ...and they are what the evaluator read.
+    assert result_dir.read_log(out)[-1]['validation/main/accuracy'] == \
+        pytest.approx(evaluation.accuracy(model, val, 50, chainer.get_device(
+            '@numpy')), abs=1e-6)

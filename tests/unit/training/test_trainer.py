@@ -65,6 +65,20 @@ def test_the_extensions_of_the_original(describe_run, tmp_path):
         'validation/main/accuracy', 'elapsed_time']
 
 
+def test_statistics_are_recomputed_before_anything_reads_the_model(
+        describe_run, tmp_path):
+    trainer, _ = build(describe_run('--preset', 'bnn', '--unit', 8,
+                                    '--validation', 20, '--batchsize', 10,
+                                    '--bn-batches', 2, '--out', tmp_path))
+    entries = trainer._extensions
+    order = sorted(entries, key=lambda name: -entries[name].priority)
+    assert order.index('StopOnNonFiniteLoss') < order.index(
+        'PopulationStatistics') < min(order.index(name) for name in (
+            'validation', 'test', 'BestModel', 'Snapshot'))
+    assert entries['PopulationStatistics'].trigger.period == 1
+    assert entries['PopulationStatistics'].trigger.unit == 'epoch'
+
+
 class Plugged(processes.SingleProcess):
     """A process, not the writer, of a run of two, that marks what it
     gives the trainer."""
