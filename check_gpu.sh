@@ -89,10 +89,13 @@ PY
 }
 
 convnet_epoch() {
-    local out
+    local out bn_batches
     out="$(mktemp -d)"
+    # As the CPU's run recorded it: with or without recomputed statistics.
+    bn_batches="$("$python" -c "import json; print(json.load(open(
+        'docs/bnn-conv/args.json'))['config'].get('bn_batches', 0))")"
     "$python" train_mnist.py --gpu "$gpu" --preset bnn-conv --width 0.5 \
-        --epoch 1 --seed 1 --noplot --out "$out" \
+        --bn-batches "$bn_batches" --epoch 1 --seed 1 --noplot --out "$out" \
         | tee "$results/train_convnet.txt"
     "$python" - "$out" <<'PY' | tee -a "$results/train_convnet.txt"
 import json, sys

@@ -61,8 +61,8 @@ def reference_mlp(model, x, batchsize, batches):
 
 
 @pytest.mark.parametrize('batchsize,batches', [(10, 3), (7, 1), (4, 10)])
-def test_an_mlps_statistics_are_the_population_of_its_batches(batchsize,
-                                                             batches):
+def test_an_mlps_statistics_are_the_population_of_its_batches(
+        batchsize, batches):
     model = with_random_normalisation(presets.build_classifier(
         mlp_config()))
     data = images(40, 784)
