@@ -41,6 +41,7 @@ from quantized_net.packed.kernels import layouts
 
 if cpu_features.HAVE_NUMBA:
     from quantized_net.packed.kernels import convolutions as convolutions_cpu
+    from quantized_net.packed.kernels import filter_lanes
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import hidden_layers
     from quantized_net.packed.kernels import network as cpu_network
@@ -412,15 +413,25 @@ class CpuEngine(Engine):
         self.flip_words = [convolutions_cpu.flip_words(f)
                            for f in network.flips[:len(convolutions)]]
         self.weights, self.limits, self.classes = [], [], []
+        #: Per convolution after the first, its filters and limits across
+        #: the lanes (:mod:`kernels.filter_lanes`), or None: its rows are
+        #: long, or the form is the scalar reference.
+        self.lanes = []
         for i, conv in enumerate(convolutions[1:], 1):
             rows = layouts.channels_last(
                 network.weights[i], conv.in_shape[0], conv.ksize ** 2,
                 aligned=False)
             classes, inside = borders.tap_classes(conv)
+            limits = borders.class_limits(
+                network.weights[i], network.thresholds[i], conv, inside)
             self.weights.append(layouts.weights(rows, conv.filters, form))
-            self.limits.append(borders.class_limits(
-                network.weights[i], network.thresholds[i], conv, inside))
+            self.limits.append(limits)
             self.classes.append(classes)
+            across = form != 'scalar' and \
+                rows.shape[1] <= filter_lanes.MAX_ROW_WORDS
+            self.lanes.append((
+                filter_lanes.transposed(rows, conv.filters),
+                filter_lanes.lane_limits(limits)) if across else None)
         self.weights += [layouts.weights(rows, len(rows), form)
                          for rows in fully_connected_rows(network)]
         self.limits += [thresholds.pop_limits(t, k) for t, k in zip(
@@ -448,14 +459,22 @@ class CpuEngine(Engine):
             weights = self.weights[i - 1]
             no_flips = numpy.zeros(conv.filters, numpy.bool_)
 
+            lanes = self.lanes[i - 1]
+            flip_words = self.flip_words[i] * numpy.uint64(not conv.pool)
+
             def layer(h):
-                x = convolutions_cpu.columns(h, conv, form)
                 _, out_h, out_w = conv.conv_shape()
-                out = hidden_layers.sign_layer(
-                    x, weights, self.limits[i - 1],
-                    no_flips if conv.pool else self.flips[i], form,
-                    classes=self.classes[i - 1], plain=True).reshape(
-                        len(h), out_h, out_w, -1)
+                if lanes:
+                    out = filter_lanes.sign_layer(
+                        convolutions_cpu.columns(h, conv, 'scalar'),
+                        lanes[0], lanes[1], self.classes[i - 1], flip_words)
+                else:
+                    out = hidden_layers.sign_layer(
+                        convolutions_cpu.columns(h, conv, form), weights,
+                        self.limits[i - 1],
+                        no_flips if conv.pool else self.flips[i], form,
+                        classes=self.classes[i - 1], plain=True)
+                out = out.reshape(len(h), out_h, out_w, -1)
                 if conv.pool:
                     out = convolutions_cpu.pooled(out, conv.pool,
                                                   self.flip_words[i])

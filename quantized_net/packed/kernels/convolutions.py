@@ -82,15 +82,21 @@ def columns(h, conv, form):
     return layout(out, form) if form == 'avx2' else out
 
 
+#: The first convolution's filters are summed this many at a time (the
+#: float32 lanes of an AVX-512 vector): a layer of 32 filters sums 32
+#: lanes, not its output word's 64.
+FIRST_LANES = 16
+
+
 def first_filters(w, conv):
     """The first convolution's packed filters as float32 +-1 ``(channels,
-    ksize, ksize, words(filters) * 64)``, each tap's filters together, 0
-    past the last filter, as :func:`first_convolution_kernel` reads
-    them."""
+    ksize, ksize, lanes)``, each tap's filters together, 0 past the last
+    filter up to a multiple of :data:`FIRST_LANES`, as
+    :func:`first_convolution_kernel` reads them."""
     signs = unpack_bits(w, conv.taps()).astype(numpy.float32) * 2 - 1
     c, k = conv.in_shape[0], conv.ksize
-    out = numpy.zeros((c, k, k, words(conv.filters) * WORD_BITS),
-                      numpy.float32)
+    lanes = -(-conv.filters // FIRST_LANES) * FIRST_LANES
+    out = numpy.zeros((c, k, k, lanes), numpy.float32)
     out[..., :conv.filters] = signs.reshape(-1, c, k, k).transpose(
         1, 2, 3, 0)
     return out
@@ -116,7 +122,8 @@ def first_convolution_kernel(values, filters, limits, flips, stride, pad,
     integer ``values`` ``(images, channels, height, width)`` times the
     +-1 ``filters`` (:func:`first_filters`): exact, every partial sum an
     integer below 2**24. A tap's value multiplies all the filters at
-    once, a vector loop; taps of value 0 are skipped."""
+    once, a vector loop; taps of value 0 are skipped. The lanes past the
+    filters' never fire (their limits are the lowest int32)."""
     images, channels, height, width = values.shape
     ksize = filters.shape[1]
     units = filters.shape[3]
@@ -125,7 +132,7 @@ def first_convolution_kernel(values, filters, limits, flips, stride, pad,
         i = task // out_h
         y = task % out_h
         sums = numpy.empty(units, numpy.float32)
-        negated = numpy.empty(units, numpy.int32)
+        negated = numpy.zeros(n_words * WORD_BITS, numpy.int32)
         for x in range(out_w):
             sums[:] = 0
             for c in range(channels):
