@@ -24,6 +24,7 @@ from quantized_net.benchmarks.timing import median_seconds
 from quantized_net.packed import engine as packed_engine
 from quantized_net.packed import format as packed_format
 from quantized_net.packed import reference
+from quantized_net.packed.kernels import borders
 from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels import gpu
 from quantized_net.packed.kernels.blocking import (
@@ -37,6 +38,7 @@ if cpu_features.HAVE_NUMBA:
     import numba
 
     from quantized_net.packed.kernels import convolutions
+    from quantized_net.packed.kernels import filter_lanes
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import tiles
 
@@ -218,7 +220,8 @@ def ceilings(network, form):
     MLP's first layer :func:`pair_sums_ceiling`, for a ConvNet's
     :func:`first_convolution_ceiling`, for the others
     :func:`tile_ceiling` of its row's bits (a convolution's row holds its
-    taps' channels)."""
+    taps' channels), or :func:`filter_lanes_ceiling` where its rows are
+    short enough to run across the filters."""
     sizes = network.sizes
     convolutions = network.convolutions
     measured = {}
@@ -230,7 +233,9 @@ def ceilings(network, form):
     if not convolutions:
         return [pair_sums_ceiling(form)] + [tiles(k) for k in sizes[1:-1]]
     rates = [first_convolution_ceiling(convolutions[0])]
-    rates += [tiles(conv.taps()) for conv in convolutions[1:]]
+    rates += [filter_lanes_ceiling(conv.taps())
+              if filter_lanes.runs(conv.taps(), form) else tiles(conv.taps())
+              for conv in convolutions[1:]]
     return rates + [tiles(k) for k in sizes[len(convolutions):-1]]
 
 
@@ -308,6 +313,33 @@ def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
     return rounds * mr * rows * bits / seconds['tile']
 
 
+def filter_lanes_ceiling(bits, rounds=20000):
+    """Binary multiply-adds a second of the filter-lanes tile
+    (:mod:`filter_lanes`) on one core with its data in L1: its rows of
+    ``bits`` bits against a tile of filters, the ceiling of the
+    convolutions of short rows."""
+    row_words = words(bits)
+    rng = numpy.random.RandomState(0)
+    x = rng.randint(0, 2 ** 63, (filter_lanes.TILE_ROWS, row_words),
+                    dtype=numpy.int64).view(numpy.uint64)
+    w = rng.randint(0, 2 ** 63, (row_words, filter_lanes.TILE_FILTERS),
+                    dtype=numpy.int64).view(numpy.uint64)
+    counts = numpy.zeros((filter_lanes.TILE_ROWS,
+                          filter_lanes.TILE_FILTERS), numpy.int32)
+
+    @kernel_cache.njit  # cached under its sizes, its cells
+    def run(x, w, counts, rounds):
+        for _ in range(rounds):
+            filter_lanes.tile(x.ctypes.data, row_words * 8, 8, w.ctypes.data,
+                              filter_lanes.TILE_FILTERS * 8, row_words,
+                              counts.ctypes.data,
+                              filter_lanes.TILE_FILTERS * 4)
+    seconds = median_seconds([('tile', lambda: run(x, w, counts, rounds))],
+                             5, warmup=1)
+    return rounds * filter_lanes.TILE_ROWS * filter_lanes.TILE_FILTERS * \
+        bits / seconds['tile']
+
+
 def first_convolution_ceiling(conv, rounds=200):
     """Multiply-adds a second of the first convolution's kernel
     (:func:`convolutions.first_convolution_kernel`) on one core, on an
@@ -322,16 +354,20 @@ def first_convolution_ceiling(conv, rounds=200):
     signs = packed_format.pack_signs(rng.choice([-1., 1.], (
         small.filters, small.taps())))
     filters = convolutions.first_filters(signs, small)
-    limits = convolutions.first_limits(numpy.zeros(small.filters,
-                                                   numpy.int32))
+    classes, inside = borders.tap_classes(small)
+    limits = convolutions.first_limits(
+        signs, numpy.zeros(small.filters, numpy.int32), small, inside,
+        (1, 0))
     flips = numpy.zeros(words(small.filters), numpy.uint64)
+    blank = numpy.zeros((len(inside), len(flips)), numpy.uint64)
     _, out_h, out_w = small.conv_shape()
     out = numpy.empty((1, out_h, out_w, len(flips)), numpy.uint64)
 
     def run():
         for _ in range(rounds):
             convolutions.first_convolution_kernel(
-                values, filters, limits, flips, small.stride, small.pad, out)
+                values, filters, limits, classes, blank, flips,
+                small.stride, small.pad, out)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:

@@ -398,17 +398,21 @@ class CpuEngine(Engine):
 
     def _prepare_convnet(self):
         """A ConvNet's layers: the first convolution by float32 vectors on
-        the pixel integers, every later one by the popcount tiles on the
-        bits (:mod:`kernels.convolutions`), and the fully connected layers
-        as an MLP's, the first of them on the last convolution's bits as
-        they lie, each pixel's channels together."""
+        the pixels, each border class with its limits, every later one on
+        the bits (:mod:`kernels.convolutions`) by the popcount tiles or,
+        for short rows, across the filters (:mod:`kernels.filter_lanes`),
+        and the fully connected layers as an MLP's, the first of them on
+        the last convolution's bits as they lie, each pixel's channels
+        together."""
         network, form = self.network, self.simd
         convolutions = network.convolutions
         first = convolutions[0]
         self.first_filters = convolutions_cpu.first_filters(
             network.weights[0], first)
+        self.first_classes, inside = borders.tap_classes(first)
         self.first_limits = convolutions_cpu.first_limits(
-            network.thresholds[0])
+            network.weights[0], network.thresholds[0], first, inside,
+            pixel_map(network))
         self.flips = network.flips
         self.flip_words = [convolutions_cpu.flip_words(f)
                            for f in network.flips[:len(convolutions)]]
@@ -427,11 +431,10 @@ class CpuEngine(Engine):
             self.weights.append(layouts.weights(rows, conv.filters, form))
             self.limits.append(limits)
             self.classes.append(classes)
-            across = form != 'scalar' and \
-                rows.shape[1] <= filter_lanes.MAX_ROW_WORDS
             self.lanes.append((
                 filter_lanes.transposed(rows, conv.filters),
-                filter_lanes.lane_limits(limits)) if across else None)
+                filter_lanes.lane_limits(limits))
+                if filter_lanes.runs(conv.taps(), form) else None)
         self.weights += [layouts.weights(rows, len(rows), form)
                          for rows in fully_connected_rows(network)]
         self.limits += [thresholds.pop_limits(t, k) for t, k in zip(
@@ -447,8 +450,8 @@ class CpuEngine(Engine):
             # Pooled outputs are flipped after pooling, not before.
             flips = self.flip_words[0] * numpy.uint64(not first.pool)
             h = convolutions_cpu.first_convolution(
-                pixel_values(network, pixels), self.first_filters,
-                self.first_limits, flips, first)
+                pixels, self.first_filters, self.first_limits,
+                self.first_classes, flips, first)
             if first.pool:
                 h = convolutions_cpu.pooled(h, first.pool,
                                             self.flip_words[0])
@@ -466,7 +469,7 @@ class CpuEngine(Engine):
                 _, out_h, out_w = conv.conv_shape()
                 if lanes:
                     out = filter_lanes.sign_layer(
-                        convolutions_cpu.columns(h, conv, 'scalar'),
+                        convolutions_cpu.word_columns(h, conv),
                         lanes[0], lanes[1], self.classes[i - 1], flip_words)
                 else:
                     out = hidden_layers.sign_layer(

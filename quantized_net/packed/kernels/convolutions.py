@@ -9,8 +9,8 @@ filters laid out the same way (:func:`layouts.channels_last`), and the
 hidden layers' kernel (:func:`hidden_layers.sign_layer`) counts
 ``popcount(x XOR w)`` over the row, each output position against the
 limits of its class of border (:mod:`borders`). The first convolution
-sums the pixel integers times the filters' signs in float32 vectors, exact
-(:func:`first_convolution`).
+sums the pixel integers times the filters' signs in float32 vectors, exact,
+skipping blank pixels (:func:`first_convolution`).
 
 Max-pooling follows on the bits (:func:`pooled`): the trained network
 pooled the sums before a monotonic normalisation and sign, so a pooled
@@ -30,35 +30,45 @@ from quantized_net.packed.kernels.thresholds import at_most
 
 @kernel_cache.njit(parallel=True)
 def columns_kernel(h, channels, ksize, stride, pad, out_h, out_w, out):
-    """Row ``(i, y, x)`` of ``out`` (zeros) gets the ``channels`` bits of
-    each tap of output position ``(y, x)`` of image ``i`` that lies inside
-    ``h``, tap ``t`` at bit ``t * channels`` of the row: no padding between
-    taps, so a narrow layer's row takes fewer vector steps."""
+    """Row ``(i, y, x)`` of ``out`` gets the ``channels`` bits of each tap
+    of output position ``(y, x)`` of image ``i``, tap ``t`` at bit ``t *
+    channels`` of the row, 0 bits for a tap outside ``h`` and past the
+    last tap: no padding between taps, so a narrow layer's row takes fewer
+    vector steps. A row is written word after word, each once, from bits
+    gathered in a register."""
     images, height, width, n_words = h.shape
     row_words = out.shape[1]
+    last_bits = channels - (n_words - 1) * WORD_BITS
     for task in numba.prange(images * out_h):
         i = task // out_h
         y = task % out_h
         for x in range(out_w):
             row = task * out_w + x
+            at = 0
+            fill = 0
+            gathered = numpy.uint64(0)
             for ky in range(ksize):
                 iy = y * stride - pad + ky
-                if iy < 0 or iy >= height:
-                    continue
                 for kx in range(ksize):
                     ix = x * stride - pad + kx
-                    if ix < 0 or ix >= width:
-                        continue
-                    start = (ky * ksize + kx) * channels
+                    inside = 0 <= iy < height and 0 <= ix < width
                     for q in range(n_words):
-                        value = h[i, iy, ix, q]
-                        bit = start + q * WORD_BITS
-                        at = bit // WORD_BITS
-                        shift = bit % WORD_BITS
-                        out[row, at] |= value << numpy.uint64(shift)
-                        if shift and at + 1 < row_words:
-                            out[row, at + 1] |= value >> numpy.uint64(
-                                WORD_BITS - shift)
+                        value = h[i, iy, ix, q] if inside else numpy.uint64(
+                            0)
+                        bits = WORD_BITS if q < n_words - 1 else last_bits
+                        gathered |= value << numpy.uint64(fill)
+                        fill += bits
+                        if fill >= WORD_BITS:
+                            out[row, at] = gathered
+                            at += 1
+                            fill -= WORD_BITS
+                            gathered = value >> numpy.uint64(
+                                bits - fill) if fill else numpy.uint64(0)
+            if fill:
+                out[row, at] = gathered
+                at += 1
+            for q in range(at, row_words):
+                out[row, q] = 0
 
 
 def columns(h, conv, form):
@@ -74,12 +84,62 @@ def columns(h, conv, form):
     # others are the plain words, zero-padded, and written in place.
     row_words = (words(bits) if form == 'avx2' else
                  layout_words(bits, form))
-    out = numpy.zeros((len(h) * out_h * out_w, row_words), numpy.uint64)
+    out = numpy.empty((len(h) * out_h * out_w, row_words), numpy.uint64)
     if out.size:
         kernel_cache.threads()  # columns_kernel is parallel
         columns_kernel(numpy.ascontiguousarray(h), conv.in_shape[0],
                        conv.ksize, conv.stride, conv.pad, out_h, out_w, out)
     return layout(out, form) if form == 'avx2' else out
+
+
+@kernel_cache.njit(parallel=True)
+def narrow_columns_kernel(h, channels, ksize, stride, pad, out_h, out_w,
+                          out):
+    """:func:`columns_kernel` word-major, into ``out`` ``(words, rows)``
+    (zeros), for channels that fill a word evenly (``64 % channels ==
+    0``, one word): tap ``t`` goes to word ``t * channels // 64`` at bit
+    ``t * channels % 64``, every tap's position along an output row at
+    once, a vector loop."""
+    images, height, width, _ = h.shape
+    for task in numba.prange(images * out_h):
+        i = task // out_h
+        y = task % out_h
+        row = task * out_w
+        for ky in range(ksize):
+            iy = y * stride - pad + ky
+            if iy < 0 or iy >= height:
+                continue
+            for kx in range(ksize):
+                bit = (ky * ksize + kx) * channels
+                word = bit // WORD_BITS
+                shift = numpy.uint64(bit % WORD_BITS)
+                # The output columns whose tap lies inside the image.
+                first = max(0, (pad - kx + stride - 1) // stride)
+                last = min(out_w, (width - 1 + pad - kx) // stride + 1)
+                for x in range(first, last):
+                    out[word, row + x] |= h[
+                        i, iy, x * stride - pad + kx, 0] << shift
+
+
+def word_columns(h, conv):
+    """:func:`columns` of the plain words, word-major: ``(words(taps),
+    images * out_h * out_w)``, word ``q`` of every row together, as
+    :func:`filter_lanes.sign_layer` reads them."""
+    _, out_h, out_w = conv.conv_shape()
+    channels = conv.in_shape[0]
+    rows = len(h) * out_h * out_w
+    h = numpy.ascontiguousarray(h)
+    if channels <= WORD_BITS and WORD_BITS % channels == 0:
+        out = numpy.zeros((words(conv.taps()), rows), numpy.uint64)
+        kernel = narrow_columns_kernel
+    else:
+        out = numpy.empty((words(conv.taps()), rows), numpy.uint64)
+        kernel = columns_kernel
+    if rows:
+        kernel_cache.threads()  # the kernels are parallel
+        kernel(h, channels, conv.ksize, conv.stride, conv.pad, out_h, out_w,
+               out if kernel is narrow_columns_kernel else out.T)
+    return out
 
 
 #: The first convolution's filters are summed this many at a time (the
@@ -102,29 +162,44 @@ def first_filters(w, conv):
     return out
 
 
-def first_limits(thresholds):
-    """The first convolution's int32 bounds on ``-d``, ``words(filters) *
-    64`` of them: ``d >= T`` where ``-d <= -T``; none past the last
-    filter."""
-    limits = numpy.full(words(len(thresholds)) * WORD_BITS,
-                        numpy.iinfo(numpy.int32).min, numpy.int32)
-    limits[:len(thresholds)] = -numpy.maximum(
-        thresholds.astype(numpy.int64), -2 ** 31 + 1)
+def first_limits(filters, thresholds, conv, inside, value):
+    """The first convolution's int32 bounds on ``-S``, ``(n_classes,
+    words(filters) * 64)``, one row per class of taps ``inside``
+    (:func:`borders.tap_classes`); the lanes past the filters never fire.
+
+    ``S`` is the sum, over the taps inside the image, of the pixels ``p``
+    (0 to 255) where the filter is +1, minus those where it is -1. The
+    unit's inputs are ``a p + b`` (``value``, :data:`format.PIXEL_VALUES`),
+    so ``d = a S + b W``, ``W`` the class's sum of the filter's signs
+    inside, and ``d >= T`` exactly when ``S >= ceil((T - b W) / a)``: a
+    blank pixel adds nothing to ``S`` whatever ``b`` is.
+    """
+    a, b = value
+    taps = conv.ksize ** 2
+    signs = unpack_bits(filters, conv.taps()).astype(numpy.int64) * 2 - 1
+    tap_sums = signs.reshape(len(filters), conv.in_shape[0], taps).sum(1)
+    inside_sums = inside.astype(numpy.int64).dot(tap_sums.T)
+    needed = -((inside_sums * b - thresholds.astype(numpy.int64)) // a)
+    info = numpy.iinfo(numpy.int32)
+    limits = numpy.full((len(inside), words(len(filters)) * WORD_BITS),
+                        info.min, numpy.int32)
+    limits[:, :len(filters)] = numpy.clip(-needed, info.min, info.max)
     return limits
 
 
 @kernel_cache.njit(parallel=True)
-def first_convolution_kernel(values, filters, limits, flips, stride, pad,
-                             out):
+def first_convolution_kernel(pixels, filters, limits, classes, blank, flips,
+                             stride, pad, out):
     """The first convolution's output bits ``out`` ``(images, out_h,
-    out_w, words)``: filter ``j`` fires where ``(-d <= limits_j)`` XOR its
-    flip bit, ``d`` the sum over the taps inside the image of the float32
-    integer ``values`` ``(images, channels, height, width)`` times the
-    +-1 ``filters`` (:func:`first_filters`): exact, every partial sum an
-    integer below 2**24. A tap's value multiplies all the filters at
-    once, a vector loop; taps of value 0 are skipped. The lanes past the
-    filters' never fire (their limits are the lowest int32)."""
-    images, channels, height, width = values.shape
+    out_w, words)``: filter ``j`` at a position of class ``c`` fires where
+    ``(-S <= limits[c, j])`` XOR its flip bit, ``S`` the sum over the taps
+    inside the image of the float32 integer ``pixels`` ``(images,
+    channels, height, width)`` times the +-1 ``filters``
+    (:func:`first_filters`): exact, every partial sum an integer below
+    2**24. A tap's pixel multiplies all the filters at once, a vector
+    loop; blank pixels are skipped, and a position with none but blank
+    ones takes its class's ``blank`` words (``S = 0``)."""
+    images, channels, height, width = pixels.shape
     ksize = filters.shape[1]
     units = filters.shape[3]
     _, out_h, out_w, n_words = out.shape
@@ -134,8 +209,9 @@ def first_convolution_kernel(values, filters, limits, flips, stride, pad,
         sums = numpy.empty(units, numpy.float32)
         negated = numpy.zeros(n_words * WORD_BITS, numpy.int32)
         for x in range(out_w):
-            sums[:] = 0
-            for c in range(channels):
+            c = classes[y * out_w + x]
+            seen = False
+            for ch in range(channels):
                 for ky in range(ksize):
                     iy = y * stride - pad + ky
                     if iy < 0 or iy >= height:
@@ -144,31 +220,44 @@ def first_convolution_kernel(values, filters, limits, flips, stride, pad,
                         ix = x * stride - pad + kx
                         if ix < 0 or ix >= width:
                             continue
-                        value = values[i, c, iy, ix]
+                        value = pixels[i, ch, iy, ix]
                         if value == 0:
                             continue
+                        if not seen:
+                            sums[:] = 0
+                            seen = True
                         for j in range(units):
-                            sums[j] += value * filters[c, ky, kx, j]
+                            sums[j] += value * filters[ch, ky, kx, j]
+            if not seen:
+                for q in range(n_words):
+                    out[i, y, x, q] = blank[c, q]
+                continue
             for j in range(units):
                 negated[j] = -numpy.int32(sums[j])
+            at = limits.ctypes.data + 4 * c * n_words * WORD_BITS
             for q in range(n_words):
                 out[i, y, x, q] = at_most(
                     negated.ctypes.data + 4 * WORD_BITS * q,
-                    limits.ctypes.data + 4 * WORD_BITS * q) ^ flips[q]
+                    at + 4 * WORD_BITS * q) ^ flips[q]
 
 
-def first_convolution(values, filters, limits, flips, conv):
-    """The first convolution of the float32 pixel integers ``values``
-    ``(images, channels * height * width)``, its bits unpooled:
-    :func:`first_convolution_kernel`."""
+def first_convolution(pixels, filters, limits, classes, flips, conv):
+    """The first convolution of the ``uint8`` pixels ``(images, channels *
+    height * width)``, its bits unpooled: :func:`first_convolution_kernel`,
+    with ``limits`` from :func:`first_limits` and ``classes`` from
+    :func:`borders.tap_classes`."""
     _, out_h, out_w = conv.conv_shape()
-    out = numpy.empty((len(values), out_h, out_w, len(flips)), numpy.uint64)
+    out = numpy.empty((len(pixels), out_h, out_w, len(flips)),
+                      numpy.uint64)
     if out.size:
+        blank = numpy.packbits(limits >= 0, axis=1, bitorder='little').view(
+            numpy.dtype('<u8')).astype(numpy.uint64) ^ flips
         kernel_cache.threads()  # the kernel is parallel
         first_convolution_kernel(
-            numpy.ascontiguousarray(values).reshape(
-                (len(values),) + conv.in_shape),
-            filters, limits, flips, conv.stride, conv.pad, out)
+            pixels.astype(numpy.float32).reshape(
+                (len(pixels),) + conv.in_shape),
+            filters, limits, classes, blank, flips, conv.stride, conv.pad,
+            out)
     return out
 
 
@@ -178,13 +267,30 @@ def flip_words(flip):
     return pack_signs(numpy.where(flip, 1, -1)[None, :])[0]
 
 
+@kernel_cache.njit(parallel=True)
+def pooled_kernel(h, pool, flips, out):
+    """:func:`pooled` into ``out``."""
+    images, out_h, out_w, n_words = out.shape
+    for task in numba.prange(images * out_h):
+        i = task // out_h
+        y = task % out_h
+        for x in range(out_w):
+            for q in range(n_words):
+                bits = numpy.uint64(0)
+                for dy in range(pool):
+                    for dx in range(pool):
+                        bits |= h[i, y * pool + dy, x * pool + dx, q]
+                out[i, y, x, q] = bits ^ flips[q]
+
+
 def pooled(h, pool, flips):
     """``pool`` x ``pool`` max-pooling on the bits ``h`` ``(images,
     height, width, words)`` at stride ``pool``, whole windows only: the OR
     of each window, XOR the flips' words (:func:`flip_words`)."""
     images, height, width, n_words = h.shape
-    out_h, out_w = height // pool, width // pool
-    windows = h[:, :out_h * pool, :out_w * pool].reshape(
-        images, out_h, pool, out_w, pool, n_words)
-    return numpy.bitwise_or.reduce(numpy.bitwise_or.reduce(
-        windows, axis=4), axis=2) ^ flips
+    out = numpy.empty((images, height // pool, width // pool, n_words),
+                      numpy.uint64)
+    if out.size:
+        kernel_cache.threads()  # pooled_kernel is parallel
+        pooled_kernel(numpy.ascontiguousarray(h), pool, flips, out)
+    return out

@@ -41,15 +41,22 @@ _VECTOR = ir.VectorType(llvm_ir.I64, 8)
 _COUNTS = ir.VectorType(llvm_ir.I32, 8)
 
 
+def runs(bits, form):
+    """Whether a layer of rows of ``bits`` bits runs here in ``form``:
+    short rows, and not the scalar reference."""
+    return form != 'scalar' and words(bits) <= MAX_ROW_WORDS
+
+
 def _tile_codegen(rows):
     def codegen(context, builder, signature, args):
-        x, x_stride, w, w_stride, row_words, out, out_stride = args
+        (x, x_stride, x_word_stride, w, w_stride, row_words, out,
+         out_stride) = args
         # Kept in registers: LLVM promotes these slots (mem2reg).
         counters = [[cgutils.alloca_once_value(
             builder, ir.Constant(_VECTOR, None))
             for _ in range(TILE_VECTORS)] for _ in range(rows)]
         with cgutils.for_range(builder, row_words) as loop:
-            byte = builder.mul(loop.index, ir.Constant(llvm_ir.I64, 8))
+            byte = builder.mul(loop.index, x_word_stride)
             bits = [llvm_ir.splat(builder, llvm_ir.load(
                 builder, llvm_ir.offset(builder, x, byte, builder.mul(
                     x_stride, ir.Constant(llvm_ir.I64, r))),
@@ -60,17 +67,18 @@ def _tile_codegen(rows):
                 filters = llvm_ir.load(builder, llvm_ir.offset(
                     builder, at, 64 * v), _VECTOR, 8)
                 for r in range(rows):
+                    count = llvm_ir.call(builder, 'llvm.ctpop.v8i64',
+                                         _VECTOR,
+                                         builder.xor(bits[r], filters))
                     builder.store(builder.add(
-                        builder.load(counters[r][v]),
-                        llvm_ir.call(builder, 'llvm.ctpop.v8i64', _VECTOR,
-                                     builder.xor(bits[r], filters))),
-                        counters[r][v])
+                        builder.load(counters[r][v]), count), counters[r][v])
         for r in range(rows):
             row = llvm_ir.offset(builder, out, builder.mul(
                 out_stride, ir.Constant(llvm_ir.I64, r)))
             for v in range(TILE_VECTORS):
-                slot = builder.inttoptr(llvm_ir.offset(builder, row, 32 * v),
-                                        _COUNTS.as_pointer())
+                slot = builder.inttoptr(
+                    llvm_ir.offset(builder, row, 32 * v),
+                    _COUNTS.as_pointer())
                 builder.store(builder.trunc(builder.load(counters[r][v]),
                                             _COUNTS), slot, align=4)
         return context.get_dummy_value()
@@ -78,15 +86,16 @@ def _tile_codegen(rows):
 
 
 def _tile_intrinsic(rows):
-    def tile(typingctx, x, x_stride, w, w_stride, row_words, out,
-             out_stride):
-        """``tile(x, x_stride, w, w_stride, row_words, out, out_stride)``:
-        stores ``popcount(x_r XOR w_c)`` over ``row_words`` words in the
-        int32 at ``out + r * out_stride + 4 c`` for the rows ``x + r *
-        x_stride`` and the :data:`TILE_FILTERS` filters ``c`` whose word
-        ``q`` is the uint64 at ``w + q * w_stride + 8 c`` (addresses and
-        strides in bytes)."""
-        return (types.void(*[types.int64] * 7), _tile_codegen(rows))
+    def tile(typingctx, x, x_stride, x_word_stride, w, w_stride,
+             row_words, out, out_stride):
+        """``tile(x, x_stride, x_word_stride, w, w_stride, row_words, out,
+        out_stride)``: stores ``popcount(x_r XOR w_c)`` over ``row_words``
+        words in the int32 at ``out + r * out_stride + 4 c`` for the rows
+        ``r`` whose word ``q`` is the uint64 at ``x + r * x_stride + q *
+        x_word_stride`` and the :data:`TILE_FILTERS` filters ``c`` whose
+        word ``q`` is the uint64 at ``w + q * w_stride + 8 c`` (addresses
+        and strides in bytes)."""
+        return (types.void(*[types.int64] * 8), _tile_codegen(rows))
     return intrinsic(tile)
 
 
@@ -121,14 +130,14 @@ def lane_limits(limits):
 def sign_layer_kernel(x, w, limits, classes, flips, out, threads):
     """Unit ``j`` of row ``i`` of ``out`` (plain words) is +1 where
     ``(popcount(x_i XOR w_j) <= limits[classes[i % len(classes)], j])``
-    XOR bit ``j`` of ``flips``; ``w`` the filters :func:`transposed`,
-    ``limits`` as :func:`lane_limits` makes them."""
-    m, row_words = x.shape
+    XOR bit ``j`` of ``flips``; ``x`` word-major ``(words, rows)``, ``w``
+    the filters :func:`transposed`, ``limits`` as :func:`lane_limits`
+    makes them."""
+    row_words, m = x.shape
     lanes = w.shape[1]
     n_words = out.shape[1]
     units = n_words * WORD_BITS
     positions = classes.shape[0]
-    row_bytes = row_words * 8
     for thread in numba.prange(threads):
         # Lanes past the filters stay 0, and never fire.
         counts = numpy.zeros((TILE_ROWS, units), numpy.int32)
@@ -136,18 +145,17 @@ def sign_layer_kernel(x, w, limits, classes, flips, out, threads):
         last = m * (thread + 1) // threads
         for i in range(first, last, TILE_ROWS):
             rows = min(TILE_ROWS, last - i)
-            x_at = x.ctypes.data + i * row_bytes
+            x_at = x.ctypes.data + i * 8
             for g in range(0, lanes, TILE_FILTERS):
                 w_at = w.ctypes.data + g * 8
                 out_at = counts.ctypes.data + g * 4
                 if rows == TILE_ROWS:
-                    tile(x_at, row_bytes, w_at, lanes * 8, row_words,
-                         out_at, units * 4)
+                    tile(x_at, 8, m * 8, w_at, lanes * 8, row_words, out_at,
+                         units * 4)
                     continue
                 for r in range(rows):
-                    tile_row(x_at + r * row_bytes, row_bytes, w_at,
-                             lanes * 8, row_words, out_at + r * units * 4,
-                             units * 4)
+                    tile_row(x_at + r * 8, 8, m * 8, w_at, lanes * 8,
+                             row_words, out_at + r * units * 4, units * 4)
             for r in range(rows):
                 at = limits.ctypes.data + classes[(i + r) % positions] * (
                     4 * units)
@@ -164,13 +172,15 @@ def sign_layer(x, w, limits, classes, flips):
     limits[c, j]) != flip_j``, ``c = classes[i % len(classes)]``.
 
     Args:
-        x: ``uint64`` ``(m, row_words)``, plain packed rows.
+        x: ``uint64`` ``(row_words, m)``: the packed rows word-major (word
+            ``q`` of every row together, as
+            :func:`convolutions.word_columns` makes them).
         w: The filters :func:`transposed`.
         limits: int32, :func:`lane_limits`.
         classes: int32, the class of each row, repeating.
         flips: ``uint64`` ``(words(n),)``: the flips as output words.
     """
-    out = numpy.empty((x.shape[0], limits.shape[1] // WORD_BITS),
+    out = numpy.empty((x.shape[1], limits.shape[1] // WORD_BITS),
                       numpy.uint64)
     if out.size:
         sign_layer_kernel(numpy.ascontiguousarray(x), w, limits, classes,

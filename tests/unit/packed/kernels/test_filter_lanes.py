@@ -30,7 +30,7 @@ def test_a_layer_of_short_rows_equals_float_products(m, n, k):
     limits = numpy.stack([thresholds.pop_limits(row, k) for row in t])
     packed_w = packed_format.pack_signs(w)
     out = filter_lanes.sign_layer(
-        packed_format.pack_signs(x), filter_lanes.transposed(packed_w, n),
+        packed_format.pack_signs(x).T, filter_lanes.transposed(packed_w, n),
         filter_lanes.lane_limits(limits), classes,
         packed_format.pack_signs(numpy.where(flip, 1, -1)[None, :])[0])
     d = x.dot(w.T)
