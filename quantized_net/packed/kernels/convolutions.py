@@ -4,11 +4,12 @@ The activations between convolutions are packed along the channels:
 ``uint64`` ``(images, height, width, words(channels))``, channel ``c`` of
 a position bit ``c % 64`` of its word ``c // 64``, 0 bits past the last
 channel. A convolution lays each output position's taps side by side, a
-row of ``ksize * ksize * channels`` bits (:func:`columns`), against
-filters laid out the same way (:func:`layouts.channels_last`), and the
-hidden layers' kernel (:func:`hidden_layers.sign_layer`) counts
-``popcount(x XOR w)`` over the row, each output position against the
-limits of its class of border (:mod:`borders`). The first convolution
+row of ``ksize * ksize * channels`` bits (:func:`columns`, or
+:func:`word_columns` word-major), against filters laid out the same way
+(:func:`layouts.channels_last`), and a kernel counts ``popcount(x XOR
+w)`` over the row (:mod:`filter_lanes` for short rows, else the hidden
+layers' :func:`hidden_layers.sign_layer`), each output position against
+the limits of its class of border (:mod:`borders`). The first convolution
 sums the pixel integers times the filters' signs in float32 vectors, exact,
 skipping blank pixels (:func:`first_convolution`).
 
