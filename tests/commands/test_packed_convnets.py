@@ -63,3 +63,16 @@ def test_a_network_of_an_unknown_data_set_needs_images(tmp_path):
         helpers.run_script('infer_packed.py', path),
         "was trained on 'imagenet', a data set this program does not read "
         '(it reads cifar10, mnist, svhn).')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get('MNIST_DIR'),
+                    reason='MNIST_DIR (the real MNIST files) not set')
+@pytest.mark.parametrize('engine', ['packed', 'blas'])
+def test_the_shipped_convnet_gives_its_models_labels_on_real_mnist(engine):
+    shipped = os.path.join(helpers.ROOT, 'docs', 'bnn-conv')
+    result = helpers.run_script(
+        'infer_packed.py', os.path.join(shipped, packed_format.PACKED_FILE),
+        '--compare', shipped, '--best', '--engine', engine)
+    assert result.returncode == 0, result.stderr
+    assert '0 of 10000 labels differ' in result.stdout
