@@ -21,7 +21,8 @@ In a data-parallel run the batches are the global ones: each process
 reads its shard's first batches, and the sums are taken over all
 processes. Nothing is drawn from a random generator and the weights do
 not change, so the run trains as it would without it; its snapshots hold
-the recomputed statistics, so a resumed run evaluates as the run it continues.
+the recomputed statistics, so a resumed run evaluates as the run it
+continues.
 """
 import numpy
 
