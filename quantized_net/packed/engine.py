@@ -416,10 +416,16 @@ class CpuEngine(Engine):
         self.flips = network.flips
         self.flip_words = [convolutions_cpu.flip_words(f)
                            for f in network.flips[:len(convolutions)]]
+        # Pooled outputs are flipped after pooling, not before.
+        self.first_unpooled_flips = self.flip_words[0] * numpy.uint64(
+            not first.pool)
+        self.first_blank = convolutions_cpu.blank_words(
+            self.first_limits, self.first_unpooled_flips)
+        # Per convolution after the first: its filters and limits across
+        # the lanes (kernels.filter_lanes), or None where its rows are long
+        # or the form is the scalar reference; the tiles' weights only
+        # where they are None.
         self.weights, self.limits, self.classes = [], [], []
-        #: Per convolution after the first, its filters and limits across
-        #: the lanes (:mod:`kernels.filter_lanes`), or None: its rows are
-        #: long, or the form is the scalar reference.
         self.lanes = []
         for i, conv in enumerate(convolutions[1:], 1):
             rows = layouts.channels_last(
@@ -428,13 +434,14 @@ class CpuEngine(Engine):
             classes, inside = borders.tap_classes(conv)
             limits = borders.class_limits(
                 network.weights[i], network.thresholds[i], conv, inside)
-            self.weights.append(layouts.weights(rows, conv.filters, form))
+            lanes = ((filter_lanes.transposed(rows, conv.filters),
+                      thresholds.whole_words(limits))
+                     if filter_lanes.runs(conv.taps(), form) else None)
+            self.lanes.append(lanes)
+            self.weights.append(None if lanes else layouts.weights(
+                rows, conv.filters, form))
             self.limits.append(limits)
             self.classes.append(classes)
-            self.lanes.append((
-                filter_lanes.transposed(rows, conv.filters),
-                filter_lanes.lane_limits(limits))
-                if filter_lanes.runs(conv.taps(), form) else None)
         self.weights += [layouts.weights(rows, len(rows), form)
                          for rows in fully_connected_rows(network)]
         self.limits += [thresholds.pop_limits(t, k) for t, k in zip(
@@ -447,11 +454,10 @@ class CpuEngine(Engine):
         first = convolutions[0]
 
         def pixels_layer(pixels):
-            # Pooled outputs are flipped after pooling, not before.
-            flips = self.flip_words[0] * numpy.uint64(not first.pool)
             h = convolutions_cpu.first_convolution(
                 pixels, self.first_filters, self.first_limits,
-                self.first_classes, flips, first)
+                self.first_classes, self.first_blank,
+                self.first_unpooled_flips, first)
             if first.pool:
                 h = convolutions_cpu.pooled(h, first.pool,
                                             self.flip_words[0])

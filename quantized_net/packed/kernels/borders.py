@@ -43,19 +43,24 @@ def tap_classes(conv):
     return classes.reshape(-1).astype(numpy.int32), kinds
 
 
+def tap_ones(filters, conv):
+    """The +1 weights of each tap of each packed filter (the file's rows),
+    over the channels: int64 ``(filters, ksize * ksize)``."""
+    channels = conv.in_shape[0]
+    return unpack_bits(filters, conv.taps()).reshape(
+        len(filters), channels, conv.ksize ** 2).sum(axis=1,
+                                                     dtype=numpy.int64)
+
+
 def offsets(filters, conv, inside):
     """``C n + 2 o`` for each class of taps ``inside`` (:func:`tap_classes`)
     and filter ``(n_classes, filters)``, int64: ``n`` the class's taps
     inside, ``o`` the +1 weights of its taps outside in the packed
     ``filters`` (the file's rows), ``C`` the channels. A row's ``d`` is
     this minus twice its whole count, however its bits are laid out."""
-    taps = conv.ksize ** 2
-    channels = conv.in_shape[0]
-    tap_pops = unpack_bits(filters, channels * taps).reshape(
-        len(filters), channels, taps).sum(axis=1, dtype=numpy.int64)
-    outside = (~inside).astype(numpy.int64).dot(tap_pops.T)
+    outside = (~inside).astype(numpy.int64).dot(tap_ones(filters, conv).T)
     n = inside.sum(axis=1, dtype=numpy.int64)[:, None]
-    return channels * n + 2 * outside
+    return conv.in_shape[0] * n + 2 * outside
 
 
 def class_limits(filters, thresholds, conv, inside):

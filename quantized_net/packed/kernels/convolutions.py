@@ -26,7 +26,8 @@ from quantized_net import kernel_cache
 from quantized_net.packed.format import (
     WORD_BITS, pack_signs, unpack_bits, words)
 from quantized_net.packed.kernels.layouts import layout, layout_words
-from quantized_net.packed.kernels.thresholds import at_most
+from quantized_net.packed.kernels import borders
+from quantized_net.packed.kernels.thresholds import at_most, whole_words
 
 
 @kernel_cache.njit(parallel=True)
@@ -130,16 +131,18 @@ def word_columns(h, conv):
     channels = conv.in_shape[0]
     rows = len(h) * out_h * out_w
     h = numpy.ascontiguousarray(h)
+    shape = (words(conv.taps()), rows)
     if channels <= WORD_BITS and WORD_BITS % channels == 0:
-        out = numpy.zeros((words(conv.taps()), rows), numpy.uint64)
-        kernel = narrow_columns_kernel
+        out = numpy.zeros(shape, numpy.uint64)
+        kernel, target = narrow_columns_kernel, out
     else:
-        out = numpy.empty((words(conv.taps()), rows), numpy.uint64)
-        kernel = columns_kernel
+        # The row-major kernel writes each word once, into the transpose.
+        out = numpy.empty(shape, numpy.uint64)
+        kernel, target = columns_kernel, out.T
     if rows:
         kernel_cache.threads()  # the kernels are parallel
         kernel(h, channels, conv.ksize, conv.stride, conv.pad, out_h, out_w,
-               out if kernel is narrow_columns_kernel else out.T)
+               target)
     return out
 
 
@@ -176,16 +179,13 @@ def first_limits(filters, thresholds, conv, inside, value):
     blank pixel adds nothing to ``S`` whatever ``b`` is.
     """
     a, b = value
-    taps = conv.ksize ** 2
-    signs = unpack_bits(filters, conv.taps()).astype(numpy.int64) * 2 - 1
-    tap_sums = signs.reshape(len(filters), conv.in_shape[0], taps).sum(1)
+    # A tap's sum of signs over the channels: its +1 weights less its -1.
+    tap_sums = 2 * borders.tap_ones(filters, conv) - conv.in_shape[0]
     inside_sums = inside.astype(numpy.int64).dot(tap_sums.T)
     needed = -((inside_sums * b - thresholds.astype(numpy.int64)) // a)
     info = numpy.iinfo(numpy.int32)
-    limits = numpy.full((len(inside), words(len(filters)) * WORD_BITS),
-                        info.min, numpy.int32)
-    limits[:, :len(filters)] = numpy.clip(-needed, info.min, info.max)
-    return limits
+    return whole_words(numpy.clip(-needed, info.min, info.max).astype(
+        numpy.int32))
 
 
 @kernel_cache.njit(parallel=True)
@@ -242,17 +242,24 @@ def first_convolution_kernel(pixels, filters, limits, classes, blank, flips,
                     at + 4 * WORD_BITS * q) ^ flips[q]
 
 
-def first_convolution(pixels, filters, limits, classes, flips, conv):
+def blank_words(limits, flips):
+    """The output words, one row per class, of a first-convolution
+    position whose taps are all blank (``S = 0``): ``0 <= limit`` XOR the
+    ``flips`` words, for :func:`first_limits`' ``limits``."""
+    return pack_signs(limits) ^ flips
+
+
+def first_convolution(pixels, filters, limits, classes, blank, flips,
+                      conv):
     """The first convolution of the ``uint8`` pixels ``(images, channels *
     height * width)``, its bits unpooled: :func:`first_convolution_kernel`,
-    with ``limits`` from :func:`first_limits` and ``classes`` from
-    :func:`borders.tap_classes`."""
+    with ``limits`` from :func:`first_limits`, ``classes`` from
+    :func:`borders.tap_classes` and ``blank`` from :func:`blank_words`
+    of the same ``flips``."""
     _, out_h, out_w = conv.conv_shape()
     out = numpy.empty((len(pixels), out_h, out_w, len(flips)),
                       numpy.uint64)
     if out.size:
-        blank = numpy.packbits(limits >= 0, axis=1, bitorder='little').view(
-            numpy.dtype('<u8')).astype(numpy.uint64) ^ flips
         kernel_cache.threads()  # the kernel is parallel
         first_convolution_kernel(
             pixels.astype(numpy.float32).reshape(

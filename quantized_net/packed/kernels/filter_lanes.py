@@ -115,24 +115,13 @@ def transposed(rows, n):
     return out
 
 
-def lane_limits(limits):
-    """Popcount bounds ``(classes, n)`` as the kernel reads them:
-    ``(classes, words(n) * 64)``, the lanes past the last filter never
-    firing (the lowest int32)."""
-    limits = numpy.atleast_2d(limits)
-    out = numpy.full((len(limits), words(limits.shape[1]) * WORD_BITS),
-                     numpy.iinfo(numpy.int32).min, numpy.int32)
-    out[:, :limits.shape[1]] = limits
-    return out
-
-
 @kernel_cache.njit(parallel=True)
 def sign_layer_kernel(x, w, limits, classes, flips, out, threads):
     """Unit ``j`` of row ``i`` of ``out`` (plain words) is +1 where
     ``(popcount(x_i XOR w_j) <= limits[classes[i % len(classes)], j])``
     XOR bit ``j`` of ``flips``; ``x`` word-major ``(words, rows)``, ``w``
-    the filters :func:`transposed`, ``limits`` as :func:`lane_limits`
-    makes them."""
+    the filters :func:`transposed`, ``limits`` in whole words
+    (:func:`thresholds.whole_words`)."""
     row_words, m = x.shape
     lanes = w.shape[1]
     n_words = out.shape[1]
@@ -176,7 +165,8 @@ def sign_layer(x, w, limits, classes, flips):
             ``q`` of every row together, as
             :func:`convolutions.word_columns` makes them).
         w: The filters :func:`transposed`.
-        limits: int32, :func:`lane_limits`.
+        limits: int32 popcount bounds ``(classes, words(n) * 64)``
+            (:func:`thresholds.whole_words`).
         classes: int32, the class of each row, repeating.
         flips: ``uint64`` ``(words(n),)``: the flips as output words.
     """

@@ -20,7 +20,7 @@ import numba
 from numba import types
 from numba.extending import intrinsic
 
-from quantized_net.packed.format import WORD_BITS
+from quantized_net.packed.format import WORD_BITS, words
 from quantized_net.packed.kernels import llvm_ir
 
 
@@ -34,6 +34,17 @@ def pixel_limits(thresholds):
     """The first layer's int32 bounds: ``2 S - t >= T`` where ``t - 2 S <=
     -T``; a ``T`` below ``-2**31 + 1`` is as low."""
     return -numpy.maximum(thresholds, -2 ** 31 + 1).astype(numpy.int32)
+
+
+def whole_words(limits):
+    """Bounds ``(classes, n)`` as the whole-word compares read them:
+    int32 ``(classes, words(n) * 64)``, the lanes past the last unit the
+    lowest int32, so that they never fire."""
+    limits = numpy.atleast_2d(limits)
+    out = numpy.full((len(limits), words(limits.shape[1]) * WORD_BITS),
+                     numpy.iinfo(numpy.int32).min, numpy.int32)
+    out[:, :limits.shape[1]] = limits
+    return out
 
 
 @intrinsic

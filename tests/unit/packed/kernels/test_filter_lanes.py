@@ -31,7 +31,7 @@ def test_a_layer_of_short_rows_equals_float_products(m, n, k):
     packed_w = packed_format.pack_signs(w)
     out = filter_lanes.sign_layer(
         packed_format.pack_signs(x).T, filter_lanes.transposed(packed_w, n),
-        filter_lanes.lane_limits(limits), classes,
+        thresholds.whole_words(limits), classes,
         packed_format.pack_signs(numpy.where(flip, 1, -1)[None, :])[0])
     d = x.dot(w.T)
     row_t = t[classes[numpy.arange(m) % len(classes)]]
@@ -44,11 +44,3 @@ def test_the_weights_are_word_major_in_whole_tiles():
     assert laid.shape == (2, filter_lanes.TILE_FILTERS)
     assert laid[:, :3].tolist() == [[0, 2, 4], [1, 3, 5]]
     assert not laid[:, 3:].any()
-
-
-def test_lanes_past_the_filters_never_fire():
-    limits = filter_lanes.lane_limits(numpy.array([[3, 4], [5, 6]],
-                                                  numpy.int32))
-    assert limits.shape == (2, 64)
-    assert limits[:, :2].tolist() == [[3, 4], [5, 6]]
-    assert (limits[:, 2:] == numpy.iinfo(numpy.int32).min).all()

@@ -18,6 +18,14 @@ def test_pop_limits_match_dot_thresholds():
     numpy.testing.assert_array_equal(pop <= limits, k - 2 * pop >= t)
 
 
+def test_units_past_the_last_never_fire_in_whole_words():
+    limits = thresholds.whole_words(numpy.array([[3, 4], [5, 6]],
+                                                numpy.int32))
+    assert limits.shape == (2, 64)
+    assert limits[:, :2].tolist() == [[3, 4], [5, 6]]
+    assert (limits[:, 2:] == numpy.iinfo(numpy.int32).min).all()
+
+
 def test_pixel_limits_negate_thresholds_and_clamp_the_lowest():
     limits = thresholds.pixel_limits(numpy.array(
         [5, -3, 0, -2 ** 31 + 1, -2 ** 31, 2 ** 31 - 1], numpy.int32))
