@@ -39,6 +39,7 @@ if cpu_features.HAVE_NUMBA:
 
     from quantized_net.packed.kernels import convolutions
     from quantized_net.packed.kernels import filter_lanes
+    from quantized_net.packed.kernels import tap_planes
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import tiles
 
@@ -233,8 +234,8 @@ def ceilings(network, form):
     if not convolutions:
         return [pair_sums_ceiling(form)] + [tiles(k) for k in sizes[1:-1]]
     rates = [first_convolution_ceiling(convolutions[0])]
-    rates += [filter_lanes_ceiling(conv.taps())
-              if filter_lanes.runs(conv.taps(), form) else tiles(conv.taps())
+    rates += [filter_lanes_ceiling(conv)
+              if filter_lanes.runs(conv, form) else tiles(conv.taps())
               for conv in convolutions[1:]]
     return rates + [tiles(k) for k in sizes[len(convolutions):-1]]
 
@@ -313,31 +314,36 @@ def tile_ceiling(form, bits=2048, rows=16, rounds=2000):
     return rounds * mr * rows * bits / seconds['tile']
 
 
-def filter_lanes_ceiling(bits, rounds=20000):
+def filter_lanes_ceiling(conv, rounds=20000):
     """Binary multiply-adds a second of the filter-lanes tile
-    (:mod:`filter_lanes`) on one core with its data in L1: its rows of
-    ``bits`` bits against a tile of filters, the ceiling of the
-    convolutions of short rows."""
-    row_words = words(bits)
+    (:mod:`filter_lanes`) on one core with its data in L1: rows of
+    convolution ``conv``'s words in its planes (:mod:`tap_planes`), bits
+    past its taps not counted, against a tile of filters, compared with
+    their limits: the ceiling of the convolutions of short rows."""
+    row_words = len(tap_planes.row_words(conv.in_shape[0], conv.ksize))
+    tile_rows, tile_filters = filter_lanes.TILE_ROWS, filter_lanes.TILE_FILTERS
     rng = numpy.random.RandomState(0)
-    x = rng.randint(0, 2 ** 63, (filter_lanes.TILE_ROWS, row_words),
+    x = rng.randint(0, 2 ** 63, (tile_rows, row_words),
                     dtype=numpy.int64).view(numpy.uint64)
-    w = rng.randint(0, 2 ** 63, (row_words, filter_lanes.TILE_FILTERS),
+    w = rng.randint(0, 2 ** 63, (row_words, tile_filters),
                     dtype=numpy.int64).view(numpy.uint64)
-    counts = numpy.zeros((filter_lanes.TILE_ROWS,
-                          filter_lanes.TILE_FILTERS), numpy.int32)
+    rows = numpy.arange(tile_rows, dtype=numpy.int64) * row_words * 8
+    offsets = numpy.arange(row_words, dtype=numpy.int64) * 8
+    limits = numpy.full(tile_filters, row_words * 32, numpy.int64)
+    row_limits = numpy.full(tile_rows, limits.ctypes.data, numpy.int64)
+    bits = numpy.zeros(tile_rows, numpy.uint32)
 
     @kernel_cache.njit  # cached under its sizes, its cells
-    def run(x, w, counts, rounds):
+    def run(x, w, rows, offsets, row_limits, bits, rounds):
         for _ in range(rounds):
-            filter_lanes.tile(x.ctypes.data, row_words * 8, 8, w.ctypes.data,
-                              filter_lanes.TILE_FILTERS * 8, row_words,
-                              counts.ctypes.data,
-                              filter_lanes.TILE_FILTERS * 4)
-    seconds = median_seconds([('tile', lambda: run(x, w, counts, rounds))],
-                             5, warmup=1)
-    return rounds * filter_lanes.TILE_ROWS * filter_lanes.TILE_FILTERS * \
-        bits / seconds['tile']
+            filter_lanes.tile(x.ctypes.data, rows.ctypes.data,
+                              offsets.ctypes.data, w.ctypes.data,
+                              tile_filters * 8, row_words,
+                              row_limits.ctypes.data, bits.ctypes.data)
+    seconds = median_seconds(
+        [('tile', lambda: run(x, w, rows, offsets, row_limits, bits,
+                              rounds))], 5, warmup=1)
+    return rounds * tile_rows * tile_filters * conv.taps() / seconds['tile']
 
 
 def first_convolution_ceiling(conv, rounds=200):

@@ -23,6 +23,7 @@ dot products of the last layer (:meth:`Engine.dots`), from which the
 logits follow as the trained model computes them
 (:func:`last_layer_logits`).
 """
+import collections
 import math
 
 import numpy
@@ -45,10 +46,17 @@ if cpu_features.HAVE_NUMBA:
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import hidden_layers
     from quantized_net.packed.kernels import network as cpu_network
+    from quantized_net.packed.kernels import tap_planes
     from quantized_net.packed.kernels import thresholds
 
 #: The kinds of engine.
 ENGINES = ('packed', 'blas')
+
+#: A convolution across the filter lanes: its filters' words transposed
+#: (:func:`filter_lanes.transposed`), its planes' word offsets
+#: (:func:`tap_planes.word_offsets`) and its classes' limits
+#: (:func:`filter_lanes.lane_limits`).
+Lanes = collections.namedtuple('Lanes', 'filters offsets limits')
 
 
 def to_pixels(images, n_in):
@@ -421,25 +429,26 @@ class CpuEngine(Engine):
             not first.pool)
         self.first_blank = convolutions_cpu.blank_words(
             self.first_limits, self.first_unpooled_flips)
-        # Per convolution after the first: its filters and limits across
-        # the lanes (kernels.filter_lanes), or None where its rows are long
-        # or the form is the scalar reference; the tiles' weights only
-        # where they are None.
+        # Per convolution after the first: its filters, offsets and limits
+        # across the lanes (kernels.filter_lanes), or None where its rows
+        # are long or the form is the scalar reference; the tiles' weights
+        # only where they are None.
         self.weights, self.limits, self.classes = [], [], []
         self.lanes = []
         for i, conv in enumerate(convolutions[1:], 1):
-            rows = layouts.channels_last(
-                network.weights[i], conv.in_shape[0], conv.ksize ** 2,
-                aligned=False)
             classes, inside = borders.tap_classes(conv)
             limits = borders.class_limits(
                 network.weights[i], network.thresholds[i], conv, inside)
-            lanes = ((filter_lanes.transposed(rows, conv.filters),
-                      thresholds.whole_words(limits))
-                     if filter_lanes.runs(conv.taps(), form) else None)
+            lanes = (Lanes(filter_lanes.transposed(tap_planes.filter_words(
+                network.weights[i], conv), conv.filters),
+                tap_planes.word_offsets(conv),
+                filter_lanes.lane_limits(limits))
+                if filter_lanes.runs(conv, form) else None)
             self.lanes.append(lanes)
             self.weights.append(None if lanes else layouts.weights(
-                rows, conv.filters, form))
+                layouts.channels_last(network.weights[i], conv.in_shape[0],
+                                      conv.ksize ** 2, aligned=False),
+                conv.filters, form))
             self.limits.append(limits)
             self.classes.append(classes)
         self.weights += [layouts.weights(rows, len(rows), form)
@@ -469,21 +478,27 @@ class CpuEngine(Engine):
             no_flips = numpy.zeros(conv.filters, numpy.bool_)
 
             lanes = self.lanes[i - 1]
-            flip_words = self.flip_words[i] * numpy.uint64(not conv.pool)
+            # The lanes pool 2 x 2 as they count; other windows pool after.
+            fused = 2 if lanes and conv.pool == 2 else 0
+            unpooled_flips = self.flip_words[i] * numpy.uint64(
+                not conv.pool or fused > 0)
 
             def layer(h):
                 _, out_h, out_w = conv.conv_shape()
                 if lanes:
-                    out = filter_lanes.sign_layer(
-                        convolutions_cpu.word_columns(h, conv),
-                        lanes[0], lanes[1], self.classes[i - 1], flip_words)
+                    out = filter_lanes.convolution(
+                        tap_planes.planes(h, conv), conv, lanes.filters,
+                        lanes.offsets, lanes.limits, self.classes[i - 1],
+                        unpooled_flips, fused)
+                    if fused:
+                        return out
                 else:
                     out = hidden_layers.sign_layer(
                         convolutions_cpu.columns(h, conv, form), weights,
                         self.limits[i - 1],
                         no_flips if conv.pool else self.flips[i], form,
                         classes=self.classes[i - 1], plain=True)
-                out = out.reshape(len(h), out_h, out_w, -1)
+                    out = out.reshape(len(h), out_h, out_w, -1)
                 if conv.pool:
                     out = convolutions_cpu.pooled(out, conv.pool,
                                                   self.flip_words[i])

@@ -3,15 +3,16 @@
 The activations between convolutions are packed along the channels:
 ``uint64`` ``(images, height, width, words(channels))``, channel ``c`` of
 a position bit ``c % 64`` of its word ``c // 64``, 0 bits past the last
-channel. A convolution lays each output position's taps side by side, a
-row of ``ksize * ksize * channels`` bits (:func:`columns`, or
-:func:`word_columns` word-major), against filters laid out the same way
-(:func:`layouts.channels_last`), and a kernel counts ``popcount(x XOR
-w)`` over the row (:mod:`filter_lanes` for short rows, else the hidden
-layers' :func:`hidden_layers.sign_layer`), each output position against
-the limits of its class of border (:mod:`borders`). The first convolution
-sums the pixel integers times the filters' signs in float32 vectors, exact,
-skipping blank pixels (:func:`first_convolution`).
+channel. A convolution counts ``popcount(x XOR w)`` over each output
+position's taps, against the limits of its class of border
+(:mod:`borders`): for short rows across the filter lanes, reading the
+taps in place (:mod:`filter_lanes`, :mod:`tap_planes`), else with the
+taps laid side by side, a row of ``ksize * ksize * channels`` bits
+(:func:`columns`) against filters laid out the same way
+(:func:`layouts.channels_last`), by the hidden layers'
+:func:`hidden_layers.sign_layer`. The first convolution sums the pixel
+integers times the filters' signs in float32 vectors, exact, skipping
+blank pixels (:func:`first_convolution`).
 
 Max-pooling follows on the bits (:func:`pooled`): the trained network
 pooled the sums before a monotonic normalisation and sign, so a pooled
@@ -92,58 +93,6 @@ def columns(h, conv, form):
         columns_kernel(numpy.ascontiguousarray(h), conv.in_shape[0],
                        conv.ksize, conv.stride, conv.pad, out_h, out_w, out)
     return layout(out, form) if form == 'avx2' else out
-
-
-@kernel_cache.njit(parallel=True)
-def narrow_columns_kernel(h, channels, ksize, stride, pad, out_h, out_w,
-                          out):
-    """:func:`columns_kernel` word-major, into ``out`` ``(words, rows)``
-    (zeros), for channels that fill a word evenly (``64 % channels ==
-    0``, one word): tap ``t`` goes to word ``t * channels // 64`` at bit
-    ``t * channels % 64``, every tap's position along an output row at
-    once, a vector loop."""
-    images, height, width, _ = h.shape
-    for task in numba.prange(images * out_h):
-        i = task // out_h
-        y = task % out_h
-        row = task * out_w
-        for ky in range(ksize):
-            iy = y * stride - pad + ky
-            if iy < 0 or iy >= height:
-                continue
-            for kx in range(ksize):
-                bit = (ky * ksize + kx) * channels
-                word = bit // WORD_BITS
-                shift = numpy.uint64(bit % WORD_BITS)
-                # The output columns whose tap lies inside the image.
-                first = max(0, (pad - kx + stride - 1) // stride)
-                last = min(out_w, (width - 1 + pad - kx) // stride + 1)
-                for x in range(first, last):
-                    out[word, row + x] |= h[
-                        i, iy, x * stride - pad + kx, 0] << shift
-
-
-def word_columns(h, conv):
-    """:func:`columns` of the plain words, word-major: ``(words(taps),
-    images * out_h * out_w)``, word ``q`` of every row together, as
-    :func:`filter_lanes.sign_layer` reads them."""
-    _, out_h, out_w = conv.conv_shape()
-    channels = conv.in_shape[0]
-    rows = len(h) * out_h * out_w
-    h = numpy.ascontiguousarray(h)
-    shape = (words(conv.taps()), rows)
-    if channels <= WORD_BITS and WORD_BITS % channels == 0:
-        out = numpy.zeros(shape, numpy.uint64)
-        kernel, target = narrow_columns_kernel, out
-    else:
-        # The row-major kernel writes each word once, into the transpose.
-        out = numpy.empty(shape, numpy.uint64)
-        kernel, target = columns_kernel, out.T
-    if rows:
-        kernel_cache.threads()  # the kernels are parallel
-        kernel(h, channels, conv.ksize, conv.stride, conv.pad, out_h, out_w,
-               target)
-    return out
 
 
 #: The first convolution's filters are summed this many at a time (the

@@ -1,4 +1,4 @@
-"""A hidden layer of short rows with its filters across the vector lanes.
+"""A convolution on bits with its filters across the vector lanes.
 
 The popcount tiles (:mod:`tiles`) run along a row, a vector of its words a
 step, and add each count's lanes together at the end: right for an MLP's
@@ -7,13 +7,20 @@ few words (``3 x 3`` taps of 32 channels: 288 bits, 4.5 words, padded to
 a 512-bit vector, then reduced across the vector once per filter). Here a
 row's word is broadcast instead, XORed with that word of 8 filters at
 once (the weights transposed, word-major), counted and added lane by lane:
-no padding of the row, no reduction, and the counts end where the
-threshold compare reads them, one lane a filter
-(:func:`thresholds.at_most`).
+no padding of the row, no reduction, and the counts are compared with
+their limits where they are, in registers, one lane a filter.
+
+The rows are read in place from the input's planes
+(:mod:`tap_planes`), 4 output positions a tile: 4 along an output row,
+or, for a 2 x 2 max-pooling, the window's 4, whose bits are ORed (a
+pooled unit fires where any of its window's sums passes the threshold,
+or, where the normalisation reverses the order, where none does: the
+OR, then the flip). No column of taps and no unpooled output is
+written.
 
 Each form's vector ``ctpop`` is LLVM's for this CPU (``vpopcntq`` with
 AVX-512 VPOPCNTDQ, a nibble lookup on AVX2). The scalar form keeps the
-tiles, the reference these are tested against.
+tiles on columns, the reference these are tested against.
 """
 import numpy
 import numba
@@ -23,9 +30,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from quantized_net import kernel_cache
-from quantized_net.packed.format import WORD_BITS, words
-from quantized_net.packed.kernels import llvm_ir
-from quantized_net.packed.kernels.thresholds import at_most
+from quantized_net.packed.kernels import llvm_ir, tap_planes
 
 #: A tile: rows of activations, and vectors of 8 filters (the 64-bit
 #: lanes of an AVX-512 vector), whose counts stay in registers over the
@@ -38,71 +43,73 @@ TILE_FILTERS = 8 * TILE_VECTORS
 #: reduction costs less than a row's step.
 MAX_ROW_WORDS = 16
 _VECTOR = ir.VectorType(llvm_ir.I64, 8)
-_COUNTS = ir.VectorType(llvm_ir.I32, 8)
 
 
-def runs(bits, form):
-    """Whether a layer of rows of ``bits`` bits runs here in ``form``:
-    short rows, and not the scalar reference."""
-    return form != 'scalar' and words(bits) <= MAX_ROW_WORDS
+def runs(conv, form):
+    """Whether convolution ``conv`` runs here in ``form``: rows of at
+    most :data:`MAX_ROW_WORDS` words in its planes, and not the scalar
+    reference."""
+    return form != 'scalar' and len(tap_planes.row_words(
+        conv.in_shape[0], conv.ksize)) <= MAX_ROW_WORDS
 
 
-def _tile_codegen(rows):
-    def codegen(context, builder, signature, args):
-        (x, x_stride, x_word_stride, w, w_stride, row_words, out,
-         out_stride) = args
-        # Kept in registers: LLVM promotes these slots (mem2reg).
-        counters = [[cgutils.alloca_once_value(
-            builder, ir.Constant(_VECTOR, None))
-            for _ in range(TILE_VECTORS)] for _ in range(rows)]
-        with cgutils.for_range(builder, row_words) as loop:
-            byte = builder.mul(loop.index, x_word_stride)
-            bits = [llvm_ir.splat(builder, llvm_ir.load(
-                builder, llvm_ir.offset(builder, x, byte, builder.mul(
-                    x_stride, ir.Constant(llvm_ir.I64, r))),
-                llvm_ir.I64, 8), _VECTOR) for r in range(rows)]
-            at = llvm_ir.offset(builder, w, builder.mul(loop.index,
-                                                        w_stride))
-            for v in range(TILE_VECTORS):
-                filters = llvm_ir.load(builder, llvm_ir.offset(
-                    builder, at, 64 * v), _VECTOR, 8)
-                for r in range(rows):
-                    count = llvm_ir.call(builder, 'llvm.ctpop.v8i64',
-                                         _VECTOR,
-                                         builder.xor(bits[r], filters))
-                    builder.store(builder.add(
-                        builder.load(counters[r][v]), count), counters[r][v])
-        for r in range(rows):
-            row = llvm_ir.offset(builder, out, builder.mul(
-                out_stride, ir.Constant(llvm_ir.I64, r)))
-            for v in range(TILE_VECTORS):
-                slot = builder.inttoptr(
-                    llvm_ir.offset(builder, row, 32 * v),
-                    _COUNTS.as_pointer())
-                builder.store(builder.trunc(builder.load(counters[r][v]),
-                                            _COUNTS), slot, align=4)
-        return context.get_dummy_value()
-    return codegen
+def _tile_codegen(context, builder, signature, args):
+    x, rows, offsets, w, w_stride, row_words, limits, out = args
+    at = [llvm_ir.offset(builder, x, llvm_ir.load(
+        builder, llvm_ir.offset(builder, rows, 8 * r), llvm_ir.I64, 8))
+        for r in range(TILE_ROWS)]
+    # Kept in registers: LLVM promotes these slots (mem2reg).
+    counters = [[cgutils.alloca_once_value(
+        builder, ir.Constant(_VECTOR, None))
+        for _ in range(TILE_VECTORS)] for _ in range(TILE_ROWS)]
+    with cgutils.for_range(builder, row_words) as loop:
+        word = llvm_ir.load(builder, llvm_ir.offset(
+            builder, offsets, builder.mul(loop.index, ir.Constant(
+                llvm_ir.I64, 8))), llvm_ir.I64, 8)
+        bits = [llvm_ir.splat(builder, llvm_ir.load(
+            builder, builder.add(at[r], word), llvm_ir.I64, 8), _VECTOR)
+            for r in range(TILE_ROWS)]
+        filters_at = llvm_ir.offset(builder, w, builder.mul(loop.index,
+                                                            w_stride))
+        for v in range(TILE_VECTORS):
+            filters = llvm_ir.load(builder, llvm_ir.offset(
+                builder, filters_at, 64 * v), _VECTOR, 8)
+            for r in range(TILE_ROWS):
+                count = llvm_ir.call(builder, 'llvm.ctpop.v8i64', _VECTOR,
+                                     builder.xor(bits[r], filters))
+                builder.store(builder.add(
+                    builder.load(counters[r][v]), count), counters[r][v])
+    for r in range(TILE_ROWS):
+        row_limits = llvm_ir.load(builder, llvm_ir.offset(
+            builder, limits, 8 * r), llvm_ir.I64, 8)
+        fired = ir.Constant(llvm_ir.I32, 0)
+        for v in range(TILE_VECTORS):
+            below = builder.icmp_signed('<=', builder.load(counters[r][v]),
+                                        llvm_ir.load(builder, llvm_ir.offset(
+                                            builder, row_limits, 64 * v),
+                                            _VECTOR, 8))
+            fired = builder.or_(fired, builder.shl(
+                builder.zext(builder.bitcast(below, llvm_ir.I8),
+                             llvm_ir.I32),
+                ir.Constant(llvm_ir.I32, 8 * v)))
+        builder.store(fired, builder.inttoptr(
+            llvm_ir.offset(builder, out, 4 * r),
+            llvm_ir.I32.as_pointer()), align=4)
+    return context.get_dummy_value()
 
 
-def _tile_intrinsic(rows):
-    def tile(typingctx, x, x_stride, x_word_stride, w, w_stride,
-             row_words, out, out_stride):
-        """``tile(x, x_stride, x_word_stride, w, w_stride, row_words, out,
-        out_stride)``: stores ``popcount(x_r XOR w_c)`` over ``row_words``
-        words in the int32 at ``out + r * out_stride + 4 c`` for the rows
-        ``r`` whose word ``q`` is the uint64 at ``x + r * x_stride + q *
-        x_word_stride`` and the :data:`TILE_FILTERS` filters ``c`` whose
-        word ``q`` is the uint64 at ``w + q * w_stride + 8 c`` (addresses
-        and strides in bytes)."""
-        return (types.void(*[types.int64] * 8), _tile_codegen(rows))
-    return intrinsic(tile)
-
-
-#: The whole tile.
-tile = _tile_intrinsic(TILE_ROWS)
-#: A tile of one row: the last rows of a thread's.
-tile_row = _tile_intrinsic(1)
+@intrinsic
+def tile(typingctx, x, rows, offsets, w, w_stride, row_words, limits, out):
+    """``tile(x, rows, offsets, w, w_stride, row_words, limits, out)``:
+    for :data:`TILE_ROWS` rows and :data:`TILE_FILTERS` filters, stores
+    the bits ``popcount(x_r XOR w_c) <= limit_rc`` (bit ``c`` of the
+    uint32 at ``out + 4 r``). Word ``q`` of row ``r`` is the uint64 at
+    ``x + rows[r] + offsets[q]`` (``rows``, ``offsets``: the addresses of
+    int64 byte offsets), of filter ``c`` at ``w + q * w_stride + 8 c``;
+    ``limits`` the address of the rows' addresses of their
+    :data:`TILE_FILTERS` int64 limits. The counts and the compares stay
+    in registers."""
+    return types.void(*[types.int64] * 8), _tile_codegen
 
 
 def transposed(rows, n):
@@ -115,64 +122,100 @@ def transposed(rows, n):
     return out
 
 
+def lane_limits(limits):
+    """Popcount bounds ``(classes, filters)`` as the tile compares them:
+    int64 ``(classes, lanes)``, lanes the filters rounded up to
+    :data:`TILE_FILTERS`, -1 past the last filter (a count is never
+    below 0, so those never fire)."""
+    limits = numpy.atleast_2d(limits)
+    lanes = -(-limits.shape[1] // TILE_FILTERS) * TILE_FILTERS
+    out = numpy.full((len(limits), lanes), -1, numpy.int64)
+    out[:, :limits.shape[1]] = limits
+    return out
+
+
 @kernel_cache.njit(parallel=True)
-def sign_layer_kernel(x, w, limits, classes, flips, out, threads):
-    """Unit ``j`` of row ``i`` of ``out`` (plain words) is +1 where
-    ``(popcount(x_i XOR w_j) <= limits[classes[i % len(classes)], j])``
-    XOR bit ``j`` of ``flips``; ``x`` word-major ``(words, rows)``, ``w``
-    the filters :func:`transposed`, ``limits`` in whole words
-    (:func:`thresholds.whole_words`)."""
-    row_words, m = x.shape
+def convolution_kernel(planes, offsets, w, limits, classes, flips, stride,
+                       conv_width, pool, out):
+    """:func:`convolution` into ``out``'s ``uint32`` halves of words
+    ``(images, out_h, out_w, 2 words)``, ``flips`` the flip words' halves.
+    Pooled (``pool`` 2), a tile's 4 rows are a window's positions and its
+    bits their OR; else 4 positions along an output row, the last tile
+    repeating its last position."""
+    images, padded_height, padded_width, n_planes = planes.shape
+    row_words = offsets.shape[0]
     lanes = w.shape[1]
-    n_words = out.shape[1]
-    units = n_words * WORD_BITS
-    positions = classes.shape[0]
-    for thread in numba.prange(threads):
-        # Lanes past the filters stay 0, and never fire.
-        counts = numpy.zeros((TILE_ROWS, units), numpy.int32)
-        first = m * thread // threads
-        last = m * (thread + 1) // threads
-        for i in range(first, last, TILE_ROWS):
-            rows = min(TILE_ROWS, last - i)
-            x_at = x.ctypes.data + i * 8
-            for g in range(0, lanes, TILE_FILTERS):
-                w_at = w.ctypes.data + g * 8
-                out_at = counts.ctypes.data + g * 4
-                if rows == TILE_ROWS:
-                    tile(x_at, 8, m * 8, w_at, lanes * 8, row_words, out_at,
-                         units * 4)
+    groups = lanes // TILE_FILTERS
+    _, out_h, out_w, halves = out.shape
+    image_bytes = padded_height * padded_width * n_planes * 8
+    step = stride * n_planes * 8
+    for task in numba.prange(images * out_h):
+        i = task // out_h
+        y = task % out_h
+        rows = numpy.empty(TILE_ROWS, numpy.int64)
+        positions = numpy.empty(TILE_ROWS, numpy.int64)
+        row_limits = numpy.empty(TILE_ROWS, numpy.int64)
+        bits = numpy.empty(TILE_ROWS, numpy.uint32)
+        x_at = planes.ctypes.data + i * image_bytes
+        across = out_w if pool else (out_w + TILE_ROWS - 1) // TILE_ROWS
+        for x in range(across):
+            for r in range(TILE_ROWS):
+                if pool:
+                    cy = y * 2 + r // 2
+                    cx = x * 2 + r % 2
+                else:
+                    cy = y
+                    cx = min(x * TILE_ROWS + r, out_w - 1)
+                positions[r] = cy * conv_width + cx
+                rows[r] = (cy * stride * padded_width) * n_planes * 8 + (
+                    cx * step)
+            for g in range(groups):
+                for r in range(TILE_ROWS):
+                    row_limits[r] = limits.ctypes.data + 8 * (
+                        classes[positions[r]] * lanes + g * TILE_FILTERS)
+                tile(x_at, rows.ctypes.data, offsets.ctypes.data,
+                     w.ctypes.data + 8 * g * TILE_FILTERS, lanes * 8,
+                     row_words, row_limits.ctypes.data, bits.ctypes.data)
+                if pool:
+                    out[i, y, x, g] = (bits[0] | bits[1] | bits[2] |
+                                       bits[3]) ^ flips[g]
                     continue
-                for r in range(rows):
-                    tile_row(x_at + r * 8, 8, m * 8, w_at, lanes * 8,
-                             row_words, out_at + r * units * 4, units * 4)
-            for r in range(rows):
-                at = limits.ctypes.data + classes[(i + r) % positions] * (
-                    4 * units)
-                for word in range(n_words):
-                    out[i + r, word] = at_most(
-                        counts.ctypes.data + 4 * (r * units +
-                                                  WORD_BITS * word),
-                        at + 4 * WORD_BITS * word) ^ flips[word]
+                for r in range(min(TILE_ROWS, out_w - x * TILE_ROWS)):
+                    out[i, y, x * TILE_ROWS + r, g] = bits[r] ^ flips[g]
+            # The halves past the last filter: no unit, 0 bits.
+            for g in range(groups, halves):
+                if pool:
+                    out[i, y, x, g] = flips[g]
+                    continue
+                for r in range(min(TILE_ROWS, out_w - x * TILE_ROWS)):
+                    out[i, y, x * TILE_ROWS + r, g] = flips[g]
 
 
-def sign_layer(x, w, limits, classes, flips):
-    """A hidden layer of short rows: ``uint64`` ``(m, words(n))``, plain,
-    unit ``j`` of row ``i`` +1 where ``(popcount(x_i XOR w_j) <=
-    limits[c, j]) != flip_j``, ``c = classes[i % len(classes)]``.
+def convolution(planes, conv, w, offsets, limits, classes, flips, pool):
+    """Convolution ``conv`` of its input's planes (:func:`tap_planes.planes`)
+    and, where it pools 2 x 2, its pooling: ``uint64`` ``(images, out_h,
+    out_w, words(filters))``, filter ``j`` of a position +1 where
+    ``(popcount(x XOR w_j) <= limits[c, j])`` (the OR over a pooled
+    window) XOR bit ``j`` of ``flips``, ``c`` the position's class.
 
     Args:
-        x: ``uint64`` ``(row_words, m)``: the packed rows word-major (word
-            ``q`` of every row together, as
-            :func:`convolutions.word_columns` makes them).
-        w: The filters :func:`transposed`.
-        limits: int32 popcount bounds ``(classes, words(n) * 64)``
-            (:func:`thresholds.whole_words`).
-        classes: int32, the class of each row, repeating.
-        flips: ``uint64`` ``(words(n),)``: the flips as output words.
+        planes: The input's planes.
+        conv: The convolution (:class:`format.Convolution`).
+        w: The filters' words (:func:`tap_planes.filter_words`)
+            :func:`transposed`.
+        offsets: :func:`tap_planes.word_offsets`.
+        limits: :func:`lane_limits` of the classes' limits.
+        classes: int32, the class of each unpooled output position
+            (:func:`borders.tap_classes`).
+        flips: ``uint64`` ``(words(filters),)``: the flips as output words.
+        pool: 2 to pool 2 x 2 (whole windows), else 0.
     """
-    out = numpy.empty((x.shape[1], limits.shape[1] // WORD_BITS),
-                      numpy.uint64)
+    _, conv_height, conv_width = conv.conv_shape()
+    out = numpy.empty((len(planes), conv_height // (pool or 1),
+                       conv_width // (pool or 1), len(flips)), numpy.uint64)
     if out.size:
-        sign_layer_kernel(numpy.ascontiguousarray(x), w, limits, classes,
-                          flips, out, kernel_cache.threads())
+        kernel_cache.threads()  # the kernel is parallel
+        convolution_kernel(planes, offsets, w, limits, classes,
+                           flips.view(numpy.uint32), conv.stride,
+                           conv_width, pool, out.view(numpy.uint32))
     return out

@@ -1,6 +1,6 @@
 """convolutions.py: the taps of each output position as rows of bits,
-row-major and word-major, against a NumPy im2col of the +-1 activations;
-the bits pooled against a max of +-1 values."""
+against a NumPy im2col of the +-1 activations; the bits pooled against a
+max of +-1 values."""
 import numpy
 import pytest
 
@@ -51,8 +51,6 @@ def test_rows_of_taps_are_the_im2col_of_the_signs(channels, size, ksize,
     expected = reference_rows(signs, conv)
     numpy.testing.assert_array_equal(
         convolutions.columns(h, conv, 'scalar'), expected)
-    numpy.testing.assert_array_equal(convolutions.word_columns(h, conv),
-                                     expected.T)
 
 
 def test_pooling_bits_is_max_pooling_signs_then_the_flip():

@@ -1,41 +1,98 @@
-"""filter_lanes.py: the short rows' layer, its filters across the lanes,
-against the float +-1 products: rows of one word to the longest laid
-across, filters past whole tiles and words, rows past whole tiles, rows
-of several classes, flips."""
+"""filter_lanes.py: a convolution on bits, its filters across the lanes,
+read in place from its input's planes, against a float convolution of the
++-1 values padded with zeros: channels that fill a word evenly and that do
+not, wider than a word, strides, pads, filters past whole tiles and words,
+positions past whole tiles, every border class, flips, and a 2 x 2
+max-pooling fused (whole windows of odd sizes)."""
 import numpy
 import pytest
 
 pytest.importorskip('numba')
 
 from quantized_net.packed import format as packed_format  # noqa: E402
+from quantized_net.packed.kernels import borders  # noqa: E402
+from quantized_net.packed.kernels import convolutions  # noqa: E402
 from quantized_net.packed.kernels import filter_lanes  # noqa: E402
-from quantized_net.packed.kernels import thresholds  # noqa: E402
+from quantized_net.packed.kernels import tap_planes  # noqa: E402
 from helpers import random_signs, reference_fires  # noqa: E402
 
-# (rows, filters, bits a row): 1 to 16 words, filters 1 to 130 (tiles
-# of 32, words of 64), rows not a multiple of the tile's 4, and none.
-SHAPES = [(1, 1, 9), (7, 5, 64), (33, 32, 288), (50, 33, 576),
-          (13, 64, 65), (9, 70, 630), (6, 130, 1000),
-          (5, 8, filter_lanes.MAX_ROW_WORDS * 64), (0, 32, 288)]
+
+def float_convolution(signs, filters, conv):
+    """``d`` ``(images, filters, out_h, out_w)`` of the +-1 ``signs`` and
+    ``filters``, zero padding: the trained network's sums."""
+    images, channels, height, width = signs.shape
+    k, stride, pad = conv.ksize, conv.stride, conv.pad
+    padded = numpy.zeros((images, channels, height + 2 * pad,
+                          width + 2 * pad))
+    padded[:, :, pad:pad + height, pad:pad + width] = signs
+    _, out_h, out_w = conv.conv_shape()
+    d = numpy.zeros((images, len(filters), out_h, out_w))
+    for y in range(out_h):
+        for x in range(out_w):
+            window = padded[:, :, y * stride:y * stride + k,
+                            x * stride:x * stride + k]
+            d[:, :, y, x] = numpy.tensordot(window, filters,
+                                            ([1, 2, 3], [1, 2, 3]))
+    return d
 
 
-@pytest.mark.parametrize('m,n,k', SHAPES)
-def test_a_layer_of_short_rows_equals_float_products(m, n, k):
-    rng = numpy.random.RandomState(k + n)
-    x, w = random_signs(rng, (m, k)), random_signs(rng, (n, k))
-    classes = rng.randint(0, 3, 11).astype(numpy.int32)
-    t = rng.randint(-k // 4, k // 4 + 1, (3, n)).astype(numpy.int32)
-    t[:, 0] = [-k - 1, k + 1, 0]  # always, never, half
+# (channels, size, filters, ksize, stride, pad, pool)
+CASES = [(32, 9, 32, 3, 1, 1, 2), (32, 7, 64, 3, 1, 1, 0),
+         (64, 6, 33, 3, 1, 1, 2), (1, 9, 5, 3, 2, 1, 0),
+         (3, 8, 70, 5, 2, 2, 0), (70, 5, 8, 2, 1, 1, 2),
+         (16, 7, 130, 3, 1, 0, 0), (48, 6, 32, 3, 1, 2, 2),
+         (128, 4, 40, 1, 1, 0, 0), (20, 11, 7, 4, 3, 2, 2)]
+
+
+@pytest.mark.parametrize('channels,size,n,ksize,stride,pad,pool', CASES)
+def test_the_convolution_equals_the_float_one(channels, size, n, ksize,
+                                              stride, pad, pool):
+    rng = numpy.random.RandomState(channels * size + n)
+    images = 3
+    signs = random_signs(rng, (images, channels, size, size))
+    filters = random_signs(rng, (n, channels, ksize, ksize))
+    conv = packed_format.Convolution((channels, size, size), n, ksize,
+                                     stride, pad, pool)
+    d = float_convolution(signs, filters, conv)
+    k = conv.taps()
+    t = rng.randint(-k // 4, k // 4 + 1, n).astype(numpy.int32)
+    t[0] = -k - 1  # always fires
+    if n > 1:
+        t[1] = k + 1  # never
     flip = rng.rand(n) < 0.5
-    limits = numpy.stack([thresholds.pop_limits(row, k) for row in t])
-    packed_w = packed_format.pack_signs(w)
-    out = filter_lanes.sign_layer(
-        packed_format.pack_signs(x).T, filter_lanes.transposed(packed_w, n),
-        thresholds.whole_words(limits), classes,
-        packed_format.pack_signs(numpy.where(flip, 1, -1)[None, :])[0])
-    d = x.dot(w.T)
-    row_t = t[classes[numpy.arange(m) % len(classes)]]
-    numpy.testing.assert_array_equal(out, reference_fires(d, row_t, flip))
+    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
+    classes, inside = borders.tap_classes(conv)
+    limits = borders.class_limits(packed_filters, t, conv, inside)
+    h = packed_format.pack_signs(signs.transpose(0, 2, 3, 1).reshape(
+        -1, channels)).reshape(images, size, size, -1)
+    flip_words = convolutions.flip_words(flip)
+    out = filter_lanes.convolution(
+        tap_planes.planes(h, conv), conv,
+        filter_lanes.transposed(tap_planes.filter_words(
+            packed_filters, conv), n),
+        tap_planes.word_offsets(conv), filter_lanes.lane_limits(limits),
+        classes, flip_words, pool)
+    fires = d >= t[None, :, None, None]
+    if pool:
+        _, out_h, out_w = conv.conv_shape()
+        fires = fires[:, :, :out_h // 2 * 2, :out_w // 2 * 2].reshape(
+            images, n, out_h // 2, 2, out_w // 2, 2).any(axis=(3, 5))
+    expected = reference_fires(
+        fires.transpose(0, 2, 3, 1).reshape(-1, n), 1, flip)
+    numpy.testing.assert_array_equal(
+        out.reshape(-1, out.shape[-1]), expected)
+    assert out.shape[:3] == (images,) + fires.shape[2:]
+
+
+def test_no_images_give_no_positions():
+    conv = packed_format.Convolution((32, 5, 5), 32, 3, 1, 1, 2)
+    h = numpy.zeros((0, 5, 5, 1), numpy.uint64)
+    out = filter_lanes.convolution(
+        tap_planes.planes(h, conv), conv,
+        numpy.zeros((6, 32), numpy.uint64), tap_planes.word_offsets(conv),
+        numpy.zeros((9, 32), numpy.int64), borders.tap_classes(conv)[0],
+        numpy.zeros(1, numpy.uint64), 2)
+    assert out.shape == (0, 2, 2, 1)
 
 
 def test_the_weights_are_word_major_in_whole_tiles():
@@ -44,3 +101,21 @@ def test_the_weights_are_word_major_in_whole_tiles():
     assert laid.shape == (2, filter_lanes.TILE_FILTERS)
     assert laid[:, :3].tolist() == [[0, 2, 4], [1, 3, 5]]
     assert not laid[:, 3:].any()
+
+
+def test_limits_past_the_last_filter_never_fire():
+    laid = filter_lanes.lane_limits(numpy.array([[3, -5], [0, 7]]))
+    assert laid.shape == (2, filter_lanes.TILE_FILTERS)
+    assert laid.dtype == numpy.int64
+    assert laid[:, :2].tolist() == [[3, -5], [0, 7]]
+    assert (laid[:, 2:] == -1).all()
+
+
+@pytest.mark.parametrize('channels,ksize,words,form,expected', [
+    (32, 3, 6, 'avx512', True), (64, 3, 9, 'avx2', True),
+    (128, 3, 18, 'avx512', False), (32, 3, 6, 'scalar', False)])
+def test_convolutions_run_here_with_short_rows_off_the_reference(
+        channels, ksize, words, form, expected):
+    conv = packed_format.Convolution((channels, 8, 8), 8, ksize, 1, 1, 0)
+    assert len(tap_planes.row_words(channels, ksize)) == words
+    assert filter_lanes.runs(conv, form) is expected

@@ -1,0 +1,100 @@
+"""tap_planes.py: the words of a position's row for channels below, at
+and above a word, the planes against the padded taps they hold, and the
+filters' words against the taps' signs."""
+import numpy
+import pytest
+
+pytest.importorskip('numba')
+
+from quantized_net.packed import format as packed_format  # noqa: E402
+from quantized_net.packed.kernels import tap_planes  # noqa: E402
+from helpers import random_signs  # noqa: E402
+
+Word = tap_planes.Word
+
+
+def test_thirty_two_channels_take_two_taps_then_one_a_filter_row():
+    assert tap_planes.row_words(32, 3) == [
+        Word(0, 0, 2, 0), Word(0, 2, 1, 1), Word(1, 0, 2, 0),
+        Word(1, 2, 1, 1), Word(2, 0, 2, 0), Word(2, 2, 1, 1)]
+    assert tap_planes.plane_taps(32, 3).tolist() == [2, 1]
+
+
+def test_narrow_channels_take_a_whole_filter_row_a_word():
+    assert tap_planes.row_words(5, 3) == [
+        Word(0, 0, 3, 0), Word(1, 0, 3, 0), Word(2, 0, 3, 0)]
+    assert tap_planes.plane_taps(5, 3).tolist() == [3]
+    # 64 // 20 = 3 taps a word: a filter row of 4 is 3, then 1.
+    assert tap_planes.row_words(20, 4)[:2] == [Word(0, 0, 3, 0),
+                                               Word(0, 3, 1, 1)]
+
+
+def test_wide_channels_take_words_a_tap():
+    assert tap_planes.row_words(64, 2) == [
+        Word(0, 0, 1, 0), Word(0, 1, 1, 0), Word(1, 0, 1, 0),
+        Word(1, 1, 1, 0)]
+    assert tap_planes.row_words(70, 1) == [Word(0, 0, 1, 0),
+                                           Word(0, 0, 1, 1)]
+    assert tap_planes.plane_taps(70, 1).tolist() == [0, 0]
+
+
+def test_offsets_are_bytes_from_the_top_left_tap():
+    # 32 channels, width 5 padded by 1: 7 positions of 2 planes a row.
+    conv = packed_format.Convolution((32, 4, 5), 8, 3, 1, 1, 0)
+    assert tap_planes.word_offsets(conv).tolist() == [
+        0, 2 * 16 + 8, 7 * 16, 7 * 16 + 2 * 16 + 8, 14 * 16,
+        14 * 16 + 2 * 16 + 8]
+    conv = packed_format.Convolution((70, 4, 5), 8, 2, 1, 0, 0)
+    assert tap_planes.word_offsets(conv).tolist() == [
+        0, 8, 16, 24, 5 * 16, 5 * 16 + 8, 6 * 16, 6 * 16 + 8]
+
+
+def padded_signs(signs, pad):
+    images, channels, height, width = signs.shape
+    out = -numpy.ones((images, channels, height + 2 * pad, width + 2 * pad))
+    out[:, :, pad:pad + height, pad:pad + width] = signs
+    return out
+
+
+@pytest.mark.parametrize('channels,ksize,pad', [
+    (32, 3, 1), (5, 3, 2), (20, 4, 0), (64, 3, 1), (70, 2, 1)])
+def test_each_plane_word_holds_its_taps_padded_with_zero_bits(
+        channels, ksize, pad):
+    rng = numpy.random.RandomState(channels)
+    signs = random_signs(rng, (2, channels, 5, 6))
+    conv = packed_format.Convolution((channels, 5, 6), 4, ksize, 1, pad, 0)
+    h = packed_format.pack_signs(signs.transpose(0, 2, 3, 1).reshape(
+        -1, channels)).reshape(2, 5, 6, -1)
+    planes = tap_planes.planes(h, conv)
+    padded = padded_signs(signs, pad)
+    assert planes.shape[:3] == (2, 5 + 2 * pad, 6 + 2 * pad)
+    taps = tap_planes.plane_taps(channels, ksize)
+    for y in range(planes.shape[1]):
+        for x in range(planes.shape[2]):
+            for p in range(planes.shape[3]):
+                if channels > 64:
+                    cells = padded[:, p * 64:(p + 1) * 64, y, x]
+                else:
+                    cells = padded[:, :, y, x:x + taps[p]].transpose(
+                        0, 2, 1).reshape(2, -1)
+                    if cells.shape[1] < taps[p] * channels:
+                        cells = numpy.hstack([cells, -numpy.ones(
+                            (2, taps[p] * channels - cells.shape[1]))])
+                numpy.testing.assert_array_equal(
+                    planes[:, y, x, p],
+                    packed_format.pack_signs(cells)[:, 0])
+
+
+def test_the_filters_words_hold_their_taps_in_row_order():
+    rng = numpy.random.RandomState(1)
+    filters = random_signs(rng, (3, 32, 3, 3))
+    conv = packed_format.Convolution((32, 6, 6), 3, 3, 1, 1, 0)
+    laid = tap_planes.filter_words(
+        packed_format.pack_signs(filters.reshape(3, -1)), conv)
+    assert laid.shape == (3, 6)
+    for n, word in enumerate(tap_planes.row_words(32, 3)):
+        taps = filters[:, :, word.ky, word.kx:word.kx + word.taps]
+        expected = packed_format.pack_signs(numpy.hstack([
+            taps.transpose(0, 2, 1).reshape(3, -1),
+            -numpy.ones((3, 64 - 32 * word.taps))]))[:, 0]
+        numpy.testing.assert_array_equal(laid[:, n], expected)
