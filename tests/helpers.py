@@ -328,6 +328,26 @@ def reference_fires(d, thresholds, flip):
         numpy.where((d >= thresholds) != flip, 1., -1.))
 
 
+def float_convolution(values, filters, conv):
+    """``d`` ``(images, filters, out_h, out_w)`` of the ``values`` (+-1,
+    or the pixels' values) and the +-1 ``filters``, zero padding: the
+    trained network's sums."""
+    images, channels, height, width = values.shape
+    k, stride, pad = conv.ksize, conv.stride, conv.pad
+    padded = numpy.zeros((images, channels, height + 2 * pad,
+                          width + 2 * pad))
+    padded[:, :, pad:pad + height, pad:pad + width] = values
+    _, out_h, out_w = conv.conv_shape()
+    d = numpy.zeros((images, len(filters), out_h, out_w))
+    for y in range(out_h):
+        for x in range(out_w):
+            window = padded[:, :, y * stride:y * stride + k,
+                            x * stride:x * stride + k]
+            d[:, :, y, x] = numpy.tensordot(window, filters,
+                                            ([1, 2, 3], [1, 2, 3]))
+    return d
+
+
 def random_pixels(rng, m, k, zeros=0.6):
     pixels = rng.randint(0, 256, (m, k)).astype(numpy.uint8)
     pixels[rng.rand(m, k) < zeros] = 0

@@ -41,6 +41,7 @@ if cpu_features.HAVE_NUMBA:
     from quantized_net.packed.kernels import filter_lanes
     from quantized_net.packed.kernels import tap_planes
     from quantized_net.packed.kernels import first_layer
+    from quantized_net.packed.kernels import pixel_lanes
     from quantized_net.packed.kernels import tiles
 
 #: Seconds of rest before each engine's calls (BLAS's and OpenMP's idle
@@ -219,6 +220,7 @@ def ceilings(network, form):
     """The ceiling of each layer on one core, in multiply-adds a second:
     the inner loop of its kernel, measured once for each shape; for an
     MLP's first layer :func:`pair_sums_ceiling`, for a ConvNet's
+    :func:`pixel_lanes_ceiling` where its sums fit 16 bits, else
     :func:`first_convolution_ceiling`, for the others
     :func:`tile_ceiling` of its row's bits (a convolution's row holds its
     taps' channels), or :func:`filter_lanes_ceiling` where its rows are
@@ -233,7 +235,9 @@ def ceilings(network, form):
         return measured[bits]
     if not convolutions:
         return [pair_sums_ceiling(form)] + [tiles(k) for k in sizes[1:-1]]
-    rates = [first_convolution_ceiling(convolutions[0])]
+    first = convolutions[0]
+    rates = [pixel_lanes_ceiling(first) if pixel_lanes.runs(first, form)
+             else first_convolution_ceiling(first)]
     rates += [filter_lanes_ceiling(conv)
               if filter_lanes.runs(conv, form) else tiles(conv.taps())
               for conv in convolutions[1:]]
@@ -344,6 +348,35 @@ def filter_lanes_ceiling(conv, rounds=20000):
         [('tile', lambda: run(x, w, rows, offsets, row_limits, bits,
                               rounds))], 5, warmup=1)
     return rounds * tile_rows * tile_filters * conv.taps() / seconds['tile']
+
+
+def pixel_lanes_ceiling(conv, rounds=20000):
+    """Multiply-adds a second of the first convolution's tile across the
+    lanes (:mod:`pixel_lanes`) on one core with its data in L1: the
+    pixels of 4 positions, none blank, against a tile of filters, compared
+    with their bounds."""
+    taps, rows = conv.taps(), pixel_lanes.TILE_ROWS
+    rng = numpy.random.RandomState(0)
+    x = rng.randint(1, 256, rows * taps).astype(numpy.uint8)
+    w = rng.choice([-1, 1], (taps, pixel_lanes.TILE_FILTERS)).astype(
+        numpy.int16)
+    positions = numpy.arange(rows, dtype=numpy.int64) * taps
+    offsets = numpy.arange(taps, dtype=numpy.int64)
+    bounds = numpy.zeros(pixel_lanes.TILE_FILTERS, numpy.int16)
+    row_bounds = numpy.full(rows, bounds.ctypes.data, numpy.int64)
+    bits = numpy.zeros(rows, numpy.uint32)
+
+    @kernel_cache.njit  # cached under its sizes, its cells
+    def run(x, w, positions, offsets, row_bounds, bits, rounds):
+        for _ in range(rounds):
+            pixel_lanes.tile(x.ctypes.data, positions.ctypes.data,
+                             offsets.ctypes.data, w.ctypes.data,
+                             w.strides[0], taps, row_bounds.ctypes.data,
+                             bits.ctypes.data)
+    seconds = median_seconds(
+        [('tile', lambda: run(x, w, positions, offsets, row_bounds, bits,
+                              rounds))], 5, warmup=1)
+    return rounds * rows * pixel_lanes.TILE_FILTERS * taps / seconds['tile']
 
 
 def first_convolution_ceiling(conv, rounds=200):

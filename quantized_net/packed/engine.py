@@ -46,6 +46,7 @@ if cpu_features.HAVE_NUMBA:
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import hidden_layers
     from quantized_net.packed.kernels import network as cpu_network
+    from quantized_net.packed.kernels import pixel_lanes
     from quantized_net.packed.kernels import tap_planes
     from quantized_net.packed.kernels import thresholds
 
@@ -429,6 +430,14 @@ class CpuEngine(Engine):
             not first.pool)
         self.first_blank = convolutions_cpu.blank_words(
             self.first_limits, self.first_unpooled_flips)
+        # The first convolution across 16-bit lanes (kernels.pixel_lanes),
+        # or None where its sums are too wide or the form is the scalar
+        # reference.
+        self.first_lanes = (Lanes(
+            pixel_lanes.filter_signs(network.weights[0], first),
+            pixel_lanes.tap_offsets(first),
+            pixel_lanes.bounds(self.first_limits, first.filters))
+            if pixel_lanes.runs(first, form) else None)
         # Per convolution after the first: its filters, offsets and limits
         # across the lanes (kernels.filter_lanes), or None where its rows
         # are long or the form is the scalar reference; the tiles' weights
@@ -462,7 +471,24 @@ class CpuEngine(Engine):
         convolutions = network.convolutions
         first = convolutions[0]
 
+        def across_lanes(x, i, lanes, classes, pixels):
+            # The lanes pool 2 x 2 as they count; other windows pool after.
+            conv = convolutions[i]
+            fused = 2 if conv.pool == 2 else 0
+            out = filter_lanes.convolution(
+                x, conv, lanes.filters, lanes.offsets, lanes.limits,
+                classes, self.flip_words[i] * numpy.uint64(
+                    not conv.pool or fused > 0), fused, pixels)
+            if conv.pool and not fused:
+                out = convolutions_cpu.pooled(out, conv.pool,
+                                              self.flip_words[i])
+            return out
+
         def pixels_layer(pixels):
+            if self.first_lanes:
+                return across_lanes(pixel_lanes.padded(pixels, first), 0,
+                                    self.first_lanes, self.first_classes,
+                                    True)
             h = convolutions_cpu.first_convolution(
                 pixels, self.first_filters, self.first_limits,
                 self.first_classes, self.first_blank,
@@ -478,27 +504,18 @@ class CpuEngine(Engine):
             no_flips = numpy.zeros(conv.filters, numpy.bool_)
 
             lanes = self.lanes[i - 1]
-            # The lanes pool 2 x 2 as they count; other windows pool after.
-            fused = 2 if lanes and conv.pool == 2 else 0
-            unpooled_flips = self.flip_words[i] * numpy.uint64(
-                not conv.pool or fused > 0)
 
             def layer(h):
-                _, out_h, out_w = conv.conv_shape()
                 if lanes:
-                    out = filter_lanes.convolution(
-                        tap_planes.planes(h, conv), conv, lanes.filters,
-                        lanes.offsets, lanes.limits, self.classes[i - 1],
-                        unpooled_flips, fused)
-                    if fused:
-                        return out
-                else:
-                    out = hidden_layers.sign_layer(
-                        convolutions_cpu.columns(h, conv, form), weights,
-                        self.limits[i - 1],
-                        no_flips if conv.pool else self.flips[i], form,
-                        classes=self.classes[i - 1], plain=True)
-                    out = out.reshape(len(h), out_h, out_w, -1)
+                    return across_lanes(tap_planes.planes(h, conv), i, lanes,
+                                        self.classes[i - 1], False)
+                _, out_h, out_w = conv.conv_shape()
+                out = hidden_layers.sign_layer(
+                    convolutions_cpu.columns(h, conv, form), weights,
+                    self.limits[i - 1],
+                    no_flips if conv.pool else self.flips[i], form,
+                    classes=self.classes[i - 1], plain=True)
+                out = out.reshape(len(h), out_h, out_w, -1)
                 if conv.pool:
                     out = convolutions_cpu.pooled(out, conv.pool,
                                                   self.flip_words[i])

@@ -30,7 +30,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from quantized_net import kernel_cache
-from quantized_net.packed.kernels import llvm_ir, tap_planes
+from quantized_net.packed.kernels import llvm_ir, pixel_lanes, tap_planes
 
 #: A tile: rows of activations, and vectors of 8 filters (the 64-bit
 #: lanes of an AVX-512 vector), whose counts stay in registers over the
@@ -135,28 +135,32 @@ def lane_limits(limits):
 
 
 @kernel_cache.njit(parallel=True)
-def convolution_kernel(planes, offsets, w, limits, classes, flips, stride,
-                       conv_width, pool, out):
-    """:func:`convolution` into ``out``'s ``uint32`` halves of words
-    ``(images, out_h, out_w, 2 words)``, ``flips`` the flip words' halves.
-    Pooled (``pool`` 2), a tile's 4 rows are a window's positions and its
-    bits their OR; else 4 positions along an output row, the last tile
-    repeating its last position."""
-    images, padded_height, padded_width, n_planes = planes.shape
+def convolution_kernel(address, image_bytes, row_bytes, column_bytes,
+                       offsets, w, limits, classes, flips, stride,
+                       conv_width, pool, pixels, out):
+    """A convolution across the lanes into ``out``'s ``uint32`` halves of
+    words ``(images, out_h, out_w, 2 words)``, ``flips`` the flip words'
+    halves: the tiles of :mod:`pixel_lanes` where ``pixels``, else of
+    this module, on the input at ``address`` (an image ``image_bytes``
+    on, a padded row ``row_bytes``, a column ``column_bytes``), taps or
+    words at ``offsets``, ``w`` and ``limits`` ``(classes, lanes)`` laid
+    out for them. Pooled (``pool`` 2), a tile's 4 rows are a window's
+    positions and its bits their OR; else 4 positions along an output
+    row, the last tile repeating its last position."""
     row_words = offsets.shape[0]
     lanes = w.shape[1]
     groups = lanes // TILE_FILTERS
     _, out_h, out_w, halves = out.shape
-    image_bytes = padded_height * padded_width * n_planes * 8
-    step = stride * n_planes * 8
-    for task in numba.prange(images * out_h):
+    w_group = TILE_FILTERS * w.itemsize
+    limits_group = TILE_FILTERS * limits.itemsize
+    for task in numba.prange(out.shape[0] * out_h):
         i = task // out_h
         y = task % out_h
         rows = numpy.empty(TILE_ROWS, numpy.int64)
         positions = numpy.empty(TILE_ROWS, numpy.int64)
         row_limits = numpy.empty(TILE_ROWS, numpy.int64)
         bits = numpy.empty(TILE_ROWS, numpy.uint32)
-        x_at = planes.ctypes.data + i * image_bytes
+        x_at = address + i * image_bytes
         across = out_w if pool else (out_w + TILE_ROWS - 1) // TILE_ROWS
         for x in range(across):
             for r in range(TILE_ROWS):
@@ -167,15 +171,21 @@ def convolution_kernel(planes, offsets, w, limits, classes, flips, stride,
                     cy = y
                     cx = min(x * TILE_ROWS + r, out_w - 1)
                 positions[r] = cy * conv_width + cx
-                rows[r] = (cy * stride * padded_width) * n_planes * 8 + (
-                    cx * step)
+                rows[r] = cy * stride * row_bytes + cx * stride * column_bytes
             for g in range(groups):
                 for r in range(TILE_ROWS):
-                    row_limits[r] = limits.ctypes.data + 8 * (
-                        classes[positions[r]] * lanes + g * TILE_FILTERS)
-                tile(x_at, rows.ctypes.data, offsets.ctypes.data,
-                     w.ctypes.data + 8 * g * TILE_FILTERS, lanes * 8,
-                     row_words, row_limits.ctypes.data, bits.ctypes.data)
+                    row_limits[r] = (limits.ctypes.data + g * limits_group +
+                                     classes[positions[r]] *
+                                     limits.strides[0])
+                if pixels:
+                    pixel_lanes.tile(
+                        x_at, rows.ctypes.data, offsets.ctypes.data,
+                        w.ctypes.data + g * w_group, w.strides[0],
+                        row_words, row_limits.ctypes.data, bits.ctypes.data)
+                else:
+                    tile(x_at, rows.ctypes.data, offsets.ctypes.data,
+                         w.ctypes.data + g * w_group, w.strides[0],
+                         row_words, row_limits.ctypes.data, bits.ctypes.data)
                 if pool:
                     out[i, y, x, g] = (bits[0] | bits[1] | bits[2] |
                                        bits[3]) ^ flips[g]
@@ -191,31 +201,41 @@ def convolution_kernel(planes, offsets, w, limits, classes, flips, stride,
                     out[i, y, x * TILE_ROWS + r, g] = flips[g]
 
 
-def convolution(planes, conv, w, offsets, limits, classes, flips, pool):
-    """Convolution ``conv`` of its input's planes (:func:`tap_planes.planes`)
-    and, where it pools 2 x 2, its pooling: ``uint64`` ``(images, out_h,
-    out_w, words(filters))``, filter ``j`` of a position +1 where
-    ``(popcount(x XOR w_j) <= limits[c, j])`` (the OR over a pooled
-    window) XOR bit ``j`` of ``flips``, ``c`` the position's class.
+def convolution(x, conv, w, offsets, limits, classes, flips, pool,
+                pixels=False):
+    """Convolution ``conv`` across the lanes and, where it pools 2 x 2,
+    its pooling: ``uint64`` ``(images, out_h, out_w, words(filters))``,
+    filter ``j`` of a position +1 where its test passes (the OR over a
+    pooled window) XOR bit ``j`` of ``flips``, the test ``popcount(x XOR
+    w_j) <= limits[c, j]``, or for ``pixels`` ``S_j >= limits[c, j]``
+    (:mod:`pixel_lanes`), ``c`` the position's class.
 
     Args:
-        planes: The input's planes.
+        x: The input: its planes (:func:`tap_planes.planes`), or for
+            ``pixels`` its padded pixels (:func:`pixel_lanes.padded`).
         conv: The convolution (:class:`format.Convolution`).
-        w: The filters' words (:func:`tap_planes.filter_words`)
-            :func:`transposed`.
-        offsets: :func:`tap_planes.word_offsets`.
-        limits: :func:`lane_limits` of the classes' limits.
+        w: The filters: their words (:func:`tap_planes.filter_words`)
+            :func:`transposed`, or :func:`pixel_lanes.filter_signs`.
+        offsets: :func:`tap_planes.word_offsets`, or
+            :func:`pixel_lanes.tap_offsets`.
+        limits: :func:`lane_limits` of the classes' limits, or
+            :func:`pixel_lanes.bounds`.
         classes: int32, the class of each unpooled output position
             (:func:`borders.tap_classes`).
         flips: ``uint64`` ``(words(filters),)``: the flips as output words.
         pool: 2 to pool 2 x 2 (whole windows), else 0.
+        pixels: Whether ``x`` is pixels.
     """
     _, conv_height, conv_width = conv.conv_shape()
-    out = numpy.empty((len(planes), conv_height // (pool or 1),
+    out = numpy.empty((len(x), conv_height // (pool or 1),
                        conv_width // (pool or 1), len(flips)), numpy.uint64)
     if out.size:
         kernel_cache.threads()  # the kernel is parallel
-        convolution_kernel(planes, offsets, w, limits, classes,
-                           flips.view(numpy.uint32), conv.stride,
-                           conv_width, pool, out.view(numpy.uint32))
+        # An image, a padded row and a column, in bytes.
+        image, row, column = x.strides[0], x.strides[-2 if pixels else 1], \
+            x.strides[-1 if pixels else 2]
+        convolution_kernel(
+            x.ctypes.data, image, row, column, offsets, w, limits, classes,
+            flips.view(numpy.uint32), conv.stride, conv_width, pool, pixels,
+            out.view(numpy.uint32))
     return out

@@ -14,26 +14,8 @@ from quantized_net.packed.kernels import borders  # noqa: E402
 from quantized_net.packed.kernels import convolutions  # noqa: E402
 from quantized_net.packed.kernels import filter_lanes  # noqa: E402
 from quantized_net.packed.kernels import tap_planes  # noqa: E402
-from helpers import random_signs, reference_fires  # noqa: E402
-
-
-def float_convolution(signs, filters, conv):
-    """``d`` ``(images, filters, out_h, out_w)`` of the +-1 ``signs`` and
-    ``filters``, zero padding: the trained network's sums."""
-    images, channels, height, width = signs.shape
-    k, stride, pad = conv.ksize, conv.stride, conv.pad
-    padded = numpy.zeros((images, channels, height + 2 * pad,
-                          width + 2 * pad))
-    padded[:, :, pad:pad + height, pad:pad + width] = signs
-    _, out_h, out_w = conv.conv_shape()
-    d = numpy.zeros((images, len(filters), out_h, out_w))
-    for y in range(out_h):
-        for x in range(out_w):
-            window = padded[:, :, y * stride:y * stride + k,
-                            x * stride:x * stride + k]
-            d[:, :, y, x] = numpy.tensordot(window, filters,
-                                            ([1, 2, 3], [1, 2, 3]))
-    return d
+from helpers import (  # noqa: E402
+    float_convolution, random_signs, reference_fires)
 
 
 # (channels, size, filters, ksize, stride, pad, pool)

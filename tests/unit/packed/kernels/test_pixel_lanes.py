@@ -1,0 +1,92 @@
+"""pixel_lanes.py: the first convolution across 16-bit lanes against a
+float convolution of the pixels' values padded with zeros, for both
+pixel maps, channels, strides, pads, filters past a tile, a fused 2 x 2
+pooling, the widest sums that fit 16 bits; bounds past what the pixels
+can sum, and the taps' offsets."""
+import numpy
+import pytest
+
+pytest.importorskip('numba')
+
+from quantized_net.packed import format as packed_format  # noqa: E402
+from quantized_net.packed.kernels import borders  # noqa: E402
+from quantized_net.packed.kernels import convolutions  # noqa: E402
+from quantized_net.packed.kernels import filter_lanes  # noqa: E402
+from quantized_net.packed.kernels import pixel_lanes  # noqa: E402
+from helpers import (  # noqa: E402
+    float_convolution, random_signs, reference_fires)
+
+# (channels, size, filters, ksize, stride, pad, pool); the last: 2 x 8 x 8
+# taps = MAX_TAPS, sums up to 255 * 128.
+CASES = [(1, 12, 32, 3, 1, 1, 0), (1, 11, 5, 3, 1, 1, 2),
+         (3, 9, 70, 5, 2, 2, 0), (2, 8, 33, 2, 1, 0, 2),
+         (2, 9, 40, 8, 1, 3, 0)]
+
+
+@pytest.mark.parametrize('value', sorted(packed_format.PIXEL_VALUES))
+@pytest.mark.parametrize('channels,size,n,ksize,stride,pad,pool', CASES)
+def test_the_first_convolution_equals_the_float_one(
+        channels, size, n, ksize, stride, pad, pool, value):
+    rng = numpy.random.RandomState(channels * size + n)
+    images = 3
+    pixels = rng.randint(0, 256, (images, channels * size * size))
+    pixels[rng.rand(*pixels.shape) < 0.4] = 0
+    pixels[0] = 255  # the widest sums
+    pixels = pixels.astype(numpy.uint8)
+    filters = random_signs(rng, (n, channels, ksize, ksize))
+    filters[0] = 1
+    conv = packed_format.Convolution((channels, size, size), n, ksize,
+                                     stride, pad, pool)
+    a, b = packed_format.PIXEL_VALUES[value]
+    values = (a * pixels.astype(numpy.float64) + b).reshape(
+        (images,) + conv.in_shape)
+    d = float_convolution(values, filters, conv)
+    spread = 128 * numpy.sqrt(conv.taps())
+    t = numpy.round(rng.normal(0, spread, n)).astype(numpy.int32)
+    t[0] = int(d[0, 0].max())  # fires at one position at least
+    flip = rng.rand(n) < 0.5
+    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
+    classes, inside = borders.tap_classes(conv)
+    limits = convolutions.first_limits(packed_filters, t, conv, inside,
+                                       (a, b))
+    out = filter_lanes.convolution(
+        pixel_lanes.padded(pixels, conv), conv,
+        pixel_lanes.filter_signs(packed_filters, conv),
+        pixel_lanes.tap_offsets(conv), pixel_lanes.bounds(limits, n),
+        classes, convolutions.flip_words(flip), pool, pixels=True)
+    fires = d >= t[None, :, None, None]
+    if pool:
+        _, out_h, out_w = conv.conv_shape()
+        fires = fires[:, :, :out_h // 2 * 2, :out_w // 2 * 2].reshape(
+            images, n, out_h // 2, 2, out_w // 2, 2).any(axis=(3, 5))
+    expected = reference_fires(
+        fires.transpose(0, 2, 3, 1).reshape(-1, n), 1, flip)
+    numpy.testing.assert_array_equal(out.reshape(-1, out.shape[-1]),
+                                     expected)
+
+
+def test_bounds_past_the_pixels_reach_saturate_and_spare_lanes_never_fire():
+    limits = numpy.array([[5, -7, 40000, -40000, -2 ** 31]], numpy.int32)
+    bounds = pixel_lanes.bounds(limits, 4)
+    assert bounds.dtype == numpy.int16
+    assert bounds.shape == (1, pixel_lanes.TILE_FILTERS)
+    # S >= -limit: -5, 7; always (S >= -40000 for any S); never.
+    assert bounds[0, :4].tolist() == [-5, 7, -32768, 32767]
+    assert (bounds[0, 4:] == 32767).all()
+
+
+def test_the_taps_are_offsets_in_the_padded_image_in_the_files_order():
+    conv = packed_format.Convolution((2, 4, 5), 8, 2, 1, 1, 0)
+    # Padded: 6 rows of 7 pixels a channel.
+    assert pixel_lanes.tap_offsets(conv).tolist() == [
+        0, 1, 7, 8, 42, 43, 49, 50]
+    assert pixel_lanes.padded(numpy.arange(1, 41, dtype=numpy.uint8)[
+        None], conv)[0, 1, 1:3, 0:3].tolist() == [[0, 21, 22], [0, 26, 27]]
+
+
+@pytest.mark.parametrize('channels,ksize,form,expected', [
+    (2, 8, 'avx512', True), (3, 7, 'avx2', False), (1, 3, 'scalar', False)])
+def test_it_runs_where_the_sums_fit_sixteen_bits(channels, ksize, form,
+                                                 expected):
+    conv = packed_format.Convolution((channels, 9, 9), 8, ksize, 1, 1, 0)
+    assert pixel_lanes.runs(conv, form) is expected
