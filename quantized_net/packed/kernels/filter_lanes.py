@@ -232,8 +232,8 @@ def convolution(x, conv, w, offsets, limits, classes, flips, pool,
     if out.size:
         kernel_cache.threads()  # the kernel is parallel
         # An image, a padded row and a column, in bytes.
-        image, row, column = x.strides[0], x.strides[-2 if pixels else 1], \
-            x.strides[-1 if pixels else 2]
+        image, row, column = x.strides[0], x.strides[2 if pixels else 1], \
+            x.strides[3]
         convolution_kernel(
             x.ctypes.data, image, row, column, offsets, w, limits, classes,
             flips.view(numpy.uint32), conv.stride, conv_width, pool, pixels,

@@ -18,8 +18,8 @@ With ``C`` channels:
 * ``C > 64``: a tap is ``words(C)`` words, 0 bits past the last channel,
   plane ``q`` word ``q``.
 
-The planes are ``uint64`` ``(images, height + 2 pad, width + 2 pad,
-planes)``, the border 0 bits: the -1 of the padding, which the limits of
+The planes are ``uint64`` ``(images, height + 2 pad, planes, width + 2
+pad)``, a padded row of each plane after the other, the border 0 bits: the -1 of the padding, which the limits of
 each class of border correct for (:mod:`borders`); the bits past a word's
 taps are 0 in the data and in the filters (:func:`filter_words`), and
 count nothing.
@@ -70,8 +70,8 @@ def word_offsets(conv):
     channels, _, width = conv.in_shape
     plane_count = len(plane_taps(channels, conv.ksize))
     padded_width = width + 2 * conv.pad
-    return numpy.array([((w.ky * padded_width + w.kx) * plane_count +
-                         w.plane) * 8
+    return numpy.array([((w.ky * plane_count + w.plane) * padded_width +
+                         w.kx) * 8
                         for w in row_words(channels, conv.ksize)],
                        numpy.int64)
 
@@ -99,28 +99,27 @@ def filter_words(weights, conv):
 
 @kernel_cache.njit(parallel=True)
 def planes_kernel(h, channels, pad, taps, out):
-    """:func:`planes` into ``out`` ``(images, height + 2 pad, width + 2
-    pad, planes)``, ``taps`` from :func:`plane_taps`."""
-    images, height, width, n_words = h.shape
-    _, padded_height, padded_width, n_planes = out.shape
+    """:func:`planes` into ``out`` ``(images, height + 2 pad, planes,
+    width + 2 pad)``, ``taps`` from :func:`plane_taps`: each plane's
+    padded row ORed from shifted input rows, a vector loop a tap."""
+    images, height, width, _ = h.shape
+    _, padded_height, n_planes, padded_width = out.shape
     for task in numba.prange(images * padded_height):
         i = task // padded_height
         y = task % padded_height - pad
-        for x in range(padded_width):
-            for p in range(n_planes):
-                word = numpy.uint64(0)
-                if 0 <= y < height:
-                    if channels > WORD_BITS:
-                        ix = x - pad
-                        if 0 <= ix < width:
-                            word = h[i, y, ix, p]
-                    else:
-                        for t in range(taps[p]):
-                            ix = x - pad + t
-                            if 0 <= ix < width:
-                                word |= h[i, y, ix, 0] << numpy.uint64(
-                                    t * channels)
-                out[i, y + pad, x, p] = word
+        for p in range(n_planes):
+            row = out[i, y + pad, p]
+            row[:] = 0
+            if y < 0 or y >= height:
+                continue
+            wide = channels > WORD_BITS
+            for t in range(1 if wide else taps[p]):
+                word = p if wide else 0
+                shift = numpy.uint64(0 if wide else t * channels)
+                # The padded columns x whose tap t lies inside the image.
+                for x in range(max(0, pad - t), min(padded_width,
+                                                    width + pad - t)):
+                    row[x] |= h[i, y, x - pad + t, word] << shift
 
 
 def planes(h, conv):
@@ -128,8 +127,8 @@ def planes(h, conv):
     words(channels))`` as the planes of convolution ``conv``'s input."""
     channels, height, width = conv.in_shape
     taps = plane_taps(channels, conv.ksize)
-    out = numpy.empty((len(h), height + 2 * conv.pad,
-                       width + 2 * conv.pad, len(taps)), numpy.uint64)
+    out = numpy.empty((len(h), height + 2 * conv.pad, len(taps),
+                       width + 2 * conv.pad), numpy.uint64)
     if out.size:
         kernel_cache.threads()  # planes_kernel is parallel
         planes_kernel(numpy.ascontiguousarray(h), channels, conv.pad, taps,

@@ -39,14 +39,14 @@ def test_wide_channels_take_words_a_tap():
 
 
 def test_offsets_are_bytes_from_the_top_left_tap():
-    # 32 channels, width 5 padded by 1: 7 positions of 2 planes a row.
+    # 32 channels, width 5 padded by 1: a row of 2 planes of 7 words.
     conv = packed_format.Convolution((32, 4, 5), 8, 3, 1, 1, 0)
     assert tap_planes.word_offsets(conv).tolist() == [
-        0, 2 * 16 + 8, 7 * 16, 7 * 16 + 2 * 16 + 8, 14 * 16,
-        14 * 16 + 2 * 16 + 8]
+        0, 7 * 8 + 2 * 8, 14 * 8, 21 * 8 + 2 * 8, 28 * 8, 35 * 8 + 2 * 8]
+    # 70 channels, width 5: a row of 2 planes of 5 words.
     conv = packed_format.Convolution((70, 4, 5), 8, 2, 1, 0, 0)
     assert tap_planes.word_offsets(conv).tolist() == [
-        0, 8, 16, 24, 5 * 16, 5 * 16 + 8, 6 * 16, 6 * 16 + 8]
+        0, 5 * 8, 8, 6 * 8, 10 * 8, 15 * 8, 11 * 8, 16 * 8]
 
 
 def padded_signs(signs, pad):
@@ -67,11 +67,11 @@ def test_each_plane_word_holds_its_taps_padded_with_zero_bits(
         -1, channels)).reshape(2, 5, 6, -1)
     planes = tap_planes.planes(h, conv)
     padded = padded_signs(signs, pad)
-    assert planes.shape[:3] == (2, 5 + 2 * pad, 6 + 2 * pad)
     taps = tap_planes.plane_taps(channels, ksize)
+    assert planes.shape == (2, 5 + 2 * pad, len(taps), 6 + 2 * pad)
     for y in range(planes.shape[1]):
-        for x in range(planes.shape[2]):
-            for p in range(planes.shape[3]):
+        for x in range(planes.shape[3]):
+            for p in range(planes.shape[2]):
                 if channels > 64:
                     cells = padded[:, p * 64:(p + 1) * 64, y, x]
                 else:
@@ -81,7 +81,7 @@ def test_each_plane_word_holds_its_taps_padded_with_zero_bits(
                         cells = numpy.hstack([cells, -numpy.ones(
                             (2, taps[p] * channels - cells.shape[1]))])
                 numpy.testing.assert_array_equal(
-                    planes[:, y, x, p],
+                    planes[:, y, p, x],
                     packed_format.pack_signs(cells)[:, 0])
 
 
