@@ -10,19 +10,21 @@ every position: a kernel reads the words where they lie.
 
 With ``C`` channels:
 
-* ``C <= 64``: a word holds ``g = min(ksize, 64 // C)`` taps of a filter
-  row, tap ``t`` at bit ``t * C``; a filter row of ``ksize`` taps is
-  ``ksize // g`` such words and, where ``ksize % g`` taps are left, one
-  word of those from a second plane. 32 channels, 3 x 3: six words a
-  position, two taps and one tap a filter row.
+* ``C <= 64``: a word holds ``g = min(ksize, 64 // C)`` taps, tap ``t``
+  at bit ``t * C``: runs of ``g`` taps across each filter row, and, in the
+  ``ksize % g`` columns left over, runs of ``g`` taps down the column, then
+  of what is left of it. 32 channels, 3 x 3: three words of two taps
+  across, one of two taps down the last column and one of its last tap:
+  five words a position for 4.5 words of taps.
 * ``C > 64``: a tap is ``words(C)`` words, 0 bits past the last channel,
   plane ``q`` word ``q``.
 
 The planes are ``uint64`` ``(images, height + 2 pad, planes, width + 2
-pad)``, a padded row of each plane after the other, the border 0 bits: the -1 of the padding, which the limits of
-each class of border correct for (:mod:`borders`); the bits past a word's
-taps are 0 in the data and in the filters (:func:`filter_words`), and
-count nothing.
+pad)``, a padded row of each plane after the other, a plane's word at
+``(y, x)`` the run that starts there, the border 0 bits: the -1 of the
+padding, which the limits of each class of border correct for
+(:mod:`borders`); the bits past a word's taps are 0 in the data and in
+the filters (:func:`filter_words`), and count nothing.
 """
 import collections
 
@@ -35,40 +37,48 @@ from quantized_net.packed.format import (
 from quantized_net.packed.kernels.layouts import channels_last
 
 #: One word of an output position's row: ``taps`` taps from ``(ky, kx)``
-#: on, in ``plane``.
-Word = collections.namedtuple('Word', 'ky kx taps plane')
+#: on, across the filter row or ``down`` its column, in ``plane``.
+Word = collections.namedtuple('Word', 'ky kx taps plane down')
+
+
+def _per_word(channels, ksize):
+    per_word = min(ksize, WORD_BITS // channels)
+    return (per_word,) + divmod(ksize, per_word)
 
 
 def row_words(channels, ksize):
     """The words of an output position's row, in order (:class:`Word`)."""
     if channels > WORD_BITS:
-        return [Word(ky, kx, 1, q) for ky in range(ksize)
+        return [Word(ky, kx, 1, q, False) for ky in range(ksize)
                 for kx in range(ksize) for q in range(words(channels))]
-    per_word = min(ksize, WORD_BITS // channels)
-    whole, left = divmod(ksize, per_word)
-    out = []
-    for ky in range(ksize):
-        out += [Word(ky, j * per_word, per_word, 0) for j in range(whole)]
-        if left:
-            out.append(Word(ky, whole * per_word, left, 1))
+    per_word, whole, left = _per_word(channels, ksize)
+    out = [Word(ky, j * per_word, per_word, 0, False)
+           for ky in range(ksize) for j in range(whole)]
+    for kx in range(whole * per_word, ksize):
+        out += [Word(j * per_word, kx, per_word, 1, True)
+                for j in range(whole)]
+        out.append(Word(whole * per_word, kx, left, 2, True))
     return out
 
 
-def plane_taps(channels, ksize):
-    """Taps a word of each plane: ``(planes,)`` int64, 0 for the planes of
-    a tap's words past the first where ``C > 64``."""
+def plane_runs(channels, ksize):
+    """Each plane's run: ``(taps, down)`` int64 ``(planes,)`` arrays, the
+    taps a word and whether they run down a column (1) or across a row
+    (0); one tap across for every plane where ``C > 64``."""
     if channels > WORD_BITS:
-        return numpy.zeros(words(channels), numpy.int64)
-    per_word = min(ksize, WORD_BITS // channels)
-    left = ksize % per_word
-    return numpy.array([per_word] + ([left] if left else []), numpy.int64)
+        n = words(channels)
+        return numpy.ones(n, numpy.int64), numpy.zeros(n, numpy.int64)
+    per_word, _, left = _per_word(channels, ksize)
+    runs = [(per_word, 0)] + ([(per_word, 1), (left, 1)] if left else [])
+    taps, down = zip(*runs)
+    return numpy.array(taps, numpy.int64), numpy.array(down, numpy.int64)
 
 
 def word_offsets(conv):
     """The byte offsets of an output position's row words from its
     top-left tap in the planes: int64 ``(row words,)``."""
     channels, _, width = conv.in_shape
-    plane_count = len(plane_taps(channels, conv.ksize))
+    plane_count = len(plane_runs(channels, conv.ksize)[0])
     padded_width = width + 2 * conv.pad
     return numpy.array([((w.ky * plane_count + w.plane) * padded_width +
                          w.kx) * 8
@@ -89,6 +99,9 @@ def filter_words(weights, conv):
         if channels > WORD_BITS:
             at = w.plane * WORD_BITS
             part = bits[:, w.ky, w.kx, at:at + WORD_BITS]
+        elif w.down:
+            part = bits[:, w.ky:w.ky + w.taps, w.kx].reshape(
+                len(weights), -1)
         else:
             part = bits[:, w.ky, w.kx:w.kx + w.taps].reshape(
                 len(weights), -1)
@@ -98,39 +111,43 @@ def filter_words(weights, conv):
 
 
 @kernel_cache.njit(parallel=True)
-def planes_kernel(h, channels, pad, taps, out):
+def planes_kernel(h, channels, pad, taps, down, out):
     """:func:`planes` into ``out`` ``(images, height + 2 pad, planes,
-    width + 2 pad)``, ``taps`` from :func:`plane_taps`: each plane's
-    padded row ORed from shifted input rows, a vector loop a tap."""
+    width + 2 pad)``, ``taps`` and ``down`` from :func:`plane_runs`: each
+    plane's padded row ORed from shifted input rows, a vector loop a
+    tap."""
     images, height, width, _ = h.shape
     _, padded_height, n_planes, padded_width = out.shape
+    wide = channels > WORD_BITS
     for task in numba.prange(images * padded_height):
         i = task // padded_height
         y = task % padded_height - pad
         for p in range(n_planes):
             row = out[i, y + pad, p]
             row[:] = 0
-            if y < 0 or y >= height:
-                continue
-            wide = channels > WORD_BITS
-            for t in range(1 if wide else taps[p]):
+            for t in range(taps[p]):
+                # Tap t of the run that starts at row y, column x: input
+                # row y + dy, column x - pad + dx.
+                dy = t if down[p] else 0
+                dx = t - dy
+                if y + dy < 0 or y + dy >= height:
+                    continue
                 word = p if wide else 0
                 shift = numpy.uint64(0 if wide else t * channels)
-                # The padded columns x whose tap t lies inside the image.
-                for x in range(max(0, pad - t), min(padded_width,
-                                                    width + pad - t)):
-                    row[x] |= h[i, y, x - pad + t, word] << shift
+                for x in range(max(0, pad - dx), min(padded_width,
+                                                     width + pad - dx)):
+                    row[x] |= h[i, y + dy, x - pad + dx, word] << shift
 
 
 def planes(h, conv):
     """The packed activations ``h`` ``(images, height, width,
     words(channels))`` as the planes of convolution ``conv``'s input."""
     channels, height, width = conv.in_shape
-    taps = plane_taps(channels, conv.ksize)
+    taps, down = plane_runs(channels, conv.ksize)
     out = numpy.empty((len(h), height + 2 * conv.pad, len(taps),
                        width + 2 * conv.pad), numpy.uint64)
     if out.size:
         kernel_cache.threads()  # planes_kernel is parallel
         planes_kernel(numpy.ascontiguousarray(h), channels, conv.pad, taps,
-                      out)
+                      down, out)
     return out
