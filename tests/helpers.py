@@ -348,6 +348,20 @@ def float_convolution(values, filters, conv):
     return d
 
 
+def convolution_fires(d, thresholds, flip, conv):
+    """The packed output words ``(positions, words)`` of a convolution
+    whose sums are ``d`` ``(images, filters, out_h, out_w)``: ``d >= T``,
+    ORed over each whole window where ``conv`` pools (2 x 2), then
+    flipped."""
+    images, n, out_h, out_w = d.shape
+    fires = d >= thresholds[None, :, None, None]
+    if conv.pool:
+        fires = fires[:, :, :out_h // 2 * 2, :out_w // 2 * 2].reshape(
+            images, n, out_h // 2, 2, out_w // 2, 2).any(axis=(3, 5))
+    return reference_fires(fires.transpose(0, 2, 3, 1).reshape(-1, n), 1,
+                           flip)
+
+
 def random_pixels(rng, m, k, zeros=0.6):
     pixels = rng.randint(0, 256, (m, k)).astype(numpy.uint8)
     pixels[rng.rand(m, k) < zeros] = 0

@@ -55,9 +55,7 @@ def runs(conv, form):
 
 def _tile_codegen(context, builder, signature, args):
     x, rows, offsets, w, w_stride, row_words, limits, out = args
-    at = [llvm_ir.offset(builder, x, llvm_ir.load(
-        builder, llvm_ir.offset(builder, rows, 8 * r), llvm_ir.I64, 8))
-        for r in range(TILE_ROWS)]
+    at = llvm_ir.addresses(builder, x, rows, TILE_ROWS)
     # Kept in registers: LLVM promotes these slots (mem2reg).
     counters = [[cgutils.alloca_once_value(
         builder, ir.Constant(_VECTOR, None))
@@ -92,9 +90,7 @@ def _tile_codegen(context, builder, signature, args):
                 builder.zext(builder.bitcast(below, llvm_ir.I8),
                              llvm_ir.I32),
                 ir.Constant(llvm_ir.I32, 8 * v)))
-        builder.store(fired, builder.inttoptr(
-            llvm_ir.offset(builder, out, 4 * r),
-            llvm_ir.I32.as_pointer()), align=4)
+        llvm_ir.store(builder, fired, llvm_ir.offset(builder, out, 4 * r), 4)
     return context.get_dummy_value()
 
 

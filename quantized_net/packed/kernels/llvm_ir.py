@@ -27,6 +27,19 @@ def load(builder, address, value_type, align):
                         align=align)
 
 
+def store(builder, value, address, align):
+    """Stores ``value`` at the i64 ``address``."""
+    builder.store(value, builder.inttoptr(address, value.type.as_pointer()),
+                  align=align)
+
+
+def addresses(builder, base, offsets, n):
+    """``base`` plus each of the ``n`` i64 byte offsets at the i64
+    address ``offsets``."""
+    return [offset(builder, base, load(builder, offset(
+        builder, offsets, 8 * i), I64, 8)) for i in range(n)]
+
+
 def offset(builder, address, *terms):
     """``address`` plus the i64 ``terms`` (values, or ints as constants)."""
     for term in terms:

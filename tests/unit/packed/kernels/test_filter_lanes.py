@@ -15,7 +15,7 @@ from quantized_net.packed.kernels import convolutions  # noqa: E402
 from quantized_net.packed.kernels import filter_lanes  # noqa: E402
 from quantized_net.packed.kernels import tap_planes  # noqa: E402
 from helpers import (  # noqa: E402
-    float_convolution, random_signs, reference_fires)
+    convolution_fires, float_convolution, random_signs)
 
 
 # (channels, size, filters, ksize, stride, pad, pool)
@@ -54,16 +54,10 @@ def test_the_convolution_equals_the_float_one(channels, size, n, ksize,
             packed_filters, conv), n),
         tap_planes.word_offsets(conv), filter_lanes.lane_limits(limits),
         classes, flip_words, pool)
-    fires = d >= t[None, :, None, None]
-    if pool:
-        _, out_h, out_w = conv.conv_shape()
-        fires = fires[:, :, :out_h // 2 * 2, :out_w // 2 * 2].reshape(
-            images, n, out_h // 2, 2, out_w // 2, 2).any(axis=(3, 5))
-    expected = reference_fires(
-        fires.transpose(0, 2, 3, 1).reshape(-1, n), 1, flip)
+    expected = convolution_fires(d, t, flip, conv)
     numpy.testing.assert_array_equal(
         out.reshape(-1, out.shape[-1]), expected)
-    assert out.shape[:3] == (images,) + fires.shape[2:]
+    assert out.shape[:3] == (images,) + conv.out_shape()[1:]
 
 
 def test_no_images_give_no_positions():

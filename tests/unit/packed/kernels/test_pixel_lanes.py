@@ -14,7 +14,7 @@ from quantized_net.packed.kernels import convolutions  # noqa: E402
 from quantized_net.packed.kernels import filter_lanes  # noqa: E402
 from quantized_net.packed.kernels import pixel_lanes  # noqa: E402
 from helpers import (  # noqa: E402
-    float_convolution, random_signs, reference_fires)
+    convolution_fires, float_convolution, random_signs)
 
 # (channels, size, filters, ksize, stride, pad, pool); the last: 2 x 8 x 8
 # taps = MAX_TAPS, sums up to 255 * 128.
@@ -54,13 +54,7 @@ def test_the_first_convolution_equals_the_float_one(
         pixel_lanes.filter_signs(packed_filters, conv),
         pixel_lanes.tap_offsets(conv), pixel_lanes.bounds(limits, n),
         classes, convolutions.flip_words(flip), pool, pixels=True)
-    fires = d >= t[None, :, None, None]
-    if pool:
-        _, out_h, out_w = conv.conv_shape()
-        fires = fires[:, :, :out_h // 2 * 2, :out_w // 2 * 2].reshape(
-            images, n, out_h // 2, 2, out_w // 2, 2).any(axis=(3, 5))
-    expected = reference_fires(
-        fires.transpose(0, 2, 3, 1).reshape(-1, n), 1, flip)
+    expected = convolution_fires(d, t, flip, conv)
     numpy.testing.assert_array_equal(out.reshape(-1, out.shape[-1]),
                                      expected)
 

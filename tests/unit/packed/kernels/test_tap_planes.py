@@ -1,6 +1,6 @@
-"""tap_planes.py: the words of a position's row for channels below, at
-and above a word, across rows and down the columns left over, the planes against the padded taps they hold, and the
-filters' words against the taps' signs."""
+"""tap_planes.py: the words of a position's row for channels below, at and
+above a word, across rows and down the columns left over, the planes against
+the padded taps they hold, and the filters' words against the taps' signs."""
 import numpy
 import pytest
 
