@@ -53,10 +53,10 @@ if cpu_features.HAVE_NUMBA:
 #: The kinds of engine.
 ENGINES = ('packed', 'blas')
 
-#: A convolution across the filter lanes: its filters' words transposed
-#: (:func:`filter_lanes.transposed`), its planes' word offsets
-#: (:func:`tap_planes.word_offsets`) and its classes' limits
-#: (:func:`filter_lanes.lane_limits`).
+#: A convolution across the filter lanes (:func:`filter_lanes.convolution`):
+#: its filters' words transposed, its planes' word offsets and its classes'
+#: limits, or for the first convolution its filters' int16 signs, its taps'
+#: offsets and its classes' bounds (:mod:`pixel_lanes`).
 Lanes = collections.namedtuple('Lanes', 'filters offsets limits')
 
 
@@ -406,11 +406,13 @@ class CpuEngine(Engine):
             network.thresholds[1:], sizes[1:])]
 
     def _prepare_convnet(self):
-        """A ConvNet's layers: the first convolution by float32 vectors on
-        the pixels, each border class with its limits, every later one on
-        the bits (:mod:`kernels.convolutions`) by the popcount tiles or,
-        for short rows, across the filters (:mod:`kernels.filter_lanes`),
-        and the fully connected layers as an MLP's, the first of them on
+        """A ConvNet's layers: the first convolution on the pixels across
+        16-bit lanes (:mod:`kernels.pixel_lanes`; by float32 vectors in the
+        scalar form or where its sums are too wide), each border class with
+        its limits, every later one on the bits across the filters
+        (:mod:`kernels.filter_lanes`) or, for long rows and in the scalar
+        form, by the popcount tiles (:mod:`kernels.convolutions`), and the
+        fully connected layers as an MLP's, the first of them on
         the last convolution's bits as they lie, each pixel's channels
         together."""
         network, form = self.network, self.simd
