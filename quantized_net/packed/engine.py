@@ -41,6 +41,7 @@ from quantized_net.packed.kernels import gpu
 from quantized_net.packed.kernels import layouts
 
 if cpu_features.HAVE_NUMBA:
+    from quantized_net.packed.kernels import convnet as convnet_cpu
     from quantized_net.packed.kernels import convolutions as convolutions_cpu
     from quantized_net.packed.kernels import filter_lanes
     from quantized_net.packed.kernels import first_layer
@@ -462,6 +463,10 @@ class CpuEngine(Engine):
                 conv.filters, form))
             self.limits.append(limits)
             self.classes.append(classes)
+        # The whole ConvNet in one compiled call, where every convolution
+        # runs across the lanes (kernels.convnet).
+        self.compiled = convnet_cpu.runs(convolutions,
+                                         [self.first_lanes] + self.lanes)
         self.weights += [layouts.weights(rows, len(rows), form)
                          for rows in fully_connected_rows(network)]
         self.limits += [thresholds.pop_limits(t, k) for t, k in zip(
@@ -529,7 +534,8 @@ class CpuEngine(Engine):
 
             def layer(h):
                 if flat:
-                    h = layouts.layout(h.reshape(len(h), -1), form)
+                    h = layouts.layout(h.reshape(
+                        len(h), math.prod(h.shape[1:])), form)
                 if i == len(network.weights) - 1:
                     return hidden_layers.dot(h, self.weights[j],
                                              network.sizes[i],
@@ -560,9 +566,17 @@ class CpuEngine(Engine):
                                              sizes[-1], form)])
 
     def dots(self, pixels):
-        if self.network.convolutions:
-            return super(CpuEngine, self).dots(pixels)
+        convolutions = self.network.convolutions
         sizes = self.network.sizes
+        if convolutions and self.compiled:
+            n = len(convolutions)
+            return convnet_cpu.dots(
+                pixels, convolutions, [self.first_lanes] + self.lanes,
+                [self.first_classes] + self.classes, self.flip_words,
+                self.weights[n - 1:], self.limits[n - 1:],
+                self.network.flips[n:], sizes[-2], sizes[-1], self.simd)
+        if convolutions:
+            return super(CpuEngine, self).dots(pixels)
         return cpu_network.dots(
             numpy.ascontiguousarray(pixels), self.masks, self.first_limits,
             self.flips[0], self.weights, self.limits, self.flips[1:],

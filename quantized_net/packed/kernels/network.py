@@ -16,13 +16,14 @@ from quantized_net.packed.kernels.hidden_layers import (
 from quantized_net.packed.kernels.layouts import layout_words, weight_rows
 
 
-def _hidden_layers(h, weights, limits, flips, widths, threads, form):
-    """``h`` through the hidden layers after the first (compiled only)."""
+def chained_layers(h, weights, limits, flips, widths, threads, form):
+    """``h`` through the hidden layers of tuples ``weights``, ``limits``,
+    ``flips`` and ``widths`` in ``form``'s layout (compiled only)."""
     raise NotImplementedError('compiled by numba only')
 
 
-@overload(_hidden_layers)
-def _hidden_layers_typed(h, weights, limits, flips, widths, threads, form):
+@overload(chained_layers)
+def _chained_layers_typed(h, weights, limits, flips, widths, threads, form):
     # A network of one hidden layer has empty tuples, which numba cannot
     # index: that case is its own specialization.
     if isinstance(weights, types.BaseTuple) and not len(weights):
@@ -51,7 +52,7 @@ def network_kernel(pairs, masks, first_limits, first_flip, first_width,
     h = numpy.zeros((m, first_width), numpy.uint64)
     first_layer_kernel(pairs, masks, first_limits, first_flip, h, threads,
                        form)
-    h = _hidden_layers(h, weights, limits, flips, widths, threads, form)
+    h = chained_layers(h, weights, limits, flips, widths, threads, form)
     out = numpy.empty((m, n_out), numpy.int32)
     dot_kernel(h, last, k, out, form)
     return out

@@ -225,3 +225,25 @@ def test_the_gpu_engine_gives_the_cpu_dots(case):
         numpy.testing.assert_array_equal(engine.dots(pixels), expected)
         numpy.testing.assert_array_equal(engine.dots(pixels[:1]),
                                          expected[:1])
+
+
+@pytest.mark.parametrize('form', ['avx2', 'avx512'])
+@pytest.mark.parametrize('architecture,shape', NETWORKS)
+def test_one_compiled_call_gives_the_layers_dots(form, architecture, shape,
+                                                 monkeypatch):
+    convnet_kernels = pytest.importorskip(
+        'quantized_net.packed.kernels.convnet')
+    model, config = helpers.binarized_convnet(architecture, shape, seed=3)
+    network = packed_export.export(model, config)
+    engine = packed_engine.CPU_ENGINES[form](network)
+    # Every convolution across the lanes, and pools of 2 or none.
+    assert engine.compiled == (architecture != '3C5-P3-70C3-P2-11FC-6FC')
+    pixels = pixels_for(shape, 9, 7)
+    h = pixels
+    for layer in engine.layers():
+        h = layer(h)
+    numpy.testing.assert_array_equal(engine.dots(pixels), h)
+    # A batch larger than a call runs in passes, to the same dots.
+    monkeypatch.setattr(convnet_kernels, 'INPUT_BYTES', 1)
+    numpy.testing.assert_array_equal(engine.dots(pixels), h)
+    assert engine.dots(pixels[:0]).shape == (0, network.sizes[-1])

@@ -1,0 +1,227 @@
+"""A ConvNet on the CPU in one compiled call, as :mod:`network` runs an
+MLP: the first convolution across 16-bit lanes on the padded pixels
+(:mod:`pixel_lanes`), each later one across the filter lanes on its
+input's planes (:mod:`filter_lanes`, :mod:`tap_planes`), pooling 2 x 2 in
+the tiles, then the fully connected layers in the form's layout and the
+last layer's dot products (:func:`dots`). A batch of one saves the calls
+from Python layer by layer, their allocations and their conversions.
+
+It runs the ConvNets whose every convolution runs across the lanes and
+pools 2 x 2 or not at all (:func:`runs`); the others go layer by layer.
+"""
+import numpy
+from numba import types
+from numba.extending import overload
+
+from quantized_net import kernel_cache
+from quantized_net.packed.format import WORD_BITS
+from quantized_net.packed.kernels import cpu_features
+from quantized_net.packed.kernels.filter_lanes import convolution_kernel
+from quantized_net.packed.kernels.hidden_layers import dot_kernel
+from quantized_net.packed.kernels.layouts import layout_words, weight_rows
+from quantized_net.packed.kernels.network import chained_layers
+from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
+
+
+#: The most bytes of one layer's input a call lays out: a larger batch
+#: runs in passes (:func:`images_per_call`).
+INPUT_BYTES = 64 * 2 ** 20
+
+
+def images_per_call(convolutions):
+    """How many images :func:`dots` runs at once: as many as keep each
+    convolution's padded input (the pixels, or the planes) within
+    :data:`INPUT_BYTES`."""
+    first = convolutions[0]
+    channels, height, width = first.in_shape
+    per_image = [channels * (height + 2 * first.pad) * (width + 2 * first.pad)]
+    for conv in convolutions[1:]:
+        channels, height, width = conv.in_shape
+        per_image.append(8 * len(plane_runs(channels, conv.ksize)[0]) *
+                         (height + 2 * conv.pad) * (width + 2 * conv.pad))
+    return max(1, INPUT_BYTES // max(per_image))
+
+
+def runs(convolutions, lanes):
+    """Whether the ConvNet of ``convolutions``, whose layers across the
+    lanes are ``lanes`` (None where a layer is not), runs in one call."""
+    return (all(lane is not None for lane in lanes) and
+            all(conv.pool in (0, 2) for conv in convolutions))
+
+
+@kernel_cache.njit
+def _lanes(x, image, row, column, lanes, stride, conv_width, pool,
+           out_shape, pixels):
+    """One convolution across the lanes on ``x`` (its address and its
+    image, row and column bytes): its output words."""
+    w, offsets, limits, classes, flips = lanes
+    out = numpy.empty(out_shape, numpy.uint64)
+    convolution_kernel(x, image, row, column, offsets, w, limits, classes,
+                       flips.view(numpy.uint32), stride, conv_width, pool,
+                       pixels, out.view(numpy.uint32))
+    return out
+
+
+def _convolutions(h, lanes, shapes):
+    """``h`` through the convolutions after the first (compiled only)."""
+    raise NotImplementedError('compiled by numba only')
+
+
+@overload(_convolutions)
+def _convolutions_typed(h, lanes, shapes):
+    # A ConvNet of one convolution has empty tuples, which numba cannot
+    # index: that case is its own specialization.
+    if isinstance(lanes, types.BaseTuple) and not len(lanes):
+        return lambda h, lanes, shapes: h
+
+    def chain(h, lanes, shapes):
+        for i in range(len(lanes)):
+            (channels, pad, stride, conv_width, pool, taps, down, height,
+             n_planes, width, out_h, out_w, n_words) = shapes[i]
+            planes = numpy.empty((h.shape[0], height, n_planes, width),
+                                 numpy.uint64)
+            planes_kernel(h, channels, pad, taps, down, planes)
+            h = _lanes(planes.ctypes.data, planes.strides[0],
+                       planes.strides[1], planes.strides[3], lanes[i],
+                       stride, conv_width, pool,
+                       (h.shape[0], out_h, out_w, n_words), False)
+        return h
+    return chain
+
+
+@kernel_cache.njit
+def _padded(pixels, channels, height, width, pad):
+    """The ``uint8`` pixels ``(m, channels * height * width)`` with a
+    blank border, as :func:`pixel_lanes.padded`."""
+    m = pixels.shape[0]
+    out = numpy.zeros((m, channels, height + 2 * pad, width + 2 * pad),
+                      numpy.uint8)
+    for i in range(m):
+        for c in range(channels):
+            for y in range(height):
+                at = (c * height + y) * width
+                out[i, c, y + pad, pad:pad + width] = pixels[i, at:at + width]
+    return out
+
+
+@kernel_cache.njit
+def _laid_out(h, width, split):
+    """The plain words ``h`` ``(m, n)`` as ``width`` words in the form's
+    layout: zero-padded, and for the avx2 form (``split``) the low
+    nibbles of each 32 bytes before their high ones, as
+    :func:`layouts.layout`."""
+    m, n = h.shape
+    out = numpy.zeros((m, width), numpy.uint64)
+    nibbles = numpy.uint64(0x0F0F0F0F0F0F0F0F)
+    for i in range(m):
+        for q in range(n):
+            if not split:
+                out[i, q] = h[i, q]
+                continue
+            at = q // 4 * 8 + q % 4
+            out[i, at] = h[i, q] & nibbles
+            out[i, at + 4] = (h[i, q] >> numpy.uint64(4)) & nibbles
+    return out
+
+
+@kernel_cache.njit
+def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
+                   dense_width, weights, limits, flips, widths, last, k,
+                   n_out, threads, form):
+    """The int32 ``(m, n_out)`` dot products of the last layer of the
+    ConvNet of the ``uint8`` ``pixels`` ``(m, n_in)``: the first
+    convolution of ``first_lanes`` and ``first_shape``, the later ones of
+    the tuples ``lanes`` and ``shapes`` (:func:`dots`), the fully
+    connected layers on the last one's words laid out in ``dense_width``
+    words, of tuples ``weights``, ``limits``, ``flips`` and ``widths`` as
+    :func:`network.network_kernel` takes them, the last of ``last`` and
+    ``k`` inputs; ``form`` a literal."""
+    m = pixels.shape[0]
+    (channels, height, width, pad, stride, conv_width, pool, out_h, out_w,
+     n_words) = first_shape
+    x = _padded(pixels, channels, height, width, pad)
+    h = _lanes(x.ctypes.data, x.strides[0], x.strides[2], x.strides[3],
+               first_lanes, stride, conv_width, pool,
+               (m, out_h, out_w, n_words), True)
+    h = _convolutions(h, lanes, shapes)
+    h = _laid_out(h.reshape(m, -1), dense_width, form == 'avx2')
+    h = chained_layers(h, weights, limits, flips, widths, threads, form)
+    out = numpy.empty((m, n_out), numpy.int32)
+    dot_kernel(h, last, k, out, form)
+    return out
+
+
+def _convnet_of(form):
+    # The kernel with the form a constant, as hidden_layers binds its own.
+    @kernel_cache.njit
+    def convnet(pixels, first_shape, first_lanes, lanes, shapes,
+                dense_width, weights, limits, flips, widths, last, k, n_out,
+                threads):
+        return convnet_kernel(pixels, first_shape, first_lanes, lanes,
+                              shapes, dense_width, weights, limits, flips,
+                              widths, last, k, n_out, threads, form)
+    return convnet
+
+
+#: ``CONVNETS[form](...)``: :func:`convnet_kernel` of ``form``.
+CONVNETS = {form: _convnet_of(form) for form in cpu_features.FORMS}
+
+
+def dots(pixels, convolutions, lanes, classes, flip_words, weights, limits,
+         flips, k, n_out, form):
+    """The ConvNet's int32 ``(m, n_out)`` dot products of the last layer.
+
+    Args:
+        pixels: ``uint8`` ``(m, n_in)``.
+        convolutions: Its :class:`format.Convolution` list (:func:`runs`).
+        lanes: Each convolution's ``(filters, offsets, limits)``: the
+            first's for :mod:`pixel_lanes`, the others' for
+            :mod:`filter_lanes` (the engine's ``Lanes``).
+        classes: Each convolution's border class of each output position
+            (:func:`borders.tap_classes`).
+        flip_words: Each convolution's flips as output words.
+        weights (list of layouts.Weights): The fully connected layers',
+            the last one's last.
+        limits (list): The hidden fully connected layers'
+            :func:`thresholds.pop_limits`.
+        flips (list): Their bool flips.
+        k (int): The last layer's inputs.
+        n_out (int): Its units.
+        form (str): One of :data:`cpu_features.FORMS` this CPU runs.
+    """
+    first = convolutions[0]
+    _, out_h, out_w = first.out_shape()
+    _, _, conv_width = first.conv_shape()
+    first_shape = tuple(first.in_shape) + (
+        first.pad, first.stride, conv_width, first.pool, out_h, out_w,
+        len(flip_words[0]))
+    shapes = []
+    for conv, words in zip(convolutions[1:], flip_words[1:]):
+        taps, down = plane_runs(conv.in_shape[0], conv.ksize)
+        channels, height, width = conv.in_shape
+        _, out_h, out_w = conv.out_shape()
+        shapes.append((channels, conv.pad, conv.stride, conv.conv_shape()[2],
+                       conv.pool, taps, down, height + 2 * conv.pad,
+                       len(taps), width + 2 * conv.pad, out_h, out_w,
+                       len(words)))
+    last_conv = convolutions[-1]
+    dense_bits = (last_conv.out_shape()[1] * last_conv.out_shape()[2] *
+                  len(flip_words[-1]) * WORD_BITS)
+    step = images_per_call(convolutions)
+    if len(pixels) > step:
+        return numpy.concatenate([
+            dots(pixels[i:i + step], convolutions, lanes, classes,
+                 flip_words, weights, limits, flips, k, n_out, form)
+            for i in range(0, len(pixels), step)])
+    rows = tuple(weight_rows(w, len(pixels)) for w in weights)
+    limits = [numpy.atleast_2d(t) for t in limits]
+    arrays = [(filters, offsets, limits_of, classes_of, words)
+              for (filters, offsets, limits_of), classes_of, words in zip(
+                  lanes, classes, flip_words)]
+    return CONVNETS[form](
+        numpy.ascontiguousarray(pixels), first_shape, arrays[0],
+        tuple(arrays[1:]),
+        tuple(shapes), layout_words(dense_bits, form), rows[:-1],
+        tuple(limits), tuple(flips),
+        tuple(layout_words(t.shape[-1], form) for t in limits), rows[-1], k,
+        n_out, kernel_cache.threads())
