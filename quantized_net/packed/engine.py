@@ -463,15 +463,20 @@ class CpuEngine(Engine):
                 conv.filters, form))
             self.limits.append(limits)
             self.classes.append(classes)
-        # The whole ConvNet in one compiled call, where every convolution
-        # runs across the lanes (kernels.convnet).
-        self.compiled = convnet_cpu.runs(convolutions,
-                                         [self.first_lanes] + self.lanes)
         self.weights += [layouts.weights(rows, len(rows), form)
                          for rows in fully_connected_rows(network)]
         self.limits += [thresholds.pop_limits(t, k) for t, k in zip(
             network.thresholds[len(convolutions):],
             network.sizes[len(convolutions):])]
+        # The whole ConvNet in one compiled call, where every convolution
+        # runs across the lanes (kernels.convnet); else None.
+        n, sizes = len(convolutions), network.sizes
+        self.compiled = convnet_cpu.Dots(
+            convolutions, [self.first_lanes] + self.lanes,
+            [self.first_classes] + self.classes, self.flip_words,
+            self.weights[n - 1:], self.limits[n - 1:], network.flips[n:],
+            sizes[-2], sizes[-1], form) if convnet_cpu.runs(
+                convolutions, [self.first_lanes] + self.lanes) else None
 
     def _convnet_layers(self):
         network, form = self.network, self.simd
@@ -569,12 +574,7 @@ class CpuEngine(Engine):
         convolutions = self.network.convolutions
         sizes = self.network.sizes
         if convolutions and self.compiled:
-            n = len(convolutions)
-            return convnet_cpu.dots(
-                pixels, convolutions, [self.first_lanes] + self.lanes,
-                [self.first_classes] + self.classes, self.flip_words,
-                self.weights[n - 1:], self.limits[n - 1:],
-                self.network.flips[n:], sizes[-2], sizes[-1], self.simd)
+            return self.compiled(pixels)
         if convolutions:
             return super(CpuEngine, self).dots(pixels)
         return cpu_network.dots(

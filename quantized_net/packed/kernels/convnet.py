@@ -3,7 +3,7 @@ MLP: the first convolution across 16-bit lanes on the padded pixels
 (:mod:`pixel_lanes`), each later one across the filter lanes on its
 input's planes (:mod:`filter_lanes`, :mod:`tap_planes`), pooling 2 x 2 in
 the tiles, then the fully connected layers in the form's layout and the
-last layer's dot products (:func:`dots`). A batch of one saves the calls
+last layer's dot products (:class:`Dots`). A batch of one saves the calls
 from Python layer by layer, their allocations and their conversions.
 
 It runs the ConvNets whose every convolution runs across the lanes and
@@ -18,7 +18,8 @@ from quantized_net.packed.format import WORD_BITS
 from quantized_net.packed.kernels import cpu_features
 from quantized_net.packed.kernels.filter_lanes import convolution_kernel
 from quantized_net.packed.kernels.hidden_layers import dot_kernel
-from quantized_net.packed.kernels.layouts import layout_words, weight_rows
+from quantized_net.packed.kernels.layouts import (
+    PACKED_BATCH, layout_words, weight_rows)
 from quantized_net.packed.kernels.network import chained_layers
 from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
 
@@ -29,7 +30,7 @@ INPUT_BYTES = 64 * 2 ** 20
 
 
 def images_per_call(convolutions):
-    """How many images :func:`dots` runs at once: as many as keep each
+    """How many images :class:`Dots` runs at once: as many as keep each
     convolution's padded input (the pixels, or the planes) within
     :data:`INPUT_BYTES`."""
     first = convolutions[0]
@@ -131,7 +132,7 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
     """The int32 ``(m, n_out)`` dot products of the last layer of the
     ConvNet of the ``uint8`` ``pixels`` ``(m, n_in)``: the first
     convolution of ``first_lanes`` and ``first_shape``, the later ones of
-    the tuples ``lanes`` and ``shapes`` (:func:`dots`), the fully
+    the tuples ``lanes`` and ``shapes`` (:class:`Dots`), the fully
     connected layers on the last one's words laid out in ``dense_width``
     words, of tuples ``weights``, ``limits``, ``flips`` and ``widths`` as
     :func:`network.network_kernel` takes them, the last of ``last`` and
@@ -167,12 +168,13 @@ def _convnet_of(form):
 CONVNETS = {form: _convnet_of(form) for form in cpu_features.FORMS}
 
 
-def dots(pixels, convolutions, lanes, classes, flip_words, weights, limits,
-         flips, k, n_out, form):
-    """The ConvNet's int32 ``(m, n_out)`` dot products of the last layer.
+class Dots:
+    """The ConvNet's int32 ``(m, n_out)`` dot products of the last layer,
+    ``Dots(...)(pixels)`` for ``uint8`` pixels ``(m, n_in)``: the
+    arguments of the compiled call are made once, here, so that a batch
+    of one pays for the call alone.
 
     Args:
-        pixels: ``uint8`` ``(m, n_in)``.
         convolutions: Its :class:`format.Convolution` list (:func:`runs`).
         lanes: Each convolution's ``(filters, offsets, limits)``: the
             first's for :mod:`pixel_lanes`, the others' for
@@ -189,39 +191,47 @@ def dots(pixels, convolutions, lanes, classes, flip_words, weights, limits,
         n_out (int): Its units.
         form (str): One of :data:`cpu_features.FORMS` this CPU runs.
     """
-    first = convolutions[0]
-    _, out_h, out_w = first.out_shape()
-    _, _, conv_width = first.conv_shape()
-    first_shape = tuple(first.in_shape) + (
-        first.pad, first.stride, conv_width, first.pool, out_h, out_w,
-        len(flip_words[0]))
-    shapes = []
-    for conv, words in zip(convolutions[1:], flip_words[1:]):
-        taps, down = plane_runs(conv.in_shape[0], conv.ksize)
-        channels, height, width = conv.in_shape
-        _, out_h, out_w = conv.out_shape()
-        shapes.append((channels, conv.pad, conv.stride, conv.conv_shape()[2],
-                       conv.pool, taps, down, height + 2 * conv.pad,
-                       len(taps), width + 2 * conv.pad, out_h, out_w,
-                       len(words)))
-    last_conv = convolutions[-1]
-    dense_bits = (last_conv.out_shape()[1] * last_conv.out_shape()[2] *
-                  len(flip_words[-1]) * WORD_BITS)
-    step = images_per_call(convolutions)
-    if len(pixels) > step:
-        return numpy.concatenate([
-            dots(pixels[i:i + step], convolutions, lanes, classes,
-                 flip_words, weights, limits, flips, k, n_out, form)
-            for i in range(0, len(pixels), step)])
-    rows = tuple(weight_rows(w, len(pixels)) for w in weights)
-    limits = [numpy.atleast_2d(t) for t in limits]
-    arrays = [(filters, offsets, limits_of, classes_of, words)
-              for (filters, offsets, limits_of), classes_of, words in zip(
-                  lanes, classes, flip_words)]
-    return CONVNETS[form](
-        numpy.ascontiguousarray(pixels), first_shape, arrays[0],
-        tuple(arrays[1:]),
-        tuple(shapes), layout_words(dense_bits, form), rows[:-1],
-        tuple(limits), tuple(flips),
-        tuple(layout_words(t.shape[-1], form) for t in limits), rows[-1], k,
-        n_out, kernel_cache.threads())
+
+    def __init__(self, convolutions, lanes, classes, flip_words, weights,
+                 limits, flips, k, n_out, form):
+        first = convolutions[0]
+        _, out_h, out_w = first.out_shape()
+        first_shape = tuple(first.in_shape) + (
+            first.pad, first.stride, first.conv_shape()[2], first.pool,
+            out_h, out_w, len(flip_words[0]))
+        shapes = []
+        for conv, words in zip(convolutions[1:], flip_words[1:]):
+            taps, down = plane_runs(conv.in_shape[0], conv.ksize)
+            channels, height, width = conv.in_shape
+            _, out_h, out_w = conv.out_shape()
+            shapes.append((channels, conv.pad, conv.stride,
+                           conv.conv_shape()[2], conv.pool, taps, down,
+                           height + 2 * conv.pad, len(taps),
+                           width + 2 * conv.pad, out_h, out_w, len(words)))
+        _, height, width = convolutions[-1].out_shape()
+        dense_bits = height * width * len(flip_words[-1]) * WORD_BITS
+        arrays = [(filters, offsets, limits_of, classes_of, words)
+                  for (filters, offsets, limits_of), classes_of, words in
+                  zip(lanes, classes, flip_words)]
+        limits = tuple(numpy.atleast_2d(t) for t in limits)
+        self.step = images_per_call(convolutions)
+        self.call = CONVNETS[form]
+        # The arguments after the pixels, for a batch that reads the
+        # weights' packed bits (layouts.PACKED_BATCH images at most) and for
+        # one that reads their layout.
+        self.arguments = [
+            (first_shape, arrays[0], tuple(arrays[1:]), tuple(shapes),
+             layout_words(dense_bits, form), rows[:-1], limits, tuple(flips),
+             tuple(layout_words(t.shape[-1], form) for t in limits),
+             rows[-1], k, n_out)
+            for rows in (tuple(weight_rows(w, batch) for w in weights)
+                         for batch in (PACKED_BATCH, PACKED_BATCH + 1))]
+
+    def __call__(self, pixels):
+        if len(pixels) > self.step:
+            return numpy.concatenate([self(pixels[i:i + self.step])
+                                      for i in range(0, len(pixels),
+                                                     self.step)])
+        arguments = self.arguments[len(pixels) > PACKED_BATCH]
+        return self.call(numpy.ascontiguousarray(pixels), *arguments,
+                         kernel_cache.threads())
