@@ -51,13 +51,12 @@ def runs(convolutions, lanes):
 
 
 @kernel_cache.njit
-def _lanes(x, image, row, column, lanes, stride, conv_width, pool,
-           out_shape, pixels):
-    """One convolution across the lanes on ``x`` (its address and its
-    image, row and column bytes): its output words."""
+def _lanes(x, lanes, stride, conv_width, pool, out_shape, pixels):
+    """One convolution across the lanes on ``x``, the padded pixels or
+    the planes: its output words."""
     w, offsets, limits, classes, flips = lanes
     out = numpy.empty(out_shape, numpy.uint64)
-    convolution_kernel(x, image, row, column, offsets, w, limits, classes,
+    convolution_kernel(x, offsets, w, limits, classes,
                        flips.view(numpy.uint32), stride, conv_width, pool,
                        pixels, out.view(numpy.uint32))
     return out
@@ -82,9 +81,7 @@ def _convolutions_typed(h, lanes, shapes):
             planes = numpy.empty((h.shape[0], height, n_planes, width),
                                  numpy.uint64)
             planes_kernel(h, channels, pad, taps, down, planes)
-            h = _lanes(planes.ctypes.data, planes.strides[0],
-                       planes.strides[1], planes.strides[3], lanes[i],
-                       stride, conv_width, pool,
+            h = _lanes(planes, lanes[i], stride, conv_width, pool,
                        (h.shape[0], out_h, out_w, n_words), False)
         return h
     return chain
@@ -141,8 +138,7 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
     (channels, height, width, pad, stride, conv_width, pool, out_h, out_w,
      n_words) = first_shape
     x = _padded(pixels, channels, height, width, pad)
-    h = _lanes(x.ctypes.data, x.strides[0], x.strides[2], x.strides[3],
-               first_lanes, stride, conv_width, pool,
+    h = _lanes(x, first_lanes, stride, conv_width, pool,
                (m, out_h, out_w, n_words), True)
     h = _convolutions(h, lanes, shapes)
     h = _laid_out(h.reshape(m, -1), dense_width, form == 'avx2')

@@ -131,18 +131,20 @@ def lane_limits(limits):
 
 
 @kernel_cache.njit(parallel=True)
-def convolution_kernel(address, image_bytes, row_bytes, column_bytes,
-                       offsets, w, limits, classes, flips, stride,
+def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
                        conv_width, pool, pixels, out):
     """A convolution across the lanes into ``out``'s ``uint32`` halves of
     words ``(images, out_h, out_w, 2 words)``, ``flips`` the flip words'
     halves: the tiles of :mod:`pixel_lanes` where ``pixels``, else of
-    this module, on the input at ``address`` (an image ``image_bytes``
-    on, a padded row ``row_bytes``, a column ``column_bytes``), taps or
-    words at ``offsets``, ``w`` and ``limits`` ``(classes, lanes)`` laid
+    this module, on the input ``x`` (the padded pixels, or the planes),
+    taps or words at ``offsets``, ``w`` and ``limits`` ``(classes, lanes)`` laid
     out for them. Pooled (``pool`` 2), a tile's 4 rows are a window's
     positions and its bits their OR; else 4 positions along an output
     row, the last tile repeating its last position."""
+    # An image, a padded row and a column of x, in bytes.
+    image_bytes = x.strides[0]
+    row_bytes = x.strides[2] if pixels else x.strides[1]
+    column_bytes = x.strides[3]
     row_words = offsets.shape[0]
     lanes = w.shape[1]
     groups = lanes // TILE_FILTERS
@@ -156,16 +158,16 @@ def convolution_kernel(address, image_bytes, row_bytes, column_bytes,
         positions = numpy.empty(TILE_ROWS, numpy.int64)
         row_limits = numpy.empty(TILE_ROWS, numpy.int64)
         bits = numpy.empty(TILE_ROWS, numpy.uint32)
-        x_at = address + i * image_bytes
+        x_at = x.ctypes.data + i * image_bytes
         across = out_w if pool else (out_w + TILE_ROWS - 1) // TILE_ROWS
-        for x in range(across):
+        for across_at in range(across):
             for r in range(TILE_ROWS):
                 if pool:
                     cy = y * 2 + r // 2
-                    cx = x * 2 + r % 2
+                    cx = across_at * 2 + r % 2
                 else:
                     cy = y
-                    cx = min(x * TILE_ROWS + r, out_w - 1)
+                    cx = min(across_at * TILE_ROWS + r, out_w - 1)
                 positions[r] = cy * conv_width + cx
                 rows[r] = cy * stride * row_bytes + cx * stride * column_bytes
             for g in range(groups):
@@ -183,18 +185,18 @@ def convolution_kernel(address, image_bytes, row_bytes, column_bytes,
                          w.ctypes.data + g * w_group, w.strides[0],
                          row_words, row_limits.ctypes.data, bits.ctypes.data)
                 if pool:
-                    out[i, y, x, g] = (bits[0] | bits[1] | bits[2] |
+                    out[i, y, across_at, g] = (bits[0] | bits[1] | bits[2] |
                                        bits[3]) ^ flips[g]
                     continue
-                for r in range(min(TILE_ROWS, out_w - x * TILE_ROWS)):
-                    out[i, y, x * TILE_ROWS + r, g] = bits[r] ^ flips[g]
+                for r in range(min(TILE_ROWS, out_w - across_at * TILE_ROWS)):
+                    out[i, y, across_at * TILE_ROWS + r, g] = bits[r] ^ flips[g]
             # The halves past the last filter: no unit, 0 bits.
             for g in range(groups, halves):
                 if pool:
-                    out[i, y, x, g] = flips[g]
+                    out[i, y, across_at, g] = flips[g]
                     continue
-                for r in range(min(TILE_ROWS, out_w - x * TILE_ROWS)):
-                    out[i, y, x * TILE_ROWS + r, g] = flips[g]
+                for r in range(min(TILE_ROWS, out_w - across_at * TILE_ROWS)):
+                    out[i, y, across_at * TILE_ROWS + r, g] = flips[g]
 
 
 def convolution(x, conv, w, offsets, limits, classes, flips, pool,
@@ -227,11 +229,7 @@ def convolution(x, conv, w, offsets, limits, classes, flips, pool,
                        conv_width // (pool or 1), len(flips)), numpy.uint64)
     if out.size:
         kernel_cache.threads()  # the kernel is parallel
-        # An image, a padded row and a column, in bytes.
-        image, row, column = x.strides[0], x.strides[2 if pixels else 1], \
-            x.strides[3]
-        convolution_kernel(
-            x.ctypes.data, image, row, column, offsets, w, limits, classes,
-            flips.view(numpy.uint32), conv.stride, conv_width, pool, pixels,
-            out.view(numpy.uint32))
+        convolution_kernel(x, offsets, w, limits, classes,
+                           flips.view(numpy.uint32), conv.stride, conv_width,
+                           pool, pixels, out.view(numpy.uint32))
     return out

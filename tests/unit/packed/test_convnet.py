@@ -1,6 +1,10 @@
 """A binarized ConvNet packed: the export's layers and the BLAS engine's
 labels and hidden layers against the Chainer model's, on random networks
 of odd shapes."""
+import os
+import subprocess
+import sys
+
 import chainer
 import chainer.functions as F
 import numpy
@@ -249,3 +253,32 @@ def test_one_compiled_call_gives_the_layers_dots(form, architecture, shape,
     numpy.testing.assert_array_equal(
         packed_engine.CPU_ENGINES[form](network).dots(pixels), h)
     assert engine.dots(pixels[:0]).shape == (0, network.sizes[-1])
+
+
+LARGE_LAYERS = """
+import numpy
+import helpers
+from quantized_net.packed import engine, export
+model, config = helpers.binarized_convnet('32C3-32C3-P2-64C3-P2-16FC',
+                                          (1, 28, 28), seed=4)
+packed = engine.CPU_ENGINES['avx512'](export.export(model, config))
+assert packed.compiled is not None
+pixels = numpy.random.RandomState(8).randint(0, 256, (60, 784)).astype(
+    numpy.uint8)
+dots = packed.dots(pixels)
+h = pixels
+for layer in packed.layers():
+    h = layer(h)
+assert (dots == h).all()
+"""
+
+
+def test_the_compiled_call_keeps_its_large_layers_alive():
+    # Each layer's megabytes of planes are mapped apart and unmapped when
+    # released (a fixed malloc threshold): read after their release, they
+    # end the process.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536',
+               PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, '-c', LARGE_LAYERS], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
