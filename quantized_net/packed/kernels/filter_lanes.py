@@ -137,10 +137,10 @@ def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
     words ``(images, out_h, out_w, 2 words)``, ``flips`` the flip words'
     halves: the tiles of :mod:`pixel_lanes` where ``pixels``, else of
     this module, on the input ``x`` (the padded pixels, or the planes),
-    taps or words at ``offsets``, ``w`` and ``limits`` ``(classes, lanes)`` laid
-    out for them. Pooled (``pool`` 2), a tile's 4 rows are a window's
-    positions and its bits their OR; else 4 positions along an output
-    row, the last tile repeating its last position."""
+    taps or words at ``offsets``, ``w`` and ``limits`` ``(classes,
+    lanes)`` laid out for them. Pooled (``pool`` 2), a tile's 4 rows are
+    a window's positions and its bits their OR; else 4 positions along an
+    output row, the last tile repeating its last position."""
     # An image, a padded row and a column of x, in bytes.
     image_bytes = x.strides[0]
     row_bytes = x.strides[2] if pixels else x.strides[1]
@@ -161,13 +161,15 @@ def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
         x_at = x.ctypes.data + i * image_bytes
         across = out_w if pool else (out_w + TILE_ROWS - 1) // TILE_ROWS
         for across_at in range(across):
+            # The first output column of the tile, unpooled.
+            first = across_at * TILE_ROWS
             for r in range(TILE_ROWS):
                 if pool:
                     cy = y * 2 + r // 2
                     cx = across_at * 2 + r % 2
                 else:
                     cy = y
-                    cx = min(across_at * TILE_ROWS + r, out_w - 1)
+                    cx = min(first + r, out_w - 1)
                 positions[r] = cy * conv_width + cx
                 rows[r] = cy * stride * row_bytes + cx * stride * column_bytes
             for g in range(groups):
@@ -185,18 +187,18 @@ def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
                          w.ctypes.data + g * w_group, w.strides[0],
                          row_words, row_limits.ctypes.data, bits.ctypes.data)
                 if pool:
-                    out[i, y, across_at, g] = (bits[0] | bits[1] | bits[2] |
-                                       bits[3]) ^ flips[g]
+                    out[i, y, across_at, g] = (
+                        bits[0] | bits[1] | bits[2] | bits[3]) ^ flips[g]
                     continue
-                for r in range(min(TILE_ROWS, out_w - across_at * TILE_ROWS)):
-                    out[i, y, across_at * TILE_ROWS + r, g] = bits[r] ^ flips[g]
+                for r in range(min(TILE_ROWS, out_w - first)):
+                    out[i, y, first + r, g] = bits[r] ^ flips[g]
             # The halves past the last filter: no unit, 0 bits.
             for g in range(groups, halves):
                 if pool:
                     out[i, y, across_at, g] = flips[g]
                     continue
-                for r in range(min(TILE_ROWS, out_w - across_at * TILE_ROWS)):
-                    out[i, y, across_at * TILE_ROWS + r, g] = flips[g]
+                for r in range(min(TILE_ROWS, out_w - first)):
+                    out[i, y, first + r, g] = flips[g]
 
 
 def convolution(x, conv, w, offsets, limits, classes, flips, pool,
