@@ -221,10 +221,10 @@ def ceilings(network, form):
     the inner loop of its kernel, measured once for each shape; for an
     MLP's first layer :func:`pair_sums_ceiling`, for a ConvNet's
     :func:`pixel_lanes_ceiling` where its sums fit 16 bits, else
-    :func:`first_convolution_ceiling`, for the others
-    :func:`tile_ceiling` of its row's bits (a convolution's row holds its
-    taps' channels), or :func:`filter_lanes_ceiling` where its rows are
-    short enough to run across the filters."""
+    :func:`first_convolution_ceiling`, for its later convolutions
+    :func:`filter_lanes_ceiling` (in the scalar form :func:`tile_ceiling`
+    of its row's bits, its taps' channels), for the others
+    :func:`tile_ceiling` of its row's bits."""
     sizes = network.sizes
     convolutions = network.convolutions
     measured = {}
@@ -239,7 +239,7 @@ def ceilings(network, form):
     rates = [pixel_lanes_ceiling(first) if pixel_lanes.runs(first, form)
              else first_convolution_ceiling(first)]
     rates += [filter_lanes_ceiling(conv)
-              if filter_lanes.runs(conv, form) else tiles(conv.taps())
+              if filter_lanes.runs(form) else tiles(conv.taps())
               for conv in convolutions[1:]]
     return rates + [tiles(k) for k in sizes[len(convolutions):-1]]
 
@@ -323,7 +323,7 @@ def filter_lanes_ceiling(conv, rounds=20000):
     (:mod:`filter_lanes`) on one core with its data in L1: rows of
     convolution ``conv``'s words in its planes (:mod:`tap_planes`), bits
     past its taps not counted, against a tile of filters, compared with
-    their limits: the ceiling of the convolutions of short rows."""
+    their limits: the ceiling of the convolutions on bits."""
     row_words = len(tap_planes.row_words(conv.in_shape[0], conv.ksize))
     tile_rows, tile_filters = filter_lanes.TILE_ROWS, filter_lanes.TILE_FILTERS
     rng = numpy.random.RandomState(0)

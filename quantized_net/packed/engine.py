@@ -411,8 +411,8 @@ class CpuEngine(Engine):
         16-bit lanes (:mod:`kernels.pixel_lanes`; by float32 vectors in the
         scalar form or where its sums are too wide), each border class with
         its limits, every later one on the bits across the filters
-        (:mod:`kernels.filter_lanes`) or, for long rows and in the scalar
-        form, by the popcount tiles (:mod:`kernels.convolutions`), and the
+        (:mod:`kernels.filter_lanes`) or, in the scalar form, by the
+        popcount tiles (:mod:`kernels.convolutions`), and the
         fully connected layers as an MLP's, the first of them on
         the last convolution's bits as they lie, each pixel's channels
         together."""
@@ -442,9 +442,8 @@ class CpuEngine(Engine):
             pixel_lanes.bounds(self.first_limits, first.filters))
             if pixel_lanes.runs(first, form) else None)
         # Per convolution after the first: its filters, offsets and limits
-        # across the lanes (kernels.filter_lanes), or None where its rows
-        # are long or the form is the scalar reference; the tiles' weights
-        # only where they are None.
+        # across the lanes (kernels.filter_lanes), or None in the scalar
+        # reference form; the tiles' weights only where they are None.
         self.weights, self.limits, self.classes = [], [], []
         self.lanes = []
         for i, conv in enumerate(convolutions[1:], 1):
@@ -455,7 +454,7 @@ class CpuEngine(Engine):
                 network.weights[i], conv), conv.filters),
                 tap_planes.word_offsets(conv),
                 filter_lanes.lane_limits(limits))
-                if filter_lanes.runs(conv, form) else None)
+                if filter_lanes.runs(form) else None)
             self.lanes.append(lanes)
             self.weights.append(None if lanes else layouts.weights(
                 layouts.channels_last(network.weights[i], conv.in_shape[0],

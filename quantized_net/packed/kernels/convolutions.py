@@ -5,14 +5,15 @@ The activations between convolutions are packed along the channels:
 a position bit ``c % 64`` of its word ``c // 64``, 0 bits past the last
 channel. A convolution counts ``popcount(x XOR w)`` over each output
 position's taps, against the limits of its class of border
-(:mod:`borders`): for short rows across the filter lanes, reading the
-taps in place (:mod:`filter_lanes`, :mod:`tap_planes`), else with the
-taps laid side by side, a row of ``ksize * ksize * channels`` bits
-(:func:`columns`) against filters laid out the same way
+(:mod:`borders`): across the filter lanes, reading the taps in place
+(:mod:`filter_lanes`, :mod:`tap_planes`), or in the scalar reference form
+with the taps laid side by side, a row of ``ksize * ksize * channels``
+bits (:func:`columns`) against filters laid out the same way
 (:func:`layouts.channels_last`), by the hidden layers'
-:func:`hidden_layers.sign_layer`. The first convolution sums the pixel
-integers times the filters' signs in float32 vectors, exact, skipping
-blank pixels (:func:`first_convolution`).
+:func:`hidden_layers.sign_layer`. The scalar form's first convolution
+sums the pixel integers times the filters' signs in float32 vectors,
+exact, skipping blank pixels (:func:`first_convolution`); the others'
+runs across 16-bit lanes (:mod:`pixel_lanes`).
 
 Max-pooling follows on the bits (:func:`pooled`): the trained network
 pooled the sums before a monotonic normalisation and sign, so a pooled

@@ -4,7 +4,8 @@ The popcount tiles (:mod:`tiles`) run along a row, a vector of its words a
 step, and add each count's lanes together at the end: right for an MLP's
 rows of hundreds of words, wasteful for a convolution's, whose rows are a
 few words (``3 x 3`` taps of 32 channels: 288 bits, 4.5 words, padded to
-a 512-bit vector, then reduced across the vector once per filter). Here a
+a 512-bit vector, then reduced across the vector once per filter), and
+whose rows would have to be laid side by side in memory first. Here a
 row's word is broadcast instead, XORed with that word of 8 filters at
 once (the weights transposed, word-major), counted and added lane by lane:
 no padding of the row, no reduction, and the counts are compared with
@@ -30,7 +31,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from quantized_net import kernel_cache
-from quantized_net.packed.kernels import llvm_ir, pixel_lanes, tap_planes
+from quantized_net.packed.kernels import llvm_ir, pixel_lanes
 
 #: A tile: rows of activations, and vectors of 8 filters (the 64-bit
 #: lanes of an AVX-512 vector), whose counts stay in registers over the
@@ -39,18 +40,15 @@ from quantized_net.packed.kernels import llvm_ir, pixel_lanes, tap_planes
 TILE_ROWS, TILE_VECTORS = 4, 4
 #: Filters a tile: the weights are laid out in groups of this many.
 TILE_FILTERS = 8 * TILE_VECTORS
-#: The longest row, in words, laid across the filters: past it the tiles'
-#: reduction costs less than a row's step.
-MAX_ROW_WORDS = 16
 _VECTOR = ir.VectorType(llvm_ir.I64, 8)
 
 
-def runs(conv, form):
-    """Whether convolution ``conv`` runs here in ``form``: rows of at
-    most :data:`MAX_ROW_WORDS` words in its planes, and not the scalar
-    reference."""
-    return form != 'scalar' and len(tap_planes.row_words(
-        conv.in_shape[0], conv.ksize)) <= MAX_ROW_WORDS
+def runs(form):
+    """Whether the convolutions run across the lanes in ``form``: all but
+    the scalar reference's, for rows of any length: a tile's filters are
+    256 bytes a word of the row, 18 KB for 3 x 3 taps of 512 channels,
+    read from L1."""
+    return form != 'scalar'
 
 
 def _tile_codegen(context, builder, signature, args):
