@@ -236,7 +236,8 @@ def ceilings(network, form):
     if not convolutions:
         return [pair_sums_ceiling(form)] + [tiles(k) for k in sizes[1:-1]]
     first = convolutions[0]
-    rates = [pixel_lanes_ceiling(first) if pixel_lanes.runs(first, form)
+    rates = [pixel_lanes_ceiling(first, form)
+             if pixel_lanes.runs(first, form)
              else first_convolution_ceiling(first)]
     rates += [filter_lanes_ceiling(conv)
               if filter_lanes.runs(form) else tiles(conv.taps())
@@ -350,29 +351,42 @@ def filter_lanes_ceiling(conv, rounds=20000):
     return rounds * tile_rows * tile_filters * conv.taps() / seconds['tile']
 
 
-def pixel_lanes_ceiling(conv, rounds=20000):
+def pixel_lanes_ceiling(conv, form, rounds=20000):
     """Multiply-adds a second of the first convolution's tile across the
-    lanes (:mod:`pixel_lanes`) on one core with its data in L1: the
-    pixels of 4 positions, none blank, against a tile of filters, compared
-    with their bounds."""
+    lanes in ``form`` (:mod:`pixel_lanes`) on one core with its data in
+    L1: the pixels of 4 positions, none blank, against a tile of filters,
+    compared with their bounds."""
     taps, rows = conv.taps(), pixel_lanes.TILE_ROWS
     rng = numpy.random.RandomState(0)
-    x = rng.randint(1, 256, rows * taps).astype(numpy.uint8)
-    w = rng.choice([-1, 1], (taps, pixel_lanes.TILE_FILTERS)).astype(
-        numpy.int16)
-    positions = numpy.arange(rows, dtype=numpy.int64) * taps
-    offsets = numpy.arange(taps, dtype=numpy.int64)
+    signs = packed_format.pack_signs(rng.choice([-1., 1.], (
+        pixel_lanes.TILE_FILTERS, taps)))
+    w = pixel_lanes.filter_signs(signs, conv._replace(
+        filters=pixel_lanes.TILE_FILTERS), form)
+    offsets = pixel_lanes.tap_offsets(conv, form)
+    # 4 positions side by side, one a padded image's width apart.
+    _, height, width = conv.in_shape
+    x = rng.randint(1, 256, conv.in_shape[0] * (height + 2 * conv.pad) * (
+        width + 2 * conv.pad + pixel_lanes.SLACK) + rows).astype(numpy.uint8)
+    positions = numpy.arange(rows, dtype=numpy.int64)
     bounds = numpy.zeros(pixel_lanes.TILE_FILTERS, numpy.int16)
     row_bounds = numpy.full(rows, bounds.ctypes.data, numpy.int64)
     bits = numpy.zeros(rows, numpy.uint32)
+    quads = pixel_lanes.tile_kind(form) == pixel_lanes.QUADS
+    steps = len(offsets)
 
     @kernel_cache.njit  # cached under its sizes, its cells
     def run(x, w, positions, offsets, row_bounds, bits, rounds):
         for _ in range(rounds):
-            pixel_lanes.tile(x.ctypes.data, positions.ctypes.data,
-                             offsets.ctypes.data, w.ctypes.data,
-                             w.strides[0], taps, row_bounds.ctypes.data,
-                             bits.ctypes.data)
+            if quads:
+                pixel_lanes.quad_tile(
+                    x.ctypes.data, positions.ctypes.data,
+                    offsets.ctypes.data, w.ctypes.data, w.strides[0],
+                    steps, row_bounds.ctypes.data, bits.ctypes.data)
+            else:
+                pixel_lanes.tile(
+                    x.ctypes.data, positions.ctypes.data,
+                    offsets.ctypes.data, w.ctypes.data, w.strides[0],
+                    steps, row_bounds.ctypes.data, bits.ctypes.data)
     seconds = median_seconds(
         [('tile', lambda: run(x, w, positions, offsets, row_bounds, bits,
                               rounds))], 5, warmup=1)

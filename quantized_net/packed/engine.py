@@ -437,8 +437,8 @@ class CpuEngine(Engine):
         # or None where its sums are too wide or the form is the scalar
         # reference.
         self.first_lanes = (Lanes(
-            pixel_lanes.filter_signs(network.weights[0], first),
-            pixel_lanes.tap_offsets(first),
+            pixel_lanes.filter_signs(network.weights[0], first, form),
+            pixel_lanes.tap_offsets(first, form),
             pixel_lanes.bounds(self.first_limits, first.filters))
             if pixel_lanes.runs(first, form) else None)
         # Per convolution after the first: its filters, offsets and limits
@@ -482,14 +482,14 @@ class CpuEngine(Engine):
         convolutions = network.convolutions
         first = convolutions[0]
 
-        def across_lanes(x, i, lanes, classes, pixels):
+        def across_lanes(x, i, lanes, classes, kind):
             # The lanes pool 2 x 2 as they count; other windows pool after.
             conv = convolutions[i]
             fused = 2 if conv.pool == 2 else 0
             out = filter_lanes.convolution(
                 x, conv, lanes.filters, lanes.offsets, lanes.limits,
                 classes, self.flip_words[i] * numpy.uint64(
-                    not conv.pool or fused > 0), fused, pixels)
+                    not conv.pool or fused > 0), fused, kind)
             if conv.pool and not fused:
                 out = convolutions_cpu.pooled(out, conv.pool,
                                               self.flip_words[i])
@@ -499,7 +499,7 @@ class CpuEngine(Engine):
             if self.first_lanes:
                 return across_lanes(pixel_lanes.padded(pixels, first), 0,
                                     self.first_lanes, self.first_classes,
-                                    True)
+                                    pixel_lanes.tile_kind(form))
             h = convolutions_cpu.first_convolution(
                 pixels, self.first_filters, self.first_limits,
                 self.first_classes, self.first_blank,
@@ -519,7 +519,8 @@ class CpuEngine(Engine):
             def layer(h):
                 if lanes:
                     return across_lanes(tap_planes.planes(h, conv), i, lanes,
-                                        self.classes[i - 1], False)
+                                        self.classes[i - 1],
+                                        filter_lanes.BITS)
                 _, out_h, out_w = conv.conv_shape()
                 out = hidden_layers.sign_layer(
                     convolutions_cpu.columns(h, conv, form), weights,

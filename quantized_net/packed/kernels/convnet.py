@@ -16,11 +16,13 @@ from numba.extending import overload
 from quantized_net import kernel_cache
 from quantized_net.packed.format import WORD_BITS
 from quantized_net.packed.kernels import cpu_features
-from quantized_net.packed.kernels.filter_lanes import convolution_kernel
+from quantized_net.packed.kernels.filter_lanes import (
+    BITS, convolution_kernel)
 from quantized_net.packed.kernels.hidden_layers import dot_kernel
 from quantized_net.packed.kernels.layouts import (
     PACKED_BATCH, layout_words, weight_rows)
 from quantized_net.packed.kernels.network import chained_layers
+from quantized_net.packed.kernels.pixel_lanes import SLACK, tile_kind
 from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
 
 
@@ -51,14 +53,14 @@ def runs(convolutions, lanes):
 
 
 @kernel_cache.njit
-def _lanes(x, lanes, stride, conv_width, pool, out_shape, pixels):
+def _lanes(x, lanes, stride, conv_width, pool, out_shape, kind):
     """One convolution across the lanes on ``x``, the padded pixels or
     the planes: its output words."""
     w, offsets, limits, classes, flips = lanes
     out = numpy.empty(out_shape, numpy.uint64)
     convolution_kernel(x, offsets, w, limits, classes,
                        flips.view(numpy.uint32), stride, conv_width, pool,
-                       pixels, out.view(numpy.uint32))
+                       kind, out.view(numpy.uint32))
     return out
 
 
@@ -82,7 +84,7 @@ def _convolutions_typed(h, lanes, shapes):
                                  numpy.uint64)
             planes_kernel(h, channels, pad, taps, down, planes)
             h = _lanes(planes, lanes[i], stride, conv_width, pool,
-                       (h.shape[0], out_h, out_w, n_words), False)
+                       (h.shape[0], out_h, out_w, n_words), BITS)
         return h
     return chain
 
@@ -90,10 +92,10 @@ def _convolutions_typed(h, lanes, shapes):
 @kernel_cache.njit
 def _padded(pixels, channels, height, width, pad):
     """The ``uint8`` pixels ``(m, channels * height * width)`` with a
-    blank border, as :func:`pixel_lanes.padded`."""
+    blank border and slack, as :func:`pixel_lanes.padded`."""
     m = pixels.shape[0]
-    out = numpy.zeros((m, channels, height + 2 * pad, width + 2 * pad),
-                      numpy.uint8)
+    out = numpy.zeros((m, channels, height + 2 * pad,
+                       width + 2 * pad + SLACK), numpy.uint8)
     for i in range(m):
         for c in range(channels):
             for y in range(height):
@@ -136,10 +138,10 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
     ``k`` inputs; ``form`` a literal."""
     m = pixels.shape[0]
     (channels, height, width, pad, stride, conv_width, pool, out_h, out_w,
-     n_words) = first_shape
+     n_words, kind) = first_shape
     x = _padded(pixels, channels, height, width, pad)
     h = _lanes(x, first_lanes, stride, conv_width, pool,
-               (m, out_h, out_w, n_words), True)
+               (m, out_h, out_w, n_words), kind)
     h = _convolutions(h, lanes, shapes)
     h = _laid_out(h.reshape(m, -1), dense_width, form == 'avx2')
     h = chained_layers(h, weights, limits, flips, widths, threads, form)
@@ -194,7 +196,7 @@ class Dots:
         _, out_h, out_w = first.out_shape()
         first_shape = tuple(first.in_shape) + (
             first.pad, first.stride, first.conv_shape()[2], first.pool,
-            out_h, out_w, len(flip_words[0]))
+            out_h, out_w, len(flip_words[0]), tile_kind(form))
         shapes = []
         for conv, words in zip(convolutions[1:], flip_words[1:]):
             taps, down = plane_runs(conv.in_shape[0], conv.ksize)

@@ -40,6 +40,8 @@ from quantized_net.packed.kernels import llvm_ir, pixel_lanes
 TILE_ROWS, TILE_VECTORS = 4, 4
 #: Filters a tile: the weights are laid out in groups of this many.
 TILE_FILTERS = 8 * TILE_VECTORS
+#: The driver's kind of tile for bits (:func:`tile`).
+BITS = 0
 _VECTOR = ir.VectorType(llvm_ir.I64, 8)
 
 
@@ -130,24 +132,25 @@ def lane_limits(limits):
 
 @kernel_cache.njit(parallel=True)
 def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
-                       conv_width, pool, pixels, out):
+                       conv_width, pool, kind, out):
     """A convolution across the lanes into ``out``'s ``uint32`` halves of
     words ``(images, out_h, out_w, 2 words)``, ``flips`` the flip words'
-    halves: the tiles of :mod:`pixel_lanes` where ``pixels``, else of
-    this module, on the input ``x`` (the padded pixels, or the planes),
+    halves: the tiles of ``kind``, :data:`BITS` (this module's) or those of
+    :mod:`pixel_lanes`, on the input ``x`` (the planes, or the padded
+    pixels),
     taps or words at ``offsets``, ``w`` and ``limits`` ``(classes,
     lanes)`` laid out for them. Pooled (``pool`` 2), a tile's 4 rows are
     a window's positions and its bits their OR; else 4 positions along an
     output row, the last tile repeating its last position."""
     # An image, a padded row and a column of x, in bytes.
     image_bytes = x.strides[0]
-    row_bytes = x.strides[2] if pixels else x.strides[1]
+    row_bytes = x.strides[1] if kind == BITS else x.strides[2]
     column_bytes = x.strides[3]
     row_words = offsets.shape[0]
     lanes = w.shape[1]
     groups = lanes // TILE_FILTERS
     _, out_h, out_w, halves = out.shape
-    w_group = TILE_FILTERS * w.itemsize
+    w_group = TILE_FILTERS * w.strides[1]
     limits_group = TILE_FILTERS * limits.itemsize
     for task in numba.prange(out.shape[0] * out_h):
         i = task // out_h
@@ -175,15 +178,20 @@ def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
                     row_limits[r] = (limits.ctypes.data + g * limits_group +
                                      classes[positions[r]] *
                                      limits.strides[0])
-                if pixels:
+                if kind == BITS:
+                    tile(x_at, rows.ctypes.data, offsets.ctypes.data,
+                         w.ctypes.data + g * w_group, w.strides[0],
+                         row_words, row_limits.ctypes.data, bits.ctypes.data)
+                elif kind == pixel_lanes.SUMS:
                     pixel_lanes.tile(
                         x_at, rows.ctypes.data, offsets.ctypes.data,
                         w.ctypes.data + g * w_group, w.strides[0],
                         row_words, row_limits.ctypes.data, bits.ctypes.data)
                 else:
-                    tile(x_at, rows.ctypes.data, offsets.ctypes.data,
-                         w.ctypes.data + g * w_group, w.strides[0],
-                         row_words, row_limits.ctypes.data, bits.ctypes.data)
+                    pixel_lanes.quad_tile(
+                        x_at, rows.ctypes.data, offsets.ctypes.data,
+                        w.ctypes.data + g * w_group, w.strides[0],
+                        row_words, row_limits.ctypes.data, bits.ctypes.data)
                 if pool:
                     out[i, y, across_at, g] = (
                         bits[0] | bits[1] | bits[2] | bits[3]) ^ flips[g]
@@ -200,29 +208,31 @@ def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
 
 
 def convolution(x, conv, w, offsets, limits, classes, flips, pool,
-                pixels=False):
+                kind=BITS):
     """Convolution ``conv`` across the lanes and, where it pools 2 x 2,
     its pooling: ``uint64`` ``(images, out_h, out_w, words(filters))``,
     filter ``j`` of a position +1 where its test passes (the OR over a
     pooled window) XOR bit ``j`` of ``flips``, the test ``popcount(x XOR
-    w_j) <= limits[c, j]``, or for ``pixels`` ``S_j >= limits[c, j]``
+    w_j) <= limits[c, j]``, or for pixels ``S_j >= limits[c, j]``
     (:mod:`pixel_lanes`), ``c`` the position's class.
 
     Args:
-        x: The input: its planes (:func:`tap_planes.planes`), or for
-            ``pixels`` its padded pixels (:func:`pixel_lanes.padded`).
+        x: The input: its planes (:func:`tap_planes.planes`), or its
+            padded pixels (:func:`pixel_lanes.padded`).
         conv: The convolution (:class:`format.Convolution`).
         w: The filters: their words (:func:`tap_planes.filter_words`)
-            :func:`transposed`, or :func:`pixel_lanes.filter_signs`.
+            :func:`transposed`, or :func:`pixel_lanes.filter_signs` of the
+            tile's form.
         offsets: :func:`tap_planes.word_offsets`, or
-            :func:`pixel_lanes.tap_offsets`.
+            :func:`pixel_lanes.tap_offsets` of the tile's form.
         limits: :func:`lane_limits` of the classes' limits, or
             :func:`pixel_lanes.bounds`.
         classes: int32, the class of each unpooled output position
             (:func:`borders.tap_classes`).
         flips: ``uint64`` ``(words(filters),)``: the flips as output words.
         pool: 2 to pool 2 x 2 (whole windows), else 0.
-        pixels: Whether ``x`` is pixels.
+        kind: The tiles: :data:`BITS`, or :func:`pixel_lanes.tile_kind`
+            for pixels.
     """
     _, conv_height, conv_width = conv.conv_shape()
     out = numpy.empty((len(x), conv_height // (pool or 1),
@@ -231,5 +241,5 @@ def convolution(x, conv, w, offsets, limits, classes, flips, pool,
         kernel_cache.threads()  # the kernel is parallel
         convolution_kernel(x, offsets, w, limits, classes,
                            flips.view(numpy.uint32), conv.stride, conv_width,
-                           pool, pixels, out.view(numpy.uint32))
+                           pool, kind, out.view(numpy.uint32))
     return out

@@ -1,20 +1,28 @@
-"""The first convolution with its filters across 16-bit vector lanes.
+"""The first convolution with its filters across integer vector lanes.
 
 The first convolution sums pixel integers, not bits: ``S``, over the taps
 inside the image, the pixels ``p`` (0 to 255) where a filter is +1 less
 those where it is -1 (:func:`convolutions.first_limits` turns its
-threshold into a bound on ``S`` for each class of border). Here a tap's
-pixel is broadcast to the 32 lanes of a vector of 16-bit integers, one
-lane a filter, multiplied by the filters' +-1 and added: exact while
-``255 * taps`` fits 16 bits (:data:`MAX_TAPS`), with no branch and no
-conversion. A tile sums 4 output positions, and compares each with its
-class's bounds in registers, as :mod:`filter_lanes` does with counts, and
-the same driver runs it (:func:`filter_lanes.convolution_kernel`).
+threshold into a bound on ``S`` for each class of border). A tile sums 4
+output positions against 32 filters, one lane a filter, and compares each
+sum with its class's bounds in registers, as :mod:`filter_lanes` does
+with counts; the same driver runs it
+(:func:`filter_lanes.convolution_kernel`). Exact while ``255 * taps``
+fits the 16 bits of the bounds (:data:`MAX_TAPS`), with no branch and no
+conversion. Two tiles:
+
+* :func:`tile` (the avx2 form): a tap's pixel broadcast to 32 lanes of
+  16-bit integers, multiplied by the filters' +-1 and added;
+* :func:`quad_tile` (the avx512 form, AVX-512 VNNI): four taps of a filter
+  row at once, their pixel bytes broadcast and multiplied by the filters'
+  four +-1 bytes (0 past the row's last tap) and summed into 16 lanes of
+  32-bit integers by one ``vpdpbusd``.
 
 The image is read in place, padded with blank pixels (0 adds nothing to
-``S``): ``uint8`` ``(images, channels, height + 2 pad, width + 2 pad)``,
-a tap a fixed byte offset from an output position's top-left tap
-(:func:`tap_offsets`).
+``S``): ``uint8`` ``(images, channels, height + 2 pad, width + 2 pad +
+3)``, the 3 columns more so that four bytes may be read from the last
+tap of any row; a tap, or a run of four, a fixed byte offset from an
+output position's top-left tap (:func:`tap_offsets`).
 """
 import numpy
 from llvmlite import ir
@@ -25,8 +33,14 @@ from numba.extending import intrinsic
 from quantized_net.packed.format import unpack_bits
 from quantized_net.packed.kernels import llvm_ir
 
-#: Positions a tile, and filters: one vector of 16-bit lanes.
+#: Positions a tile, and filters: one vector of 16-bit lanes, two of
+#: 32-bit ones.
 TILE_ROWS, TILE_FILTERS = 4, 32
+#: Taps a ``vpdpbusd`` lane sums; blank columns past the padded image.
+QUAD = 4
+SLACK = QUAD - 1
+#: Which tile the driver runs: :func:`tile`, :func:`quad_tile`.
+SUMS, QUADS = 1, 2
 #: The most taps whose sums of pixels fit an int16: ``255 * 128 <
 #: 2**15``.
 MAX_TAPS = 128
@@ -37,6 +51,11 @@ def runs(conv, form):
     """Whether first convolution ``conv`` runs here in ``form``: its sums
     fit 16 bits, and not the scalar reference."""
     return form != 'scalar' and conv.taps() <= MAX_TAPS
+
+
+def tile_kind(form):
+    """The tile of ``form``: :data:`QUADS` for avx512, else :data:`SUMS`."""
+    return QUADS if form == 'avx512' else SUMS
 
 
 def _tile_codegen(context, builder, signature, args):
@@ -80,27 +99,104 @@ def tile(typingctx, x, rows, offsets, w, w_stride, taps, limits, out):
     return types.void(*[types.int64] * 8), _tile_codegen
 
 
-def tap_offsets(conv):
-    """The byte offsets of first convolution ``conv``'s taps, in the
-    file's order (channel, row, column), from an output position's
-    top-left tap in the padded image: int64 ``(taps,)``."""
+_QUAD_VECTOR = ir.VectorType(llvm_ir.I32, TILE_FILTERS // 2)
+
+
+def _quad_tile_codegen(context, builder, signature, args):
+    x, rows, offsets, w, w_stride, quads, limits, out = args
+    at = llvm_ir.addresses(builder, x, rows, TILE_ROWS)
+    sums = [[cgutils.alloca_once_value(builder, ir.Constant(
+        _QUAD_VECTOR, None)) for _ in range(2)] for _ in range(TILE_ROWS)]
+    with cgutils.for_range(builder, quads) as loop:
+        quad = llvm_ir.load(builder, llvm_ir.offset(
+            builder, offsets, builder.mul(loop.index, ir.Constant(
+                llvm_ir.I64, 8))), llvm_ir.I64, 8)
+        filters_at = llvm_ir.offset(builder, w, builder.mul(loop.index,
+                                                            w_stride))
+        signs = [llvm_ir.load(builder, llvm_ir.offset(
+            builder, filters_at, 64 * half), _QUAD_VECTOR, 4)
+            for half in range(2)]
+        for r in range(TILE_ROWS):
+            pixels = llvm_ir.splat(builder, llvm_ir.load(
+                builder, builder.add(at[r], quad), llvm_ir.I32, 1),
+                _QUAD_VECTOR)
+            for half in range(2):
+                builder.store(llvm_ir.call(
+                    builder, 'llvm.x86.avx512.vpdpbusd.512', _QUAD_VECTOR,
+                    builder.load(sums[r][half]), pixels, signs[half]),
+                    sums[r][half])
+    for r in range(TILE_ROWS):
+        row_limits = llvm_ir.load(builder, llvm_ir.offset(
+            builder, limits, 8 * r), llvm_ir.I64, 8)
+        fired = ir.Constant(llvm_ir.I32, 0)
+        for half in range(2):
+            needed = builder.sext(llvm_ir.load(
+                builder, llvm_ir.offset(builder, row_limits, 32 * half),
+                ir.VectorType(llvm_ir.I16, TILE_FILTERS // 2), 2),
+                _QUAD_VECTOR)
+            bits = builder.bitcast(builder.icmp_signed(
+                '>=', builder.load(sums[r][half]), needed), llvm_ir.I16)
+            fired = builder.or_(fired, builder.shl(
+                builder.zext(bits, llvm_ir.I32),
+                ir.Constant(llvm_ir.I32, 16 * half)))
+        llvm_ir.store(builder, fired, llvm_ir.offset(builder, out, 4 * r), 4)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def quad_tile(typingctx, x, rows, offsets, w, w_stride, quads, limits,
+              out):
+    """``quad_tile(x, rows, offsets, w, w_stride, quads, limits, out)``:
+    :func:`tile` four taps a step (AVX-512 VNNI): the ``quads`` runs of
+    four taps at ``x + rows[r] + offsets[q]``, four uint8 pixels, against
+    filter ``c``'s four int8 signs at ``w + q * w_stride + 4 c``."""
+    return types.void(*[types.int64] * 8), _quad_tile_codegen
+
+
+def _quads(conv):
+    """The runs of four taps along the filter rows, in the file's order
+    (channel, row, column): ``(channel, row, first column)`` each."""
+    k = conv.ksize
+    return [(c, ky, kx) for c in range(conv.in_shape[0])
+            for ky in range(k) for kx in range(0, k, QUAD)]
+
+
+def tap_offsets(conv, form):
+    """The byte offsets of first convolution ``conv``'s taps in the file's
+    order (channel, row, column), or for :data:`QUADS` its runs of four
+    taps, from an output position's top-left tap in the padded image:
+    int64 ``(taps,)``."""
     channels, height, width = conv.in_shape
     k, pad = conv.ksize, conv.pad
-    c, ky, kx = numpy.meshgrid(numpy.arange(channels), numpy.arange(k),
-                               numpy.arange(k), indexing='ij')
-    padded_width = width + 2 * pad
-    return ((c * (height + 2 * pad) + ky) * padded_width + kx).reshape(
-        -1).astype(numpy.int64)
+    padded_width = width + 2 * pad + SLACK
+    if tile_kind(form) == QUADS:
+        taps = _quads(conv)
+    else:
+        taps = [(c, ky, kx) for c in range(channels) for ky in range(k)
+                for kx in range(k)]
+    return numpy.array([(c * (height + 2 * pad) + ky) * padded_width + kx
+                        for c, ky, kx in taps], numpy.int64)
 
 
-def filter_signs(weights, conv):
-    """The packed filters (the file's rows) as int16 +-1 ``(taps,
-    lanes)``, each tap's filters together, lanes the filters rounded up
-    to :data:`TILE_FILTERS`, 0 past the last."""
+def filter_signs(weights, conv, form):
+    """The packed filters (the file's rows) as +-1 integers, each tap's
+    filters together, lanes the filters rounded up to
+    :data:`TILE_FILTERS`, 0 past the last: int16 ``(taps, lanes)``, or
+    for :data:`QUADS` int8 ``(runs of four taps, lanes, 4)``, 0 past the
+    last tap of a filter row."""
     lanes = -(-conv.filters // TILE_FILTERS) * TILE_FILTERS
-    out = numpy.zeros((conv.taps(), lanes), numpy.int16)
-    out[:, :conv.filters] = (unpack_bits(weights, conv.taps()).astype(
-        numpy.int16) * 2 - 1).T
+    signs = unpack_bits(weights, conv.taps()).astype(numpy.int16) * 2 - 1
+    if tile_kind(form) != QUADS:
+        out = numpy.zeros((conv.taps(), lanes), numpy.int16)
+        out[:, :conv.filters] = signs.T
+        return out
+    k = conv.ksize
+    signs = signs.reshape(conv.filters, -1, k, k)
+    quads = _quads(conv)
+    out = numpy.zeros((len(quads), lanes, QUAD), numpy.int8)
+    for q, (c, ky, kx) in enumerate(quads):
+        run = signs[:, c, ky, kx:kx + QUAD]
+        out[q, :conv.filters, :run.shape[1]] = run
     return out
 
 
@@ -119,11 +215,12 @@ def bounds(limits, filters):
 
 def padded(pixels, conv):
     """The ``uint8`` pixels ``(images, channels * height * width)`` with a
-    blank border: ``(images, channels, height + 2 pad, width + 2 pad)``."""
+    blank border: ``(images, channels, height + 2 pad, width + 2 pad +
+    SLACK)``."""
     channels, height, width = conv.in_shape
     pad = conv.pad
     out = numpy.zeros((len(pixels), channels, height + 2 * pad,
-                       width + 2 * pad), numpy.uint8)
+                       width + 2 * pad + SLACK), numpy.uint8)
     out[:, :, pad:pad + height, pad:pad + width] = pixels.reshape(
         (len(pixels),) + conv.in_shape)
     return out
