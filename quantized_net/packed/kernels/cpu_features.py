@@ -4,7 +4,9 @@ A form is a layout of the packed rows (:mod:`layouts`) and the
 instructions that count their bits (:mod:`tiles`):
 
 ``avx512``
-    ``vpopcntq`` on 512-bit vectors (AVX-512 VPOPCNTDQ).
+    ``vpopcntq`` on 512-bit vectors (AVX-512 VPOPCNTDQ), and a ConvNet's
+    first convolution by ``vpdpbusd`` (AVX-512 VNNI, which every CPU with
+    VPOPCNTDQ since Ice Lake and Zen 4 has).
 ``avx2``
     ``vpshufb`` nibble lookups on 256-bit vectors.
 ``scalar``
@@ -23,7 +25,8 @@ NO_NUMBA = ('the CPU XNOR-popcount kernels need numba (pip install numba); '
             'without it, run infer_packed.py --engine blas')
 #: The forms, fastest first, and the CPU features (LLVM's names) each
 #: needs.
-FORMS = {'avx512': ('avx512f', 'avx512vpopcntdq'), 'avx2': ('avx2',),
+FORMS = {'avx512': ('avx512f', 'avx512vpopcntdq', 'avx512vnni'),
+         'avx2': ('avx2',),
          'scalar': ()}
 
 

@@ -11,8 +11,12 @@ def test_forms_by_cpu_features():
         'avx2', 'scalar']
     assert cpu_features.runnable_forms({'avx2', 'avx512f'}) == [
         'avx2', 'scalar']
+    # VPOPCNTDQ without VNNI: the first convolution's runs of four taps
+    # need both.
     assert cpu_features.runnable_forms(
-        {'avx2', 'avx512f', 'avx512vpopcntdq'}) == [
+        {'avx2', 'avx512f', 'avx512vpopcntdq'}) == ['avx2', 'scalar']
+    assert cpu_features.runnable_forms(
+        {'avx2', 'avx512f', 'avx512vpopcntdq', 'avx512vnni'}) == [
             'avx512', 'avx2', 'scalar']
 
 
