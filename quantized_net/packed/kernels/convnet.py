@@ -27,8 +27,9 @@ from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
 
 
 #: The most bytes of one layer's input a call lays out: a larger batch
-#: runs in passes (:func:`images_per_call`).
-INPUT_BYTES = 64 * 2 ** 20
+#: runs in passes (:func:`images_per_call`), whose layers stay near the
+#: caches (docs/packed.md has what the size was chosen from).
+INPUT_BYTES = 8 * 2 ** 20
 
 
 def images_per_call(convolutions):
