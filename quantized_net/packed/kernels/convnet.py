@@ -1,5 +1,5 @@
 """A ConvNet on the CPU in one compiled call, as :mod:`network` runs an
-MLP: the first convolution across 16-bit lanes on the padded pixels
+MLP: the first convolution across integer lanes on the padded pixels
 (:mod:`pixel_lanes`), each later one across the filter lanes on its
 input's planes (:mod:`filter_lanes`, :mod:`tap_planes`), pooling 2 x 2 in
 the tiles, then the fully connected layers in the form's layout and the
