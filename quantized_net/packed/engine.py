@@ -419,8 +419,6 @@ class CpuEngine(Engine):
         network, form = self.network, self.simd
         convolutions = network.convolutions
         first = convolutions[0]
-        self.first_filters = convolutions_cpu.first_filters(
-            network.weights[0], first)
         self.first_classes, inside = borders.tap_classes(first)
         self.first_limits = convolutions_cpu.first_limits(
             network.weights[0], network.thresholds[0], first, inside,
@@ -428,19 +426,22 @@ class CpuEngine(Engine):
         self.flips = network.flips
         self.flip_words = [convolutions_cpu.flip_words(f)
                            for f in network.flips[:len(convolutions)]]
-        # Pooled outputs are flipped after pooling, not before.
-        self.first_unpooled_flips = self.flip_words[0] * numpy.uint64(
-            not first.pool)
-        self.first_blank = convolutions_cpu.blank_words(
-            self.first_limits, self.first_unpooled_flips)
-        # The first convolution across 16-bit lanes (kernels.pixel_lanes),
+        # The first convolution across integer lanes (kernels.pixel_lanes),
         # or None where its sums are too wide or the form is the scalar
-        # reference.
+        # reference: then its float32 kernel's filters and blank words,
+        # its outputs flipped after pooling, not before.
         self.first_lanes = (Lanes(
             pixel_lanes.filter_signs(network.weights[0], first, form),
             pixel_lanes.tap_offsets(first, form),
             pixel_lanes.bounds(self.first_limits, first.filters))
             if pixel_lanes.runs(first, form) else None)
+        if not self.first_lanes:
+            self.first_filters = convolutions_cpu.first_filters(
+                network.weights[0], first)
+            self.first_unpooled_flips = self.flip_words[0] * numpy.uint64(
+                not first.pool)
+            self.first_blank = convolutions_cpu.blank_words(
+                self.first_limits, self.first_unpooled_flips)
         # Per convolution after the first: its filters, offsets and limits
         # across the lanes (kernels.filter_lanes), or None in the scalar
         # reference form; the tiles' weights only where they are None.

@@ -22,8 +22,9 @@ from quantized_net.packed.kernels.hidden_layers import dot_kernel
 from quantized_net.packed.kernels.layouts import (
     PACKED_BATCH, layout_words, weight_rows)
 from quantized_net.packed.kernels.network import chained_layers
-from quantized_net.packed.kernels.pixel_lanes import SLACK, tile_kind
+from quantized_net.packed.kernels.pixel_lanes import padded_kernel, tile_kind
 from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
+from quantized_net.packed.kernels.thresholds import store_word
 
 
 #: The most bytes of one layer's input a call lays out: a larger batch
@@ -91,21 +92,6 @@ def _convolutions_typed(h, lanes, shapes):
 
 
 @kernel_cache.njit
-def _padded(pixels, channels, height, width, pad):
-    """The ``uint8`` pixels ``(m, channels * height * width)`` with a
-    blank border and slack, as :func:`pixel_lanes.padded`."""
-    m = pixels.shape[0]
-    out = numpy.zeros((m, channels, height + 2 * pad,
-                       width + 2 * pad + SLACK), numpy.uint8)
-    for i in range(m):
-        for c in range(channels):
-            for y in range(height):
-                at = (c * height + y) * width
-                out[i, c, y + pad, pad:pad + width] = pixels[i, at:at + width]
-    return out
-
-
-@kernel_cache.njit
 def _laid_out(h, width, split):
     """The plain words ``h`` ``(m, n)`` as ``width`` words in the form's
     layout: zero-padded, and for the avx2 form (``split``) the low
@@ -113,15 +99,9 @@ def _laid_out(h, width, split):
     :func:`layouts.layout`."""
     m, n = h.shape
     out = numpy.zeros((m, width), numpy.uint64)
-    nibbles = numpy.uint64(0x0F0F0F0F0F0F0F0F)
     for i in range(m):
         for q in range(n):
-            if not split:
-                out[i, q] = h[i, q]
-                continue
-            at = q // 4 * 8 + q % 4
-            out[i, at] = h[i, q] & nibbles
-            out[i, at + 4] = (h[i, q] >> numpy.uint64(4)) & nibbles
+            store_word(out, i, q, h[i, q], split)
     return out
 
 
@@ -140,7 +120,7 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
     m = pixels.shape[0]
     (channels, height, width, pad, stride, conv_width, pool, out_h, out_w,
      n_words, kind) = first_shape
-    x = _padded(pixels, channels, height, width, pad)
+    x = padded_kernel(pixels, channels, height, width, pad)
     h = _lanes(x, first_lanes, stride, conv_width, pool,
                (m, out_h, out_w, n_words), kind)
     h = _convolutions(h, lanes, shapes)

@@ -30,6 +30,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from quantized_net import kernel_cache
 from quantized_net.packed.format import unpack_bits
 from quantized_net.packed.kernels import llvm_ir
 
@@ -213,14 +214,24 @@ def bounds(limits, filters):
     return out
 
 
+@kernel_cache.njit
+def padded_kernel(pixels, channels, height, width, pad):
+    """:func:`padded` of the pixels of ``channels`` x ``height`` x
+    ``width`` images, padded by ``pad``."""
+    m = pixels.shape[0]
+    out = numpy.zeros((m, channels, height + 2 * pad,
+                       width + 2 * pad + SLACK), numpy.uint8)
+    for i in range(m):
+        for c in range(channels):
+            for y in range(height):
+                at = (c * height + y) * width
+                out[i, c, y + pad, pad:pad + width] = pixels[i, at:at + width]
+    return out
+
+
 def padded(pixels, conv):
     """The ``uint8`` pixels ``(images, channels * height * width)`` with a
     blank border: ``(images, channels, height + 2 pad, width + 2 pad +
     SLACK)``."""
-    channels, height, width = conv.in_shape
-    pad = conv.pad
-    out = numpy.zeros((len(pixels), channels, height + 2 * pad,
-                       width + 2 * pad + SLACK), numpy.uint8)
-    out[:, :, pad:pad + height, pad:pad + width] = pixels.reshape(
-        (len(pixels),) + conv.in_shape)
-    return out
+    return padded_kernel(numpy.ascontiguousarray(pixels),
+                         *conv.in_shape, conv.pad)
