@@ -2,6 +2,7 @@
 What the training does is tests/unit/training's (test_session.py and the
 modules it uses); here, that the command runs it, prints it, and ends in
 one line."""
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 import helpers
 from helpers import assert_one_line_error, assert_same_run, without_time
+from quantized_net.packed.kernels import cpu_features
 from quantized_net.training.result_dir import read_args, read_log
 
 FAST = ['--unit', '500', '--batchsize', '50', '--noplot']
@@ -115,6 +117,27 @@ def test_one_epoch_on_real_mnist(tmp_path):
     run_ok('--epoch', 1, '--seed', 0, '--noplot', '--out', out)
     log = read_log(out)
     assert log[0]['validation/main/accuracy'] >= 0.955
+
+
+# What the published log depends on beyond --seed: the kernel OpenBLAS
+# picks for the CPU, which sets the order of each product's sums, and its
+# thread count. The README pins both.
+PINNED_BLAS = {'OPENBLAS_CORETYPE': 'Haswell', 'OPENBLAS_NUM_THREADS': '2'}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get('MNIST_DIR'),
+                    reason='MNIST_DIR (the real MNIST files) not set')
+@pytest.mark.skipif(not {'avx2', 'fma'} <= cpu_features.host_features(),
+                    reason="OpenBLAS's Haswell kernels need AVX2 and FMA")
+def test_pinned_blas_writes_the_published_log_on_real_mnist(tmp_path):
+    out = str(tmp_path / 'seed')
+    result = run('--epoch', 2, '--seed', 0, '--noplot', '--out', out,
+                 env=PINNED_BLAS)
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(helpers.ROOT, 'docs', 'seed_log.json')) as f:
+        published = json.load(f)
+    assert without_time(read_log(out)) == without_time(published[:2])
 
 
 # A binarized ConvNet an eighth as wide as the preset's: 8-8-16-16 filters.
