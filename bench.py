@@ -6,13 +6,19 @@ matrix-product floor, measured side by side in one process.
     ./bench.py --reference       # also the NumPy and the slow reference forms,
                                  # and float with Chainer's (unfused) Adam
     ./bench.py --gpu 0
+    ./bench.py --breakdown       # also where each iteration's time goes
 
-Each timed round runs one training iteration (forward, backward, Adam update,
-WeightClip) of every configuration in turn, so that all of them see the same
-machine state; the table gives the median over the rounds. "floor" is the
+Each timed round runs --calls training iterations (forward, backward, Adam
+update, WeightClip) of every configuration in turn, so that all of them see
+the same machine state, and takes each one's median; the first of a
+configuration's calls follows another's and finds the caches and threads as
+that one left them. The table gives the median over the rounds. "floor" is the
 bare matrix products of one iteration (three per layer, two for the first,
-whose input needs no gradient). The second table times the quantizers alone
-on a 1000 x 1000 float32 matrix.
+whose input needs no gradient). A ratio is taken round by round, each
+step against float's or the floor's of the same round, and printed as its
+median over the rounds with the low and high quartiles beside it. The
+quantizer table times the quantizers alone on a 1000 x 1000 float32
+matrix.
 """
 import quantized_net  # first: a signal from here on ends in one line
 import argparse
@@ -20,6 +26,7 @@ import argparse
 import numpy
 
 from quantized_net import cli
+from quantized_net.benchmarks import breakdown
 from quantized_net.benchmarks import quantizer_speed
 from quantized_net.benchmarks import training_step
 from quantized_net.quantization import kernels
@@ -36,6 +43,9 @@ def parse_args(argv=None):
                         default=100)
     parser.add_argument('--rounds', type=cli.int_at_least(1), default=30,
                         help='Timed rounds (after --warmup untimed ones)')
+    parser.add_argument('--calls', type=cli.int_at_least(1), default=5,
+                        help='Timed steps of each configuration in a round, '
+                             'back to back; the round takes their median')
     parser.add_argument('--warmup', type=cli.int_at_least(0), default=5)
     cli.add_device_flags(parser)
     parser.add_argument('--reference', action='store_true',
@@ -43,26 +53,36 @@ def parse_args(argv=None):
                              'kernels and with the log quantizer in its '
                              'log2/rint/exp2 form, and float with '
                              "Chainer's Adam update")
+    parser.add_argument('--breakdown', action='store_true',
+                        help="Also time each part of the float, seed and "
+                             "bnn-style iterations: matrix products, "
+                             "quantizers, batch normalisation, ..., "
+                             "Chainer's graph")
     return cli.parse(parser, argv)
 
 
 def bench(args):
     device = cli.select_device(args)
     synchronize = cli.synchronizer(device)
-    rows = training_step.time_steps(
-        training_step.runners(args.unit, args.batchsize, device,
-                              args.reference),
-        args.rounds, args.warmup, synchronize)
+    runners = training_step.runners(args.unit, args.batchsize, device,
+                                    args.reference)
+    rows = training_step.time_steps(runners, args.rounds, args.warmup,
+                                    synchronize, args.calls)
     where = cli.where(device) if device.xp is not numpy else \
         'CPU, {} kernels'.format(kernels.cpu_kernels())
-    print('Training iteration, 784-{0}-{0}-10 MLP, batch {1}, {2}; median '
-          'of {3} rounds\n'.format(args.unit, args.batchsize, where,
-                                   args.rounds))
-    print('| configuration | ms / iteration | x float | x floor |')
-    print('| --- | ---: | ---: | ---: |')
+    title = ('784-{0}-{0}-10 MLP, batch {1}, {2}; {3} rounds of {4} '
+             'calls'.format(args.unit, args.batchsize, where, args.rounds,
+                            args.calls))
+    print('Training iteration, {}\n'.format(title))
+    print('| configuration | ms / iteration | x float | quartiles | x floor '
+          '| quartiles |')
+    print('| --- | ---: | ---: | ---: | ---: | ---: |')
     for name, seconds, x_float, x_floor in rows:
-        print('| {} | {:.2f} | {:.2f} | {:.2f} |'.format(
-            name, 1000 * seconds, x_float, x_floor))
+        print('| {} | {:.2f} | {:.3f} | {:.3f}-{:.3f} | {:.3f} | '
+              '{:.3f}-{:.3f} |'.format(name, 1000 * seconds, *x_float,
+                                       *x_floor))
+    if args.breakdown:
+        print_breakdown(dict(runners), title, args, synchronize)
     print('\nQuantizer on a 1000 x 1000 float32 matrix\n')
     print('| quantizer | kernels | ms | elements / s |')
     print('| --- | --- | ---: | ---: |')
@@ -70,6 +90,26 @@ def bench(args):
             device.xp, synchronize):
         print('| {} | {} | {:.3f} | {:.3g} |'.format(
             spec, kernel_set, ms, rate))
+
+
+def print_breakdown(runners, title, args, synchronize):
+    names = [name for name, _ in training_step.configurations(args.unit)]
+    parts, others = breakdown.time_parts(
+        [(name, runners[name]) for name in names], args.rounds,
+        args.warmup, synchronize, args.calls)
+    print('\nWhere an iteration goes, {}\n'.format(title))
+    print('| part | ' + ' | '.join('{} ms | share'.format(name)
+                                   for name in names) + ' |')
+    print('| --- |' + ' ---: | ---: |' * len(names))
+    for part in breakdown.PARTS + ('iteration',):
+        cells = []
+        for name in names:
+            step = sum(parts[name].values())
+            seconds = step if part == 'iteration' else parts[name][part]
+            cells.append('{:.3f} | {:.1%}'.format(
+                1000 * seconds, seconds / step))
+        print('| {} | {} |'.format(part, ' | '.join(cells)))
+    print('\nother functions: {}'.format(', '.join(others) or 'none'))
 
 
 def main(argv=None):

@@ -107,7 +107,7 @@ PY
 }
 
 training_benchmark() {
-    "$python" bench.py --gpu "$gpu" | tee "$results/bench.txt"
+    "$python" bench.py --gpu "$gpu" --breakdown | tee "$results/bench.txt"
 }
 
 packed_network() {

@@ -10,9 +10,9 @@ import statistics
 import time
 
 
-def median_seconds(runners, rounds, calls=1, warmup=0, settle=0.0,
-                   warm_seconds=0.0, synchronize=None):
-    """Median seconds of one call of each runner.
+def round_seconds(runners, rounds, calls=1, warmup=0, settle=0.0,
+                  warm_seconds=0.0, synchronize=None):
+    """Seconds of each timed call of each runner, round by round.
 
     In order: ``warmup`` untimed rounds of every runner (compilation,
     first allocations); then ``rounds`` rounds, in each of which every
@@ -21,7 +21,8 @@ def median_seconds(runners, rounds, calls=1, warmup=0, settle=0.0,
     makes untimed calls for at least ``warm_seconds`` (its data back in
     cache, the cores back at speed after the rest) and then ``calls``
     timed calls. Interleaving the runners round by round lets each see the
-    same machine state.
+    same machine state, so that the ratio of two runners' times in one
+    round compares them under the same conditions.
 
     Args:
         runners (list): ``(name, call)`` pairs; ``call()`` is timed.
@@ -36,7 +37,7 @@ def median_seconds(runners, rounds, calls=1, warmup=0, settle=0.0,
             for the other MPI processes.
 
     Returns:
-        dict: ``name -> median seconds of one call``.
+        dict: ``name -> [[seconds of each call] of each round]``.
     """
     synchronize = synchronize or (lambda: None)
     for _ in range(warmup):
@@ -52,11 +53,41 @@ def median_seconds(runners, rounds, calls=1, warmup=0, settle=0.0,
                 call()
                 while time.perf_counter() < warm_until:
                     call()
+            samples[name].append([])
             for _ in range(calls):
                 synchronize()
                 start = time.perf_counter()
                 call()
                 synchronize()
-                samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values)
-            for name, values in samples.items()}
+                samples[name][-1].append(time.perf_counter() - start)
+    return samples
+
+
+def median_seconds(runners, rounds, calls=1, **options):
+    """Median seconds of one call of each runner over every timed call of
+    :func:`round_seconds`, which takes the same arguments.
+
+    Returns:
+        dict: ``name -> median seconds of one call``.
+    """
+    return {name: statistics.median(s for calls in per_round for s in calls)
+            for name, per_round in round_seconds(
+                runners, rounds, calls, **options).items()}
+
+
+def ratio_spread(numerators, denominators):
+    """The ratio of two runners' times round by round (each round's
+    median call), as ``(median, low quartile, high quartile)`` over the
+    rounds: how far one run's ratio can be trusted, where the ratio of
+    two medians taken apart would hide it.
+
+    Args:
+        numerators, denominators: Two runners' entries of
+            :func:`round_seconds`.
+    """
+    ratios = [statistics.median(a) / statistics.median(b)
+              for a, b in zip(numerators, denominators)]
+    if len(ratios) == 1:
+        return ratios[0], ratios[0], ratios[0]
+    low, _, high = statistics.quantiles(ratios, n=4, method='inclusive')
+    return statistics.median(ratios), low, high

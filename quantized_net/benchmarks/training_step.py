@@ -6,6 +6,8 @@ these runners put a number on its share. Every runner is built in one
 process, with the same batch, and timed round by round with the others
 (:func:`time_steps`), so that a ratio between two of them is the result.
 """
+import statistics
+
 import numpy
 
 from chainer.optimizers import adam
@@ -57,12 +59,20 @@ class Trainer(object):
         self.x, self.t = x, t
         self.kernels = kernels or quantization_kernels.cpu_kernels()
 
-    def step(self):
+    def forward_backward(self):
+        """The loss of the batch and the parameters' gradients."""
         with quantization_kernels.using_cpu_kernels(self.kernels):
             self.model.cleargrads()
             loss = self.model(self.x, self.t)
             loss.backward()
-            self.optimizer.update()
+
+    def update(self):
+        """The optimizer's update from the gradients, and its hooks."""
+        self.optimizer.update()
+
+    def step(self):
+        self.forward_backward()
+        self.update()
 
 
 class Floor(object):
@@ -115,9 +125,9 @@ def runners(unit, batchsize, device, reference=False):
     return rows
 
 
-def time_steps(runners, rounds, warmup, synchronize=None):
+def time_steps(runners, rounds, warmup, synchronize=None, calls=1):
     """Times the runners' steps side by side
-    (:func:`~quantized_net.benchmarks.timing.median_seconds`).
+    (:func:`~quantized_net.benchmarks.timing.round_seconds`).
 
     Args:
         runners (list): ``(name, runner)`` pairs, ``'float'`` and
@@ -125,14 +135,21 @@ def time_steps(runners, rounds, warmup, synchronize=None):
         rounds (int): Timed rounds.
         warmup (int): Untimed rounds before them.
         synchronize (callable): Waits for the device's queued work.
+        calls (int): Timed steps of each runner in a round, back to back:
+            the round's time is their median.
 
     Returns:
         list: ``(name, seconds, x float, x floor)`` for each runner in
-        order: the median seconds of a step, and that over float's and
-        over the floor's.
+        order: the median seconds of a step, and its ratios to float's
+        and to the floor's in the same rounds
+        (:func:`~quantized_net.benchmarks.timing.ratio_spread`: median,
+        low and high quartile).
     """
-    medians = timing.median_seconds(
+    samples = timing.round_seconds(
         [(name, runner.step) for name, runner in runners], rounds,
-        warmup=warmup, synchronize=synchronize)
-    return [(name, medians[name], medians[name] / medians['float'],
-             medians[name] / medians['floor']) for name, _ in runners]
+        calls=calls, warmup=warmup, synchronize=synchronize)
+    return [(name, statistics.median(s for calls in samples[name]
+                                     for s in calls),
+             timing.ratio_spread(samples[name], samples['float']),
+             timing.ratio_spread(samples[name], samples['floor']))
+            for name, _ in runners]

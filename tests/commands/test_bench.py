@@ -2,7 +2,7 @@
 one-line errors. What the numbers mean is tested in
 tests/unit/benchmarks."""
 import helpers
-from quantized_net.benchmarks import quantizer_speed
+from quantized_net.benchmarks import breakdown, quantizer_speed
 from quantized_net.quantization import kernels
 
 
@@ -24,16 +24,25 @@ def table(stdout, title):
 
 def test_tables():
     result = helpers.run_script('bench.py', '--unit', 32, '--batchsize', 8,
-                                '--rounds', 1, '--warmup', 0, '--reference')
+                                '--rounds', 1, '--calls', 2, '--warmup', 0,
+                                '--reference', '--breakdown')
     assert result.returncode == 0, result.stderr
-    assert 'Training iteration, 784-32-32-10 MLP, batch 8, CPU, {} kernels; ' \
-        'median of 1 rounds'.format(kernels.cpu_kernels()) in result.stdout
+    title = '784-32-32-10 MLP, batch 8, CPU, {} kernels; 1 rounds of 2 ' \
+        'calls'.format(kernels.cpu_kernels())
+    assert 'Training iteration, ' + title in result.stdout
     header, rows = table(result.stdout, 'Training iteration')
     assert header == ['configuration', 'ms / iteration', 'x float',
-                      'x floor']
+                      'quartiles', 'x floor', 'quartiles']
     assert [row[0] for row in rows] == [
         'float', 'seed', 'bnn-style', 'seed, numpy kernels',
         'seed, reference kernels', "float, Chainer's Adam", 'floor']
+    assert rows[0][2:4] == ['1.000', '1.000-1.000']
+    assert 'Where an iteration goes, ' + title in result.stdout
+    header, rows = table(result.stdout, 'Where an iteration goes')
+    assert header == ['part', 'float ms', 'share', 'seed ms', 'share',
+                      'bnn-style ms', 'share']
+    assert [row[0] for row in rows] == list(breakdown.PARTS) + ['iteration']
+    assert '\nother functions: Sum\n' in result.stdout
     header, rows = table(result.stdout, 'Quantizer on a 1000 x 1000')
     assert header == ['quantizer', 'kernels', 'ms', 'elements / s']
     assert rows == [[spec, name] for spec in quantizer_speed.SPECS

@@ -77,3 +77,20 @@ def test_each_timed_call_is_between_synchronizations(monkeypatch):
                           calls=2, synchronize=lambda: clock.log.append(
                               ('sync', clock.now)))
     assert names(clock) == ['sync', 'a', 'sync'] * 2
+
+
+def test_round_seconds_keeps_each_call_of_each_round(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing, 'time', clock)
+    samples = timing.round_seconds(
+        [('a', clock.runner('a', 0.5, 0.25, 0.125, 1.0))], rounds=2,
+        calls=2)
+    assert samples == {'a': [[0.5, 0.25], [0.125, 1.0]]}
+
+
+def test_a_ratio_spread_is_the_median_and_quartiles_of_each_rounds():
+    # Each round's median call, over the other runner's of that round.
+    a = [[2.0, 2.0, 9.0], [3.0], [4.0], [10.0], [6.0]]
+    b = [[1.0], [1.0], [1.0], [2.0], [1.0]]
+    assert timing.ratio_spread(a, b) == (4.0, 3.0, 5.0)
+    assert timing.ratio_spread([[3.0]], [[2.0]]) == (1.5, 1.5, 1.5)

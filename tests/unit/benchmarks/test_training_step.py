@@ -144,11 +144,36 @@ def test_time_steps_gives_each_median_and_its_ratios(fake_clock):
     synchronized = []
     rows = training_step.time_steps(runners, rounds=3, warmup=2,
                                     synchronize=lambda: synchronized.append(
-                                        fake_clock.now))
-    assert rows == [('float', pytest.approx(0.02), 1.0, pytest.approx(2.5)),
-                    ('seed', pytest.approx(0.03), pytest.approx(1.5),
-                     pytest.approx(3.75)),
-                    ('floor', pytest.approx(0.008), pytest.approx(0.4),
-                     1.0)]
-    assert [runner.steps for _, runner in runners] == [5, 5, 5]
-    assert len(synchronized) == 2 * 3 * 3  # around every timed step
+                                        fake_clock.now), calls=2)
+    one = (1.0, 1.0, 1.0)
+    assert rows == [
+        ('float', pytest.approx(0.02), one, pytest.approx((2.5,) * 3)),
+        ('seed', pytest.approx(0.03), pytest.approx((1.5,) * 3),
+         pytest.approx((3.75,) * 3)),
+        ('floor', pytest.approx(0.008), pytest.approx((0.4,) * 3), one)]
+    assert [runner.steps for _, runner in runners] == [8, 8, 8]
+    assert len(synchronized) == 2 * 3 * 3 * 2  # around every timed step
+
+
+class Rounds(object):
+    """A runner whose steps take each of ``seconds`` in turn."""
+
+    def __init__(self, clock, *seconds):
+        self.clock, self.seconds = clock, list(seconds)
+
+    def step(self):
+        self.clock.advance(self.seconds.pop(0))
+
+
+def test_a_ratio_is_taken_round_by_round(fake_clock):
+    # The machine slows down over the rounds for both alike: the ratio of
+    # each round is 1.5; the quartiles of seed's ratio to the floor
+    # spread as the floor's own time does not follow.
+    runners = [('float', Rounds(fake_clock, 0.01, 0.02, 0.04, 0.08)),
+               ('seed', Rounds(fake_clock, 0.015, 0.03, 0.06, 0.12)),
+               ('floor', Rounds(fake_clock, 0.01, 0.01, 0.01, 0.01))]
+    rows = training_step.time_steps(runners, rounds=4, warmup=0)
+    _, seconds, x_float, x_floor = rows[1]
+    assert seconds == pytest.approx(0.045)
+    assert x_float == pytest.approx((1.5, 1.5, 1.5))
+    assert x_floor == pytest.approx((4.5, 2.625, 7.5))
