@@ -22,6 +22,9 @@ class WeightClip(object):
     Use::
 
         optimizer.add_hook(WeightClip())
+
+    or, to clip in the update's own pass where it is fused,
+    ``fused_adam.Adam(clip=WeightClip())``.
     """
 
     name = 'WeightClip'
@@ -37,10 +40,13 @@ class WeightClip(object):
         self.high = high
         self.param_names = None if param_names is None else set(param_names)
 
+    def applies_to(self, param):
+        """Whether it clips ``param``: by its name."""
+        return self.param_names is None or param.name in self.param_names
+
     def __call__(self, rule, param):
         p = param.array
-        if p is None or (self.param_names is not None
-                         and param.name not in self.param_names):
+        if p is None or not self.applies_to(param):
             return
         xp = backend.get_array_module(p)
         xp.clip(p, self.low, self.high, out=p)

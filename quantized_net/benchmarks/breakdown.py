@@ -154,10 +154,12 @@ def parts_of_step(trainer, synchronize=None):
     """One step of ``trainer`` (:class:`training_step.Trainer`) timed part
     by part.
 
-    The weight clipping runs within the update, after it; it is timed by
-    running the optimizer's post-update hooks once more (clipping what is
-    clipped already costs what clipping does) and taken out of the
-    update's time.
+    Weight clipping as an optimizer hook runs within the update, after
+    it; it is timed by running the optimizer's post-update hooks once
+    more (clipping what is clipped already costs what clipping does) and
+    taken out of the update's time. Where the update clips in its own
+    pass (:mod:`~quantized_net.training.fused_adam`), there is no such
+    hook, and the clipping is the update's.
 
     Returns:
         tuple: ``({part: seconds}, others)``, every part but

@@ -43,8 +43,9 @@ class Trainer(object):
         kernels (str): The CPU forms of the quantizers
             (:func:`~quantized_net.quantization.kernels.using_cpu_kernels`)
             during a step; the ones in use by default.
-        fused (bool): Whether the update is the project's fused Adam, or
-            Chainer's own.
+        fused (bool): Whether the update is the project's fused Adam,
+            which clips in its pass, or Chainer's own and the clipping as
+            an optimizer hook.
     """
 
     def __init__(self, config, x, t, device, kernels=None, fused=True):
@@ -53,9 +54,11 @@ class Trainer(object):
         self.model.to_device(device)
         self.optimizer = presets.build_optimizer(self.model, config)
         if not fused:
-            # Chainer's own update: fused_adam's rule only overrides it.
+            # Chainer's own update, then the clipping as an optimizer
+            # hook: fused_adam's rule only overrides the update.
             for param in self.model.params():
                 param.update_rule.__class__ = adam.AdamRule
+            self.optimizer.add_hook(self.optimizer.clip)
         self.x, self.t = x, t
         self.kernels = kernels or quantization_kernels.cpu_kernels()
 

@@ -287,11 +287,12 @@ def build_classifier(config):
 
 def build_optimizer(model, config):
     """Adam for ``model`` with the configuration's clipping and step scales."""
-    optimizer = fused_adam.Adam(alpha=config['lr'])
+    # Keeps the real-valued parameters in [-1, 1] after every update, in
+    # the update's pass.
+    optimizer = fused_adam.Adam(clip=WeightClip(
+        param_names=None if config['clip'] == 'all' else ('W',)),
+        alpha=config['lr'])
     optimizer.setup(model)
-    # Keeps the real-valued parameters in [-1, 1] after every update.
-    optimizer.add_hook(WeightClip(
-        param_names=None if config['clip'] == 'all' else ('W',)))
     if config['glorot_lr_scale']:
         # BinaryConnect's per-layer learning rate: each weight matrix moves
         # 1 / sqrt(1.5 / (fan_in + fan_out)) times faster (Adam's eta);

@@ -64,9 +64,24 @@ def test_every_function_of_a_step_has_its_part(name):
     assert set(seconds) <= set(breakdown.PARTS)
     assert (seconds[breakdown.QUANTIZERS] > 0) == (name != 'float')
     for part in (breakdown.MATMUL, breakdown.BATCH_NORM,
-                 breakdown.ACTIVATIONS, breakdown.LOSS, breakdown.UPDATE,
-                 breakdown.CLIP):
+                 breakdown.ACTIVATIONS, breakdown.LOSS, breakdown.UPDATE):
         assert seconds[part] > 0, part
+    # The update clips in its own pass.
+    assert seconds[breakdown.CLIP] < seconds[breakdown.UPDATE]
+
+
+def test_clipping_as_a_hook_is_timed_apart_from_the_update(clock,
+                                                           monkeypatch):
+    timed = trainer('float')
+
+    def update():  # 2.5 s, then the hooks
+        clock.advance(2.5)
+        timed.optimizer.call_hooks('post')
+    monkeypatch.setattr(timed, 'update', update)
+    timed.optimizer.add_hook(lambda optimizer: clock.advance(0.5),
+                             name='clip', timing='post')
+    seconds, _ = breakdown.parts_of_step(timed)
+    assert (seconds[breakdown.UPDATE], seconds[breakdown.CLIP]) == (2.5, 0.5)
 
 
 def test_a_convnets_functions_have_their_parts():

@@ -80,8 +80,9 @@ def test_a_step_runs_with_the_trainers_kernels():
         before
 
 
-def test_chainers_adam_trains_as_the_fused_one():
-    config = dict(training_step.configurations(UNIT))['float']
+@pytest.mark.parametrize('name', ['float', 'seed', 'bnn-style'])
+def test_chainers_adam_and_clipping_hook_train_as_the_fused_pass(name):
+    config = dict(training_step.configurations(UNIT))[name]
     fused = training_step.Trainer(config, *batch(), device=CPU)
     chainers = training_step.Trainer(config, *batch(), device=CPU,
                                      fused=False)

@@ -7,12 +7,14 @@ from quantized_net.training import fused_adam
 import chainer
 import chainer.links as L
 
+from weight_clip import WeightClip
+
 pytest.importorskip('numba')
 
 
-def _train(optimizer_class, dtype, steps=5, **hyperparams):
+def _train(optimizer_class, dtype, steps=5, hook=None, **hyperparams):
     """Parameters and moments after ``steps`` updates of a small linear
-    link on fixed random gradients."""
+    link on fixed random gradients, with the optimizer hook ``hook``."""
     numpy.random.seed(0)
     link = L.Linear(37, 29)
     link.to_device('@numpy')
@@ -20,6 +22,8 @@ def _train(optimizer_class, dtype, steps=5, **hyperparams):
         p.array = numpy.random.uniform(-1, 1, p.shape).astype(dtype)
     optimizer = optimizer_class(**hyperparams)
     optimizer.setup(link)
+    if hook is not None:
+        optimizer.add_hook(hook)
     link.W.update_rule.hyperparam.eta = 3.7
     rng = numpy.random.RandomState(1)
     for _ in range(steps):
@@ -43,6 +47,36 @@ def test_same_bits_as_chainer_adam(dtype, hyperparams):
         for a, b in zip(ours, theirs):
             assert a.dtype == dtype
             numpy.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+@pytest.mark.parametrize('clip', [
+    {}, {'low': -0.5, 'high': 0.3}, {'param_names': ('W',)}])
+@pytest.mark.parametrize('hyperparams', [
+    {'alpha': 0.3}, {'alpha': 0.3, 'weight_decay_rate': 0.01}])
+def test_clipping_in_the_pass_is_the_hooks(dtype, clip, hyperparams):
+    # Large steps: many weights cross the bounds, on both sides.
+    fused = _train(fused_adam.Adam, dtype, clip=WeightClip(**clip),
+                   **hyperparams)
+    reference = _train(chainer.optimizers.Adam, dtype,
+                       hook=WeightClip(**clip), **hyperparams)
+    unclipped = _train(fused_adam.Adam, dtype, **hyperparams)
+    assert (numpy.abs(unclipped[0][0]) > 1).any()
+    for ours, theirs in zip(fused, reference):
+        for a, b in zip(ours, theirs):
+            numpy.testing.assert_array_equal(a, b)
+
+
+def test_a_nan_weight_stays_nan_as_numpy_clip_leaves_it():
+    link = L.Linear(2, 1)
+    optimizer = fused_adam.Adam(clip=WeightClip())
+    optimizer.setup(link)
+    link.W.array[...] = [[numpy.nan, 7.0]]
+    link.cleargrads()
+    link.W.grad = numpy.zeros_like(link.W.array)
+    link.b.grad = numpy.zeros_like(link.b.array)
+    optimizer.update()
+    numpy.testing.assert_array_equal(link.W.array, [[numpy.nan, 1.0]])
 
 
 def test_fused_update_is_the_one_taken():
