@@ -47,12 +47,41 @@ class QuantizedStraightThrough(function_node.FunctionNode):
 
     def backward(self, indexes, grad_outputs):
         x, = self.get_retained_inputs()
-        gy, = grad_outputs
-        # A select, not gy * mask: a product would keep a NaN gy, and turn
-        # an infinite one into NaN, where the gradient is cancelled, and
-        # would flush a subnormal gy on the GPU.
-        passes = kernels.passes_straight_through(x.array)
-        return chainer.functions.where(passes, gy, gy.xp.zeros_like(gy.array)),
+        return StraightThroughGradient(x.array).apply(grad_outputs)
+
+
+class StraightThroughGradient(function_node.FunctionNode):
+    """The straight-through estimator's gradient with cancellation, in one
+    pass (:func:`~quantized_net.quantization.kernels.straight_through_gradient`):
+
+    .. math::
+
+        g_x = g_y \\cdot 1_{|x| \\le 1}
+
+    taken as a select, not a product: a product would keep a NaN ``gy``,
+    and turn an infinite one into NaN, where the gradient is cancelled,
+    and would flush a subnormal ``gy`` on the GPU. Linear in ``gy``, its
+    own gradient is itself with the same ``x``.
+
+    Args:
+        x (:ref:`ndarray`): The quantizer's input, which the mask is of.
+    """
+
+    def __init__(self, x):
+        self.x = x
+
+    def check_type_forward(self, in_types):
+        type_check._argname(in_types, ('gy',))
+        gy_type, = in_types
+        type_check.expect(gy_type.dtype == numpy.float32,
+                          gy_type.shape == self.x.shape)
+
+    def forward(self, inputs):
+        gy, = inputs
+        return kernels.straight_through_gradient(gy, self.x),
+
+    def backward(self, indexes, grad_outputs):
+        return StraightThroughGradient(self.x).apply(grad_outputs)
 
 
 def qst(x, quantizer='seed'):

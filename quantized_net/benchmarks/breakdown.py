@@ -36,7 +36,8 @@ FUNCTION_PARTS = dict(
         'Convolution2DFunction', 'Convolution2DGradW',
         'Deconvolution2DFunction')] +
     [(name, QUANTIZERS) for name in (
-        'QuantizedStraightThrough', 'QuantizedGradient', 'Where')] +
+        'QuantizedStraightThrough', 'StraightThroughGradient',
+        'QuantizedGradient')] +
     [(name, BATCH_NORM) for name in (
         'BatchNormalization', 'BatchNormalizationGrad',
         'FixedBatchNormalization', 'FixedBatchNormalizationGrad')] +

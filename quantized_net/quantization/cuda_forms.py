@@ -110,10 +110,12 @@ KERNELS = {
         y = u < p ? 1.0f : -1.0f;
     }}
 '''.format(**CUDA_CONSTANTS)),
-    # Magnitude bits, so that a subnormal cannot be flushed into another
-    # answer.
-    'passes_straight_through': ('float32 x', 'bool passes', '''
-    passes = (__float_as_uint(x) & {MAGNITUDE_MASK}u) <= {ONE_BITS}u;
+    # Magnitude bits, so that a subnormal x cannot be flushed into another
+    # answer; a select, not gy * mask, which would flush a subnormal gy
+    # (and keep a NaN one, and make an infinite one NaN, where the
+    # gradient is cancelled).
+    'straight_through_gradient': ('float32 x, float32 gy', 'float32 gx', '''
+    gx = (__float_as_uint(x) & {MAGNITUDE_MASK}u) <= {ONE_BITS}u ? gy : 0.0f;
 '''.format(**CUDA_CONSTANTS)),
 }
 
@@ -154,6 +156,6 @@ def stochastic_sign(x, u):
     return _run('stochastic_sign', x, u)
 
 
-def passes_straight_through(x):
-    """:func:`~quantized_net.quantization.kernels.passes_straight_through`."""
-    return _run('passes_straight_through', x)
+def straight_through_gradient(x, gy):
+    """:func:`~quantized_net.quantization.kernels.straight_through_gradient`."""
+    return _run('straight_through_gradient', x, gy)

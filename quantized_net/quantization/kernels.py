@@ -2,7 +2,7 @@
 device.
 
 :func:`log_quant` (and :func:`ap2`), :func:`sign`, :func:`linear_quant`,
-:func:`stochastic_sign` and :func:`passes_straight_through` take a
+:func:`stochastic_sign` and :func:`straight_through_gradient` take a
 ``float32`` NumPy or CuPy array and return a new array of its shape and
 device. A CuPy array goes to the CUDA form
 (:mod:`~quantized_net.quantization.cuda_forms`); a NumPy array to the CPU
@@ -42,7 +42,9 @@ _CPU_FORMS = {
 if numba_forms.AVAILABLE:
     _CPU_FORMS['numba'] = {'log_quant': numba_forms.log_quant,
                            'sign': numba_forms.sign,
-                           'linear_quant': numba_forms.linear_quant}
+                           'linear_quant': numba_forms.linear_quant,
+                           'straight_through_gradient':
+                               numba_forms.straight_through_gradient}
 
 
 def usable_cpu_kernels():
@@ -218,12 +220,26 @@ def stochastic_sign_of(x, u):
     return _apply('stochastic_sign', x, u)
 
 
-def passes_straight_through(x):
-    """Where the straight-through estimator lets the gradient through:
-    ``|x| <= 1`` (False for NaN), as a bool array.
+def straight_through_gradient(gy, x):
+    """The straight-through estimator's gradient with cancellation (Hubara
+    et al. 2016): ``gy`` where ``|x| <= 1``, else ``+0``, NaN ``x``
+    included.
 
-    Hubara et al.'s cancellation, :math:`1_{|x| \\le 1}`; the GPU form
-    compares the magnitude bits, so a subnormal cannot be flushed into a
-    different answer.
+    .. math::
+
+        g_x = g_y \\cdot 1_{|x| \\le 1}
+
+    as a select: ``gy`` passes bit for bit (a NaN, an infinity, a
+    subnormal), and where it is cancelled it is ``+0``, whatever it was.
+    The GPU form compares the magnitude bits of ``x``, so a subnormal
+    cannot be flushed into a different answer.
+
+    Args:
+        gy: float32 gradient, of ``x``'s shape and device.
+        x: float32 input of the quantizer.
     """
-    return _apply('passes_straight_through', x)
+    gy = _as_float32_array(gy)
+    if gy.shape != numpy.shape(x):
+        raise ValueError('gy has shape {}, x {}: they must be the same'
+                         .format(gy.shape, numpy.shape(x)))
+    return _apply('straight_through_gradient', x, gy)

@@ -1,5 +1,6 @@
 """The numba forms: one fused loop for each of the log quantizer,
-:func:`sign` and :func:`linear_quant`, the default on the CPU.
+:func:`sign`, :func:`linear_quant` and :func:`straight_through_gradient`,
+the default on the CPU.
 
 Each wrapper takes a 1-d float32 array, as the NumPy forms do, and
 returns a new 1-d array of their bits; the other array functions have
@@ -128,3 +129,15 @@ if AVAILABLE:
         ``m = float32(2**bits - 1)``: the NumPy form's float32 operations,
         fused."""
         return _flat(_linear_quant_loop, x, m)
+
+    @kernel_cache.njit
+    def _straight_through_loop(x, out, gy):
+        one, zero = numpy.float32(1), numpy.float32(0)
+        for i in range(x.size):
+            out[i] = gy[i] if abs(x[i]) <= one else zero
+
+    def straight_through_gradient(x, gy):
+        """:func:`~quantized_net.quantization.kernels.straight_through_gradient`:
+        the NumPy form's mask and select in one pass, without the mask's
+        array or the zeros'."""
+        return _flat(_straight_through_loop, x, numpy.ascontiguousarray(gy))

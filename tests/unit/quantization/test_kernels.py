@@ -228,7 +228,9 @@ KERNEL_CASES = [
     ('sign', kernels.sign),
 ] + [('linear:{}'.format(k),
       lambda x, k=k: kernels.linear_quant(x, k))
-     for k in (1, 2, 3, 5, 8, 16)]
+     for k in (1, 2, 3, 5, 8, 16)] + [
+    ('straight-through gradient',
+     lambda x: kernels.straight_through_gradient(gradients_of(x), x))]
 
 
 @pytest.mark.gpu
@@ -249,17 +251,47 @@ def test_gpu_stochastic_comparison_and_mask_equal_cpu():
     same_bits(cupy.asnumpy(kernels.stochastic_sign_of(
         cupy.asarray(x), cupy.asarray(u))),
         kernels.stochastic_sign_of(x, u))
-    numpy.testing.assert_array_equal(
-        cupy.asnumpy(kernels.passes_straight_through(
-            cupy.asarray(x))),
-        kernels.passes_straight_through(x))
+    gy = gradients_of(x)
+    same_bits(cupy.asnumpy(kernels.straight_through_gradient(
+        cupy.asarray(gy), cupy.asarray(x))),
+        kernels.straight_through_gradient(gy, x))
 
 
-def test_straight_through_mask_edges():
-    x = numpy.float32([-1, 1, numpy.nextafter(numpy.float32(1), 2), -0.0,
-                       -1e-45, numpy.inf, -numpy.inf, numpy.nan])
-    assert kernels.passes_straight_through(x).tolist() == [
-        True, True, False, True, True, False, False, False]
+def gradients_of(x):
+    """Gradients for the inputs ``x``, element by element: ``-x``, of
+    every class of float32 where ``x`` is (subnormal, infinite, NaN,
+    -0)."""
+    return numpy.negative(x)
+
+
+STRAIGHT_THROUGH_X = numpy.float32([
+    -1, 1, numpy.nextafter(numpy.float32(1), 2), -0.0, -1e-45, numpy.inf,
+    -numpy.inf, numpy.nan, 0.5, 0.5, 0.5, 0.5, 3.0, 3.0])
+STRAIGHT_THROUGH_GY = numpy.float32([
+    2, -3, 4, 5, -6, 7, 8, 9, numpy.nan, -numpy.inf, 1e-45, -0.0,
+    numpy.nan, -5])
+
+
+@pytest.mark.parametrize('name', ['numpy', 'reference', 'numba'])
+def test_straight_through_gradient_edges(name):
+    if name not in kernels.usable_cpu_kernels():
+        pytest.skip('numba is not installed')
+    with kernels.using_cpu_kernels(name):
+        gx = kernels.straight_through_gradient(STRAIGHT_THROUGH_GY,
+                                               STRAIGHT_THROUGH_X)
+    # Passed bit for bit where |x| <= 1 (a NaN, an infinity, a subnormal,
+    # -0), +0 elsewhere (a NaN x too), whatever gy was.
+    same_bits(gx, numpy.float32([2, -3, 0, 5, -6, 0, 0, 0, numpy.nan,
+                                 -numpy.inf, 1e-45, -0.0, 0, 0]))
+
+
+def test_straight_through_gradient_takes_one_shape():
+    with pytest.raises(ValueError, match=r'gy has shape \(3,\), x \(2,\)'):
+        kernels.straight_through_gradient(numpy.zeros(3, numpy.float32),
+                                          numpy.zeros(2, numpy.float32))
+    with pytest.raises(TypeError, match='float32'):
+        kernels.straight_through_gradient(numpy.zeros(2),
+                                          numpy.zeros(2, numpy.float32))
 
 
 def test_stochastic_comparison_edges():
@@ -299,7 +331,7 @@ def test_zero_d_input_gives_a_zero_d_array(name):
     with kernels.using_cpu_kernels(name):
         for function in (kernels.sign, kernels.ap2,
                          lambda x: kernels.linear_quant(x, 2),
-                         kernels.passes_straight_through):
+                         lambda x: kernels.straight_through_gradient(x, x)):
             y = function(x)
             assert isinstance(y, numpy.ndarray) and y.shape == ()
 

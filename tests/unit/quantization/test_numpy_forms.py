@@ -31,7 +31,7 @@ def test_log_quant_from_the_bits_equals_the_reference(fsr, lowest, scale):
     (numpy_forms.log_quant_reference, (1.0, 0.0, 1 / 64)),
     (numpy_forms.sign, ()),
     (numpy_forms.linear_quant, (numpy.float32(3),)),
-    (numpy_forms.passes_straight_through, ())])
+    (numpy_forms.straight_through_gradient, (numpy.float32(2),))])
 def test_forms_return_a_new_array_and_keep_the_input(form, args):
     x = kernel_inputs()[::5]  # strided, as a flattened view can be
     before = x.copy()
