@@ -52,7 +52,8 @@ class QuantizedStraightThrough(function_node.FunctionNode):
 
 class StraightThroughGradient(function_node.FunctionNode):
     """The straight-through estimator's gradient with cancellation, in one
-    pass (:func:`~quantized_net.quantization.kernels.straight_through_gradient`):
+    pass (:func:`~quantized_net.quantization.kernels.\
+straight_through_gradient`):
 
     .. math::
 

@@ -157,5 +157,5 @@ def stochastic_sign(x, u):
 
 
 def straight_through_gradient(x, gy):
-    """:func:`~quantized_net.quantization.kernels.straight_through_gradient`."""
+    """:func:`.kernels.straight_through_gradient`."""
     return _run('straight_through_gradient', x, gy)

@@ -96,6 +96,6 @@ def stochastic_sign(x, u):
 
 
 def straight_through_gradient(x, gy):
-    """:func:`~quantized_net.quantization.kernels.straight_through_gradient`."""
+    """:func:`.kernels.straight_through_gradient`."""
     return numpy.where(numpy.abs(x) <= numpy.float32(1), gy,
                        numpy.float32(0))
