@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Training speed of the quantized MLP against the float MLP and the
-matrix-product floor, measured side by side in one process.
+"""Training speed of a quantized network against the same network in
+float and the matrix-product floor, measured side by side in one process.
 
-    ./bench.py                   # CPU, 2 x 1000 units, batch 100
+    ./bench.py                   # CPU, the MLP: 2 x 1000 units, batch 100
     ./bench.py --reference       # also the NumPy and the slow reference forms,
                                  # and float with Chainer's (unfused) Adam
     ./bench.py --gpu 0
     ./bench.py --breakdown       # also where each iteration's time goes
+    ./bench.py --convnet --width 0.25 --rounds 10 --calls 2
+                                 # the MNIST ConvNet (bnn-conv's) instead
 
 Each timed round runs --calls training iterations (forward, backward, Adam
 update, WeightClip) of every configuration in turn, so that all of them see
@@ -30,6 +32,7 @@ from quantized_net.benchmarks import breakdown
 from quantized_net.benchmarks import quantizer_speed
 from quantized_net.benchmarks import training_step
 from quantized_net.quantization import kernels
+from quantized_net.training import presets
 
 PROG = 'bench.py'
 
@@ -38,7 +41,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split(
         '\n')[0])
     parser.add_argument('--unit', '-u', type=cli.int_at_least(1),
-                        default=1000)
+                        default=1000, help='Units of each hidden layer of '
+                                           'the MLP')
+    parser.add_argument('--convnet', action='store_true',
+                        help="Time the MNIST ConvNet (the bnn-conv "
+                             "preset's) in float, with the seed quantizer "
+                             "and binarized, instead of the MLP")
+    parser.add_argument('--width', type=cli.positive_float, default=1.0,
+                        help="Scale the ConvNet's filters and units by "
+                             "this")
     parser.add_argument('--batchsize', '-b', type=cli.int_at_least(1),
                         default=100)
     parser.add_argument('--rounds', type=cli.int_at_least(1), default=30,
@@ -49,30 +60,49 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=cli.int_at_least(0), default=5)
     cli.add_device_flags(parser)
     parser.add_argument('--reference', action='store_true',
-                        help='Also time the seed preset with the NumPy '
+                        help='Also time the seed network with the NumPy '
                              'kernels and with the log quantizer in its '
                              'log2/rint/exp2 form, and float with '
                              "Chainer's Adam update")
     parser.add_argument('--breakdown', action='store_true',
-                        help="Also time each part of the float, seed and "
-                             "bnn-style iterations: matrix products, "
-                             "quantizers, batch normalisation, ..., "
-                             "Chainer's graph")
-    return cli.parse(parser, argv)
+                        help="Also time each part of every configuration's "
+                             "iteration: matrix products, quantizers, batch "
+                             "normalisation, ..., Chainer's graph")
+    args = cli.parse(parser, argv)
+    for _, config in configurations(args):
+        try:
+            presets.check_config(config)
+        except ValueError as e:
+            parser.error(str(e))
+    return args
+
+
+def configurations(args):
+    """The configurations the flags ask to time, float's first."""
+    if args.convnet:
+        return training_step.convnet_configurations(args.width)
+    return training_step.configurations(args.unit)
+
+
+def network_name(args):
+    if args.convnet:
+        return 'MNIST ConvNet {} x {:g} wide'.format(
+            presets.ARCHITECTURES['mnist'], args.width)
+    return '784-{0}-{0}-10 MLP'.format(args.unit)
 
 
 def bench(args):
     device = cli.select_device(args)
     synchronize = cli.synchronizer(device)
-    runners = training_step.runners(args.unit, args.batchsize, device,
+    configs = configurations(args)
+    runners = training_step.runners(configs, args.batchsize, device,
                                     args.reference)
     rows = training_step.time_steps(runners, args.rounds, args.warmup,
                                     synchronize, args.calls)
     where = cli.where(device) if device.xp is not numpy else \
         'CPU, {} kernels'.format(kernels.cpu_kernels())
-    title = ('784-{0}-{0}-10 MLP, batch {1}, {2}; {3} rounds of {4} '
-             'calls'.format(args.unit, args.batchsize, where, args.rounds,
-                            args.calls))
+    title = '{}, batch {}, {}; {} rounds of {} calls'.format(
+        network_name(args), args.batchsize, where, args.rounds, args.calls)
     print('Training iteration, {}\n'.format(title))
     print('| configuration | ms / iteration | x float | quartiles | x floor '
           '| quartiles |')
@@ -82,7 +112,8 @@ def bench(args):
               '{:.3f}-{:.3f} |'.format(name, 1000 * seconds, *x_float,
                                        *x_floor))
     if args.breakdown:
-        print_breakdown(dict(runners), title, args, synchronize)
+        print_breakdown([(name, dict(runners)[name]) for name, _ in configs],
+                        title, args, synchronize)
     print('\nQuantizer on a 1000 x 1000 float32 matrix\n')
     print('| quantizer | kernels | ms | elements / s |')
     print('| --- | --- | ---: | ---: |')
@@ -92,11 +123,10 @@ def bench(args):
             spec, kernel_set, ms, rate))
 
 
-def print_breakdown(runners, title, args, synchronize):
-    names = [name for name, _ in training_step.configurations(args.unit)]
-    parts, others = breakdown.time_parts(
-        [(name, runners[name]) for name in names], args.rounds,
-        args.warmup, synchronize, args.calls)
+def print_breakdown(trainers, title, args, synchronize):
+    names = [name for name, _ in trainers]
+    parts, others = breakdown.time_parts(trainers, args.rounds, args.warmup,
+                                         synchronize, args.calls)
     print('\nWhere an iteration goes, {}\n'.format(title))
     print('| part | ' + ' | '.join('{} ms | share'.format(name)
                                    for name in names) + ' |')

@@ -20,21 +20,25 @@ from chainer import function_hook
 from quantized_net.quantization import quantizers
 
 #: The parts of an iteration, in the order of the table.
-MATMUL, QUANTIZERS, BATCH_NORM, ACTIVATIONS, POOLING, LOSS, UPDATE, CLIP, \
-    OTHER, GRAPH = PARTS = (
-        'matrix products', 'quantizers', 'batch normalisation',
-        'activations', 'pooling', 'loss', 'optimizer update',
-        'weight clipping', 'other functions', "Chainer's graph and Python")
+MATMUL, CONVOLUTIONS, QUANTIZERS, BATCH_NORM, ACTIVATIONS, POOLING, LOSS, \
+    UPDATE, CLIP, OTHER, GRAPH = PARTS = (
+        'matrix products', 'convolutions', 'quantizers',
+        'batch normalisation', 'activations', 'pooling', 'loss',
+        'optimizer update', 'weight clipping', 'other functions',
+        "Chainer's graph and Python")
 
 #: The part of each Chainer function (its ``_impl_name``); any other is
-#: :data:`OTHER`'s. A quantized layer's function is its products: its
-#: quantizers are timed on their own.
+#: :data:`OTHER`'s. A quantized layer's function is its products (a
+#: convolution's, its columns too: Chainer's CPU convolution is im2col,
+#: a product, and col2im for the input's gradient); its quantizers are
+#: timed on their own.
 FUNCTION_PARTS = dict(
     [(name, MATMUL) for name in (
-        'QuantizedLinearFunction', 'QuantizedConvolution2DFunction',
-        'LinearFunction', 'LinearGradData', 'LinearGradWeight', 'MatMul',
-        'Convolution2DFunction', 'Convolution2DGradW',
-        'Deconvolution2DFunction')] +
+        'QuantizedLinearFunction', 'LinearFunction', 'LinearGradData',
+        'LinearGradWeight', 'MatMul')] +
+    [(name, CONVOLUTIONS) for name in (
+        'QuantizedConvolution2DFunction', 'Convolution2DFunction',
+        'Convolution2DGradW', 'Deconvolution2DFunction')] +
     [(name, QUANTIZERS) for name in (
         'QuantizedStraightThrough', 'StraightThroughGradient',
         'QuantizedGradient')] +

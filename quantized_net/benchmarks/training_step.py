@@ -1,11 +1,13 @@
-"""What ``bench.py`` times: one training iteration of the quantized MLP,
-of the float MLP, and of the matrix products beneath both.
+"""What ``bench.py`` times: one training iteration of a quantized
+network, of the same network in float, and of the matrix products beneath
+both; for the MLP of the seed table and for the MNIST ConvNet.
 
 Quantization is elementwise work beside three matrix products per layer;
 these runners put a number on its share. Every runner is built in one
 process, with the same batch, and timed round by round with the others
 (:func:`time_steps`), so that a ratio between two of them is the result.
 """
+import math
 import statistics
 
 import numpy
@@ -14,13 +16,17 @@ from chainer.optimizers import adam
 
 from quantized_net.benchmarks import timing
 from quantized_net.quantization import kernels as quantization_kernels
-from quantized_net.training import presets
+from quantized_net.training import datasets, presets
+
+QUANTIZERS_NONE = {role: 'none' for role in presets.QUANTIZER_KEYS}
+QUANTIZERS_SEED = {role: 'seed' for role in presets.QUANTIZER_KEYS}
 
 
 def configurations(unit):
-    """``[(name, configuration)]``: the ``float`` and ``seed`` presets, and
-    the bnn-style network (sign weights, sign hard-tanh units), each with
-    two hidden layers of ``unit`` units."""
+    """``[(name, configuration)]`` of the MLP: the ``float`` and ``seed``
+    presets, and the bnn-style network (sign weights, sign hard-tanh
+    units), each with two hidden layers of ``unit`` units. The first is
+    the float one."""
     def sized(preset, **changes):
         return dict(presets.PRESETS[preset], preset=preset, unit=unit,
                     layers=2, **changes)
@@ -29,6 +35,21 @@ def configurations(unit):
         ('seed', sized('seed')),
         ('bnn-style', sized('float', weight_quant='sign', act_quant='sign',
                             activation='htanh')),
+    ]
+
+
+def convnet_configurations(width):
+    """``[(name, configuration)]`` of the MNIST ConvNet at ``width``: the
+    ``bnn-conv`` preset without quantizers (``float``), with the original
+    suite's ``seed`` quantizer in every role (``seed-style``), and as it is
+    (``binarized``: sign weights and units, 8-bit input). The first is the
+    float one."""
+    preset = dict(presets.PRESETS['bnn-conv'], preset='bnn-conv',
+                  width=width)
+    return [
+        ('float', dict(preset, **QUANTIZERS_NONE)),
+        ('seed-style', dict(preset, **QUANTIZERS_SEED)),
+        ('binarized', preset),
     ]
 
 
@@ -79,23 +100,33 @@ class Trainer(object):
 
 
 class Floor(object):
-    """The matrix products of one training iteration of the MLP, and
-    nothing else: in each layer the output ``x W^T`` and the weight
-    gradient ``gy^T x``, and in each layer but the first, whose input needs
-    no gradient, the input gradient ``gy W``.
+    """The matrix products of one training iteration, and nothing else:
+    in each layer of weights the output ``x W^T`` and the weight gradient
+    ``gy^T x``, and in each layer but the first, whose input needs no
+    gradient, the input gradient ``gy W``. A convolution's are those of
+    its im2col form (its columns, ``x``, one row a position of an image:
+    as Chainer's CPU convolution multiplies; the columns' making, not a
+    product, is not counted).
+
+    Args:
+        layers (list): The network's :class:`net.Layer` list
+            (:func:`presets.network_layers`).
+        batchsize (int): Images in a batch.
+        xp: numpy or cupy.
 
     Attributes:
         products (list): The ``(a, b)`` pairs that :meth:`step` multiplies.
     """
 
-    def __init__(self, unit, batchsize, xp, layers=2):
+    def __init__(self, layers, batchsize, xp):
         rng = numpy.random.RandomState(0)
-        sizes = [presets.N_IN] + [unit] * layers + [presets.N_OUT]
         self.products = []
-        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        for i, layer in enumerate(layers):
+            rows = batchsize * math.prod(layer.computed[1:])
+            n_out, n_in = layer.weights[0], math.prod(layer.weights[1:])
             x, W, gy = (xp.asarray(rng.rand(*shape).astype(numpy.float32))
-                        for shape in ((batchsize, n_in), (n_out, n_in),
-                                      (batchsize, n_out)))
+                        for shape in ((rows, n_in), (n_out, n_in),
+                                      (rows, n_out)))
             self.products += [(x, W.T), (gy.T, x)] + ([(gy, W)] if i else [])
 
     def step(self):
@@ -103,28 +134,34 @@ class Floor(object):
             a.dot(b)
 
 
-def runners(unit, batchsize, device, reference=False):
+def runners(configs, batchsize, device, reference=False):
     """``[(name, runner)]``, the rows of ``bench.py``'s table in order:
-    a :class:`Trainer` of each of :func:`configurations` on one random
-    batch, then the :class:`Floor`. With ``reference``, on the CPU, also
-    the seed configuration with the NumPy and with the reference forms of
-    the quantizers, and float with Chainer's Adam update."""
+    a :class:`Trainer` of each of ``configs`` (:func:`configurations` or
+    :func:`convnet_configurations`) on one random batch, then the
+    :class:`Floor` of their network. With ``reference``, on the CPU, also
+    the second configuration with the NumPy and with the reference forms
+    of the quantizers, and the first (float) with Chainer's Adam update
+    and the clipping as a hook."""
     rng = numpy.random.RandomState(0)
-    x = device.xp.asarray(rng.rand(batchsize, presets.N_IN).astype(
+    (float_name, float_config), (quantized_name, quantized_config) = \
+        configs[:2]
+    x = device.xp.asarray(rng.rand(
+        batchsize, *(datasets.image_shape(float_config)
+                     if presets.architecture(float_config) else
+                     (datasets.input_size(float_config),))).astype(
         numpy.float32))
     t = device.xp.asarray(rng.randint(0, presets.N_OUT, batchsize).astype(
         numpy.int32))
-    configs = configurations(unit)
     rows = [(name, Trainer(config, x, t, device))
             for name, config in configs]
     if reference and device.xp is numpy:
-        config = dict(configs)
         for kernels in ('numpy', 'reference'):
-            rows.append(('seed, {} kernels'.format(kernels),
-                         Trainer(config['seed'], x, t, device, kernels)))
-        rows.append(("float, Chainer's Adam",
-                     Trainer(config['float'], x, t, device, fused=False)))
-    rows.append(('floor', Floor(unit, batchsize, device.xp)))
+            rows.append(('{}, {} kernels'.format(quantized_name, kernels),
+                         Trainer(quantized_config, x, t, device, kernels)))
+        rows.append(("{}, Chainer's Adam".format(float_name),
+                     Trainer(float_config, x, t, device, fused=False)))
+    rows.append(('floor', Floor(presets.network_layers(float_config),
+                                batchsize, device.xp)))
     return rows
 
 

@@ -56,3 +56,26 @@ def test_bad_flags():
     helpers.assert_one_line_error(
         helpers.run_script('bench.py', '--gpu', 0, '-d', '@numpy'),
         'either --device or --gpu', code=2)
+    helpers.assert_one_line_error(
+        helpers.run_script('bench.py', '--convnet', '--width', 100),
+        'bench.py: error: width', code=2)
+
+
+def test_the_convnets_tables():
+    result = helpers.run_script('bench.py', '--convnet', '--width', 0.125,
+                                '--batchsize', 2, '--rounds', 1, '--calls',
+                                1, '--warmup', 0, '--breakdown')
+    assert result.returncode == 0, result.stderr
+    title = 'MNIST ConvNet 64C3-64C3-P2-128C3-128C3-P2-512FC x 0.125 ' \
+        'wide, batch 2, CPU, {} kernels; 1 rounds of 1 calls'.format(
+            kernels.cpu_kernels())
+    assert 'Training iteration, ' + title in result.stdout
+    _, rows = table(result.stdout, 'Training iteration')
+    assert [row[0] for row in rows] == ['float', 'seed-style', 'binarized',
+                                        'floor']
+    header, rows = table(result.stdout, 'Where an iteration goes')
+    assert header == ['part', 'float ms', 'share', 'seed-style ms', 'share',
+                      'binarized ms', 'share']
+    assert [row[0] for row in rows] == list(breakdown.PARTS) + ['iteration']
+    assert '\nother functions: AddConstant, MulConstant, Reshape, Sum\n' in \
+        result.stdout

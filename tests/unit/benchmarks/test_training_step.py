@@ -99,7 +99,8 @@ def test_chainers_adam_and_clipping_hook_train_as_the_fused_pass(name):
 
 
 def test_the_floor_is_the_products_of_one_iteration():
-    floor = training_step.Floor(UNIT, BATCH, numpy)
+    config = dict(training_step.configurations(UNIT))['float']
+    floor = training_step.Floor(presets.network_layers(config), BATCH, numpy)
     shapes = [(a.shape, b.shape) for a, b in floor.products]
     # 784-16-16-10: each layer's output and weight gradient, and the
     # input gradient of the two layers above the first.
@@ -112,12 +113,46 @@ def test_the_floor_is_the_products_of_one_iteration():
     floor.step()
 
 
+def test_a_convnets_floor_is_its_im2col_products():
+    # 64C3-64C3-P2-128C3-128C3-P2-512FC an eighth as wide: 8-8-P2-16-16-P2
+    # -64, on 28 x 28 images, then the classifier.
+    config = dict(training_step.convnet_configurations(0.125))['float']
+    floor = training_step.Floor(presets.network_layers(config), 2, numpy)
+    big, small = 2 * 28 * 28, 2 * 14 * 14
+    assert [(a.shape, b.shape) for a, b in floor.products] == [
+        ((big, 9), (9, 8)), ((8, big), (big, 9)),
+        ((big, 72), (72, 8)), ((8, big), (big, 72)), ((big, 8), (8, 72)),
+        ((small, 72), (72, 16)), ((16, small), (small, 72)),
+        ((small, 16), (16, 72)),
+        ((small, 144), (144, 16)), ((16, small), (small, 144)),
+        ((small, 16), (16, 144)),
+        ((2, 784), (784, 64)), ((64, 2), (2, 784)), ((2, 64), (64, 784)),
+        ((2, 64), (64, 10)), ((10, 2), (2, 64)), ((2, 10), (10, 64))]
+
+
+def test_the_convnet_configurations_are_bnn_conv_with_its_quantizers():
+    configs = training_step.convnet_configurations(0.25)
+    assert [name for name, _ in configs] == ['float', 'seed-style',
+                                             'binarized']
+    configs = dict(configs)
+    preset = dict(presets.PRESETS['bnn-conv'], preset='bnn-conv',
+                  width=0.25)
+    assert configs['binarized'] == preset
+    for name, spec in (('float', 'none'), ('seed-style', 'seed')):
+        assert configs[name] == dict(preset, input_quant=spec,
+                                     weight_quant=spec, act_quant=spec,
+                                     grad_quant=spec)
+    for config in configs.values():
+        presets.check_config(config)
+
+
 @pytest.mark.parametrize('reference,names', [
     (False, ['float', 'seed', 'bnn-style', 'floor']),
     (True, ['float', 'seed', 'bnn-style', 'seed, numpy kernels',
             'seed, reference kernels', "float, Chainer's Adam", 'floor'])])
 def test_the_runners_in_table_order(reference, names):
-    runners = training_step.runners(UNIT, BATCH, CPU, reference)
+    runners = training_step.runners(training_step.configurations(UNIT),
+                                    BATCH, CPU, reference)
     assert [name for name, _ in runners] == names
     runner = dict(runners)
     assert isinstance(runner['floor'], training_step.Floor)
@@ -126,6 +161,19 @@ def test_the_runners_in_table_order(reference, names):
         assert runner['seed, reference kernels'].kernels == 'reference'
     for name, runner in runners:
         runner.step()
+
+
+def test_a_convnets_runners_take_images():
+    runners = training_step.runners(
+        training_step.convnet_configurations(0.125), 2, CPU)
+    assert [name for name, _ in runners] == [
+        'float', 'seed-style', 'binarized', 'floor']
+    trainer = dict(runners)['binarized']
+    assert trainer.x.shape == (2, 1, 28, 28)
+    before = params(trainer.model)
+    trainer.step()
+    after = params(trainer.model)
+    assert any((after[k] != before[k]).any() for k in before)
 
 
 class Step(object):
