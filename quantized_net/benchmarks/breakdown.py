@@ -37,7 +37,8 @@ FUNCTION_PARTS = dict(
         'QuantizedLinearFunction', 'LinearFunction', 'LinearGradData',
         'LinearGradWeight', 'MatMul')] +
     [(name, CONVOLUTIONS) for name in (
-        'QuantizedConvolution2DFunction', 'Convolution2DFunction',
+        'QuantizedConvolution2DFunction', 'ColumnsGradW',
+        'ColumnsDeconvolution2D', 'Convolution2DFunction',
         'Convolution2DGradW', 'Deconvolution2DFunction')] +
     [(name, QUANTIZERS) for name in (
         'QuantizedStraightThrough', 'StraightThroughGradient',

@@ -172,3 +172,47 @@ def test_gpu_equals_cpu(spec):
         # The same quantized operands; only the order of the sums differs
         # (cuDNN's against im2col's).
         numpy.testing.assert_allclose(cpu, gpu, rtol=1e-4, atol=1e-5)
+
+
+# Kernels of 1, 3 and 5 and 2 x 3, strides and paddings of every kind,
+# and channels enough for long sums, whose order sets their last bits.
+CHAINER_CASES = [
+    ((2, 20, 7, 6), (8, 3, 3), 1, 1),
+    ((3, 1, 9, 8), (5, 5, 5), 2, 2),
+    ((2, 7, 6, 9), (3, 1, 1), 1, 0),
+    ((1, 9, 8, 7), (4, 2, 3), (2, 3), (0, 1)),
+]
+
+
+@pytest.mark.parametrize('x_shape,w_shape,stride,pad', CHAINER_CASES)
+@pytest.mark.parametrize('gy_layout', ['contiguous', 'channels last'])
+def test_forward_and_backward_are_chainers_bit_for_bit(x_shape, w_shape,
+                                                       stride, pad,
+                                                       gy_layout):
+    rng = numpy.random.RandomState(7)
+    x = rng.standard_normal(x_shape).astype(numpy.float32)
+    W = rng.standard_normal((w_shape[0], x_shape[1]) + w_shape[1:]).astype(
+        numpy.float32)
+    b = rng.standard_normal(w_shape[0]).astype(numpy.float32)
+    gy = rng.standard_normal(chainer.functions.convolution_2d(
+        x, W, b, stride=stride, pad=pad).shape).astype(numpy.float32)
+    if gy_layout == 'channels last':  # as a convolution's output lies
+        gy = numpy.rollaxis(numpy.ascontiguousarray(numpy.moveaxis(
+            gy, 1, 3)), 3, 1)
+    results = []
+    for convolution in (
+            lambda *a: quantized_convolution_2d(*a, stride=stride, pad=pad,
+                                                input_quant='none',
+                                                weight_quant='none',
+                                                grad_quant='none'),
+            lambda *a: chainer.functions.convolution_2d(*a, stride=stride,
+                                                        pad=pad)):
+        xv, Wv, bv = (chainer.Variable(a.copy()) for a in (x, W, b))
+        y = convolution(xv, Wv, bv)
+        y.grad = gy
+        y.backward()
+        results.append((y.array, xv.grad, Wv.grad, bv.grad))
+    for ours, theirs in zip(*results):
+        assert ours.shape == theirs.shape and ours.strides == theirs.strides
+        numpy.testing.assert_array_equal(ours.view(numpy.uint32),
+                                         theirs.view(numpy.uint32))

@@ -1,0 +1,161 @@
+"""A convolution's columns on the CPU, each in one numba pass: the values
+and the memory layouts of Chainer's, without its passes.
+
+Chainer's CPU convolution (``chainer.utils.conv``) makes the columns
+``(N, C, kh, kw, out_h, out_w)`` with a strided copy per tap, which
+``numpy.tensordot`` then copies again, transposed, into the
+``(N * out_h * out_w, C * kh * kw)`` matrix it multiplies; and it adds
+the input's gradient back from its columns with a strided ``+=`` per
+tap. :func:`im2col` writes that matrix at once, and returns it as the
+view of Chainer's shape whose transpose ``tensordot`` finds contiguous;
+where ``tensordot`` would not copy (one image), it writes Chainer's
+layout. Either way it multiplies the same matrix, laid out the same, so
+the product has the same bits. :func:`col2im` adds each tap's column into
+the padded image in Chainer's order (tap by tap, from zero), so each sum
+has the same bits, and returns the same view of it.
+
+Only what the quantized convolution uses: no dilation, no ``cover_all``,
+float32.
+"""
+import threading
+
+import numpy
+
+from quantized_net import kernel_cache
+
+numba = kernel_cache.numba  # None where numba does not import
+#: Whether numba imports, and so whether the kernels run (else Chainer's).
+AVAILABLE = kernel_cache.HAVE_NUMBA
+
+
+#: The largest columns kept from one call to the next (bytes): those of
+#: the ``bnn-conv`` preset's widest layer at batch 100 are 180 MB.
+SCRATCH_BYTES = 256 * 2 ** 20
+_scratch = threading.local()
+
+
+def scratch(shape):
+    """A float32 array of ``shape`` for this thread's columns: the one the
+    last call of this shape had, where it is at most
+    :data:`SCRATCH_BYTES`. A new array of tens of megabytes costs more in
+    the kernel's first touch of each page than filling it does."""
+    arrays = getattr(_scratch, 'arrays', None)
+    if arrays is None:
+        arrays = _scratch.arrays = {}
+    out = arrays.get(shape)
+    if out is None:
+        out = numpy.empty(shape, numpy.float32)
+        if out.nbytes <= SCRATCH_BYTES:
+            arrays[shape] = out
+    return out
+
+
+def out_size(size, k, stride, pad):
+    """Output positions along an axis of ``size`` (no ``cover_all``)."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+if AVAILABLE:
+    @kernel_cache.njit
+    def _columns_by_position(padded, kh, kw, sy, sx, out):
+        # out: contiguous (N, out_h, out_w, C, kh, kw), written in order.
+        n_images, channels = padded.shape[:2]
+        out_h, out_w = out.shape[1:3]
+        for n in range(n_images):
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    for c in range(channels):
+                        for i in range(kh):
+                            for j in range(kw):
+                                out[n, oy, ox, c, i, j] = padded[
+                                    n, c, oy * sy + i, ox * sx + j]
+
+    @kernel_cache.njit
+    def _columns_by_channel(padded, kh, kw, sy, sx, out):
+        # out: contiguous (N, C, kh, kw, out_h, out_w), Chainer's layout.
+        n_images, channels = padded.shape[:2]
+        out_h, out_w = out.shape[4:]
+        for n in range(n_images):
+            for c in range(channels):
+                for i in range(kh):
+                    for j in range(kw):
+                        for oy in range(out_h):
+                            for ox in range(out_w):
+                                out[n, c, i, j, oy, ox] = padded[
+                                    n, c, oy * sy + i, ox * sx + j]
+
+    @kernel_cache.njit
+    def _add_columns(gcol, sy, sx, img):
+        # Each image's channel in turn, kept in cache over its taps; each
+        # value gets its taps in Chainer's order.
+        channels, kh, kw, n_images, out_h, out_w = gcol.shape
+        for n in range(n_images):
+            for c in range(channels):
+                for i in range(kh):
+                    for j in range(kw):
+                        for oy in range(out_h):
+                            for ox in range(out_w):
+                                img[n, c, i + sy * oy, j + sx * ox] += \
+                                    gcol[c, i, j, n, oy, ox]
+
+
+def tensordot_copies(n_images, channels, kh, kw, out_h, out_w):
+    """Whether ``numpy.tensordot`` copies Chainer's columns (contiguous,
+    ``(N, C, kh, kw, out_h, out_w)``) to multiply them: their matrix
+    ``(N * out_h * out_w, C * kh * kw)`` is a view of them only where an
+    image's positions follow each other in memory, that is, where there
+    is one image, or one value in a window, or one position (NumPy
+    reshapes without a copy where it can, size-1 axes aside)."""
+    return n_images > 1 and channels * kh * kw > 1 and out_h * out_w > 1
+
+
+def im2col(x, kh, kw, sy, sx, ph, pw):
+    """Chainer's ``im2col_cpu(x, kh, kw, sy, sx, ph, pw)``, zero-padded:
+    ``(N, C, kh, kw, out_h, out_w)``. Laid out as ``numpy.tensordot``
+    multiplies it: where it would copy Chainer's columns
+    (:func:`tensordot_copies`), as that copy, a contiguous ``(N, out_h,
+    out_w, C, kh, kw)``, of which this is a view; else as Chainer's.
+
+    The columns are this thread's :func:`scratch`: the next call of the
+    same shape overwrites them. Multiply them before.
+
+    Args:
+        x (numpy.ndarray): float32 images ``(N, C, H, W)``, any strides.
+        kh, kw (int): The filters' size.
+        sy, sx (int): The strides.
+        ph, pw (int): The zero padding of each border.
+    """
+    n_images, channels, height, width = x.shape
+    out_h = out_size(height, kh, sy, ph)
+    out_w = out_size(width, kw, sx, pw)
+    padded = numpy.zeros((n_images, channels, height + 2 * ph,
+                          width + 2 * pw), numpy.float32)
+    padded[:, :, ph:ph + height, pw:pw + width] = x
+    if tensordot_copies(n_images, channels, kh, kw, out_h, out_w):
+        out = scratch((n_images, out_h, out_w, channels, kh, kw))
+        _columns_by_position(padded, kh, kw, sy, sx, out)
+        return out.transpose(0, 3, 4, 5, 1, 2)
+    out = scratch((n_images, channels, kh, kw, out_h, out_w))
+    _columns_by_channel(padded, kh, kw, sy, sx, out)
+    return out
+
+
+def col2im(gcol, sy, sx, ph, pw, height, width):
+    """Chainer's ``col2im_cpu(numpy.rollaxis(gcol, 3), sy, sx, ph, pw,
+    height, width)``: the images ``(N, C, height, width)`` whose every
+    value is the sum of its columns' values, tap by tap, as a view of the
+    padded images.
+
+    Args:
+        gcol (numpy.ndarray): float32 columns ``(C, kh, kw, N, out_h,
+            out_w)``, contiguous: the product ``tensordot(W, gy, (0, 1))``
+            as it comes.
+        sy, sx (int): The strides.
+        ph, pw (int): The padding.
+        height, width (int): The images' size.
+    """
+    channels, _, _, n_images, _, _ = gcol.shape
+    img = numpy.zeros((n_images, channels, height + 2 * ph + sy - 1,
+                       width + 2 * pw + sx - 1), numpy.float32)
+    _add_columns(gcol, sy, sx, img)
+    return img[:, :, ph:height + ph, pw:width + pw]
