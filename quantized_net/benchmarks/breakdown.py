@@ -15,6 +15,7 @@ import contextlib
 import statistics
 import time
 
+import chainer
 from chainer import function_hook
 
 from quantized_net.quantization import quantizers
@@ -27,7 +28,7 @@ MATMUL, CONVOLUTIONS, QUANTIZERS, BATCH_NORM, ACTIVATIONS, POOLING, LOSS, \
         'optimizer update', 'weight clipping', 'other functions',
         "Chainer's graph and Python")
 
-#: The part of each Chainer function (its ``_impl_name``); any other is
+#: The part of each Chainer function (by its class's name); any other is
 #: :data:`OTHER`'s. A quantized layer's function is its products (a
 #: convolution's, its columns too: Chainer's CPU convolution is im2col,
 #: a product, and col2im for the input's gradient); its quantizers are
@@ -56,7 +57,6 @@ FUNCTION_PARTS = dict(
         'Hinge', 'Accuracy')])
 #: The links' quantizers that run inside their function, not as one.
 LAYER_QUANTIZERS = ('input_quant', 'weight_quant')
-NONE = quantizers.Identity()
 
 
 class PartTimer(function_hook.FunctionHook):
@@ -102,7 +102,10 @@ class PartTimer(function_hook.FunctionHook):
             self.stop(part)
 
     def function_stop(self, function):
-        name = function._impl_name
+        # An old-style Function (Chainer's hinge loss) comes wrapped.
+        if isinstance(function, chainer.function.FunctionAdapter):
+            function = function.function
+        name = type(function).__name__
         part = FUNCTION_PARTS.get(name, OTHER)
         if part == OTHER:
             self.others.add(name)
@@ -142,11 +145,13 @@ class TimedQuantizer(quantizers.Quantizer):
 @contextlib.contextmanager
 def timed_quantizers(model, timer):
     """Within it, the input and weight quantizers of ``model``'s layers
-    count on ``timer``; as before after it."""
+    count on ``timer`` (``none``, no quantizer, is not one); as before
+    after it."""
     quantized = [(link, role, getattr(link, role))
-                 for link in model.links()
-                 for role in LAYER_QUANTIZERS
-                 if not isinstance(getattr(link, role, NONE), type(NONE))]
+                 for link in model.links() for role in LAYER_QUANTIZERS
+                 if isinstance(getattr(link, role, None),
+                               quantizers.Quantizer) and
+                 not isinstance(getattr(link, role), quantizers.Identity)]
     for link, role, quantizer in quantized:
         setattr(link, role, TimedQuantizer(quantizer, timer))
     try:
