@@ -28,23 +28,29 @@ numba = kernel_cache.numba  # None where numba does not import
 AVAILABLE = kernel_cache.HAVE_NUMBA
 
 
-#: The largest columns kept from one call to the next (bytes): those of
-#: the ``bnn-conv`` preset's widest layer at batch 100 are 180 MB.
-SCRATCH_BYTES = 256 * 2 ** 20
+#: The most bytes of columns this thread keeps from one call to the next:
+#: the ``bnn-conv`` preset's at batch 100 are 315 MB, its widest layer's
+#: 180 MB.
+SCRATCH_BYTES = 512 * 2 ** 20
 _scratch = threading.local()
 
 
 def scratch(shape):
     """A float32 array of ``shape`` for this thread's columns: the one the
-    last call of this shape had, where it is at most
-    :data:`SCRATCH_BYTES`. A new array of tens of megabytes costs more in
-    the kernel's first touch of each page than filling it does."""
+    last call of this shape had, where this thread keeps it. A new array
+    of tens of megabytes costs more in the kernel's first touch of each
+    page than filling it does. The arrays kept are at most
+    :data:`SCRATCH_BYTES` together: a shape that would pass it lets the
+    others go."""
     arrays = getattr(_scratch, 'arrays', None)
     if arrays is None:
         arrays = _scratch.arrays = {}
     out = arrays.get(shape)
     if out is None:
         out = numpy.empty(shape, numpy.float32)
+        if sum(a.nbytes for a in arrays.values()) + out.nbytes > \
+                SCRATCH_BYTES:
+            arrays.clear()
         if out.nbytes <= SCRATCH_BYTES:
             arrays[shape] = out
     return out

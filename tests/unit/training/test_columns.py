@@ -107,3 +107,15 @@ def test_a_convnet_trains_to_chainers_bits(monkeypatch):
         numpy.testing.assert_array_equal(ours[name].view(numpy.uint32),
                                          chainers[name].view(numpy.uint32),
                                          name)
+
+
+def test_the_scratch_arrays_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(columns, 'SCRATCH_BYTES', 4 * 100)
+    a = columns.scratch((10, 5))  # 200 bytes: kept (and what was, gone)
+    assert columns.scratch((10, 5)) is a
+    b = columns.scratch((5, 10))  # 400 in all: kept
+    assert columns.scratch((10, 5)) is a and columns.scratch((5, 10)) is b
+    c = columns.scratch((2, 10))  # 480 in all: the others go
+    assert columns.scratch((2, 10)) is c
+    assert columns.scratch((10, 5)) is not a
+    assert columns.scratch((200,)) is not columns.scratch((200,))  # 800
