@@ -371,22 +371,16 @@ def pixel_lanes_ceiling(conv, form, rounds=20000):
     bounds = numpy.zeros(pixel_lanes.TILE_FILTERS, numpy.int16)
     row_bounds = numpy.full(rows, bounds.ctypes.data, numpy.int64)
     bits = numpy.zeros(rows, numpy.uint32)
-    quads = pixel_lanes.tile_kind(form) == pixel_lanes.QUADS
+    kind = pixel_lanes.tile_kind(form)
     steps = len(offsets)
 
     @kernel_cache.njit  # cached under its sizes, its cells
     def run(x, w, positions, offsets, row_bounds, bits, rounds):
         for _ in range(rounds):
-            if quads:
-                pixel_lanes.quad_tile(
-                    x.ctypes.data, positions.ctypes.data,
-                    offsets.ctypes.data, w.ctypes.data, w.strides[0],
-                    steps, row_bounds.ctypes.data, bits.ctypes.data)
-            else:
-                pixel_lanes.tile(
-                    x.ctypes.data, positions.ctypes.data,
-                    offsets.ctypes.data, w.ctypes.data, w.strides[0],
-                    steps, row_bounds.ctypes.data, bits.ctypes.data)
+            filter_lanes.lane_tile(
+                kind, x.ctypes.data, positions.ctypes.data,
+                offsets.ctypes.data, w.ctypes.data, w.strides[0], steps,
+                row_bounds.ctypes.data, bits.ctypes.data)
     seconds = median_seconds(
         [('tile', lambda: run(x, w, positions, offsets, row_bounds, bits,
                               rounds))], 5, warmup=1)

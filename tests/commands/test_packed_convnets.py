@@ -55,6 +55,30 @@ def test_export_then_infer_gives_the_chainer_labels(
                                      lines[1].split('(')[1].split()[0]))
 
 
+@pytest.mark.skipif('avx2' not in cpu_features.runnable_forms(),
+                    reason='this CPU has no AVX2')
+def test_compiled_for_an_avx2_cpu_a_convnet_gives_the_chainer_labels(
+        tmp_path):
+    # numba compiles for the CPU NUMBA_CPU_NAME and NUMBA_CPU_FEATURES
+    # name: here one without AVX-512, whose LLVM cannot compile an AVX-512
+    # instruction in any kernel the network runs.
+    dataset, shape, architecture, _, write = CASES[0]
+    model, config = helpers.binarized_convnet(architecture, shape, seed=4)
+    result = helpers.write_result(str(tmp_path / 'result'), model, config)
+    data = write(str(tmp_path / 'data'))
+    assert helpers.run_script('export.py', result).returncode == 0
+    inferred = helpers.run_script(
+        'infer_packed.py', os.path.join(result, packed_format.PACKED_FILE),
+        '--dataset-dir', data, '--compare', result,
+        env={'NUMBA_CPU_NAME': 'haswell',
+             'NUMBA_CPU_FEATURES': cpu_features.HASWELL_FEATURES})
+    assert inferred.returncode == 0, inferred.stderr
+    lines = inferred.stdout.splitlines()
+    assert lines[0].endswith('packed engine on the CPU (avx2 kernels)')
+    assert lines[2].endswith(' 0 of 200 labels differ from the packed '
+                             'network\'s')
+
+
 def test_a_network_of_an_unknown_data_set_needs_images(tmp_path):
     model, config = helpers.binarized_convnet(dataset='imagenet')
     path = str(tmp_path / 'net.npz')

@@ -57,7 +57,7 @@ def runs(convolutions, lanes):
 @kernel_cache.njit
 def _lanes(x, lanes, stride, conv_width, pool, out_shape, kind):
     """One convolution across the lanes on ``x``, the padded pixels or
-    the planes: its output words."""
+    the planes: its output words; ``kind`` a literal."""
     w, offsets, limits, classes, flips = lanes
     out = numpy.empty(out_shape, numpy.uint64)
     convolution_kernel(x, offsets, w, limits, classes,
@@ -108,7 +108,7 @@ def _laid_out(h, width, split):
 @kernel_cache.njit
 def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
                    dense_width, weights, limits, flips, widths, last, k,
-                   n_out, threads, form):
+                   n_out, threads, form, first_kind):
     """The int32 ``(m, n_out)`` dot products of the last layer of the
     ConvNet of the ``uint8`` ``pixels`` ``(m, n_in)``: the first
     convolution of ``first_lanes`` and ``first_shape``, the later ones of
@@ -116,13 +116,14 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
     connected layers on the last one's words laid out in ``dense_width``
     words, of tuples ``weights``, ``limits``, ``flips`` and ``widths`` as
     :func:`network.network_kernel` takes them, the last of ``last`` and
-    ``k`` inputs; ``form`` a literal."""
+    ``k`` inputs; ``form`` and the first convolution's ``first_kind`` of
+    tile (:func:`pixel_lanes.tile_kind`) literals."""
     m = pixels.shape[0]
     (channels, height, width, pad, stride, conv_width, pool, out_h, out_w,
-     n_words, kind) = first_shape
+     n_words) = first_shape
     x = padded_kernel(pixels, channels, height, width, pad)
     h = _lanes(x, first_lanes, stride, conv_width, pool,
-               (m, out_h, out_w, n_words), kind)
+               (m, out_h, out_w, n_words), first_kind)
     h = _convolutions(h, lanes, shapes)
     h = _laid_out(h.reshape(m, -1), dense_width, form == 'avx2')
     h = chained_layers(h, weights, limits, flips, widths, threads, form)
@@ -133,13 +134,16 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
 
 def _convnet_of(form):
     # The kernel with the form a constant, as hidden_layers binds its own.
+    first_kind = tile_kind(form)
+
     @kernel_cache.njit
     def convnet(pixels, first_shape, first_lanes, lanes, shapes,
                 dense_width, weights, limits, flips, widths, last, k, n_out,
                 threads):
         return convnet_kernel(pixels, first_shape, first_lanes, lanes,
                               shapes, dense_width, weights, limits, flips,
-                              widths, last, k, n_out, threads, form)
+                              widths, last, k, n_out, threads, form,
+                              first_kind)
     return convnet
 
 
@@ -177,7 +181,7 @@ class Dots:
         _, out_h, out_w = first.out_shape()
         first_shape = tuple(first.in_shape) + (
             first.pad, first.stride, first.conv_shape()[2], first.pool,
-            out_h, out_w, len(flip_words[0]), tile_kind(form))
+            out_h, out_w, len(flip_words[0]))
         shapes = []
         for conv, words in zip(convolutions[1:], flip_words[1:]):
             taps, down = plane_runs(conv.in_shape[0], conv.ksize)

@@ -130,13 +130,39 @@ def lane_limits(limits):
     return out
 
 
+_CODEGENS = {BITS: _tile_codegen, **pixel_lanes.CODEGENS}
+#: The kinds of tile: :data:`BITS`, and :data:`pixel_lanes.SUMS` and
+#: :data:`pixel_lanes.QUADS` for pixels.
+KINDS = tuple(_CODEGENS)
+
+
+@intrinsic
+def lane_tile(typingctx, kind, x, rows, offsets, w, w_stride, steps, limits,
+              out):
+    """``lane_tile(kind, x, rows, ...)``: the tile of ``kind``, a literal
+    of :data:`KINDS` (:func:`tile`, :func:`pixel_lanes.tile`,
+    :func:`pixel_lanes.quad_tile`), on their arguments. Each kernel holds
+    its own kind's instructions alone: a CPU without AVX-512 VNNI cannot
+    compile ``quad_tile``, nor a kernel that holds it on a branch never
+    taken."""
+    if not (isinstance(kind, types.IntegerLiteral)
+            and kind.literal_value in _CODEGENS):
+        raise numba.core.errors.TypingError(
+            'kind must be a literal kind of tile, one of {}'.format(KINDS))
+    codegen = _CODEGENS[kind.literal_value]
+
+    def generate(context, builder, signature, args):
+        return codegen(context, builder, signature, args[1:])
+    return types.void(kind, *[types.int64] * 8), generate
+
+
 @kernel_cache.njit(parallel=True)
 def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
                        conv_width, pool, kind, out):
     """A convolution across the lanes into ``out``'s ``uint32`` halves of
     words ``(images, out_h, out_w, 2 words)``, ``flips`` the flip words'
-    halves: the tiles of ``kind``, :data:`BITS` (this module's) or those of
-    :mod:`pixel_lanes`, on the input ``x`` (the planes, or the padded
+    halves: the tiles of ``kind``, a literal of :data:`KINDS`
+    (:func:`lane_tile`), on the input ``x`` (the planes, or the padded
     pixels),
     taps or words at ``offsets``, ``w`` and ``limits`` ``(classes,
     lanes)`` laid out for them. Pooled (``pool`` 2), a tile's 4 rows are
@@ -178,20 +204,10 @@ def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
                     row_limits[r] = (limits.ctypes.data + g * limits_group +
                                      classes[positions[r]] *
                                      limits.strides[0])
-                if kind == BITS:
-                    tile(x_at, rows.ctypes.data, offsets.ctypes.data,
-                         w.ctypes.data + g * w_group, w.strides[0],
-                         row_words, row_limits.ctypes.data, bits.ctypes.data)
-                elif kind == pixel_lanes.SUMS:
-                    pixel_lanes.tile(
-                        x_at, rows.ctypes.data, offsets.ctypes.data,
-                        w.ctypes.data + g * w_group, w.strides[0],
-                        row_words, row_limits.ctypes.data, bits.ctypes.data)
-                else:
-                    pixel_lanes.quad_tile(
-                        x_at, rows.ctypes.data, offsets.ctypes.data,
-                        w.ctypes.data + g * w_group, w.strides[0],
-                        row_words, row_limits.ctypes.data, bits.ctypes.data)
+                lane_tile(kind, x_at, rows.ctypes.data, offsets.ctypes.data,
+                          w.ctypes.data + g * w_group, w.strides[0],
+                          row_words, row_limits.ctypes.data,
+                          bits.ctypes.data)
                 if pool:
                     out[i, y, across_at, g] = (
                         bits[0] | bits[1] | bits[2] | bits[3]) ^ flips[g]
@@ -205,6 +221,22 @@ def convolution_kernel(x, offsets, w, limits, classes, flips, stride,
                     continue
                 for r in range(min(TILE_ROWS, out_w - first)):
                     out[i, y, first + r, g] = flips[g]
+
+
+def _convolution_of(kind):
+    # The kernel with its kind a constant, a literal to lane_tile (numba
+    # caches a closure under the values of its cells).
+    @kernel_cache.njit
+    def kernel(x, offsets, w, limits, classes, flips, stride, conv_width,
+               pool, out):
+        convolution_kernel(x, offsets, w, limits, classes, flips, stride,
+                           conv_width, pool, kind, out)
+    return kernel
+
+
+#: ``CONVOLUTIONS[kind](x, offsets, w, limits, classes, flips, stride,
+#: conv_width, pool, out)``: :func:`convolution_kernel` of ``kind``.
+CONVOLUTIONS = {kind: _convolution_of(kind) for kind in KINDS}
 
 
 def convolution(x, conv, w, offsets, limits, classes, flips, pool,
@@ -239,7 +271,7 @@ def convolution(x, conv, w, offsets, limits, classes, flips, pool,
                        conv_width // (pool or 1), len(flips)), numpy.uint64)
     if out.size:
         kernel_cache.threads()  # the kernel is parallel
-        convolution_kernel(x, offsets, w, limits, classes,
+        CONVOLUTIONS[kind](x, offsets, w, limits, classes,
                            flips.view(numpy.uint32), conv.stride, conv_width,
-                           pool, kind, out.view(numpy.uint32))
+                           pool, out.view(numpy.uint32))
     return out

@@ -154,6 +154,11 @@ def quad_tile(typingctx, x, rows, offsets, w, w_stride, quads, limits,
     return types.void(*[types.int64] * 8), _quad_tile_codegen
 
 
+#: The code generators of the tiles, by kind, for a driver that picks one
+#: at compile time (:func:`filter_lanes.lane_tile`).
+CODEGENS = {SUMS: _tile_codegen, QUADS: _quad_tile_codegen}
+
+
 def _quads(conv):
     """The runs of four taps along the filter rows, in the file's order
     (channel, row, column): ``(channel, row, first column)`` each."""

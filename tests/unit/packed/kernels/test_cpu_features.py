@@ -20,6 +20,22 @@ def test_forms_by_cpu_features():
             'avx512', 'avx2', 'scalar']
 
 
+def test_feature_strings():
+    assert cpu_features.parse_features('+avx2,-avx512f, +popcnt,') == {
+        'avx2', 'popcnt'}
+    assert cpu_features.runnable_forms(cpu_features.parse_features(
+        cpu_features.HASWELL_FEATURES)) == ['avx2', 'scalar']
+
+
+def test_the_features_are_those_numba_compiles_for(monkeypatch):
+    numba_config = pytest.importorskip('numba.core.config')
+    monkeypatch.setattr(numba_config, 'CPU_FEATURES',
+                        cpu_features.HASWELL_FEATURES)
+    assert 'avx512f' not in cpu_features.host_features()
+    assert cpu_features.runnable_forms() == ['avx2', 'scalar']
+    assert cpu_features.best_form() == 'avx2'
+
+
 def test_this_cpu():
     if not cpu_features.HAVE_NUMBA:
         assert cpu_features.runnable_forms() == []
