@@ -55,13 +55,22 @@ def test_export_then_infer_gives_the_chainer_labels(
                                      lines[1].split('(')[1].split()[0]))
 
 
+# A CPU with AVX2 and no AVX-512, and one without AVX2 (Nehalem's
+# features): (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES, the form it runs).
+OLDER_CPUS = [
+    ('haswell', cpu_features.HASWELL_FEATURES, 'avx2'),
+    ('nehalem', '+64bit,+cmov,+cx16,+cx8,+fxsr,+mmx,+popcnt,+sahf,+sse,'
+     '+sse2,+sse3,+sse4.1,+sse4.2,+ssse3', 'scalar')]
+
+
 @pytest.mark.skipif('avx2' not in cpu_features.runnable_forms(),
                     reason='this CPU has no AVX2')
-def test_compiled_for_an_avx2_cpu_a_convnet_gives_the_chainer_labels(
-        tmp_path):
+@pytest.mark.parametrize('cpu,features,form', OLDER_CPUS)
+def test_compiled_for_an_older_cpu_a_convnet_gives_the_chainer_labels(
+        tmp_path, cpu, features, form):
     # numba compiles for the CPU NUMBA_CPU_NAME and NUMBA_CPU_FEATURES
-    # name: here one without AVX-512, whose LLVM cannot compile an AVX-512
-    # instruction in any kernel the network runs.
+    # name, whose LLVM cannot compile an instruction it lacks in any
+    # kernel the network runs.
     dataset, shape, architecture, _, write = CASES[0]
     model, config = helpers.binarized_convnet(architecture, shape, seed=4)
     result = helpers.write_result(str(tmp_path / 'result'), model, config)
@@ -70,11 +79,11 @@ def test_compiled_for_an_avx2_cpu_a_convnet_gives_the_chainer_labels(
     inferred = helpers.run_script(
         'infer_packed.py', os.path.join(result, packed_format.PACKED_FILE),
         '--dataset-dir', data, '--compare', result,
-        env={'NUMBA_CPU_NAME': 'haswell',
-             'NUMBA_CPU_FEATURES': cpu_features.HASWELL_FEATURES})
+        env={'NUMBA_CPU_NAME': cpu, 'NUMBA_CPU_FEATURES': features})
     assert inferred.returncode == 0, inferred.stderr
     lines = inferred.stdout.splitlines()
-    assert lines[0].endswith('packed engine on the CPU (avx2 kernels)')
+    assert lines[0].endswith(
+        'packed engine on the CPU ({} kernels)'.format(form))
     assert lines[2].endswith(' 0 of 200 labels differ from the packed '
                              'network\'s')
 
