@@ -6,12 +6,12 @@ import math
 import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 import chainer.functions as F
-import chainer.links as L
 
 from link_quantized_convolution_2d import QuantizedConvolution2D
 from link_quantized_linear import QuantizedLinear
 from qst import qst
 from quantized_net.quantization import quantizers
+from quantized_net.training.batch_normalization import BatchNormalization
 
 ACTIVATIONS = ('relu', 'htanh')
 NO_QUANT = quantizers.Identity()
@@ -128,7 +128,7 @@ class MnistMLP(QuantizedNetwork):
                     sizes[i - 1], sizes[i], initialW=initialW,
                     input_quant=input_quant if i == 1 else NO_QUANT,
                     weight_quant=weight_quant, grad_quant=grad_quant))
-                setattr(self, 'b{}'.format(i), L.BatchNormalization(
+                setattr(self, 'b{}'.format(i), BatchNormalization(
                     sizes[i], eps=bn_eps, decay=bn_decay))
 
     def layers(self):
@@ -321,7 +321,7 @@ class ConvNet(QuantizedNetwork):
                     link = QuantizedLinear(shape[1], shape[0],
                                            initialW=initialW, **quants)
                 setattr(self, 'l{}'.format(i), link)
-                setattr(self, 'b{}'.format(i), L.BatchNormalization(
+                setattr(self, 'b{}'.format(i), BatchNormalization(
                     shape[0], eps=bn_eps, decay=bn_decay))
 
     def layers(self):

@@ -31,7 +31,8 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 #: and what they compile in.
 KERNEL_SOURCES = ('kernel_cache.py', 'quantization', 'packed', 'benchmarks',
                   os.path.join('training', 'fused_adam.py'),
-                  os.path.join('training', 'columns.py'))
+                  os.path.join('training', 'columns.py'),
+                  os.path.join('training', 'batch_normalization.py'))
 
 
 def source_files():

@@ -1,0 +1,322 @@
+"""Chainer's batch normalisation in training, its CPU forward and backward
+each one compiled call.
+
+Chainer's CPU code (``GeneralBatchNormalizationImpl``) makes a NumPy pass
+and a temporary array for each operation: the mean, the variance (a
+difference, a square, a sum), the normalised values, their scale and
+shift; the backward as many again. :class:`BatchNormalization`, the link,
+computes the same float32 operations in the same order, each sum in the
+order NumPy adds it (:func:`channel_sum`), in one numba kernel a
+direction, so a run gives the same bits as with Chainer's link and its
+snapshots are the same. It runs where Chainer would run its own NumPy
+code on float32: a batch of vectors ``(N, C)`` or of images ``(N, C, H,
+W)``, normalised per channel; elsewhere (the GPU, iDeep, other shapes or
+dtypes, no numba, test mode) it is Chainer's link.
+
+For a channel's values :math:`x_i`, :math:`m` of them:
+
+.. math::
+
+    \\mu = \\frac{1}{m}\\sum_i x_i, \\quad
+    \\sigma^2 = \\frac{1}{m}\\sum_i (x_i - \\mu)^2, \\quad
+    \\hat{x}_i = (x_i - \\mu)\\,\\frac{1}{\\sqrt{\\sigma^2 + \\epsilon}},
+    \\quad y_i = \\gamma \\hat{x}_i + \\beta,
+
+and, for the gradient :math:`g_i` of :math:`y_i`,
+
+.. math::
+
+    \\frac{\\partial L}{\\partial \\beta} = \\sum_i g_i, \\quad
+    \\frac{\\partial L}{\\partial \\gamma} = \\sum_i g_i \\hat{x}_i, \\quad
+    \\frac{\\partial L}{\\partial x_i} = \\frac{\\gamma}{\\sqrt{\\sigma^2 +
+    \\epsilon}} \\Big(g_i - \\frac{1}{m}\\big(\\hat{x}_i
+    \\frac{\\partial L}{\\partial \\gamma} +
+    \\frac{\\partial L}{\\partial \\beta}\\big)\\Big).
+
+The backward's own backward (a second order gradient) is Chainer's.
+"""
+import numpy
+
+import chainer
+from chainer import configuration
+from chainer.backends import intel64
+from chainer.functions.normalization import batch_normalization as bn
+import chainer.links
+
+from quantized_net import kernel_cache
+
+numba = kernel_cache.numba  # None where numba does not import
+
+#: NumPy's unrolling of a pairwise sum, and the most values it adds one
+#: after another before it splits them in two.
+UNROLL, PAIRWISE_BLOCK = 8, 128
+
+
+if numba is not None:
+    @kernel_cache.njit
+    def pairwise_sum(values, n):
+        """NumPy's float32 sum of ``values[:n]`` in its order: fewer than
+        8 values one after another, up to 128 in 8 running sums, more
+        split in two halves (the first a multiple of 8 values)."""
+        if n < UNROLL:
+            total = numpy.float32(0)
+            for i in range(n):
+                total += values[i]
+            return total
+        if n <= PAIRWISE_BLOCK:
+            r0, r1, r2, r3, r4, r5, r6, r7 = values[:UNROLL]
+            i = UNROLL
+            while i < n - n % UNROLL:
+                r0 += values[i]
+                r1 += values[i + 1]
+                r2 += values[i + 2]
+                r3 += values[i + 3]
+                r4 += values[i + 4]
+                r5 += values[i + 5]
+                r6 += values[i + 6]
+                r7 += values[i + 7]
+                i += UNROLL
+            total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+            while i < n:
+                total += values[i]
+                i += 1
+            return total
+        half = n // 2
+        half -= half % UNROLL
+        return pairwise_sum(values, half) + pairwise_sum(values[half:],
+                                                         n - half)
+
+    @kernel_cache.njit
+    def channel_sum(terms, images, size, channels):
+        """The float32 sum of a channel's ``terms`` (``images * size``
+        values, image by image) as NumPy's ``sum(axis=(0, 2, 3))`` adds a
+        channel of ``(images, channels, height, width)`` (``size`` its
+        ``height * width``; 1 for ``sum(axis=0)`` of vectors): each
+        image's values pairwise, then the images one after another; and
+        of a single channel, all its values pairwise."""
+        if channels == 1:
+            return pairwise_sum(terms, images * size)
+        total = numpy.float32(0)
+        if size == 1:
+            for n in range(images):
+                total += terms[n]
+            return total
+        for n in range(images):
+            total += pairwise_sum(terms[n * size:], size)
+        return total
+
+    @kernel_cache.njit
+    def vectors_forward_kernel(x, gamma, beta, eps, y, mean, var, inv_std):
+        """:func:`forward_kernel` of a batch of vectors ``(images,
+        channels)``, two or more channels: NumPy adds each channel's
+        values one after another, so the sums run along the rows, as
+        contiguous as ``x``."""
+        images, channels = x.shape
+        total = numpy.zeros(channels, numpy.float32)
+        for n in range(images):
+            for c in range(channels):
+                total[c] += x[n, c]
+        for c in range(channels):
+            mean[c] = numpy.float32(total[c] / images)
+            total[c] = 0
+        for n in range(images):
+            for c in range(channels):
+                d = x[n, c] - mean[c]
+                total[c] += d * d
+        for c in range(channels):
+            var[c] = numpy.float32(total[c] / images)
+            inv_std[c] = numpy.float32(1) / numpy.sqrt(var[c] + eps)
+        for n in range(images):
+            for c in range(channels):
+                y[n, c] = ((x[n, c] - mean[c]) * inv_std[c]) * gamma[c] + \
+                    beta[c]
+
+    @kernel_cache.njit
+    def vectors_backward_kernel(x, gy, gamma, mean, inv_std, inv_m, gx,
+                                ggamma, gbeta):
+        """:func:`backward_kernel` of a batch of vectors, as
+        :func:`vectors_forward_kernel`."""
+        images, channels = x.shape
+        gbeta[:] = 0
+        ggamma[:] = 0
+        for n in range(images):
+            for c in range(channels):
+                gbeta[c] += gy[n, c]
+                ggamma[c] += gy[n, c] * ((x[n, c] - mean[c]) * inv_std[c])
+        factor = gamma * inv_std
+        for n in range(images):
+            for c in range(channels):
+                x_hat = (x[n, c] - mean[c]) * inv_std[c]
+                gx[n, c] = factor[c] * (gy[n, c] - (
+                    x_hat * ggamma[c] + gbeta[c]) * inv_m)
+
+    @kernel_cache.njit(parallel=True)
+    def forward_kernel(x, gamma, beta, eps, y, mean, var, inv_std):
+        """Normalises ``x`` ``(images, channels, size)`` into ``y``, and
+        writes each channel's mean, variance and inverse deviation (the
+        module's forward formulas; ``eps`` a float32)."""
+        images, channels, size = x.shape
+        count = images * size
+        for c in numba.prange(channels):
+            terms = numpy.empty(count, numpy.float32)
+            for n in range(images):
+                for s in range(size):
+                    terms[n * size + s] = x[n, c, s]
+            # NumPy divides a float32 sum by the integer count in float64.
+            mu = numpy.float32(channel_sum(terms, images, size, channels) /
+                               count)
+            for n in range(images):
+                for s in range(size):
+                    d = x[n, c, s] - mu
+                    terms[n * size + s] = d * d
+            sigma2 = numpy.float32(
+                channel_sum(terms, images, size, channels) / count)
+            scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
+            g, b = gamma[c], beta[c]
+            for n in range(images):
+                for s in range(size):
+                    y[n, c, s] = ((x[n, c, s] - mu) * scale) * g + b
+            mean[c] = mu
+            var[c] = sigma2
+            inv_std[c] = scale
+
+    @kernel_cache.njit(parallel=True)
+    def backward_kernel(x, gy, gamma, mean, inv_std, inv_m, gx, ggamma,
+                        gbeta):
+        """The gradients of ``x`` (into ``gx``), ``gamma`` and ``beta``
+        for ``gy``, all ``(images, channels, size)`` (the module's
+        backward formulas; ``inv_m`` the float32 ``1 / count``)."""
+        images, channels, size = x.shape
+        count = images * size
+        for c in numba.prange(channels):
+            terms = numpy.empty(count, numpy.float32)
+            for n in range(images):
+                for s in range(size):
+                    terms[n * size + s] = gy[n, c, s]
+            beta_grad = channel_sum(terms, images, size, channels)
+            mu, scale = mean[c], inv_std[c]
+            for n in range(images):
+                for s in range(size):
+                    terms[n * size + s] = gy[n, c, s] * (
+                        (x[n, c, s] - mu) * scale)
+            gamma_grad = channel_sum(terms, images, size, channels)
+            factor = gamma[c] * scale
+            for n in range(images):
+                for s in range(size):
+                    x_hat = (x[n, c, s] - mu) * scale
+                    gx[n, c, s] = factor * (gy[n, c, s] - (
+                        x_hat * gamma_grad + beta_grad) * inv_m)
+            ggamma[c] = gamma_grad
+            gbeta[c] = beta_grad
+
+
+def fuses(x, gamma, axis):
+    """Whether the fused kernels compute Chainer's training forward of
+    ``x`` with ``gamma`` over ``axis`` (Chainer's link's, None for the
+    default): float32 NumPy arrays, normalised per channel of a batch of
+    vectors or images, without iDeep."""
+    return (numba is not None and isinstance(x, numpy.ndarray)
+            and isinstance(gamma, numpy.ndarray)
+            and x.dtype == numpy.float32 and gamma.dtype == numpy.float32
+            and x.ndim in (2, 4) and gamma.shape == x.shape[1:2]
+            and axis in (None, (0,) + tuple(range(2, x.ndim)))
+            and x.shape[0] > 1 and x.size < 2 ** 31
+            and not intel64.should_use_ideep('>=auto'))
+
+
+def _channels(a):
+    """``a`` ``(N, C, ...)`` as a C-contiguous ``(N, C, size)``."""
+    return numpy.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+
+
+def _by_rows(x3):
+    """Whether ``x3`` ``(images, channels, size)`` is a batch of vectors of
+    two or more channels, whose sums run along its rows."""
+    return x3.shape[2] == 1 and x3.shape[1] > 1
+
+
+def _rows(x3):
+    """The contiguous ``(images, channels, 1)`` ``x3`` as ``(images,
+    channels)``, a view."""
+    return x3.reshape(x3.shape[:2])
+
+
+class FusedImpl(bn.GeneralBatchNormalizationImpl):
+    """Chainer's NumPy implementation with the forward and backward of
+    the fused kernels (only given inputs :func:`fuses` accepts)."""
+
+    def forward(self, axis, gamma, x, x_layout, xp, expander, beta, eps,
+                decay, running_mean, running_var):
+        x3 = _channels(x)
+        channels = x3.shape[1]
+        y = numpy.empty_like(x3)
+        mean, var, inv_std = (numpy.empty(channels, numpy.float32)
+                              for _ in range(3))
+        arguments = (gamma, numpy.ascontiguousarray(beta),
+                     numpy.float32(eps))
+        if _by_rows(x3):
+            vectors_forward_kernel(_rows(x3), *arguments, _rows(y), mean,
+                                   var, inv_std)
+        else:
+            kernel_cache.threads()  # the kernel is parallel
+            forward_kernel(x3, *arguments, y, mean, var, inv_std)
+        if running_mean is not None:  # Chainer's update, as it makes it
+            m = x.size // gamma.size
+            adjust = m / max(m - 1., 1.)
+            running_mean *= decay
+            running_mean += (1 - decay) * mean
+            running_var *= decay
+            running_var += (1 - decay) * adjust * var
+        return (y.reshape(x.shape), x_layout, running_mean, running_var,
+                mean, var, inv_std, None)
+
+    def backward(self, axis, gamma, gy, x, x_layout, xp, expander, mean,
+                 inv_std, eps, var, forward_data):
+        x3 = _channels(x)
+        gx = numpy.empty_like(x3)
+        ggamma, gbeta = (numpy.empty_like(gamma) for _ in range(2))
+        inv_m = gamma.dtype.type(1. / (x.size // gamma.size))
+        if _by_rows(x3):
+            vectors_backward_kernel(
+                _rows(x3), _rows(_channels(gy)), gamma, mean, inv_std, inv_m,
+                _rows(gx), ggamma, gbeta)
+        else:
+            kernel_cache.threads()  # the kernel is parallel
+            backward_kernel(x3, _channels(gy), gamma, mean, inv_std, inv_m,
+                            gx, ggamma, gbeta)
+        return gx.reshape(x.shape), x_layout, ggamma, gbeta
+
+
+def _fused_impl(function, inputs):
+    return FusedImpl()
+
+
+class BatchNormalization(chainer.links.BatchNormalization):
+    """``chainer.links.BatchNormalization`` whose training forward and
+    backward run fused where :func:`fuses` says they apply; the same
+    arguments, parameters and statistics, and the same bits."""
+
+    def forward(self, x, **kwargs):
+        finetune = kwargs.get('finetune', False)
+        if (set(kwargs) - {'finetune'} or not configuration.config.train
+                or self.gamma is None
+                or self.beta is None or self.avg_mean is None
+                or not fuses(chainer.as_array(x), self.gamma.array,
+                             self.axis)):
+            return super(BatchNormalization, self).forward(x, **kwargs)
+        # Chainer's link in training mode (links/normalization/
+        # batch_normalization.py), with the fused implementation.
+        if finetune:
+            self.N += 1
+            decay = 1. - 1. / self.N
+        else:
+            decay = self.decay
+        avg_mean, avg_var = self.avg_mean, self.avg_var
+        if configuration.config.in_recomputing:
+            if finetune:
+                self.N -= 1
+            avg_mean = avg_var = None
+        function = bn.BatchNormalization(
+            self.eps, avg_mean, avg_var, decay, axis=self.axis,
+            impl_selector=_fused_impl)
+        return function.apply((x, self.gamma, self.beta))[0]

@@ -1,0 +1,152 @@
+"""batch_normalization.py: the fused link gives Chainer's link's bits, in
+training and after it, forward, backward and statistics."""
+import numpy
+import pytest
+
+# The package before Chainer: it lets Chainer import under NumPy 2.
+from quantized_net.training import batch_normalization
+import chainer
+import chainer.links as L
+
+pytest.importorskip('numba')
+
+# Batches of vectors and of images: one channel (NumPy then adds all the
+# values pairwise), one value a channel an image, two images, odd sizes,
+# images of more than 8 and 128 values (pairwise blocks) and of 10000
+# (past NumPy's buffer of 8192).
+SHAPES = [(100, 1000), (100, 10), (7, 1), (2, 3), (100, 16, 28, 28),
+          (10, 4, 5, 5), (10, 1, 7, 7), (3, 5, 1, 1), (2, 3, 100, 100),
+          (16, 8, 3, 3), (5, 2, 13, 11), (4, 3, 2, 4)]
+
+
+def _links(channels, seed, still_unit=True, **options):
+    """Chainer's link and the fused one, with the same parameters."""
+    rng = numpy.random.RandomState(seed)
+    gamma = rng.uniform(-2, 2, channels).astype(numpy.float32)
+    if still_unit:
+        gamma[0] = 0  # a unit whose output never varies
+    beta = rng.uniform(-1, 1, channels).astype(numpy.float32)
+    links = (L.BatchNormalization(channels, **options),
+             batch_normalization.BatchNormalization(channels, **options))
+    for link in links:
+        link.gamma.array[:] = gamma
+        link.beta.array[:] = beta
+    return links
+
+
+def _step(link, x, gy, **kwargs):
+    """A training forward and backward: the output, the gradients and the
+    running statistics after it."""
+    link.cleargrads()
+    variable = chainer.Variable(x.copy())
+    y = link(variable, **kwargs)
+    y.grad = gy.copy()
+    y.backward()
+    return [y.array, variable.grad, link.gamma.grad, link.beta.grad,
+            link.avg_mean.copy(), link.avg_var.copy()]
+
+
+def _assert_same_bits(expected, actual):
+    for e, a in zip(expected, actual):
+        assert e.dtype == a.dtype and e.shape == a.shape
+        numpy.testing.assert_array_equal(e.view(numpy.uint32),
+                                         a.view(numpy.uint32))
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('scale', [1e-3, 1., 1e3])
+def test_training_steps_give_chainers_bits(shape, scale):
+    rng = numpy.random.RandomState(sum(shape))
+    chainers, fused = _links(shape[1], seed=len(shape), eps=1e-4)
+    for _ in range(2):
+        x = (rng.standard_normal(shape) * scale +
+             rng.standard_normal()).astype(numpy.float32)
+        gy = rng.standard_normal(shape).astype(numpy.float32)
+        _assert_same_bits(_step(chainers, x, gy), _step(fused, x, gy))
+
+
+def test_constant_channels_and_negative_zeros_give_chainers_bits():
+    x = numpy.zeros((6, 3, 4, 4), numpy.float32)
+    x[:, 0] = -0.
+    x[:, 1] = 2.5
+    x[:, 2, 1, 1] = 1.
+    for inputs in (x, x[:, :, 1, 1]):
+        gy = numpy.linspace(-1, 1, inputs.size).astype(
+            numpy.float32).reshape(inputs.shape)
+        chainers, fused = _links(3, seed=2)
+        _assert_same_bits(_step(chainers, inputs, gy),
+                          _step(fused, inputs, gy))
+
+
+def test_finetuning_and_evaluation_give_chainers_bits():
+    rng = numpy.random.RandomState(3)
+    chainers, fused = _links(5, seed=3)
+    for _ in range(3):
+        x = rng.standard_normal((8, 5)).astype(numpy.float32)
+        gy = rng.standard_normal((8, 5)).astype(numpy.float32)
+        _assert_same_bits(_step(chainers, x, gy, finetune=True),
+                          _step(fused, x, gy, finetune=True))
+    assert fused.N == chainers.N == 3
+    with chainer.using_config('train', False):
+        _assert_same_bits([chainers(x).array], [fused(x).array])
+
+
+def test_a_second_order_gradient_is_chainers():
+    rng = numpy.random.RandomState(4)
+    x = rng.standard_normal((6, 4)).astype(numpy.float32)
+    grads = []
+    for link in _links(4, seed=4, still_unit=False):
+        variable = chainer.Variable(x)
+        y = link(variable)
+        gx, = chainer.grad([chainer.functions.sum(y * y)], [variable],
+                           enable_double_backprop=True)
+        ggx, = chainer.grad([chainer.functions.sum(gx * gx)], [variable])
+        grads.append([gx.array, ggx.array])
+    _assert_same_bits(*grads)
+
+
+def test_what_it_does_not_fuse_is_chainers():
+    rng = numpy.random.RandomState(5)
+    x = rng.standard_normal((4, 3)).astype(numpy.float64)
+    gy = rng.standard_normal((4, 3))
+    chainers, fused = _links(3, seed=5, dtype=numpy.float64)
+    assert not batch_normalization.fuses(x, fused.gamma.array, None)
+    _assert_same_bits(
+        [a.view(numpy.uint64).view(numpy.float32)
+         for a in _step(chainers, x, gy)],
+        [a.view(numpy.uint64).view(numpy.float32)
+         for a in _step(fused, x, gy)])
+    with pytest.raises(ValueError, match='test argument is not supported'):
+        fused(x, test=True)
+
+
+def test_which_inputs_it_fuses():
+    fuses = batch_normalization.fuses
+    gamma = numpy.ones(3, numpy.float32)
+    assert fuses(numpy.ones((2, 3), numpy.float32), gamma, None)
+    assert fuses(numpy.ones((2, 3, 4, 5), numpy.float32), gamma, (0, 2, 3))
+    assert not fuses(numpy.ones((1, 3), numpy.float32), gamma, None)
+    assert not fuses(numpy.ones((2, 3, 4), numpy.float32), gamma, None)
+    assert not fuses(numpy.ones((2, 3, 4, 5), numpy.float32), gamma, (0,))
+    assert not fuses(numpy.ones((2, 4), numpy.float32), gamma, None)
+    assert not fuses(numpy.ones((2, 3), numpy.float16), gamma, None)
+
+
+@pytest.mark.parametrize('n', list(range(0, 300)) + [1000, 4099])
+def test_pairwise_sums_are_numpys(n):
+    values = numpy.random.RandomState(n).standard_normal(n).astype(
+        numpy.float32) * numpy.float32(1e4)
+    total = numpy.float32(batch_normalization.pairwise_sum(values, n))
+    assert total.view(numpy.uint32) == values.sum(
+        dtype=numpy.float32).view(numpy.uint32)
+
+
+def test_it_saves_what_chainers_link_saves():
+    saved = []
+    for link in _links(7, seed=6):
+        serializer = chainer.serializers.DictionarySerializer()
+        serializer.save(link)
+        saved.append(serializer.target)
+    assert sorted(saved[0]) == sorted(saved[1])
+    for name in saved[0]:
+        numpy.testing.assert_array_equal(saved[0][name], saved[1][name])
