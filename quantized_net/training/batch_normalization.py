@@ -50,6 +50,8 @@ numba = kernel_cache.numba  # None where numba does not import
 #: NumPy's unrolling of a pairwise sum, and the most values it adds one
 #: after another before it splits them in two.
 UNROLL, PAIRWISE_BLOCK = 8, 128
+#: The terms a channel's sums add (:func:`channel_sum`).
+VALUES, SQUARES, GRADIENTS, PRODUCTS = range(4)
 
 
 if numba is not None:
@@ -87,22 +89,45 @@ if numba is not None:
                                                          n - half)
 
     @kernel_cache.njit
-    def channel_sum(terms, images, size, channels):
-        """The float32 sum of a channel's ``terms`` (``images * size``
-        values, image by image) as NumPy's ``sum(axis=(0, 2, 3))`` adds a
-        channel of ``(images, channels, height, width)`` (``size`` its
-        ``height * width``; 1 for ``sum(axis=0)`` of vectors): each
-        image's values pairwise, then the images one after another; and
-        of a single channel, all its values pairwise."""
+    def terms_of(term, x, gy, n, c, mu, scale, out):
+        """Writes to ``out`` the terms ``term`` of image ``n``, channel
+        ``c``: of :data:`SQUARES`, ``(x - mu)^2``; of :data:`PRODUCTS`,
+        ``gy (x - mu) scale``; of :data:`GRADIENTS`, ``gy``."""
+        for s in range(x.shape[2]):
+            if term == SQUARES:
+                d = x[n, c, s] - mu
+                out[s] = d * d
+            elif term == PRODUCTS:
+                out[s] = gy[n, c, s] * ((x[n, c, s] - mu) * scale)
+            else:
+                out[s] = gy[n, c, s]
+
+    @kernel_cache.njit
+    def channel_sum(term, x, gy, c, mu, scale, buffer):
+        """The float32 sum of the terms ``term`` (:func:`terms_of`, or
+        :data:`VALUES`, ``x`` itself) of channel ``c`` of ``x`` ``(images,
+        channels, size)``, as NumPy's ``sum(axis=(0, 2, 3))`` adds a
+        channel of ``(images, channels, height, width)`` (``size``
+        ``height * width``): each image's terms pairwise, then the images
+        one after another; of a single channel, all its terms pairwise.
+        ``buffer`` holds the terms of an image, of all of them for a single
+        channel."""
+        images, channels, size = x.shape
         if channels == 1:
-            return pairwise_sum(terms, images * size)
-        total = numpy.float32(0)
-        if size == 1:
             for n in range(images):
-                total += terms[n]
-            return total
+                if term == VALUES:
+                    buffer[n * size:(n + 1) * size] = x[n, c]
+                else:
+                    terms_of(term, x, gy, n, c, mu, scale,
+                             buffer[n * size:])
+            return pairwise_sum(buffer, images * size)
+        total = numpy.float32(0)
         for n in range(images):
-            total += pairwise_sum(terms[n * size:], size)
+            if term == VALUES:
+                total += pairwise_sum(x[n, c], size)
+            else:
+                terms_of(term, x, gy, n, c, mu, scale, buffer)
+                total += pairwise_sum(buffer, size)
         return total
 
     @kernel_cache.njit
@@ -158,19 +183,13 @@ if numba is not None:
         images, channels, size = x.shape
         count = images * size
         for c in numba.prange(channels):
-            terms = numpy.empty(count, numpy.float32)
-            for n in range(images):
-                for s in range(size):
-                    terms[n * size + s] = x[n, c, s]
+            buffer = numpy.empty(count if channels == 1 else size,
+                                 numpy.float32)
             # NumPy divides a float32 sum by the integer count in float64.
-            mu = numpy.float32(channel_sum(terms, images, size, channels) /
+            mu = numpy.float32(channel_sum(VALUES, x, x, c, 0, 0, buffer) /
                                count)
-            for n in range(images):
-                for s in range(size):
-                    d = x[n, c, s] - mu
-                    terms[n * size + s] = d * d
             sigma2 = numpy.float32(
-                channel_sum(terms, images, size, channels) / count)
+                channel_sum(SQUARES, x, x, c, mu, 0, buffer) / count)
             scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
             g, b = gamma[c], beta[c]
             for n in range(images):
@@ -187,19 +206,12 @@ if numba is not None:
         for ``gy``, all ``(images, channels, size)`` (the module's
         backward formulas; ``inv_m`` the float32 ``1 / count``)."""
         images, channels, size = x.shape
-        count = images * size
         for c in numba.prange(channels):
-            terms = numpy.empty(count, numpy.float32)
-            for n in range(images):
-                for s in range(size):
-                    terms[n * size + s] = gy[n, c, s]
-            beta_grad = channel_sum(terms, images, size, channels)
+            buffer = numpy.empty(images * size if channels == 1 else size,
+                                 numpy.float32)
             mu, scale = mean[c], inv_std[c]
-            for n in range(images):
-                for s in range(size):
-                    terms[n * size + s] = gy[n, c, s] * (
-                        (x[n, c, s] - mu) * scale)
-            gamma_grad = channel_sum(terms, images, size, channels)
+            beta_grad = channel_sum(GRADIENTS, x, gy, c, mu, scale, buffer)
+            gamma_grad = channel_sum(PRODUCTS, x, gy, c, mu, scale, buffer)
             factor = gamma[c] * scale
             for n in range(images):
                 for s in range(size):
