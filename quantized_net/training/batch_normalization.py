@@ -56,19 +56,30 @@ VALUES, SQUARES, GRADIENTS, PRODUCTS = range(4)
 
 if numba is not None:
     @kernel_cache.njit
-    def pairwise_sum(values, n):
-        """NumPy's float32 sum of ``values[:n]`` in its order: fewer than
-        8 values one after another, up to 128 in 8 running sums, more
-        split in two halves (the first a multiple of 8 values)."""
+    def pairwise_sum(values, start, n):
+        """NumPy's float32 sum of ``values[start:start + n]`` in its order:
+        fewer than 8 values one after another, up to 128 in 8 running
+        sums, more split in two halves (the first a multiple of 8
+        values). Indices, not slices: a slice counts references."""
+        # One signature for the recursion: numba compiles a recursive
+        # call of other argument types (a literal 0) as a symbol it does
+        # not resolve.
+        return _pairwise_sum(values, numpy.int64(start), numpy.int64(n))
+
+    @kernel_cache.njit
+    def _pairwise_sum(values, start, n):
         if n < UNROLL:
             total = numpy.float32(0)
-            for i in range(n):
+            for i in range(start, start + n):
                 total += values[i]
             return total
         if n <= PAIRWISE_BLOCK:
-            r0, r1, r2, r3, r4, r5, r6, r7 = values[:UNROLL]
-            i = UNROLL
-            while i < n - n % UNROLL:
+            r0, r1, r2, r3 = (values[start], values[start + 1],
+                              values[start + 2], values[start + 3])
+            r4, r5, r6, r7 = (values[start + 4], values[start + 5],
+                              values[start + 6], values[start + 7])
+            end = start + n - n % UNROLL
+            for i in range(start + UNROLL, end, UNROLL):
                 r0 += values[i]
                 r1 += values[i + 1]
                 r2 += values[i + 2]
@@ -77,30 +88,32 @@ if numba is not None:
                 r5 += values[i + 5]
                 r6 += values[i + 6]
                 r7 += values[i + 7]
-                i += UNROLL
             total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-            while i < n:
+            for i in range(end, start + n):
                 total += values[i]
-                i += 1
             return total
         half = n // 2
         half -= half % UNROLL
-        return pairwise_sum(values, half) + pairwise_sum(values[half:],
-                                                         n - half)
+        return (_pairwise_sum(values, start, half) +
+                _pairwise_sum(values, start + half, n - half))
 
     @kernel_cache.njit
-    def terms_of(term, x, gy, n, c, mu, scale, out):
-        """Writes to ``out`` the terms ``term`` of image ``n``, channel
-        ``c``: of :data:`SQUARES`, ``(x - mu)^2``; of :data:`PRODUCTS`,
-        ``gy (x - mu) scale``; of :data:`GRADIENTS`, ``gy``."""
-        for s in range(x.shape[2]):
-            if term == SQUARES:
+    def terms_of(term, x, gy, n, c, mu, scale, out, start):
+        """Writes to ``out``, from ``start`` on, the terms ``term`` of image
+        ``n``, channel ``c``: of :data:`SQUARES`, ``(x - mu)^2``; of
+        :data:`PRODUCTS`, ``gy (x - mu) scale``; of :data:`GRADIENTS`,
+        ``gy``."""
+        size = x.shape[2]
+        if term == SQUARES:
+            for s in range(size):
                 d = x[n, c, s] - mu
-                out[s] = d * d
-            elif term == PRODUCTS:
-                out[s] = gy[n, c, s] * ((x[n, c, s] - mu) * scale)
-            else:
-                out[s] = gy[n, c, s]
+                out[start + s] = d * d
+        elif term == PRODUCTS:
+            for s in range(size):
+                out[start + s] = gy[n, c, s] * ((x[n, c, s] - mu) * scale)
+        else:
+            for s in range(size):
+                out[start + s] = gy[n, c, s]
 
     @kernel_cache.njit
     def channel_sum(term, x, gy, c, mu, scale, buffer):
@@ -114,20 +127,18 @@ if numba is not None:
         channel."""
         images, channels, size = x.shape
         if channels == 1:
+            if term == VALUES:
+                return pairwise_sum(x.reshape(-1), 0, images * size)
             for n in range(images):
-                if term == VALUES:
-                    buffer[n * size:(n + 1) * size] = x[n, c]
-                else:
-                    terms_of(term, x, gy, n, c, mu, scale,
-                             buffer[n * size:])
-            return pairwise_sum(buffer, images * size)
+                terms_of(term, x, gy, n, c, mu, scale, buffer, n * size)
+            return pairwise_sum(buffer, 0, images * size)
         total = numpy.float32(0)
         for n in range(images):
             if term == VALUES:
-                total += pairwise_sum(x[n, c], size)
+                total += pairwise_sum(x[n, c], 0, size)
             else:
-                terms_of(term, x, gy, n, c, mu, scale, buffer)
-                total += pairwise_sum(buffer, size)
+                terms_of(term, x, gy, n, c, mu, scale, buffer, 0)
+                total += pairwise_sum(buffer, 0, size)
         return total
 
     @kernel_cache.njit

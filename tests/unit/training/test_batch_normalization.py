@@ -136,7 +136,8 @@ def test_which_inputs_it_fuses():
 def test_pairwise_sums_are_numpys(n):
     values = numpy.random.RandomState(n).standard_normal(n).astype(
         numpy.float32) * numpy.float32(1e4)
-    total = numpy.float32(batch_normalization.pairwise_sum(values, n))
+    total = numpy.float32(batch_normalization.pairwise_sum(
+        numpy.concatenate([values, values[:5]]), 0, n))
     assert total.view(numpy.uint32) == values.sum(
         dtype=numpy.float32).view(numpy.uint32)
 
