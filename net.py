@@ -12,6 +12,7 @@ from link_quantized_linear import QuantizedLinear
 from qst import qst
 from quantized_net.quantization import quantizers
 from quantized_net.training.batch_normalization import BatchNormalization
+from quantized_net.training.max_pooling import max_pooling_2d
 
 ACTIVATIONS = ('relu', 'htanh')
 NO_QUANT = quantizers.Identity()
@@ -341,6 +342,6 @@ class ConvNet(QuantizedNetwork):
         for link, bn, pool in hidden:
             h = link(h)
             if pool:
-                h = F.max_pooling_2d(h, pool, stride=pool, cover_all=False)
+                h = max_pooling_2d(h, pool, stride=pool, cover_all=False)
             h = self.activate(bn(h))
         return last_bn(last(h))

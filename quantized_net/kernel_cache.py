@@ -32,7 +32,8 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_SOURCES = ('kernel_cache.py', 'quantization', 'packed', 'benchmarks',
                   os.path.join('training', 'fused_adam.py'),
                   os.path.join('training', 'columns.py'),
-                  os.path.join('training', 'batch_normalization.py'))
+                  os.path.join('training', 'batch_normalization.py'),
+                  os.path.join('training', 'max_pooling.py'))
 
 
 def source_files():

@@ -1,0 +1,82 @@
+"""max_pooling.py: Chainer's max-pooling, forward, indexes, backward and
+double backward, bit for bit, in one pass a direction where windows do not
+overlap."""
+import numpy
+import pytest
+
+# The package before Chainer: it lets Chainer import under NumPy 2.
+from quantized_net.training import max_pooling
+import chainer
+import chainer.functions as F
+
+pytest.importorskip('numba')
+
+# (input shape, ksize, stride, pad, cover_all): the ConvNets' 2 x 2,
+# windows that drop or pad a border, strides past the window, rectangles.
+CASES = [((5, 3, 28, 28), 2, 2, 0, False), ((2, 4, 7, 7), 2, 2, 0, False),
+         ((2, 4, 7, 7), 2, 2, 0, True), ((3, 2, 9, 8), 3, 3, 1, True),
+         ((2, 3, 10, 11), (2, 3), (3, 4), (1, 0), False),
+         ((1, 1, 5, 5), 1, 2, 0, False), ((2, 2, 6, 6), 3, 3, 0, False)]
+
+
+def _pool(function, x, gy, **options):
+    variable = chainer.Variable(x.copy())
+    y = function(variable, **options)
+    y.grad = gy.copy()
+    y.backward()
+    return y.array, variable.grad
+
+
+def _same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    numpy.testing.assert_array_equal(a.view(numpy.uint8), b.view(numpy.uint8))
+
+
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+@pytest.mark.parametrize('shape,ksize,stride,pad,cover_all', CASES)
+def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
+                                           cover_all, dtype):
+    rng = numpy.random.RandomState(sum(shape))
+    # Ties (a few values), negative zeros, infinities and NaNs among them.
+    x = rng.choice([-2., -0., 0., 1., 1.5, numpy.inf, -numpy.inf],
+                   shape).astype(dtype)
+    x.ravel()[::17] = numpy.nan
+    options = dict(ksize=ksize, stride=stride, pad=pad, cover_all=cover_all)
+    y = F.max_pooling_2d(x, **options).array
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gy.ravel()[::5] = -0.
+    expected = _pool(F.max_pooling_2d, x, gy, **options)
+    actual = _pool(max_pooling.max_pooling_2d, x, gy, **options)
+    for e, a in zip(expected, actual):
+        _same_bits(e, a)
+
+
+def test_the_indexes_are_chainers_and_so_is_the_double_backward():
+    rng = numpy.random.RandomState(1)
+    x = rng.choice([-1., 0., 1.], (2, 3, 8, 8)).astype(numpy.float32)
+    chainers = F.pooling.max_pooling_nd.MaxPoolingND(2, 2, 2, 0, False)
+    fused = max_pooling.MaxPooling2D(2, 2, 0, False)
+    ys = [f.apply((x,))[0].array for f in (chainers, fused)]
+    _same_bits(*ys)
+    _same_bits(chainers.indexes, fused.indexes)
+    grads = []
+    for function in (F.max_pooling_2d, max_pooling.max_pooling_2d):
+        variable = chainer.Variable(x)
+        y = function(variable, 2, 2, cover_all=False)
+        gx, = chainer.grad([F.sum(y * y)], [variable],
+                           enable_double_backprop=True)
+        ggx, = chainer.grad([F.sum(gx * gx)], [variable])
+        grads += [(gx.array, ggx.array)]
+    for e, a in zip(*grads):
+        _same_bits(e, a)
+
+
+def test_overlapping_windows_are_chainers_own():
+    x = numpy.arange(2 * 2 * 6 * 6, dtype=numpy.float32).reshape(2, 2, 6, 6)
+    fused = max_pooling.MaxPooling2D(3, 2, 1, True)
+    assert not fused.fuses(x)
+    y = fused.apply((x,))[0]
+    assert not getattr(fused, 'fused', False)
+    _same_bits(F.max_pooling_2d(x, 3, 2, 1, True).array, y.array)
+    assert max_pooling.MaxPooling2D(2, 2).fuses(x)
+    assert not max_pooling.MaxPooling2D(2, 2).fuses(x.astype(numpy.int32))
