@@ -94,6 +94,21 @@ def threads():
     return numba.get_num_threads()
 
 
+@contextlib.contextmanager
+def calling_thread_only():
+    """Runs the parallel kernels called within on the calling thread
+    alone. Between OpenBLAS's products numba's idle threads spin on the
+    cores the next product needs (and OpenBLAS's on those a parallel
+    kernel needs): a training step's elementwise passes run faster on one
+    thread than on all (docs/speed.md)."""
+    count = threads()
+    numba.set_num_threads(1)  # for this thread's parallel loops only
+    try:
+        yield
+    finally:
+        numba.set_num_threads(count)
+
+
 def njit(*args, **options):
     """``numba.njit(..., cache=True)``, cached in :func:`cache_dir`; used
     as ``@njit`` or ``@njit(parallel=True)``."""

@@ -281,8 +281,8 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
             vectors_forward_kernel(_rows(x3), *arguments, _rows(y), mean,
                                    var, inv_std)
         else:
-            kernel_cache.threads()  # the kernel is parallel
-            forward_kernel(x3, *arguments, y, mean, var, inv_std)
+            with kernel_cache.calling_thread_only():
+                forward_kernel(x3, *arguments, y, mean, var, inv_std)
         if running_mean is not None:  # Chainer's update, as it makes it
             m = x.size // gamma.size
             adjust = m / max(m - 1., 1.)
@@ -304,9 +304,9 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
                 _rows(x3), _rows(_channels(gy)), gamma, mean, inv_std, inv_m,
                 _rows(gx), ggamma, gbeta)
         else:
-            kernel_cache.threads()  # the kernel is parallel
-            backward_kernel(x3, _channels(gy), gamma, mean, inv_std, inv_m,
-                            gx, ggamma, gbeta)
+            with kernel_cache.calling_thread_only():
+                backward_kernel(x3, _channels(gy), gamma, mean, inv_std,
+                                inv_m, gx, ggamma, gbeta)
         return gx.reshape(x.shape), x_layout, ggamma, gbeta
 
 

@@ -92,16 +92,12 @@ class AdamRule(adam.AdamRule):
         t = data.dtype.type
         clips = self.clip is not None and self.clip.applies_to(param)
         low, high = (self.clip.low, self.clip.high) if clips else (0, 0)
-        threads = kernel_cache.threads()
-        numba.set_num_threads(1)  # for this thread's parallel loops only
-        try:
+        with kernel_cache.calling_thread_only():
             _update(data.reshape(-1), grad.reshape(-1),
                     self.state['m'].reshape(-1),
                     self.state['v'].reshape(-1), t(1.0 - hp.beta1),
                     t(1.0 - hp.beta2), t(self.alpha_t), t(hp.eps),
                     t(-hp.eta), clips, t(low), t(high))
-        finally:
-            numba.set_num_threads(threads)
         return True
 
 

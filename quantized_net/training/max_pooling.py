@@ -35,40 +35,59 @@ numba = kernel_cache.numba  # None where numba does not import
 
 
 if numba is not None:
+    @kernel_cache.njit
+    def window_max(x, i, ch, y0, x0, kh, kw, lowest):
+        """The maximum of the window of ``x[i, ch]`` from ``(y0, x0)`` as
+        Chainer takes it (``numpy.maximum`` of its taps in turn: of equal
+        values, 0 and -0, the later; NaN over all) and the index ``ky * kw
+        + kx`` of its first maximum (``numpy.argmax``'s, NaN first);
+        taps past the border, padded, are ``lowest``."""
+        h, w = x.shape[2:]
+        if y0 >= 0 and x0 >= 0 and y0 + kh <= h and x0 + kw <= w:
+            # Inside the image: no tap is padding.
+            top = best = x[i, ch, y0, x0]
+            index = 0
+            for ky in range(kh):
+                for kx in range(1 if ky == 0 else 0, kw):
+                    v = x[i, ch, y0 + ky, x0 + kx]
+                    if not (top > v or top != top):
+                        top = v
+                    if v > best or (v != v and best == best):
+                        best = v
+                        index = ky * kw + kx
+            return top, index
+        top = best = lowest
+        index = 0
+        for ky in range(kh):
+            iy = y0 + ky
+            for kx in range(kw):
+                ix = x0 + kx
+                v = lowest
+                if 0 <= iy < h and 0 <= ix < w:
+                    v = x[i, ch, iy, ix]
+                if ky == 0 and kx == 0:
+                    top = best = v
+                    continue
+                if not (top > v or top != top):
+                    top = v
+                if v > best or (v != v and best == best):
+                    best = v
+                    index = ky * kw + kx
+        return top, index
+
     @kernel_cache.njit(parallel=True)
-    def forward_kernel(x, kh, kw, sh, sw, ph, pw, y, indexes):
+    def forward_kernel(x, kh, kw, sh, sw, ph, pw, lowest, y, indexes):
         """``y`` and ``indexes`` ``(n, c, out_h, out_w)`` of ``x`` ``(n, c,
-        h, w)``: each window's maximum and its index ``ky * kw + kx``
-        (taps past the border, padded, count as :math:`-\\infty`)."""
-        n, c, h, w = x.shape
+        h, w)``: each window's :func:`window_max` (``lowest`` the dtype's
+        :math:`-\\infty`)."""
+        n, c = x.shape[:2]
         out_h, out_w = y.shape[2:]
         for plane in numba.prange(n * c):
             i, ch = plane // c, plane % c
             for oy in range(out_h):
                 for ox in range(out_w):
-                    top = best = -numpy.inf
-                    index = 0
-                    for ky in range(kh):
-                        iy = oy * sh - ph + ky
-                        for kx in range(kw):
-                            ix = ox * sw - pw + kx
-                            v = -numpy.inf
-                            if 0 <= iy < h and 0 <= ix < w:
-                                v = x[i, ch, iy, ix]
-                            k = ky * kw + kx
-                            if k == 0:
-                                top = best = v
-                                continue
-                            # numpy.maximum: of equal values (0 and -0)
-                            # the later, NaN over all.
-                            if not (top > v or top != top):
-                                top = v
-                            # numpy.argmax: the first maximum, or NaN.
-                            if v > best or (v != v and best == best):
-                                best = v
-                                index = k
-                    y[i, ch, oy, ox] = top
-                    indexes[i, ch, oy, ox] = index
+                    y[i, ch, oy, ox], indexes[i, ch, oy, ox] = window_max(
+                        x, i, ch, oy * sh - ph, ox * sw - pw, kh, kw, lowest)
 
     @kernel_cache.njit(parallel=True)
     def backward_kernel(gy, indexes, kw, sh, sw, ph, pw, gx):
@@ -114,9 +133,9 @@ class MaxPooling2D(max_pooling_nd.MaxPoolingND):
             for size, k, s, p in ((h, kh, sh, ph), (w, kw, sw, pw)))
         y = numpy.empty((n, c, out_h, out_w), x.dtype)
         indexes = numpy.empty((n, c, out_h, out_w), numpy.intp)
-        kernel_cache.threads()  # the kernel is parallel
-        forward_kernel(numpy.ascontiguousarray(x), kh, kw, sh, sw, ph, pw,
-                       y, indexes)
+        with kernel_cache.calling_thread_only():
+            forward_kernel(numpy.ascontiguousarray(x), kh, kw, sh, sw, ph,
+                           pw, x.dtype.type(-numpy.inf), y, indexes)
         # What Chainer's backward and double backward read.
         self._in_shape, self._in_dtype = x.shape, x.dtype
         self.indexes = indexes
@@ -138,9 +157,9 @@ class MaxPooling2DGrad(max_pooling_nd.MaxPoolingNDGrad):
         gy, = inputs
         (_, kw), (sh, sw), (ph, pw) = func.ksize, func.stride, func.pad
         gx = numpy.zeros(func._in_shape, func._in_dtype)
-        kernel_cache.threads()
-        backward_kernel(numpy.ascontiguousarray(gy), func.indexes, kw, sh,
-                        sw, ph, pw, gx)
+        with kernel_cache.calling_thread_only():
+            backward_kernel(numpy.ascontiguousarray(gy), func.indexes, kw,
+                            sh, sw, ph, pw, gx)
         return gx,
 
 

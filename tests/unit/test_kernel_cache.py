@@ -84,3 +84,13 @@ def test_every_cached_kernel_is_in_the_hashed_sources():
                 source = f.read()
             if 'kernel_cache.njit' in source or 'cache=True' in source:
                 assert path in hashed, os.path.relpath(path, helpers.ROOT)
+
+
+def test_parallel_kernels_run_on_the_calling_thread_within():
+    numba = pytest.importorskip('numba')
+    before = kernel_cache.threads()
+    with pytest.raises(KeyError):
+        with kernel_cache.calling_thread_only():
+            assert numba.get_num_threads() == 1
+            raise KeyError('the count comes back after an error too')
+    assert numba.get_num_threads() == before
