@@ -36,12 +36,24 @@ numba = kernel_cache.numba  # None where numba does not import
 
 if numba is not None:
     @kernel_cache.njit
+    def next_tap(top, best, index, v, k):
+        """``(top, best, index)`` after the window's tap ``k`` of value
+        ``v``: ``top`` as ``numpy.maximum`` takes it (of equal values, 0
+        and -0, the later; NaN over all), ``best`` and its ``index`` as
+        ``numpy.argmax`` (the first maximum; the first NaN)."""
+        if not (top > v or top != top):
+            top = v
+        if v > best or (v != v and best == best):
+            best = v
+            index = k
+        return top, best, index
+
+    @kernel_cache.njit
     def window_max(x, i, ch, y0, x0, kh, kw, lowest):
-        """The maximum of the window of ``x[i, ch]`` from ``(y0, x0)`` as
-        Chainer takes it (``numpy.maximum`` of its taps in turn: of equal
-        values, 0 and -0, the later; NaN over all) and the index ``ky * kw
-        + kx`` of its first maximum (``numpy.argmax``'s, NaN first);
-        taps past the border, padded, are ``lowest``."""
+        """The maximum of the ``kh x kw`` window of ``x[i, ch]`` from ``(y0,
+        x0)`` and the index ``ky * kw + kx`` of its first maximum, tap by
+        tap (:func:`next_tap`); taps past the border, padded, are
+        ``lowest``."""
         h, w = x.shape[2:]
         if y0 >= 0 and x0 >= 0 and y0 + kh <= h and x0 + kw <= w:
             # Inside the image: no tap is padding.
@@ -49,12 +61,9 @@ if numba is not None:
             index = 0
             for ky in range(kh):
                 for kx in range(1 if ky == 0 else 0, kw):
-                    v = x[i, ch, y0 + ky, x0 + kx]
-                    if not (top > v or top != top):
-                        top = v
-                    if v > best or (v != v and best == best):
-                        best = v
-                        index = ky * kw + kx
+                    top, best, index = next_tap(
+                        top, best, index, x[i, ch, y0 + ky, x0 + kx],
+                        ky * kw + kx)
             return top, index
         top = best = lowest
         index = 0
@@ -68,26 +77,38 @@ if numba is not None:
                 if ky == 0 and kx == 0:
                     top = best = v
                     continue
-                if not (top > v or top != top):
-                    top = v
-                if v > best or (v != v and best == best):
-                    best = v
-                    index = ky * kw + kx
+                top, best, index = next_tap(top, best, index, v,
+                                            ky * kw + kx)
         return top, index
 
     @kernel_cache.njit(parallel=True)
     def forward_kernel(x, kh, kw, sh, sw, ph, pw, lowest, y, indexes):
         """``y`` and ``indexes`` ``(n, c, out_h, out_w)`` of ``x`` ``(n, c,
         h, w)``: each window's :func:`window_max` (``lowest`` the dtype's
-        :math:`-\\infty`)."""
+        :math:`-\\infty`), a 2 x 2 window inside the image unrolled."""
         n, c = x.shape[:2]
         out_h, out_w = y.shape[2:]
+        h, w = x.shape[2:]
         for plane in numba.prange(n * c):
             i, ch = plane // c, plane % c
             for oy in range(out_h):
+                y0 = oy * sh - ph
                 for ox in range(out_w):
-                    y[i, ch, oy, ox], indexes[i, ch, oy, ox] = window_max(
-                        x, i, ch, oy * sh - ph, ox * sw - pw, kh, kw, lowest)
+                    x0 = ox * sw - pw
+                    if (kh == 2 and kw == 2 and y0 >= 0 and x0 >= 0
+                            and y0 + 2 <= h and x0 + 2 <= w):
+                        # The ConvNets' windows, unrolled.
+                        top = best = x[i, ch, y0, x0]
+                        index = 0
+                        for k in (1, 2, 3):
+                            top, best, index = next_tap(
+                                top, best, index,
+                                x[i, ch, y0 + k // 2, x0 + k % 2], k)
+                    else:
+                        top, index = window_max(x, i, ch, y0, x0, kh, kw,
+                                                lowest)
+                    y[i, ch, oy, ox] = top
+                    indexes[i, ch, oy, ox] = index
 
     @kernel_cache.njit(parallel=True)
     def backward_kernel(gy, indexes, kw, sh, sw, ph, pw, gx):
