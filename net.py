@@ -12,6 +12,7 @@ from link_quantized_linear import QuantizedLinear
 from qst import qst
 from quantized_net.quantization import quantizers
 from quantized_net.training.batch_normalization import BatchNormalization
+from quantized_net.training.clip import clip
 from quantized_net.training.max_pooling import max_pooling_2d
 
 ACTIVATIONS = ('relu', 'htanh')
@@ -58,7 +59,7 @@ class QuantizedNetwork(chainer.Chain):
         if self.activation == 'relu':
             h = F.relu(qst(h, self.act_quant))
         else:
-            h = qst(F.clip(h, -1., 1.), self.act_quant)
+            h = qst(clip(h, -1., 1.), self.act_quant)
         if self.dropout:
             h = F.dropout(h, self.dropout)
         return h

@@ -33,7 +33,8 @@ KERNEL_SOURCES = ('kernel_cache.py', 'quantization', 'packed', 'benchmarks',
                   os.path.join('training', 'fused_adam.py'),
                   os.path.join('training', 'columns.py'),
                   os.path.join('training', 'batch_normalization.py'),
-                  os.path.join('training', 'max_pooling.py'))
+                  os.path.join('training', 'max_pooling.py'),
+                  os.path.join('training', 'clip.py'))
 
 
 def source_files():

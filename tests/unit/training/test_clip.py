@@ -1,0 +1,63 @@
+"""clip.py: Chainer's clip, its gradient bit for bit in one pass."""
+import numpy
+import pytest
+
+# The package before Chainer: it lets Chainer import under NumPy 2.
+from quantized_net.training import clip
+import chainer
+import chainer.functions as F
+
+pytest.importorskip('numba')
+
+
+def _clip(function, x, gy, *bounds):
+    variable = chainer.Variable(x)
+    y = function(variable, *bounds)
+    y.grad = gy
+    y.backward()
+    return y.array, variable.grad
+
+
+def _same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    numpy.testing.assert_array_equal(a.view(numpy.uint8), b.view(numpy.uint8))
+
+
+@pytest.mark.filterwarnings('ignore:invalid value encountered in multiply')
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+@pytest.mark.parametrize('bounds', [(-1., 1.), (None, 0.1), (-0.3, None),
+                                    (0., 2.5)])
+def test_output_and_gradient_are_chainers(dtype, bounds):
+    rng = numpy.random.RandomState(0)
+    # The bounds themselves, zeros of both signs, NaN and infinities in
+    # the input and the gradient.
+    x = rng.choice([-2., -1., -0.3, -0., 0., 0.1, 0.5, 1., 2.5, 3.,
+                    numpy.nan, numpy.inf, -numpy.inf], (7, 11)).astype(dtype)
+    x[0, :3] = numpy.float32(0.1), 0.1, -0.3
+    gy = rng.choice([-1.5, -0., 0., 2., numpy.nan, numpy.inf, -numpy.inf],
+                    x.shape).astype(dtype)
+    expected = _clip(F.clip, x, gy, *bounds)
+    actual = _clip(clip.clip, x, gy, *bounds)
+    for e, a in zip(expected, actual):
+        _same_bits(e, a)
+
+
+def test_a_second_order_gradient_is_chainers():
+    x = numpy.linspace(-2, 2, 12).astype(numpy.float32).reshape(3, 4)
+    grads = []
+    for function in (F.clip, clip.clip):
+        variable = chainer.Variable(x)
+        y = function(variable, -1., 1.)
+        gx, = chainer.grad([F.sum(y * y * y)], [variable],
+                           enable_double_backprop=True)
+        ggx, = chainer.grad([F.sum(gx * gx)], [variable])
+        grads.append((gx.array, ggx.array))
+    for e, a in zip(*grads):
+        _same_bits(e, a)
+
+
+def test_bounds_are_checked_as_chainers():
+    with pytest.raises(ValueError, match='x_min must be less than x_max'):
+        clip.clip(numpy.zeros(3, numpy.float32), 1., -1.)
+    with pytest.raises(ValueError, match='must set either max or min'):
+        clip.ClipGrad(numpy.zeros(3, numpy.float32), None, None)
