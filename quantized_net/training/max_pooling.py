@@ -136,10 +136,12 @@ class MaxPooling2D(max_pooling_nd.MaxPoolingND):
         super(MaxPooling2D, self).__init__(2, ksize, stride, pad, cover_all)
 
     def fuses(self, x):
-        """Whether the pass computes Chainer's pooling of ``x``: a float
-        array on the CPU, windows that share no input, without iDeep."""
+        """Whether the pass computes Chainer's pooling of ``x``: a float32
+        or float64 array on the CPU, windows that share no input, without
+        iDeep."""
         return (numba is not None and isinstance(x, numpy.ndarray)
-                and x.ndim == 4 and x.dtype.kind == 'f' and x.size < 2 ** 31
+                and x.ndim == 4 and x.size < 2 ** 31
+                and x.dtype in (numpy.float32, numpy.float64)
                 and all(s >= k for s, k in zip(self.stride, self.ksize))
                 and not intel64.should_use_ideep('>=auto'))
 

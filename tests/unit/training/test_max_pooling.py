@@ -79,4 +79,7 @@ def test_overlapping_windows_are_chainers_own():
     assert not getattr(fused, 'fused', False)
     _same_bits(F.max_pooling_2d(x, 3, 2, 1, True).array, y.array)
     assert max_pooling.MaxPooling2D(2, 2).fuses(x)
-    assert not max_pooling.MaxPooling2D(2, 2).fuses(x.astype(numpy.int32))
+    assert not max_pooling.MaxPooling2D(2, 2).fuses(x.astype(numpy.float16))
+    half = max_pooling.max_pooling_2d(x.astype(numpy.float16), 2)
+    _same_bits(F.max_pooling_2d(x.astype(numpy.float16), 2).array,
+               half.array)
