@@ -151,3 +151,22 @@ def test_it_saves_what_chainers_link_saves():
     assert sorted(saved[0]) == sorted(saved[1])
     for name in saved[0]:
         numpy.testing.assert_array_equal(saved[0][name], saved[1][name])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('shape', [(100, 1000), (50, 16, 14, 14)])
+def test_on_the_gpu_it_is_chainers_link_and_agrees_with_the_cpu(shape):
+    # On the GPU the link is Chainer's (cuDNN where it applies), which
+    # sums in another order: the two agree to float32 rounding.
+    rng = numpy.random.RandomState(7)
+    x = rng.standard_normal(shape).astype(numpy.float32)
+    gy = rng.standard_normal(shape).astype(numpy.float32)
+    _, cpu = _links(shape[1], seed=7)
+    _, gpu = _links(shape[1], seed=7)
+    gpu.to_device('@cupy:0')
+    expected = _step(cpu, x, gy)
+    actual = [chainer.backends.cuda.to_cpu(a) for a in _step(
+        gpu, chainer.backends.cuda.to_gpu(x),
+        chainer.backends.cuda.to_gpu(gy))]
+    for e, a in zip(expected, actual):
+        numpy.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)

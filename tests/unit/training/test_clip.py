@@ -61,3 +61,14 @@ def test_bounds_are_checked_as_chainers():
         clip.clip(numpy.zeros(3, numpy.float32), 1., -1.)
     with pytest.raises(ValueError, match='must set either max or min'):
         clip.ClipGrad(numpy.zeros(3, numpy.float32), None, None)
+
+
+@pytest.mark.gpu
+def test_on_the_gpu_it_is_chainers_and_agrees_with_the_cpu():
+    x = numpy.linspace(-2, 2, 40).astype(numpy.float32).reshape(5, 8)
+    gy = numpy.linspace(3, -3, 40).astype(numpy.float32).reshape(5, 8)
+    expected = _clip(clip.clip, x, gy, -1., 1.)
+    to_gpu = chainer.backends.cuda.to_gpu
+    actual = _clip(clip.clip, to_gpu(x), to_gpu(gy), -1., 1.)
+    for e, a in zip(expected, actual):
+        _same_bits(e, chainer.backends.cuda.to_cpu(a))

@@ -83,3 +83,20 @@ def test_overlapping_windows_are_chainers_own():
     half = max_pooling.max_pooling_2d(x.astype(numpy.float16), 2)
     _same_bits(F.max_pooling_2d(x.astype(numpy.float16), 2).array,
                half.array)
+
+
+@pytest.mark.gpu
+def test_on_the_gpu_it_is_chainers_and_agrees_with_the_cpu():
+    # Distinct values, so that every window has one maximum and the
+    # gradient one place: then the two are equal.
+    x = numpy.random.RandomState(2).permutation(2 * 3 * 8 * 8).astype(
+        numpy.float32).reshape(2, 3, 8, 8)
+    gy = numpy.random.RandomState(3).standard_normal(
+        (2, 3, 4, 4)).astype(numpy.float32)
+    expected = _pool(max_pooling.max_pooling_2d, x, gy, ksize=2, stride=2,
+                     cover_all=False)
+    to_gpu = chainer.backends.cuda.to_gpu
+    actual = _pool(max_pooling.max_pooling_2d, to_gpu(x), to_gpu(gy),
+                   ksize=2, stride=2, cover_all=False)
+    for e, a in zip(expected, actual):
+        _same_bits(e, chainer.backends.cuda.to_cpu(a))
