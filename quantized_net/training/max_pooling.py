@@ -132,6 +132,9 @@ class MaxPooling2D(max_pooling_nd.MaxPoolingND):
     """Chainer's ``MaxPoolingND`` of two dimensions, whose CPU forward
     and backward are one pass each where :meth:`fuses`."""
 
+    #: Whether the forward was the pass (the gradient's is then too).
+    fused = False
+
     def __init__(self, ksize, stride=None, pad=0, cover_all=True):
         super(MaxPooling2D, self).__init__(2, ksize, stride, pad, cover_all)
 
@@ -175,7 +178,7 @@ class MaxPooling2DGrad(max_pooling_nd.MaxPoolingNDGrad):
 
     def forward_cpu(self, inputs):
         func = self.func
-        if not getattr(func, 'fused', False):
+        if not (isinstance(func, MaxPooling2D) and func.fused):
             return super(MaxPooling2DGrad, self).forward_cpu(inputs)
         gy, = inputs
         (_, kw), (sh, sw), (ph, pw) = func.ksize, func.stride, func.pad

@@ -76,7 +76,7 @@ def test_overlapping_windows_are_chainers_own():
     fused = max_pooling.MaxPooling2D(3, 2, 1, True)
     assert not fused.fuses(x)
     y = fused.apply((x,))[0]
-    assert not getattr(fused, 'fused', False)
+    assert not fused.fused
     _same_bits(F.max_pooling_2d(x, 3, 2, 1, True).array, y.array)
     assert max_pooling.MaxPooling2D(2, 2).fuses(x)
     assert not max_pooling.MaxPooling2D(2, 2).fuses(x.astype(numpy.float16))
