@@ -51,7 +51,7 @@ numba = kernel_cache.numba  # None where numba does not import
 #: after another before it splits them in two.
 UNROLL, PAIRWISE_BLOCK = 8, 128
 #: The terms a channel's sums add (:func:`channel_sum`).
-VALUES, SQUARES, GRADIENTS, PRODUCTS = range(4)
+VALUES, SQUARES, PRODUCTS = range(3)
 
 
 if numba is not None:
@@ -101,19 +101,15 @@ if numba is not None:
     def terms_of(term, x, gy, n, c, mu, scale, out, start):
         """Writes to ``out``, from ``start`` on, the terms ``term`` of image
         ``n``, channel ``c``: of :data:`SQUARES`, ``(x - mu)^2``; of
-        :data:`PRODUCTS`, ``gy (x - mu) scale``; of :data:`GRADIENTS`,
-        ``gy``."""
+        :data:`PRODUCTS`, ``gy (x - mu) scale``."""
         size = x.shape[2]
         if term == SQUARES:
             for s in range(size):
                 d = x[n, c, s] - mu
                 out[start + s] = d * d
-        elif term == PRODUCTS:
-            for s in range(size):
-                out[start + s] = gy[n, c, s] * ((x[n, c, s] - mu) * scale)
         else:
             for s in range(size):
-                out[start + s] = gy[n, c, s]
+                out[start + s] = gy[n, c, s] * ((x[n, c, s] - mu) * scale)
 
     @kernel_cache.njit
     def channel_sum(term, x, gy, c, mu, scale, buffer):
@@ -221,7 +217,7 @@ if numba is not None:
             buffer = numpy.empty(images * size if channels == 1 else size,
                                  numpy.float32)
             mu, scale = mean[c], inv_std[c]
-            beta_grad = channel_sum(GRADIENTS, x, gy, c, mu, scale, buffer)
+            beta_grad = channel_sum(VALUES, gy, gy, c, mu, scale, buffer)
             gamma_grad = channel_sum(PRODUCTS, x, gy, c, mu, scale, buffer)
             factor = gamma[c] * scale
             for n in range(images):
