@@ -309,6 +309,13 @@ def kernel_inputs():
                      numpy.finfo(numpy.float32).max], numpy.float32)])
 
 
+def identical_bits(a, b):
+    """The same dtype, shape and bytes: NaNs of the same bits included."""
+    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape,
+                                                        b.dtype, b.shape)
+    numpy.testing.assert_array_equal(a.view(numpy.uint8), b.view(numpy.uint8))
+
+
 def same_bits(a, b):
     """Equal bit for bit, except that any NaN equals any NaN."""
     nan = numpy.isnan(a)

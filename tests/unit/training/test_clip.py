@@ -7,6 +7,8 @@ from quantized_net.training import clip
 import chainer
 import chainer.functions as F
 
+from helpers import identical_bits  # noqa: E402
+
 pytest.importorskip('numba')
 
 
@@ -16,11 +18,6 @@ def _clip(function, x, gy, *bounds):
     y.grad = gy
     y.backward()
     return y.array, variable.grad
-
-
-def _same_bits(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape
-    numpy.testing.assert_array_equal(a.view(numpy.uint8), b.view(numpy.uint8))
 
 
 @pytest.mark.filterwarnings('ignore:invalid value encountered in multiply')
@@ -39,7 +36,7 @@ def test_output_and_gradient_are_chainers(dtype, bounds):
     expected = _clip(F.clip, x, gy, *bounds)
     actual = _clip(clip.clip, x, gy, *bounds)
     for e, a in zip(expected, actual):
-        _same_bits(e, a)
+        identical_bits(e, a)
 
 
 def test_a_second_order_gradient_is_chainers():
@@ -53,7 +50,7 @@ def test_a_second_order_gradient_is_chainers():
         ggx, = chainer.grad([F.sum(gx * gx)], [variable])
         grads.append((gx.array, ggx.array))
     for e, a in zip(*grads):
-        _same_bits(e, a)
+        identical_bits(e, a)
 
 
 def test_bounds_are_checked_as_chainers():
@@ -71,4 +68,4 @@ def test_on_the_gpu_it_is_chainers_and_agrees_with_the_cpu():
     to_gpu = chainer.backends.cuda.to_gpu
     actual = _clip(clip.clip, to_gpu(x), to_gpu(gy), -1., 1.)
     for e, a in zip(expected, actual):
-        _same_bits(e, chainer.backends.cuda.to_cpu(a))
+        identical_bits(e, chainer.backends.cuda.to_cpu(a))

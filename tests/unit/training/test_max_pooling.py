@@ -9,6 +9,8 @@ from quantized_net.training import max_pooling
 import chainer
 import chainer.functions as F
 
+from helpers import identical_bits  # noqa: E402
+
 pytest.importorskip('numba')
 
 # (input shape, ksize, stride, pad, cover_all): the ConvNets' 2 x 2,
@@ -27,11 +29,6 @@ def _pool(function, x, gy, **options):
     return y.array, variable.grad
 
 
-def _same_bits(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape
-    numpy.testing.assert_array_equal(a.view(numpy.uint8), b.view(numpy.uint8))
-
-
 @pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
 @pytest.mark.parametrize('shape,ksize,stride,pad,cover_all', CASES)
 def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
@@ -48,7 +45,7 @@ def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
     expected = _pool(F.max_pooling_2d, x, gy, **options)
     actual = _pool(max_pooling.max_pooling_2d, x, gy, **options)
     for e, a in zip(expected, actual):
-        _same_bits(e, a)
+        identical_bits(e, a)
 
 
 def test_the_indexes_are_chainers_and_so_is_the_double_backward():
@@ -57,8 +54,8 @@ def test_the_indexes_are_chainers_and_so_is_the_double_backward():
     chainers = F.pooling.max_pooling_nd.MaxPoolingND(2, 2, 2, 0, False)
     fused = max_pooling.MaxPooling2D(2, 2, 0, False)
     ys = [f.apply((x,))[0].array for f in (chainers, fused)]
-    _same_bits(*ys)
-    _same_bits(chainers.indexes, fused.indexes)
+    identical_bits(*ys)
+    identical_bits(chainers.indexes, fused.indexes)
     grads = []
     for function in (F.max_pooling_2d, max_pooling.max_pooling_2d):
         variable = chainer.Variable(x)
@@ -68,7 +65,7 @@ def test_the_indexes_are_chainers_and_so_is_the_double_backward():
         ggx, = chainer.grad([F.sum(gx * gx)], [variable])
         grads += [(gx.array, ggx.array)]
     for e, a in zip(*grads):
-        _same_bits(e, a)
+        identical_bits(e, a)
 
 
 def test_overlapping_windows_are_chainers_own():
@@ -77,12 +74,12 @@ def test_overlapping_windows_are_chainers_own():
     assert not fused.fuses(x)
     y = fused.apply((x,))[0]
     assert not fused.fused
-    _same_bits(F.max_pooling_2d(x, 3, 2, 1, True).array, y.array)
+    identical_bits(F.max_pooling_2d(x, 3, 2, 1, True).array, y.array)
     assert max_pooling.MaxPooling2D(2, 2).fuses(x)
     assert not max_pooling.MaxPooling2D(2, 2).fuses(x.astype(numpy.float16))
     half = max_pooling.max_pooling_2d(x.astype(numpy.float16), 2)
-    _same_bits(F.max_pooling_2d(x.astype(numpy.float16), 2).array,
-               half.array)
+    identical_bits(F.max_pooling_2d(x.astype(numpy.float16), 2).array,
+                   half.array)
 
 
 @pytest.mark.gpu
@@ -99,4 +96,4 @@ def test_on_the_gpu_it_is_chainers_and_agrees_with_the_cpu():
     actual = _pool(max_pooling.max_pooling_2d, to_gpu(x), to_gpu(gy),
                    ksize=2, stride=2, cover_all=False)
     for e, a in zip(expected, actual):
-        _same_bits(e, chainer.backends.cuda.to_cpu(a))
+        identical_bits(e, chainer.backends.cuda.to_cpu(a))
