@@ -35,8 +35,6 @@ from quantized_net.packed.kernels.layouts import (
 from quantized_net.training import presets
 
 if cpu_features.HAVE_NUMBA:
-    import numba
-
     from quantized_net.packed.kernels import convolutions
     from quantized_net.packed.kernels import filter_lanes
     from quantized_net.packed.kernels import tap_planes
@@ -415,12 +413,8 @@ def first_convolution_ceiling(conv, rounds=200):
             convolutions.first_convolution_kernel(
                 values, filters, limits, classes, blank, flips,
                 small.stride, small.pad, out)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with kernel_cache.calling_thread_only():  # one core's rate
         seconds = median_seconds([('first', run)], 5, warmup=1)
-    finally:
-        numba.set_num_threads(threads)
     return rounds * small.taps() * math.prod(small.conv_shape()) / seconds[
         'first']
 
