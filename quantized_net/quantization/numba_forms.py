@@ -17,7 +17,7 @@ import numpy
 
 from quantized_net import kernel_cache
 from quantized_net.quantization.float32_layout import (
-    AP2_ROUND_UP_MANTISSA, EXPONENT_MASK, EXPONENT_ONE, MAGNITUDE_MASK,
+    AP2_ROUND_UP_MANTISSA, EXPONENT_MASK, MAGNITUDE_MASK,
     MANTISSA_BITS, MANTISSA_MASK, SIGN_MASK, float32_bits)
 
 numba = kernel_cache.numba  # optional: the NumPy forms give the same bits
@@ -34,56 +34,61 @@ def _flat(loop, x, *args):
 
 
 if AVAILABLE:
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
     _U32 = numpy.uint32
 
-    @kernel_cache.njit
-    def _ap2_subnormal_bits(magnitude):
-        """AP2 of a subnormal's magnitude bits, from its leading bit."""
-        lead = 0
-        rest = magnitude >> 1
-        while rest:
-            lead += 1
-            rest >>= 1
-        fraction = (magnitude << (MANTISSA_BITS - lead)) & MANTISSA_MASK
-        return _U32(1 << (lead + (fraction >= AP2_ROUND_UP_MANTISSA)))
+    @intrinsic
+    def _leading_zeros(typingctx, value):
+        """The leading zero bits of a uint32, 32 for 0."""
+        if value != types.uint32:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+        return types.uint32(types.uint32), codegen
 
     @kernel_cache.njit
-    def _clip_flush(b, q, fsr_bits, lowest_bits):
-        q = min(q, fsr_bits)
-        return ((b & _U32(SIGN_MASK)) | q) * _U32(q >= lowest_bits)
+    def _log_bits(b, fsr_bits, lowest_bits):
+        """The log quantizer of the float32 bit pattern ``b``: AP2 by the
+        exact rule, clipped to ``fsr``, 0 below ``lowest`` (both compared
+        as magnitude bits, which order like the values). A normal value's
+        power of two is its exponent, one up where its mantissa is at
+        least sqrt(2)'s; a subnormal's is its leading bit, one up where
+        the bits after it are.
 
-    @kernel_cache.njit
-    def _is_subnormal(b):
+        uint32 arithmetic without branches, so a loop of it vectorises
+        (and random mantissas cannot defeat the branch predictor); each
+        result is cast back to uint32, as numba widens integers to 64
+        bits, and vectors of them hold half as many lanes."""
+        magnitude = _U32(b & _U32(MAGNITUDE_MASK))
+        up = _U32((magnitude & _U32(MANTISSA_MASK)) >= _U32(
+            AP2_ROUND_UP_MANTISSA))
+        normal = _U32(_U32(magnitude & _U32(EXPONENT_MASK)) +
+                      _U32(up << _U32(MANTISSA_BITS)))
+        # Of a subnormal, lead is its leading bit's place (0 to 22); the
+        # shifts are masked to 0-31, so 0 (lead -1) shifts by something.
+        lead = _U32(_U32(31) - _leading_zeros(magnitude))
+        fraction = _U32(_U32(magnitude << _U32(
+            _U32(_U32(MANTISSA_BITS) - lead) & _U32(31))) & _U32(
+                MANTISSA_MASK))
+        subnormal = _U32(_U32(1) << _U32(_U32(lead + _U32(
+            fraction >= _U32(AP2_ROUND_UP_MANTISSA))) & _U32(31)))
         # magnitude - 1 wraps for 0: true for 1 .. MANTISSA_MASK only.
-        return ((b & _U32(MAGNITUDE_MASK)) - _U32(1)) < _U32(MANTISSA_MASK)
+        is_subnormal = _U32(magnitude - _U32(1)) < _U32(MANTISSA_MASK)
+        q = subnormal if is_subnormal else normal
+        q = q if q < fsr_bits else fsr_bits
+        result = _U32(_U32(b & _U32(SIGN_MASK)) | q) if q >= lowest_bits \
+            else _U32(0)
+        # NaN propagates.
+        return b if magnitude > _U32(EXPONENT_MASK) else result
 
     @kernel_cache.njit
     def _log_quant_loop(bits, out_bits, fsr_bits, lowest_bits):
-        """One pass over the float32 bit patterns ``bits``: AP2 by the
-        exact rule, clip to ``fsr``, 0 below ``lowest`` (both compared as
-        magnitude bits, which order like the values). The loop is uint32
-        arithmetic without branches, so it vectorises (and random mantissas
-        cannot defeat the branch predictor); subnormals, rare, are found by
-        a second vectorised loop and redone one by one."""
         for i in range(bits.size):
-            b = bits[i]
-            magnitude = b & _U32(MAGNITUDE_MASK)
-            q = (magnitude & _U32(EXPONENT_MASK)) + _U32(EXPONENT_ONE) * _U32(
-                (magnitude & _U32(MANTISSA_MASK)) >= _U32(
-                    AP2_ROUND_UP_MANTISSA))
-            result = _clip_flush(b, q, fsr_bits, lowest_bits)
-            # NaN propagates.
-            out_bits[i] = b if magnitude > _U32(EXPONENT_MASK) else result
-        any_subnormal = _U32(0)
-        for i in range(bits.size):
-            any_subnormal |= _U32(_is_subnormal(bits[i]))
-        if any_subnormal:
-            for i in range(bits.size):
-                if _is_subnormal(bits[i]):
-                    out_bits[i] = _clip_flush(
-                        bits[i],
-                        _ap2_subnormal_bits(bits[i] & _U32(MAGNITUDE_MASK)),
-                        fsr_bits, lowest_bits)
+            out_bits[i] = _log_bits(bits[i], fsr_bits, lowest_bits)
 
     def log_quant(x, fsr, lowest, scale):
         """:func:`~quantized_net.quantization.kernels.log_quant`."""

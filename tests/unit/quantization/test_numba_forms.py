@@ -27,6 +27,18 @@ def test_equals_the_numpy_form(name, args):
     same_bits(getattr(numba_forms, name)(x[7:8], *args), expected[7:8])
 
 
+@pytest.mark.parametrize('fsr,lowest', [(1.0, 0.0), (2.0 ** -140, 0.0),
+                                        (1.0, 2.0 ** -135)])
+def test_log_quant_of_every_subnormal_is_the_numpy_forms(fsr, lowest):
+    # The loop takes a subnormal's power of two from its leading bit, a
+    # path of its own: each of the 2**23 magnitudes, with either sign.
+    magnitudes = numpy.arange(2 ** 23, dtype=numpy.uint32)
+    x = numpy.concatenate([magnitudes, magnitudes | 0x80000000]).view(
+        numpy.float32)
+    same_bits(numba_forms.log_quant(x, fsr, lowest, 1.0),
+              numpy_forms.log_quant(x, fsr, lowest, 1.0))
+
+
 @pytest.mark.parametrize('name,args', [('log_quant', (1.0, 0.0, 1 / 64)),
                                        ('sign', ()),
                                        ('linear_quant', (numpy.float32(3),))])
