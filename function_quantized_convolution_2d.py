@@ -101,6 +101,9 @@ class QuantizedConvolution2DFunction(convolution_2d.Convolution2DFunction):
         x, W = inputs[:2]
         kh, kw = W.shape[2:]
         col = columns.im2col(x, kh, kw, self.sy, self.sx, self.ph, self.pw)
+        # The filters' gradient multiplies the same columns: it takes
+        # them where they are still there (ColumnsGradW).
+        self.columns = x, col, columns.stamp(col)
         y = numpy.tensordot(col, W, ((1, 2, 3), (1, 2, 3))).astype(
             x.dtype, copy=False)
         if len(inputs) == 3:
@@ -129,7 +132,16 @@ class QuantizedConvolution2DFunction(convolution_2d.Convolution2DFunction):
 class ColumnsGradW(convolution_2d.Convolution2DGradW):
     """Chainer's gradient of a convolution's filters, ``gW = gy \\star x``,
     its CPU columns made at once (:func:`~quantized_net.training.columns.\
-im2col`): the same product, the same bits."""
+im2col`): the same product, the same bits. Where the convolution
+    ``conv2d`` made the columns of this ``x`` in its forward and they are
+    still there (:func:`~quantized_net.training.columns.intact`), it
+    multiplies those: making them is a pass over as many bytes as the
+    product writes."""
+
+    def __init__(self, conv2d, w_shape, w_dtype, w_layout):
+        super(ColumnsGradW, self).__init__(conv2d, w_shape, w_dtype,
+                                           w_layout)
+        self.conv2d = conv2d
 
     def forward_cpu(self, inputs):
         if not _columns_apply(self, inputs):
@@ -140,8 +152,12 @@ im2col`): the same product, the same bits."""
         if (not (gy.flags.c_contiguous or gy.flags.f_contiguous) and
                 1 in gy.shape):
             gy = numpy.ascontiguousarray(gy)
-        col = columns.im2col(x, self.kh, self.kw, self.sy, self.sx, self.ph,
-                             self.pw)
+        kept = getattr(self.conv2d, 'columns', None)
+        if kept is not None and kept[0] is x and columns.intact(kept[2]):
+            col = kept[1]
+        else:
+            col = columns.im2col(x, self.kh, self.kw, self.sy, self.sx,
+                                 self.ph, self.pw)
         return numpy.tensordot(gy, col, ((0, 2, 3), (0, 4, 5))).astype(
             self.W_dtype, copy=False),
 

@@ -216,3 +216,52 @@ def test_forward_and_backward_are_chainers_bit_for_bit(x_shape, w_shape,
         assert ours.shape == theirs.shape and ours.strides == theirs.strides
         numpy.testing.assert_array_equal(ours.view(numpy.uint32),
                                          theirs.view(numpy.uint32))
+
+
+def _filter_gradients(x_pair, W, backward_order):
+    """The filters' gradients of two convolutions of the same geometry,
+    one of each of ``x_pair``, both forwards before either backward (in
+    ``backward_order``): the second forward's columns take the scratch
+    array of the first's."""
+    grads = {}
+    Wvs = [chainer.Variable(W.copy()) for _ in x_pair]
+    ys = [quantized_convolution_2d(x, Wv, stride=1, pad=1, input_quant='seed',
+                                   weight_quant='seed', grad_quant='none')
+          for x, Wv in zip(x_pair, Wvs)]
+    for i in backward_order:
+        chainer.functions.sum(ys[i] * ys[i]).backward()
+        grads[i] = Wvs[i].grad
+    return [grads[i] for i in range(len(x_pair))]
+
+
+@pytest.mark.parametrize('backward_order', [(0, 1), (1, 0)])
+def test_filter_gradient_uses_the_columns_of_its_own_input(backward_order):
+    # Each filter gradient is the one its convolution alone gives, whether
+    # its forward's columns were still there or made again.
+    rng = numpy.random.RandomState(3)
+    x_pair = [rng.standard_normal((2, 3, 6, 5)).astype(numpy.float32)
+              for _ in range(2)]
+    W = rng.standard_normal((4, 3, 3, 3)).astype(numpy.float32)
+    alone = [_filter_gradients([x], W, (0,))[0] for x in x_pair]
+    for ours, expected in zip(_filter_gradients(x_pair, W, backward_order),
+                              alone):
+        numpy.testing.assert_array_equal(ours.view(numpy.uint32),
+                                         expected.view(numpy.uint32))
+
+
+def test_filter_gradient_takes_the_forward_columns(monkeypatch):
+    # One forward and backward makes each layer's columns once.
+    pytest.importorskip('numba')
+    from quantized_net.training import columns
+    made = []
+    im2col = columns.im2col
+    monkeypatch.setattr(columns, 'im2col',
+                        lambda *a: made.append(a[0].shape) or im2col(*a))
+    rng = numpy.random.RandomState(4)
+    x = chainer.Variable(rng.standard_normal((2, 3, 6, 5)).astype(
+        numpy.float32))
+    W = chainer.Variable(rng.standard_normal((4, 3, 3, 3)).astype(
+        numpy.float32))
+    y = quantized_convolution_2d(x, W, pad=1)
+    chainer.functions.sum(y).backward()
+    assert made == [(2, 3, 6, 5)] and W.grad is not None

@@ -119,3 +119,20 @@ def test_the_scratch_arrays_kept_are_bounded(monkeypatch):
     assert columns.scratch((2, 10)) is c
     assert columns.scratch((10, 5)) is not a
     assert columns.scratch((200,)) is not columns.scratch((200,))  # 800
+
+
+def test_columns_are_intact_until_their_scratch_is_handed_out_again(
+        monkeypatch):
+    x = images((2, 3, 6, 5))
+    col = columns.im2col(x, 3, 3, 1, 1, 1, 1)
+    stamp = columns.stamp(col)
+    assert columns.intact(stamp)
+    columns.im2col(images((2, 4, 6, 5)), 3, 3, 1, 1, 1, 1)  # another shape
+    assert columns.intact(stamp)
+    again = columns.im2col(images((2, 3, 6, 5), seed=1), 3, 3, 1, 1, 1, 1)
+    assert not columns.intact(stamp) and columns.intact(columns.stamp(again))
+    # Let go when a larger shape needs the room.
+    stamp = columns.stamp(again)
+    monkeypatch.setattr(columns, 'SCRATCH_BYTES', again.nbytes)
+    columns.scratch((again.size + 1,))
+    assert not columns.intact(stamp)
