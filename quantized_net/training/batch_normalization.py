@@ -10,8 +10,11 @@ order NumPy adds it (:func:`channel_sum`), in one numba kernel a
 direction, so a run gives the same bits as with Chainer's link and its
 snapshots are the same. It runs where Chainer would run its own NumPy
 code on float32: a batch of vectors ``(N, C)`` or of images ``(N, C, H,
-W)``, normalised per channel; elsewhere (the GPU, iDeep, other shapes or
-dtypes, no numba, test mode) it is Chainer's link.
+W)``, normalised per channel, laid out C-contiguous or (images) channels
+last, as a convolution leaves them: NumPy's sums follow the layout, and
+so do the kernels' (:func:`sums_along`). Elsewhere (the GPU, iDeep,
+other shapes, layouts or dtypes, no numba, test mode) it is Chainer's
+link.
 
 For a channel's values :math:`x_i`, :math:`m` of them:
 
@@ -138,11 +141,11 @@ if numba is not None:
         return total
 
     @kernel_cache.njit
-    def vectors_forward_kernel(x, gamma, beta, eps, y, mean, var, inv_std):
-        """:func:`forward_kernel` of a batch of vectors ``(images,
-        channels)``, two or more channels: NumPy adds each channel's
-        values one after another, so the sums run along the rows, as
-        contiguous as ``x``."""
+    def rows_forward_kernel(x, gamma, beta, eps, y, mean, var, inv_std):
+        """:func:`forward_kernel` of rows ``(positions, channels)``, two
+        or more channels (a batch of vectors, or images laid out channels
+        last): NumPy adds each channel's values one after another, so the
+        sums run along the rows, as contiguous as ``x``."""
         images, channels = x.shape
         total = numpy.zeros(channels, numpy.float32)
         for n in range(images):
@@ -164,10 +167,10 @@ if numba is not None:
                     beta[c]
 
     @kernel_cache.njit
-    def vectors_backward_kernel(x, gy, gamma, mean, inv_std, inv_m, gx,
-                                ggamma, gbeta):
-        """:func:`backward_kernel` of a batch of vectors, as
-        :func:`vectors_forward_kernel`."""
+    def rows_backward_kernel(x, gy, gamma, mean, inv_std, inv_m, gx,
+                             ggamma, gbeta):
+        """:func:`backward_kernel` of rows, as
+        :func:`rows_forward_kernel`."""
         images, channels = x.shape
         gbeta[:] = 0
         ggamma[:] = 0
@@ -243,42 +246,63 @@ def fuses(x, gamma, axis):
             and not intel64.should_use_ideep('>=auto'))
 
 
-def _channels(a):
-    """``a`` ``(N, C, ...)`` as a C-contiguous ``(N, C, size)``."""
+def sums_along(a):
+    """How NumPy adds up a channel of ``a`` ``(N, C, ...)`` over the other
+    axes, which follows ``a``'s memory layout: ``'images'`` (C-contiguous
+    images: each image's values pairwise, then image after image),
+    ``'rows'`` (the positions in memory order, each channel's values one
+    after another: a C-contiguous batch of vectors, or images laid out
+    channels last, as a convolution leaves them), or None (another
+    layout, which the kernels do not follow)."""
+    n, c = a.shape[:2]
+    if a.flags.c_contiguous:
+        return 'rows' if c > 1 and a.size == n * c else 'images'
+    if (a.ndim == 4 and c > 1 and
+            a.transpose(0, 2, 3, 1).flags.c_contiguous):
+        return 'rows'
+    return None
+
+
+def _images(a):
+    """``a`` ``(N, C, ...)`` as ``(N, C, size)``, C-contiguous."""
     return numpy.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
 
 
-def _by_rows(x3):
-    """Whether ``x3`` ``(images, channels, size)`` is a batch of vectors of
-    two or more channels, whose sums run along its rows."""
-    return x3.shape[2] == 1 and x3.shape[1] > 1
-
-
-def _rows(x3):
-    """The contiguous ``(images, channels, 1)`` ``x3`` as ``(images,
-    channels)``, a view."""
-    return x3.reshape(x3.shape[:2])
+def _rows(a):
+    """``a`` ``(N, C, ...)`` as ``(positions, C)``, the channels along
+    the rows: a view where ``a`` is laid out ``'rows'``."""
+    if a.ndim == 4:
+        a = a.transpose(0, 2, 3, 1)
+    return a.reshape(-1, a.shape[-1])
 
 
 class FusedImpl(bn.GeneralBatchNormalizationImpl):
     """Chainer's NumPy implementation with the forward and backward of
-    the fused kernels (only given inputs :func:`fuses` accepts)."""
+    the fused kernels where they follow NumPy's sums, which follow the
+    layouts (:func:`sums_along`): the forward's ``x``'s, the backward's
+    ``gy``'s; the outputs laid out as Chainer's. Elsewhere it is
+    Chainer's."""
 
     def forward(self, axis, gamma, x, x_layout, xp, expander, beta, eps,
                 decay, running_mean, running_var):
-        x3 = _channels(x)
-        channels = x3.shape[1]
-        y = numpy.empty_like(x3)
+        sums = sums_along(x)
+        if sums is None:
+            return super(FusedImpl, self).forward(
+                axis, gamma, x, x_layout, xp, expander, beta, eps, decay,
+                running_mean, running_var)
+        channels = x.shape[1]
+        y = numpy.empty_like(x)  # x's layout, as NumPy's y has it
         mean, var, inv_std = (numpy.empty(channels, numpy.float32)
                               for _ in range(3))
         arguments = (gamma, numpy.ascontiguousarray(beta),
                      numpy.float32(eps))
-        if _by_rows(x3):
-            vectors_forward_kernel(_rows(x3), *arguments, _rows(y), mean,
-                                   var, inv_std)
+        if sums == 'rows':
+            rows_forward_kernel(_rows(x), *arguments, _rows(y), mean, var,
+                                inv_std)
         else:
             with kernel_cache.calling_thread_only():
-                forward_kernel(x3, *arguments, y, mean, var, inv_std)
+                forward_kernel(_images(x), *arguments, _images(y), mean,
+                               var, inv_std)
         if running_mean is not None:  # Chainer's update, as it makes it
             m = x.size // gamma.size
             adjust = m / max(m - 1., 1.)
@@ -286,24 +310,32 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
             running_mean += (1 - decay) * mean
             running_var *= decay
             running_var += (1 - decay) * adjust * var
-        return (y.reshape(x.shape), x_layout, running_mean, running_var,
-                mean, var, inv_std, None)
+        return (y, x_layout, running_mean, running_var, mean, var, inv_std,
+                None)
 
     def backward(self, axis, gamma, gy, x, x_layout, xp, expander, mean,
                  inv_std, eps, var, forward_data):
-        x3 = _channels(x)
-        gx = numpy.empty_like(x3)
+        sums = sums_along(gy)
+        # A C-contiguous gy makes gy * x_hat and the gradient C-contiguous
+        # whatever x's layout (NumPy lays out the result of operands that
+        # disagree in C order); another layout of gy does so only with x
+        # laid out the same.
+        if sums is None or (sums == 'rows' and sums_along(x) != 'rows'):
+            return super(FusedImpl, self).backward(
+                axis, gamma, gy, x, x_layout, xp, expander, mean, inv_std,
+                eps, var, forward_data)
+        gx = numpy.empty_like(gy)  # gy's layout, as NumPy's gx has it
         ggamma, gbeta = (numpy.empty_like(gamma) for _ in range(2))
         inv_m = gamma.dtype.type(1. / (x.size // gamma.size))
-        if _by_rows(x3):
-            vectors_backward_kernel(
-                _rows(x3), _rows(_channels(gy)), gamma, mean, inv_std, inv_m,
-                _rows(gx), ggamma, gbeta)
+        if sums == 'rows':
+            rows_backward_kernel(
+                numpy.ascontiguousarray(_rows(x)), _rows(gy), gamma, mean,
+                inv_std, inv_m, _rows(gx), ggamma, gbeta)
         else:
             with kernel_cache.calling_thread_only():
-                backward_kernel(x3, _channels(gy), gamma, mean, inv_std,
-                                inv_m, gx, ggamma, gbeta)
-        return gx.reshape(x.shape), x_layout, ggamma, gbeta
+                backward_kernel(_images(x), _images(gy), gamma, mean,
+                                inv_std, inv_m, _images(gx), ggamma, gbeta)
+        return gx, x_layout, ggamma, gbeta
 
 
 def _fused_impl(function, inputs):

@@ -19,6 +19,7 @@ import numpy
 from chainer.functions.math import clip as chainer_clip
 
 from quantized_net import kernel_cache
+from quantized_net.training import layouts
 
 numba = kernel_cache.numba  # None where numba does not import
 
@@ -76,10 +77,11 @@ class ClipGrad(chainer_clip.ClipGrad):
         t = x.dtype.type
         low = t(-numpy.inf if self.x_min is None else self.x_min)
         high = t(numpy.inf if self.x_max is None else self.x_max)
-        gx = numpy.empty(gy.shape, gy.dtype)
-        gradient_kernel(numpy.ascontiguousarray(x).reshape(-1),
-                        numpy.ascontiguousarray(gy).reshape(-1), low, high,
-                        t(1), t(0), gx.reshape(-1))
+        # Laid out as NumPy lays out gy * cond (cond is laid out as x).
+        gx = layouts.elementwise_result((gy, x), gy.dtype)
+        order = layouts.memory_order(gx)
+        gradient_kernel(layouts.flat_in(order, x), layouts.flat_in(order, gy),
+                        low, high, t(1), t(0), layouts.flat_in(order, gx))
         return gx,
 
 

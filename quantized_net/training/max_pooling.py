@@ -225,13 +225,17 @@ class MaxPooling2DGrad(max_pooling_nd.MaxPoolingNDGrad):
         gy = numpy.ascontiguousarray(inputs[0])
         (kh, kw), (sh, sw), (ph, pw) = func.ksize, func.stride, func.pad
         n, c, h, w = func._in_shape
+        tiled = ((kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and
+                 gy.shape[2:] == (h // 2, w // 2) and h % 2 == w % 2 == 0)
+        # Laid out as Chainer's: a view of the padded image its col2im
+        # adds into.
+        image = (numpy.empty if tiled else numpy.zeros)(
+            (n, c, h + 2 * ph + sh - 1, w + 2 * pw + sw - 1), func._in_dtype)
+        gx = image[:, :, ph:ph + h, pw:pw + w]
         with kernel_cache.calling_thread_only():
-            if ((kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and
-                    gy.shape[2:] == (h // 2, w // 2) and h % 2 == w % 2 == 0):
-                gx = numpy.empty(func._in_shape, func._in_dtype)
+            if tiled:
                 tiled_backward_kernel(gy, func.indexes, gx)
             else:
-                gx = numpy.zeros(func._in_shape, func._in_dtype)
                 backward_kernel(gy, func.indexes, kw, sh, sw, ph, pw, gx)
         return gx,
 

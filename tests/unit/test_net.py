@@ -197,3 +197,56 @@ def test_pooling_rounds_down_as_the_sizes_say(in_shape, text):
     layers = net.conv_net_layers(in_shape, text, 10)
     assert [link.W.shape for link in model.weight_layers()] == [
         layer.weights for layer in layers]
+
+
+def _trained_with(config, x, t, chainers, monkeypatch):
+    """Every parameter and running statistic after two steps of
+    ``config``, with the project's fused CPU functions or with
+    Chainer's own (batch normalisation, hard tanh, max-pooling, the
+    convolutions' columns, Adam and the clipping hook)."""
+    from quantized_net.benchmarks import training_step
+    from quantized_net.training import columns
+    with monkeypatch.context() as patch:
+        if chainers:
+            patch.setattr(net, 'BatchNormalization', L.BatchNormalization)
+            patch.setattr(net, 'clip', F.clip)
+            patch.setattr(net, 'max_pooling_2d', F.max_pooling_2d)
+            patch.setattr(columns, 'AVAILABLE', False)
+        trainer = training_step.Trainer(
+            config, x, t, chainer.get_device('@numpy'), fused=not chainers)
+        trainer.step()
+        trainer.step()
+    arrays = {name: p.array for name, p in trainer.model.namedparams()}
+    for path, link in trainer.model.namedlinks():
+        if isinstance(link, L.BatchNormalization):
+            arrays[path + '/avg_mean'] = link.avg_mean
+            arrays[path + '/avg_var'] = link.avg_var
+    return arrays
+
+
+def _configurations():
+    from quantized_net.benchmarks import training_step
+    return ([('convnet ' + name, config) for name, config in
+             training_step.convnet_configurations(0.125)] +
+            [('mlp ' + name, config) for name, config in
+             training_step.configurations(40)])
+
+
+@pytest.mark.parametrize('name,config', _configurations(),
+                         ids=[name for name, _ in _configurations()])
+def test_fused_functions_train_to_the_bits_of_chainers(name, config,
+                                                       monkeypatch):
+    # Each fused function gives Chainer's values laid out as Chainer's
+    # (a sum after it adds in memory order): two steps of each network,
+    # every parameter and statistic, bit for bit.
+    pytest.importorskip('numba')
+    rng = numpy.random.RandomState(0)
+    x = rng.rand(3, 1, 28, 28).astype(numpy.float32)
+    t = numpy.array([1, 7, 3], numpy.int32)
+    ours = _trained_with(config, x, t, False, monkeypatch)
+    chainers = _trained_with(config, x, t, True, monkeypatch)
+    assert sorted(ours) == sorted(chainers)
+    for key in ours:
+        numpy.testing.assert_array_equal(ours[key].view(numpy.uint32),
+                                         chainers[key].view(numpy.uint32),
+                                         key)

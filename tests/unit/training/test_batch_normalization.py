@@ -66,6 +66,53 @@ def test_training_steps_give_chainers_bits(shape, scale):
         _assert_same_bits(_step(chainers, x, gy), _step(fused, x, gy))
 
 
+def _laid_out(a, layout):
+    """``a`` ``(N, C, H, W)`` with the same values, laid out ``layout``:
+    C-contiguous, channels last (as a convolution leaves its output), or
+    with its rows and columns swapped in memory (a layout the kernels do
+    not follow)."""
+    order = {'contiguous': (0, 1, 2, 3), 'channels last': (0, 2, 3, 1),
+             'columns first': (0, 1, 3, 2)}[layout]
+    back = numpy.argsort(order)
+    return numpy.ascontiguousarray(a.transpose(order)).transpose(back)
+
+
+def _step_laid_out(link, x, gy):
+    """:func:`_step` on ``x`` and ``gy`` as they are laid out; the
+    output's and gradient's strides too."""
+    link.cleargrads()
+    variable = chainer.Variable(x)
+    y = link(variable)
+    y.grad = gy
+    y.backward()
+    return [numpy.ascontiguousarray(y.array),
+            numpy.ascontiguousarray(variable.grad), link.gamma.grad,
+            link.beta.grad, link.avg_mean.copy(), link.avg_var.copy(),
+            y.array.strides, variable.grad.strides]
+
+
+LAYOUTS = ['contiguous', 'channels last', 'columns first']
+
+
+@pytest.mark.parametrize('shape', [(100, 16, 28, 28), (5, 3, 7, 6),
+                                   (4, 2, 1, 1), (6, 1, 5, 5)])
+@pytest.mark.parametrize('x_layout', LAYOUTS)
+@pytest.mark.parametrize('gy_layout', LAYOUTS)
+def test_any_layout_gives_chainers_bits_and_layouts(shape, x_layout,
+                                                    gy_layout):
+    # NumPy adds in memory order, so its sums, and Chainer's, follow the
+    # layout: the forward's x's, the backward's gy's.
+    rng = numpy.random.RandomState(sum(shape))
+    x = (rng.standard_normal(shape) * 3 + 1).astype(numpy.float32)
+    gy = rng.standard_normal(shape).astype(numpy.float32)
+    x, gy = _laid_out(x, x_layout), _laid_out(gy, gy_layout)
+    chainers, fused = _links(shape[1], seed=3)
+    expected, actual = _step_laid_out(chainers, x, gy), _step_laid_out(
+        fused, x, gy)
+    assert expected[-2:] == actual[-2:]
+    _assert_same_bits(expected[:-2], actual[:-2])
+
+
 def test_constant_channels_and_negative_zeros_give_chainers_bits():
     x = numpy.zeros((6, 3, 4, 4), numpy.float32)
     x[:, 0] = -0.

@@ -39,6 +39,30 @@ def test_output_and_gradient_are_chainers(dtype, bounds):
         identical_bits(e, a)
 
 
+def _laid_out(a, order):
+    """``a`` with the same values, its axes in memory in ``order``."""
+    return numpy.ascontiguousarray(a.transpose(order)).transpose(
+        numpy.argsort(order))
+
+
+@pytest.mark.parametrize('x_order', [(0, 1, 2, 3), (0, 2, 3, 1),
+                                     (0, 1, 3, 2)])
+@pytest.mark.parametrize('gy_order', [(0, 1, 2, 3), (0, 2, 3, 1)])
+def test_the_gradient_is_laid_out_as_chainers(x_order, gy_order):
+    # NumPy lays out gy * cond as its operands where they agree, else in
+    # C order; the sums that add the gradient later follow its layout.
+    rng = numpy.random.RandomState(1)
+    x = _laid_out(rng.uniform(-2, 2, (3, 4, 5, 6)).astype(numpy.float32),
+                  x_order)
+    gy = _laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
+                   gy_order)
+    expected = _clip(F.clip, x, gy, -1., 1.)[1]
+    actual = _clip(clip.clip, x, gy, -1., 1.)[1]
+    assert expected.strides == actual.strides
+    identical_bits(numpy.ascontiguousarray(expected),
+                   numpy.ascontiguousarray(actual))
+
+
 def test_a_second_order_gradient_is_chainers():
     x = numpy.linspace(-2, 2, 12).astype(numpy.float32).reshape(3, 4)
     grads = []

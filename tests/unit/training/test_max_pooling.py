@@ -46,6 +46,7 @@ def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
     actual = _pool(max_pooling.max_pooling_2d, x, gy, **options)
     for e, a in zip(expected, actual):
         identical_bits(e, a)
+        assert e.strides == a.strides  # what sums of them add in turn
 
 
 def test_the_indexes_are_chainers_and_so_is_the_double_backward():
