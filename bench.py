@@ -32,6 +32,7 @@ from quantized_net.benchmarks import breakdown
 from quantized_net.benchmarks import quantizer_speed
 from quantized_net.benchmarks import training_step
 from quantized_net.quantization import kernels
+from quantized_net.training import heap
 from quantized_net.training import presets
 
 PROG = 'bench.py'
@@ -93,6 +94,7 @@ def network_name(args):
 
 def bench(args):
     device = cli.select_device(args)
+    heap.keep_freed_memory()  # as training does (session.Training)
     synchronize = cli.synchronizer(device)
     configs = configurations(args)
     runners = training_step.runners(configs, args.batchsize, device,

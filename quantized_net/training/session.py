@@ -16,6 +16,7 @@ from chainer.backends import cuda
 from quantized_net import cli
 from quantized_net.training import datasets
 from quantized_net.training import flags
+from quantized_net.training import heap
 from quantized_net.training import presets
 from quantized_net.training import processes as processes_module
 from quantized_net.training import result_dir
@@ -95,6 +96,9 @@ class Training(object):
         self.out = None  # the directory this process holds, once it does
 
     def __call__(self):
+        # Each step frees what the next allocates again: kept, the system
+        # need not zero it again (heap.py).
+        heap.keep_freed_memory()
         processes = self.make_processes()
         run = processes.first(lambda: run_description.resumed(
             self.described))
