@@ -201,9 +201,11 @@ class MaxPooling2D(max_pooling_nd.MaxPoolingND):
             for size, k, s, p in ((h, kh, sh, ph), (w, kw, sw, pw)))
         y = numpy.empty((n, c, out_h, out_w), x.dtype)
         indexes = numpy.empty((n, c, out_h, out_w), numpy.intp)
+        # x as it is laid out: a convolution's output, channels last, is
+        # read in place rather than copied first.
         with kernel_cache.calling_thread_only():
-            forward_kernel(numpy.ascontiguousarray(x), kh, kw, sh, sw, ph,
-                           pw, x.dtype.type(-numpy.inf), y, indexes)
+            forward_kernel(x, kh, kw, sh, sw, ph, pw,
+                           x.dtype.type(-numpy.inf), y, indexes)
         # What Chainer's backward and double backward read.
         self._in_shape, self._in_dtype = x.shape, x.dtype
         self.indexes = indexes

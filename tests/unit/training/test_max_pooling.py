@@ -22,22 +22,26 @@ CASES = [((5, 3, 28, 28), 2, 2, 0, False), ((2, 4, 7, 7), 2, 2, 0, False),
 
 
 def _pool(function, x, gy, **options):
-    variable = chainer.Variable(x.copy())
+    variable = chainer.Variable(x.copy(order='K'))  # x's layout too
     y = function(variable, **options)
     y.grad = gy.copy()
     y.backward()
     return y.array, variable.grad
 
 
+@pytest.mark.parametrize('channels_last', [False, True])
 @pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
 @pytest.mark.parametrize('shape,ksize,stride,pad,cover_all', CASES)
 def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
-                                           cover_all, dtype):
+                                           cover_all, dtype, channels_last):
     rng = numpy.random.RandomState(sum(shape))
     # Ties (a few values), negative zeros, infinities and NaNs among them.
     x = rng.choice([-2., -0., 0., 1., 1.5, numpy.inf, -numpy.inf],
                    shape).astype(dtype)
     x.ravel()[::17] = numpy.nan
+    if channels_last:  # as a convolution leaves its output
+        x = numpy.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(
+            0, 3, 1, 2)
     options = dict(ksize=ksize, stride=stride, pad=pad, cover_all=cover_all)
     y = F.max_pooling_2d(x, **options).array
     gy = rng.standard_normal(y.shape).astype(dtype)
