@@ -103,7 +103,7 @@ class QuantizedConvolution2DFunction(convolution_2d.Convolution2DFunction):
         col = columns.im2col(x, kh, kw, self.sy, self.sx, self.ph, self.pw)
         # The filters' gradient multiplies the same columns: it takes
         # them where they are still there (ColumnsGradW).
-        self.columns = x, col, columns.stamp(col)
+        self.columns = x, columns.stamp(col)
         y = numpy.tensordot(col, W, ((1, 2, 3), (1, 2, 3))).astype(
             x.dtype, copy=False)
         if len(inputs) == 3:
@@ -134,9 +134,11 @@ class ColumnsGradW(convolution_2d.Convolution2DGradW):
     its CPU columns made at once (:func:`~quantized_net.training.columns.\
 im2col`): the same product, the same bits. Where the convolution
     ``conv2d`` made the columns of this ``x`` in its forward and they are
-    still there (:func:`~quantized_net.training.columns.intact`), it
+    still there (:func:`~quantized_net.training.columns.kept`), it
     multiplies those: making them is a pass over as many bytes as the
-    product writes."""
+    product writes. (An ``x`` changed in place between the forward and
+    the backward, which Chainer's backward would read changed, gives here
+    the gradient of what the forward computed.)"""
 
     def __init__(self, conv2d, w_shape, w_dtype, w_layout):
         super(ColumnsGradW, self).__init__(conv2d, w_shape, w_dtype,
@@ -152,10 +154,9 @@ im2col`): the same product, the same bits. Where the convolution
         if (not (gy.flags.c_contiguous or gy.flags.f_contiguous) and
                 1 in gy.shape):
             gy = numpy.ascontiguousarray(gy)
-        kept = getattr(self.conv2d, 'columns', None)
-        if kept is not None and kept[0] is x and columns.intact(kept[2]):
-            col = kept[1]
-        else:
+        made = getattr(self.conv2d, 'columns', None)
+        col = columns.kept(made[1]) if made and made[0] is x else None
+        if col is None:
             col = columns.im2col(x, self.kh, self.kw, self.sy, self.sx,
                                  self.ph, self.pw)
         return numpy.tensordot(gy, col, ((0, 2, 3), (0, 4, 5))).astype(

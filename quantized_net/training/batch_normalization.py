@@ -14,7 +14,7 @@ W)``, normalised per channel, laid out C-contiguous or (images) channels
 last, as a convolution leaves them: NumPy's sums follow the layout, and
 so do the kernels' (:func:`sums_along`). Elsewhere (the GPU, iDeep,
 other shapes, layouts or dtypes, no numba, test mode) it is Chainer's
-link.
+code.
 
 For a channel's values :math:`x_i`, :math:`m` of them:
 

@@ -77,8 +77,10 @@ class ClipGrad(chainer_clip.ClipGrad):
         t = x.dtype.type
         low = t(-numpy.inf if self.x_min is None else self.x_min)
         high = t(numpy.inf if self.x_max is None else self.x_max)
-        # Laid out as NumPy lays out gy * cond (cond is laid out as x).
-        gx = layouts.elementwise_result((gy, x), gy.dtype)
+        # Laid out as NumPy lays out gy * cond, cond as it lays out x's
+        # comparison.
+        cond = layouts.elementwise_result((x,), numpy.bool_)
+        gx = layouts.elementwise_result((gy, cond), gy.dtype)
         order = layouts.memory_order(gx)
         gradient_kernel(layouts.flat_in(order, x), layouts.flat_in(order, gy),
                         low, high, t(1), t(0), layouts.flat_in(order, gx))

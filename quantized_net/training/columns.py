@@ -18,6 +18,7 @@ Only what the quantized convolution uses: no dilation, no ``cover_all``,
 float32.
 """
 import threading
+import weakref
 
 import numpy
 
@@ -64,19 +65,23 @@ def scratch(shape):
 
 
 def stamp(col):
-    """What says, later, whether the columns ``col`` (:func:`im2col`'s)
-    are still there: see :func:`intact`."""
-    base = col if col.base is None else col.base
-    return base, _scratch.uses.get(base.shape, 0)
+    """What finds the columns ``col`` (:func:`im2col`'s) again later, where
+    they are still there (:func:`kept`); it does not keep them alive."""
+    transposed = col.base is not None
+    base = col.base if transposed else col
+    return weakref.ref(base), _scratch.uses.get(base.shape, 0), transposed
 
 
-def intact(stamp):
-    """Whether the columns of ``stamp`` (:func:`stamp`) are as
-    :func:`im2col` wrote them: this thread has not handed out their
-    scratch array since, nor let it go."""
-    base, uses = stamp
-    return (_arrays().get(base.shape) is base and
-            _scratch.uses.get(base.shape) == uses)
+def kept(stamp):
+    """The columns of ``stamp`` (:func:`stamp`), as :func:`im2col` returned
+    them, where they are as it wrote them: this thread has not handed out
+    their scratch array since, nor let it go; else None."""
+    ref, uses, transposed = stamp
+    base = ref()
+    if (base is None or _arrays().get(base.shape) is not base or
+            _scratch.uses.get(base.shape) != uses):
+        return None
+    return base.transpose(0, 3, 4, 5, 1, 2) if transposed else base
 
 
 def out_size(size, k, stride, pad):

@@ -63,6 +63,21 @@ def test_the_gradient_is_laid_out_as_chainers(x_order, gy_order):
                    numpy.ascontiguousarray(actual))
 
 
+def test_a_broadcast_input_gives_the_gradient_chainers_layout():
+    # Chainer's mask is a full array, laid out as NumPy lays out the
+    # comparison of x, whatever x's strides (here a stride of 0).
+    rng = numpy.random.RandomState(2)
+    x = numpy.broadcast_to(
+        rng.uniform(-2, 2, (2, 1, 4, 5)).astype(numpy.float32), (2, 3, 4, 5))
+    gy = _laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
+                   (0, 2, 3, 1))
+    expected = _clip(F.clip, x, gy, -1., 1.)[1]
+    actual = _clip(clip.clip, x, gy, -1., 1.)[1]
+    assert expected.strides == actual.strides
+    identical_bits(numpy.ascontiguousarray(expected),
+                   numpy.ascontiguousarray(actual))
+
+
 def test_a_second_order_gradient_is_chainers():
     x = numpy.linspace(-2, 2, 12).astype(numpy.float32).reshape(3, 4)
     grads = []

@@ -95,18 +95,25 @@ def test_the_scratch_arrays_kept_are_bounded(monkeypatch):
     assert columns.scratch((200,)) is not columns.scratch((200,))  # 800
 
 
-def test_columns_are_intact_until_their_scratch_is_handed_out_again(
+def test_columns_are_kept_until_their_scratch_is_handed_out_again(
         monkeypatch):
     x = images((2, 3, 6, 5))
     col = columns.im2col(x, 3, 3, 1, 1, 1, 1)
     stamp = columns.stamp(col)
-    assert columns.intact(stamp)
+    found = columns.kept(stamp)
+    assert found.shape == col.shape and found.strides == col.strides
+    assert numpy.shares_memory(found, col)
     columns.im2col(images((2, 4, 6, 5)), 3, 3, 1, 1, 1, 1)  # another shape
-    assert columns.intact(stamp)
+    assert columns.kept(stamp) is not None
     again = columns.im2col(images((2, 3, 6, 5), seed=1), 3, 3, 1, 1, 1, 1)
-    assert not columns.intact(stamp) and columns.intact(columns.stamp(again))
-    # Let go when a larger shape needs the room.
+    assert columns.kept(stamp) is None
+    assert columns.kept(columns.stamp(again)) is not None
+    # One image: Chainer's own layout, the array itself.
+    one = columns.im2col(images((1, 2, 4, 4)), 3, 3, 1, 1, 1, 1)
+    assert columns.kept(columns.stamp(one)) is one
+    # Let go when a larger shape needs the room, and not kept alive.
     stamp = columns.stamp(again)
-    monkeypatch.setattr(columns, 'SCRATCH_BYTES', again.nbytes)
-    columns.scratch((again.size + 1,))
-    assert not columns.intact(stamp)
+    del col, found, again
+    monkeypatch.setattr(columns, 'SCRATCH_BYTES', 2 * 6 * 5 * 3 * 9 * 4)
+    columns.scratch((2 * 6 * 5 * 3 * 9 + 1,))
+    assert columns.kept(stamp) is None and stamp[0]() is None
