@@ -139,11 +139,11 @@ if AVAILABLE:
 
     @kernel_cache.njit
     def _add_columns(gcol, sy, sx, img):
-        # A channel at a time, image after image: the columns are read in
-        # nine runs that each go forward (image after image, then channel
-        # after channel would jump between all their runs). Rows as 1-d
-        # views, and a stride of 1 apart, are what LLVM vectorises. Each
-        # value gets its taps in Chainer's order.
+        # A channel at a time, image after image: its columns are read in
+        # nine runs that each go forward (with the channels inside the
+        # images, the reads jumped between every channel's runs). Rows as
+        # 1-d views, and a stride of 1 apart, are what LLVM vectorises.
+        # Each value gets its taps in Chainer's order.
         channels, kh, kw, n_images, out_h, out_w = gcol.shape
         for c in range(channels):
             for n in range(n_images):
