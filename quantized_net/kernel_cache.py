@@ -31,6 +31,7 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 #: and what they compile in.
 KERNEL_SOURCES = ('kernel_cache.py', 'quantization', 'packed', 'benchmarks',
                   os.path.join('training', 'fused_adam.py'),
+                  os.path.join('training', 'binary_products.py'),
                   os.path.join('training', 'columns.py'),
                   os.path.join('training', 'batch_normalization.py'),
                   os.path.join('training', 'max_pooling.py'),

@@ -205,13 +205,22 @@ def _trained_with(config, x, t, chainers, monkeypatch):
     Chainer's own (batch normalisation, hard tanh, max-pooling, the
     convolutions' columns, Adam and the clipping hook)."""
     from quantized_net.benchmarks import training_step
-    from quantized_net.training import columns
+    from quantized_net.training import binary_products, columns
+    binary = []
+    product = binary_products.product
     with monkeypatch.context() as patch:
         if chainers:
             patch.setattr(net, 'BatchNormalization', L.BatchNormalization)
             patch.setattr(net, 'clip', F.clip)
             patch.setattr(net, 'max_pooling_2d', F.max_pooling_2d)
             patch.setattr(columns, 'AVAILABLE', False)
+            patch.setattr(binary_products, 'product', lambda x, w: None)
+        else:  # products of +-1 by their bits, however small
+            def counted(x, w):
+                binary.append(product(x, w))
+                return binary[-1]
+            patch.setattr(binary_products, 'MIN_MULTIPLY_ADDS', 0)
+            patch.setattr(binary_products, 'product', counted)
         trainer = training_step.Trainer(
             config, x, t, chainer.get_device('@numpy'), fused=not chainers)
         trainer.step()
@@ -221,7 +230,7 @@ def _trained_with(config, x, t, chainers, monkeypatch):
         if isinstance(link, L.BatchNormalization):
             arrays[path + '/avg_mean'] = link.avg_mean
             arrays[path + '/avg_var'] = link.avg_var
-    return arrays
+    return arrays, sum(b is not None for b in binary)
 
 
 def _configurations():
@@ -237,14 +246,18 @@ def _configurations():
 def test_fused_functions_train_to_the_bits_of_chainers(name, config,
                                                        monkeypatch):
     # Each fused function gives Chainer's values laid out as Chainer's
-    # (a sum after it adds in memory order): two steps of each network,
-    # every parameter and statistic, bit for bit.
+    # (a sum after it adds in memory order), and a product of +-1 by bits
+    # BLAS's: two steps of each network, every parameter and statistic,
+    # bit for bit.
     pytest.importorskip('numba')
     rng = numpy.random.RandomState(0)
     x = rng.rand(3, 1, 28, 28).astype(numpy.float32)
     t = numpy.array([1, 7, 3], numpy.int32)
-    ours = _trained_with(config, x, t, False, monkeypatch)
-    chainers = _trained_with(config, x, t, True, monkeypatch)
+    ours, binary = _trained_with(config, x, t, False, monkeypatch)
+    chainers, _ = _trained_with(config, x, t, True, monkeypatch)
+    # Sign units into sign weights: those products were taken by bits.
+    assert (binary > 0) == (config['act_quant'] == 'sign' and
+                            config['weight_quant'] == 'sign')
     assert sorted(ours) == sorted(chainers)
     for key in ours:
         numpy.testing.assert_array_equal(ours[key].view(numpy.uint32),
