@@ -45,6 +45,15 @@ def _laid_out(a, order):
         numpy.argsort(order))
 
 
+def _assert_the_gradient_is_chainers(x, gy):
+    """The hard tanh's gradient, its values and its layout."""
+    expected = _clip(F.clip, x, gy, -1., 1.)[1]
+    actual = _clip(clip.clip, x, gy, -1., 1.)[1]
+    assert expected.strides == actual.strides
+    identical_bits(numpy.ascontiguousarray(expected),
+                   numpy.ascontiguousarray(actual))
+
+
 @pytest.mark.parametrize('x_order', [(0, 1, 2, 3), (0, 2, 3, 1),
                                      (0, 1, 3, 2)])
 @pytest.mark.parametrize('gy_order', [(0, 1, 2, 3), (0, 2, 3, 1)])
@@ -56,11 +65,7 @@ def test_the_gradient_is_laid_out_as_chainers(x_order, gy_order):
                   x_order)
     gy = _laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
                    gy_order)
-    expected = _clip(F.clip, x, gy, -1., 1.)[1]
-    actual = _clip(clip.clip, x, gy, -1., 1.)[1]
-    assert expected.strides == actual.strides
-    identical_bits(numpy.ascontiguousarray(expected),
-                   numpy.ascontiguousarray(actual))
+    _assert_the_gradient_is_chainers(x, gy)
 
 
 def test_a_broadcast_input_gives_the_gradient_chainers_layout():
@@ -71,11 +76,7 @@ def test_a_broadcast_input_gives_the_gradient_chainers_layout():
         rng.uniform(-2, 2, (2, 1, 4, 5)).astype(numpy.float32), (2, 3, 4, 5))
     gy = _laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
                    (0, 2, 3, 1))
-    expected = _clip(F.clip, x, gy, -1., 1.)[1]
-    actual = _clip(clip.clip, x, gy, -1., 1.)[1]
-    assert expected.strides == actual.strides
-    identical_bits(numpy.ascontiguousarray(expected),
-                   numpy.ascontiguousarray(actual))
+    _assert_the_gradient_is_chainers(x, gy)
 
 
 def test_a_second_order_gradient_is_chainers():
