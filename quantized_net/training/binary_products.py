@@ -23,12 +23,13 @@ import numpy
 
 from quantized_net import kernel_cache
 from quantized_net.packed import format as packed_format
-from quantized_net.packed.kernels import cpu_features
-from quantized_net.packed.kernels import hidden_layers
-from quantized_net.packed.kernels import layouts
 from quantized_net.quantization.float32_layout import MAGNITUDE_MASK, ONE_BITS
 
 numba = kernel_cache.numba  # None where numba does not import
+if numba is not None:  # the packed engine's kernels need it
+    from quantized_net.packed.kernels import cpu_features
+    from quantized_net.packed.kernels import hidden_layers
+    from quantized_net.packed.kernels import layouts
 
 #: Products of fewer multiply-adds are BLAS's: packing costs more than
 #: it saves.
