@@ -309,10 +309,24 @@ def kernel_inputs():
                      numpy.finfo(numpy.float32).max], numpy.float32)])
 
 
+#: The axes of a batch of images in memory, outermost first: as NumPy
+#: makes them, as a convolution leaves its output, and with rows and
+#: columns swapped (a layout no kernel follows).
+C_ORDER, CHANNELS_LAST, COLUMNS_FIRST = ((0, 1, 2, 3), (0, 2, 3, 1),
+                                         (0, 1, 3, 2))
+
+
+def laid_out(a, order):
+    """``a`` with the same values, its axes in memory in ``order``
+    (outermost first)."""
+    return numpy.ascontiguousarray(a.transpose(order)).transpose(
+        numpy.argsort(order))
+
+
 def identical_bits(a, b):
     """The same dtype, shape and bytes: NaNs of the same bits included."""
-    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape,
-                                                        b.dtype, b.shape)
+    assert a.dtype == b.dtype and a.shape == b.shape, (
+        a.dtype, a.shape, b.dtype, b.shape)
     numpy.testing.assert_array_equal(a.view(numpy.uint8), b.view(numpy.uint8))
 
 

@@ -7,7 +7,8 @@ from quantized_net.training import clip
 import chainer
 import chainer.functions as F
 
-from helpers import identical_bits  # noqa: E402
+from helpers import (  # noqa: E402
+    C_ORDER, CHANNELS_LAST, COLUMNS_FIRST, identical_bits, laid_out)
 
 pytest.importorskip('numba')
 
@@ -39,12 +40,6 @@ def test_output_and_gradient_are_chainers(dtype, bounds):
         identical_bits(e, a)
 
 
-def _laid_out(a, order):
-    """``a`` with the same values, its axes in memory in ``order``."""
-    return numpy.ascontiguousarray(a.transpose(order)).transpose(
-        numpy.argsort(order))
-
-
 def _assert_the_gradient_is_chainers(x, gy):
     """The hard tanh's gradient, its values and its layout."""
     expected = _clip(F.clip, x, gy, -1., 1.)[1]
@@ -54,17 +49,16 @@ def _assert_the_gradient_is_chainers(x, gy):
                    numpy.ascontiguousarray(actual))
 
 
-@pytest.mark.parametrize('x_order', [(0, 1, 2, 3), (0, 2, 3, 1),
-                                     (0, 1, 3, 2)])
-@pytest.mark.parametrize('gy_order', [(0, 1, 2, 3), (0, 2, 3, 1)])
+@pytest.mark.parametrize('x_order', [C_ORDER, CHANNELS_LAST, COLUMNS_FIRST])
+@pytest.mark.parametrize('gy_order', [C_ORDER, CHANNELS_LAST])
 def test_the_gradient_is_laid_out_as_chainers(x_order, gy_order):
     # NumPy lays out gy * cond as its operands where they agree, else in
     # C order; the sums that add the gradient later follow its layout.
     rng = numpy.random.RandomState(1)
-    x = _laid_out(rng.uniform(-2, 2, (3, 4, 5, 6)).astype(numpy.float32),
-                  x_order)
-    gy = _laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
-                   gy_order)
+    x = laid_out(rng.uniform(-2, 2, (3, 4, 5, 6)).astype(numpy.float32),
+                 x_order)
+    gy = laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
+                  gy_order)
     _assert_the_gradient_is_chainers(x, gy)
 
 
@@ -74,8 +68,8 @@ def test_a_broadcast_input_gives_the_gradient_chainers_layout():
     rng = numpy.random.RandomState(2)
     x = numpy.broadcast_to(
         rng.uniform(-2, 2, (2, 1, 4, 5)).astype(numpy.float32), (2, 3, 4, 5))
-    gy = _laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
-                   (0, 2, 3, 1))
+    gy = laid_out(rng.standard_normal(x.shape).astype(numpy.float32),
+                  CHANNELS_LAST)
     _assert_the_gradient_is_chainers(x, gy)
 
 

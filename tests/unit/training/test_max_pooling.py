@@ -9,7 +9,7 @@ from quantized_net.training import max_pooling
 import chainer
 import chainer.functions as F
 
-from helpers import identical_bits  # noqa: E402
+from helpers import CHANNELS_LAST, identical_bits, laid_out  # noqa: E402
 
 pytest.importorskip('numba')
 
@@ -40,8 +40,7 @@ def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
                    shape).astype(dtype)
     x.ravel()[::17] = numpy.nan
     if channels_last:  # as a convolution leaves its output
-        x = numpy.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(
-            0, 3, 1, 2)
+        x = laid_out(x, CHANNELS_LAST)
     options = dict(ksize=ksize, stride=stride, pad=pad, cover_all=cover_all)
     y = F.max_pooling_2d(x, **options).array
     gy = rng.standard_normal(y.shape).astype(dtype)
