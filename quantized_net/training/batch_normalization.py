@@ -146,22 +146,22 @@ if numba is not None:
         or more channels (a batch of vectors, or images laid out channels
         last): NumPy adds each channel's values one after another, so the
         sums run along the rows, as contiguous as ``x``."""
-        images, channels = x.shape
+        positions, channels = x.shape
         total = numpy.zeros(channels, numpy.float32)
-        for n in range(images):
+        for n in range(positions):
             for c in range(channels):
                 total[c] += x[n, c]
         for c in range(channels):
-            mean[c] = numpy.float32(total[c] / images)
+            mean[c] = numpy.float32(total[c] / positions)
             total[c] = 0
-        for n in range(images):
+        for n in range(positions):
             for c in range(channels):
                 d = x[n, c] - mean[c]
                 total[c] += d * d
         for c in range(channels):
-            var[c] = numpy.float32(total[c] / images)
+            var[c] = numpy.float32(total[c] / positions)
             inv_std[c] = numpy.float32(1) / numpy.sqrt(var[c] + eps)
-        for n in range(images):
+        for n in range(positions):
             for c in range(channels):
                 y[n, c] = ((x[n, c] - mean[c]) * inv_std[c]) * gamma[c] + \
                     beta[c]
@@ -171,15 +171,15 @@ if numba is not None:
                              ggamma, gbeta):
         """:func:`backward_kernel` of rows, as
         :func:`rows_forward_kernel`."""
-        images, channels = x.shape
+        positions, channels = x.shape
         gbeta[:] = 0
         ggamma[:] = 0
-        for n in range(images):
+        for n in range(positions):
             for c in range(channels):
                 gbeta[c] += gy[n, c]
                 ggamma[c] += gy[n, c] * ((x[n, c] - mean[c]) * inv_std[c])
         factor = gamma * inv_std
-        for n in range(images):
+        for n in range(positions):
             for c in range(channels):
                 x_hat = (x[n, c] - mean[c]) * inv_std[c]
                 gx[n, c] = factor[c] * (gy[n, c] - (
