@@ -48,6 +48,7 @@ if cpu_features.HAVE_NUMBA:
     from quantized_net.packed.kernels import hidden_layers
     from quantized_net.packed.kernels import network as cpu_network
     from quantized_net.packed.kernels import pixel_lanes
+    from quantized_net.packed.kernels import position_lanes
     from quantized_net.packed.kernels import tap_planes
     from quantized_net.packed.kernels import thresholds
 
@@ -57,8 +58,12 @@ ENGINES = ('packed', 'blas')
 #: A convolution across the filter lanes (:func:`filter_lanes.convolution`):
 #: its filters' words transposed, its planes' word offsets and its classes'
 #: limits, or for the first convolution its filters' int16 signs, its taps'
-#: offsets and its classes' bounds (:mod:`pixel_lanes`).
-Lanes = collections.namedtuple('Lanes', 'filters offsets limits')
+#: offsets and its classes' bounds (:mod:`pixel_lanes`); or, ``positions``
+#: true, across the output positions' lanes
+#: (:func:`position_lanes.convolution`): its filters' tables, its byte
+#: planes' offsets and its positions' limits.
+Lanes = collections.namedtuple('Lanes', 'filters offsets limits positions',
+                               defaults=(False,))
 
 
 def to_pixels(images, n_in):
@@ -443,19 +448,28 @@ class CpuEngine(Engine):
             self.first_blank = convolutions_cpu.blank_words(
                 self.first_limits, self.first_unpooled_flips)
         # Per convolution after the first: its filters, offsets and limits
-        # across the lanes (kernels.filter_lanes), or None in the scalar
-        # reference form; the tiles' weights only where they are None.
+        # across the positions' lanes (kernels.position_lanes) where they
+        # run, else across the filters' (kernels.filter_lanes), or None in
+        # the scalar reference form; the tiles' weights only where None.
         self.weights, self.limits, self.classes = [], [], []
         self.lanes = []
         for i, conv in enumerate(convolutions[1:], 1):
             classes, inside = borders.tap_classes(conv)
             limits = borders.class_limits(
                 network.weights[i], network.thresholds[i], conv, inside)
-            lanes = (Lanes(filter_lanes.transposed(tap_planes.filter_words(
-                network.weights[i], conv), conv.filters),
-                tap_planes.word_offsets(conv),
-                filter_lanes.lane_limits(limits))
-                if filter_lanes.runs(form) else None)
+            if position_lanes.runs(conv, form):
+                lanes = Lanes(
+                    position_lanes.filter_tables(network.weights[i], conv),
+                    position_lanes.tap_offsets(conv),
+                    position_lanes.position_limits(limits, classes, conv),
+                    positions=True)
+            elif filter_lanes.runs(form):
+                lanes = Lanes(filter_lanes.transposed(
+                    tap_planes.filter_words(network.weights[i], conv),
+                    conv.filters), tap_planes.word_offsets(conv),
+                    filter_lanes.lane_limits(limits))
+            else:
+                lanes = None
             self.lanes.append(lanes)
             self.weights.append(None if lanes else layouts.weights(
                 layouts.channels_last(network.weights[i], conv.in_shape[0],
@@ -487,10 +501,16 @@ class CpuEngine(Engine):
             # The lanes pool 2 x 2 as they count; other windows pool after.
             conv = convolutions[i]
             fused = 2 if conv.pool == 2 else 0
-            out = filter_lanes.convolution(
-                x, conv, lanes.filters, lanes.offsets, lanes.limits,
-                classes, self.flip_words[i] * numpy.uint64(
-                    not conv.pool or fused > 0), fused, kind)
+            flips = self.flip_words[i] * numpy.uint64(
+                not conv.pool or fused > 0)
+            if lanes.positions:
+                out = position_lanes.convolution(
+                    x, conv, lanes.filters, lanes.offsets, lanes.limits,
+                    flips, fused)
+            else:
+                out = filter_lanes.convolution(
+                    x, conv, lanes.filters, lanes.offsets, lanes.limits,
+                    classes, flips, fused, kind)
             if conv.pool and not fused:
                 out = convolutions_cpu.pooled(out, conv.pool,
                                               self.flip_words[i])
@@ -519,7 +539,9 @@ class CpuEngine(Engine):
 
             def layer(h):
                 if lanes:
-                    return across_lanes(tap_planes.planes(h, conv), i, lanes,
+                    planes = (position_lanes.byte_planes if lanes.positions
+                              else tap_planes.planes)
+                    return across_lanes(planes(h, conv), i, lanes,
                                         self.classes[i - 1],
                                         filter_lanes.BITS)
                 _, out_h, out_w = conv.conv_shape()

@@ -1,12 +1,14 @@
 """A ConvNet on the CPU in one compiled call, as :mod:`network` runs an
 MLP: the first convolution across integer lanes on the padded pixels
 (:mod:`pixel_lanes`), each later one across the filter lanes on its
-input's planes (:mod:`filter_lanes`, :mod:`tap_planes`), pooling 2 x 2 in
-the tiles, then the fully connected layers in the form's layout and the
+input's planes (:mod:`filter_lanes`, :mod:`tap_planes`) or across the
+positions' lanes on its byte planes (:mod:`position_lanes`), pooling 2 x 2,
+then the fully connected layers in the form's layout and the
 last layer's dot products (:class:`Dots`). A batch of one saves the calls
 from Python layer by layer, their allocations and their conversions.
 
-It runs the ConvNets whose every convolution runs across the lanes and
+It runs the ConvNets whose every convolution runs across the lanes, those
+after the first all across the filters' or all across the positions', and
 pools 2 x 2 or not at all (:func:`runs`); the others go layer by layer.
 """
 import numpy
@@ -15,7 +17,7 @@ from numba.extending import overload
 
 from quantized_net import kernel_cache
 from quantized_net.packed.format import WORD_BITS
-from quantized_net.packed.kernels import cpu_features
+from quantized_net.packed.kernels import cpu_features, position_lanes
 from quantized_net.packed.kernels.filter_lanes import (
     BITS, convolution_kernel)
 from quantized_net.packed.kernels.hidden_layers import dot_kernel
@@ -23,6 +25,8 @@ from quantized_net.packed.kernels.layouts import (
     PACKED_BATCH, layout_words, weight_rows)
 from quantized_net.packed.kernels.network import chained_layers
 from quantized_net.packed.kernels.pixel_lanes import padded_kernel, tile_kind
+from quantized_net.packed.kernels.position_lanes import (
+    byte_planes_kernel, convolution_kernel as position_kernel)
 from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
 from quantized_net.packed.kernels.thresholds import store_word
 
@@ -33,17 +37,20 @@ from quantized_net.packed.kernels.thresholds import store_word
 INPUT_BYTES = 8 * 2 ** 20
 
 
-def images_per_call(convolutions):
+def images_per_call(convolutions, positions=False):
     """How many images :class:`Dots` runs at once: as many as keep each
-    convolution's padded input (the pixels, or the planes) within
-    :data:`INPUT_BYTES`."""
+    convolution's padded input (the pixels, and the planes, or where
+    ``positions`` the byte planes) within :data:`INPUT_BYTES`."""
     first = convolutions[0]
     channels, height, width = first.in_shape
     per_image = [channels * (height + 2 * first.pad) * (width + 2 * first.pad)]
     for conv in convolutions[1:]:
         channels, height, width = conv.in_shape
-        per_image.append(8 * len(plane_runs(channels, conv.ksize)[0]) *
-                         (height + 2 * conv.pad) * (width + 2 * conv.pad))
+        per_image.append(
+            position_lanes.plane_count(channels) *
+            position_lanes.plane_bytes(conv) if positions else
+            8 * len(plane_runs(channels, conv.ksize)[0]) *
+            (height + 2 * conv.pad) * (width + 2 * conv.pad))
     return max(1, INPUT_BYTES // max(per_image))
 
 
@@ -51,6 +58,7 @@ def runs(convolutions, lanes):
     """Whether the ConvNet of ``convolutions``, whose layers across the
     lanes are ``lanes`` (None where a layer is not), runs in one call."""
     return (all(lane is not None for lane in lanes) and
+            len({lane.positions for lane in lanes[1:]}) <= 1 and
             all(conv.pool in (0, 2) for conv in convolutions))
 
 
@@ -77,6 +85,25 @@ def _convolutions_typed(h, lanes, shapes):
     # index: that case is its own specialization.
     if isinstance(lanes, types.BaseTuple) and not len(lanes):
         return lambda h, lanes, shapes: h
+    # Tables of filters (position_lanes) are 5-D, words of filters 2-D.
+    if lanes[0][0].ndim == 5:
+        def across_positions(h, lanes, shapes):
+            for i in range(len(lanes)):
+                (pad, row_width, conv_width, pool, n_planes, plane_bytes,
+                 flat, out_h, out_w, n_words) = shapes[i]
+                tables, offsets, limits, _, flips = lanes[i]
+                x = numpy.empty((h.shape[0], n_planes, plane_bytes),
+                                numpy.uint8)
+                byte_planes_kernel(h, pad, x)
+                h = numpy.empty((h.shape[0], out_h, out_w, n_words),
+                                numpy.uint64)
+                position_kernel(
+                    x, offsets, tables, limits, flips.view(numpy.uint32),
+                    row_width, conv_width, pool,
+                    numpy.empty((h.shape[0], len(tables), flat),
+                                numpy.uint32), h.view(numpy.uint32))
+            return h
+        return across_positions
 
     def chain(h, lanes, shapes):
         for i in range(len(lanes)):
@@ -159,9 +186,10 @@ class Dots:
 
     Args:
         convolutions: Its :class:`format.Convolution` list (:func:`runs`).
-        lanes: Each convolution's ``(filters, offsets, limits)``: the
-            first's for :mod:`pixel_lanes`, the others' for
-            :mod:`filter_lanes` (the engine's ``Lanes``).
+        lanes: Each convolution's ``(filters, offsets, limits,
+            positions)``: the first's for :mod:`pixel_lanes`, the others'
+            for :mod:`filter_lanes`, or :mod:`position_lanes` where
+            ``positions`` (the engine's ``Lanes``).
         classes: Each convolution's border class of each output position
             (:func:`borders.tap_classes`).
         flip_words: Each convolution's flips as output words.
@@ -182,22 +210,33 @@ class Dots:
         first_shape = tuple(first.in_shape) + (
             first.pad, first.stride, first.conv_shape()[2], first.pool,
             out_h, out_w, len(flip_words[0]))
+        positions = any(lane.positions for lane in lanes[1:])
         shapes = []
         for conv, words in zip(convolutions[1:], flip_words[1:]):
-            taps, down = plane_runs(conv.in_shape[0], conv.ksize)
             channels, height, width = conv.in_shape
             _, out_h, out_w = conv.out_shape()
+            if positions:
+                shapes.append((
+                    conv.pad, position_lanes.padded_width(conv),
+                    conv.conv_shape()[2], conv.pool,
+                    position_lanes.plane_count(channels),
+                    position_lanes.plane_bytes(conv),
+                    position_lanes.flat_positions(conv), out_h, out_w,
+                    len(words)))
+                continue
+            taps, down = plane_runs(channels, conv.ksize)
             shapes.append((channels, conv.pad, conv.stride,
                            conv.conv_shape()[2], conv.pool, taps, down,
                            height + 2 * conv.pad, len(taps),
                            width + 2 * conv.pad, out_h, out_w, len(words)))
         _, height, width = convolutions[-1].out_shape()
         dense_bits = height * width * len(flip_words[-1]) * WORD_BITS
-        arrays = [(filters, offsets, limits_of, classes_of, words)
-                  for (filters, offsets, limits_of), classes_of, words in
+        arrays = [(lane.filters, lane.offsets, lane.limits, classes_of,
+                   words)
+                  for lane, classes_of, words in
                   zip(lanes, classes, flip_words)]
         limits = tuple(numpy.atleast_2d(t) for t in limits)
-        self.step = images_per_call(convolutions)
+        self.step = images_per_call(convolutions, positions)
         self.call = CONVNETS[form]
         # The arguments after the pixels, for a batch that reads the
         # weights' packed bits (layouts.PACKED_BATCH images at most) and for

@@ -1,0 +1,352 @@
+"""A convolution on bits with its output positions across the vector
+lanes, counted by nibble lookups: the avx2 form's convolutions of stride 1.
+
+Without a vector popcount, counting ``x XOR w`` costs AVX2 a lookup of
+each nibble in a 16-entry table (``vpshufb``) and as much again around it:
+masks, shifts, xors and a horizontal sum, nine instructions for 256
+multiply-adds (:mod:`filter_lanes`). Here the XOR goes into the table
+instead. For filter ``f`` and one nibble ``n`` of its taps, the table
+``T_fn[i] = popcount(i XOR w_fn)`` is 16 bytes, and 32 output positions'
+nibbles ``n`` of their inputs, one a byte lane, index it: one ``vpshufb``
+and one byte add count 128 multiply-adds, and the positions' nibbles,
+split once, serve every filter.
+
+With stride 1, output position ``(y, x)`` reads tap ``(ky, kx)`` at
+``(y + ky, x + kx)`` of the padded input: in the input's *byte planes*
+(:func:`byte_planes`: each byte of the channels' bits a plane, its padded
+rows of ``width + 2 pad`` bytes one after the other), 32 positions in a
+row of that flattening ``y * (width + 2 pad) + x`` read 32 neighbouring
+bytes of each plane, the same offset from the first position for all
+(:func:`tap_offsets`). Positions past an output row's end (in the
+padding's columns) are counted and never read back. The border is 0
+bits, as in :mod:`tap_planes`, and the limits of each class of border
+correct for it (:mod:`borders`); channels past the last are 0 bits in
+the data and in the filters, and count nothing.
+
+A tile counts 64 positions (two vectors, each table loaded once for both)
+for 32 filters, in byte lanes widened to 16 bits every 31 taps' bytes
+(each byte counts at most 8), compares the counts with each position's
+limit (:func:`position_limits`) and stores a position's 32 bits as one
+uint32; pooling ORs them after.
+"""
+import numpy
+import numba
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from quantized_net import kernel_cache
+from quantized_net.packed.format import unpack_bits
+from quantized_net.packed.kernels import llvm_ir
+
+#: Positions a vector: its byte lanes.
+LANES = 32
+#: Vectors of positions a tile: each table looked up serves them all.
+VECTORS = 2
+#: Positions a tile.
+POSITIONS = LANES * VECTORS
+#: Filters a tile: the bits of a position's uint32 (an output word's half).
+TILE_FILTERS = 32
+#: Filters counted at once: 8 byte counters (4 filters, 2 vectors), 4
+#: nibble vectors and a table of the 16 vector registers.
+_PART = 4
+#: Taps' bytes counted in bytes before they are widened: 31 x 8 < 256.
+_BYTES_PER_WIDENING = 31
+#: A table: one byte an entry.
+TABLE_BYTES = 16
+
+_BYTES = ir.VectorType(llvm_ir.I8, LANES)
+_HALF = ir.VectorType(llvm_ir.I8, TABLE_BYTES)
+_COUNTS = ir.VectorType(llvm_ir.I16, LANES)
+_WORDS = ir.VectorType(llvm_ir.I32, LANES)
+
+
+def runs(conv, form):
+    """Whether convolution ``conv`` on bits runs across the positions'
+    lanes in ``form``: the avx2 form's, stride 1, its counts within
+    int16."""
+    channels = conv.in_shape[0]
+    return (form == 'avx2' and conv.stride == 1 and
+            conv.ksize ** 2 * plane_count(channels) * 8 < 2 ** 15)
+
+
+def plane_count(channels):
+    """The byte planes of ``channels`` channels: a byte of 8 each."""
+    return -(-channels // 8)
+
+
+def padded_width(conv):
+    """A row of a byte plane: the input's width with its padding."""
+    return conv.in_shape[2] + 2 * conv.pad
+
+
+def flat_positions(conv):
+    """The flattened output positions a convolution counts, whole tiles:
+    every padded row's, up to the last output row's end."""
+    _, conv_height, _ = conv.conv_shape()
+    return -(-conv_height * padded_width(conv) // POSITIONS) * POSITIONS
+
+
+def plane_bytes(conv):
+    """A byte plane's length: the padded rows, then zeros that the last
+    tile's taps read past them."""
+    k, width = conv.ksize, padded_width(conv)
+    rows = conv.in_shape[1] + 2 * conv.pad
+    length = max(rows * width,
+                 flat_positions(conv) + (k - 1) * (width + 1))
+    return -(-length // LANES) * LANES
+
+
+@kernel_cache.njit(parallel=True)
+def byte_planes_kernel(h, pad, out):
+    """:func:`byte_planes` into ``out`` (zeroed here)."""
+    images, height, width, _ = h.shape
+    _, n_planes, _ = out.shape
+    row = width + 2 * pad
+    for task in numba.prange(images * n_planes):
+        i = task // n_planes
+        p = task % n_planes
+        plane = out[i, p]
+        plane[:] = 0
+        word = p // 8
+        shift = numpy.uint64(8 * (p % 8))
+        for y in range(height):
+            at = (y + pad) * row + pad
+            for x in range(width):
+                plane[at + x] = numpy.uint8(
+                    (h[i, y, x, word] >> shift) & numpy.uint64(255))
+
+
+def byte_planes(h, conv):
+    """The packed activations ``h`` ``(images, height, width,
+    words(channels))`` as convolution ``conv``'s byte planes: ``uint8``
+    ``(images, planes, plane_bytes)``, plane ``p`` the bits ``8p`` to
+    ``8p + 7`` of every padded position, row after row."""
+    out = numpy.empty((len(h), plane_count(conv.in_shape[0]),
+                       plane_bytes(conv)), numpy.uint8)
+    if out.size:
+        kernel_cache.threads()  # byte_planes_kernel is parallel
+        byte_planes_kernel(numpy.ascontiguousarray(h), conv.pad, out)
+    return out
+
+
+def tap_offsets(conv):
+    """The byte offset of each tap's byte of each plane from an output
+    position's own in its image's planes, taps row by row, then planes:
+    int64 ``(ksize * ksize * planes,)``."""
+    k, width = conv.ksize, padded_width(conv)
+    planes = plane_count(conv.in_shape[0])
+    return numpy.array([p * plane_bytes(conv) + ky * width + kx
+                        for ky in range(k) for kx in range(k)
+                        for p in range(planes)], numpy.int64)
+
+
+def filter_tables(weights, conv):
+    """The lookup tables of the packed filters (the file's rows):
+    ``uint8`` ``(groups, bytes, 2, TILE_FILTERS, 16)``, for each group of
+    :data:`TILE_FILTERS` filters and each byte of :func:`tap_offsets`,
+    its low nibble's then its high nibble's tables, ``T[i] = popcount(i
+    XOR w)`` of each filter's nibble ``w``; 0 bits past the last channel
+    and past the last filter."""
+    channels, k = conv.in_shape[0], conv.ksize
+    n = len(weights)
+    planes = plane_count(channels)
+    bits = unpack_bits(weights, conv.taps()).reshape(n, channels, k * k)
+    laid = numpy.zeros((n, k * k, planes * 8), numpy.uint8)
+    laid[:, :, :channels] = bits.transpose(0, 2, 1)
+    nibbles = (laid.reshape(n, k * k * planes * 2, 4) <<
+               numpy.arange(4, dtype=numpy.uint8)).sum(axis=2,
+                                                       dtype=numpy.uint8)
+    counts = numpy.array([bin(i).count('1') for i in range(16)], numpy.uint8)
+    groups = -(-n // TILE_FILTERS)
+    padded = numpy.zeros((groups * TILE_FILTERS, nibbles.shape[1]),
+                         numpy.uint8)
+    padded[:n] = nibbles
+    tables = counts[padded[:, :, None] ^ numpy.arange(16, dtype=numpy.uint8)]
+    return numpy.ascontiguousarray(tables.reshape(
+        groups, TILE_FILTERS, k * k * planes, 2, TABLE_BYTES).transpose(
+            0, 2, 3, 1, 4))
+
+
+def position_limits(limits, classes, conv):
+    """Each flattened position's popcount bound by filter: int16
+    ``(groups, TILE_FILTERS, flat_positions(conv))`` from ``limits``
+    ``(n_classes, filters)`` and the class of each output position
+    ``classes`` (:func:`borders.tap_classes`); -1 (never passed) past the
+    last filter and at the positions past a row's end."""
+    limits = numpy.atleast_2d(limits)
+    filters = limits.shape[1]
+    groups = -(-filters // TILE_FILTERS)
+    _, conv_height, conv_width = conv.conv_shape()
+    out = numpy.full((groups * TILE_FILTERS, flat_positions(conv)), -1,
+                     numpy.int16)
+    flat = (numpy.arange(conv_height)[:, None] * padded_width(conv) +
+            numpy.arange(conv_width)).reshape(-1)
+    out[:filters, flat] = limits[classes].T
+    return out.reshape(groups, TILE_FILTERS, -1)
+
+
+def _tile_codegen(context, builder, signature, args):
+    x, offsets, n_bytes, tables, limits, limits_stride, out = args
+    i64 = llvm_ir.I64
+    low = ir.Constant(_BYTES, [15] * LANES)
+    four = ir.Constant(_BYTES, [4] * LANES)
+    twice = ir.Constant(ir.VectorType(llvm_ir.I32, LANES),
+                        list(range(TABLE_BYTES)) * 2)
+    step = 2 * TILE_FILTERS * TABLE_BYTES  # a byte's tables
+    fired = [ir.Constant(_WORDS, None)] * VECTORS
+    for part in range(TILE_FILTERS // _PART):
+        totals = [[cgutils.alloca_once_value(builder,
+                                             ir.Constant(_COUNTS, None))
+                   for _ in range(VECTORS)] for _ in range(_PART)]
+        runs_of = builder.udiv(
+            builder.add(n_bytes, ir.Constant(i64, _BYTES_PER_WIDENING - 1)),
+            ir.Constant(i64, _BYTES_PER_WIDENING))
+        with cgutils.for_range(builder, runs_of) as run:
+            first = builder.mul(run.index,
+                                ir.Constant(i64, _BYTES_PER_WIDENING))
+            last = builder.add(first, ir.Constant(i64, _BYTES_PER_WIDENING))
+            last = builder.select(builder.icmp_signed('<', last, n_bytes),
+                                  last, n_bytes)
+            counts = [[cgutils.alloca_once_value(builder,
+                                                 ir.Constant(_BYTES, None))
+                       for _ in range(VECTORS)] for _ in range(_PART)]
+            for row in counts:
+                for b in row:
+                    builder.store(ir.Constant(_BYTES, None), b)
+            with cgutils.for_range(builder, last, start=first) as loop:
+                q = loop.index
+                at = builder.add(x, llvm_ir.load(builder, llvm_ir.offset(
+                    builder, offsets, builder.mul(q, ir.Constant(i64, 8))),
+                    i64, 8))
+                data = [llvm_ir.load(builder, llvm_ir.offset(
+                    builder, at, LANES * v), _BYTES, 1)
+                    for v in range(VECTORS)]
+                nibbles = ([builder.and_(d, low) for d in data],
+                           [builder.and_(builder.lshr(d, four), low)
+                            for d in data])
+                table_at = llvm_ir.offset(
+                    builder, tables, builder.mul(q, ir.Constant(i64, step)),
+                    part * _PART * TABLE_BYTES)
+                for half, nibble in enumerate(nibbles):
+                    for f in range(_PART):
+                        table = llvm_ir.load(builder, llvm_ir.offset(
+                            builder, table_at,
+                            (half * TILE_FILTERS + f) * TABLE_BYTES),
+                            _HALF, 1)
+                        table = builder.shuffle_vector(table, table, twice)
+                        for v in range(VECTORS):
+                            looked = llvm_ir.call(
+                                builder, 'llvm.x86.avx2.pshuf.b', _BYTES,
+                                table, nibble[v])
+                            builder.store(builder.add(
+                                builder.load(counts[f][v]), looked),
+                                counts[f][v])
+            for f in range(_PART):
+                for v in range(VECTORS):
+                    builder.store(builder.add(
+                        builder.load(totals[f][v]),
+                        builder.zext(builder.load(counts[f][v]), _COUNTS)),
+                        totals[f][v])
+        for f in range(_PART):
+            unit = part * _PART + f
+            bounds_at = llvm_ir.offset(builder, limits, builder.mul(
+                limits_stride, ir.Constant(i64, unit)))
+            for v in range(VECTORS):
+                bound = llvm_ir.load(builder, llvm_ir.offset(
+                    builder, bounds_at, 2 * LANES * v), _COUNTS, 2)
+                passed = builder.icmp_signed(
+                    '<=', builder.load(totals[f][v]), bound)
+                fired[v] = builder.or_(fired[v], builder.select(
+                    passed, ir.Constant(_WORDS, [1 << unit] * LANES),
+                    ir.Constant(_WORDS, None)))
+    for v in range(VECTORS):
+        llvm_ir.store(builder, fired[v], llvm_ir.offset(
+            builder, out, 4 * LANES * v), 4)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def tile(typingctx, x, offsets, n_bytes, tables, limits, limits_stride,
+         out):
+    """``tile(x, offsets, n_bytes, tables, limits, limits_stride, out)``:
+    for the :data:`POSITIONS` flattened positions from the one at ``x`` and
+    :data:`TILE_FILTERS` filters, stores the uint32 of each position at
+    ``out + 4 p``, bit ``f`` set where ``count_pf <= limit_pf``. The
+    count is over the ``n_bytes`` bytes at ``x + offsets[q]`` (the int64s
+    at the address ``offsets``) of each lane, against the tables from
+    ``tables`` (a group's :func:`filter_tables`); ``limit_pf`` the int16
+    at ``limits + f * limits_stride + 2 p``."""
+    return types.void(*[types.int64] * 7), _tile_codegen
+
+
+@kernel_cache.njit(parallel=True)
+def convolution_kernel(x, offsets, tables, limits, flips, row_width,
+                       conv_width, pool, scratch, out):
+    """A convolution across the positions' lanes into ``out``'s ``uint32``
+    halves of words ``(images, out_h, out_w, 2 words)``, ``flips`` the
+    flip words' halves, ``scratch`` uint32 ``(images, groups,
+    flat_positions)`` for the unpooled bits: the tiles on the byte
+    planes ``x``, then each position's bits (each 2 x 2 window's OR where
+    ``pool`` is 2) XOR its flips."""
+    images = x.shape[0]
+    groups, n_bytes = tables.shape[0], tables.shape[1]
+    flat = scratch.shape[2]
+    tiles = flat // POSITIONS
+    # A group's tables stay in the caches over its tiles.
+    for task in numba.prange(images * groups * tiles):
+        i = task // (groups * tiles)
+        g = task // tiles % groups
+        at = task % tiles * POSITIONS
+        tile(x.ctypes.data + i * x.strides[0] + at, offsets.ctypes.data,
+             n_bytes, tables.ctypes.data + g * tables.strides[0],
+             limits.ctypes.data + g * limits.strides[0] +
+             at * limits.strides[2], limits.strides[1],
+             scratch.ctypes.data + i * scratch.strides[0] +
+             g * scratch.strides[1] + at * scratch.strides[2])
+    _, out_h, out_w, halves = out.shape
+    for task in numba.prange(images * out_h):
+        i = task // out_h
+        y = task % out_h
+        for x_at in range(out_w):
+            for g in range(groups):
+                if pool:
+                    top = (2 * y) * row_width + 2 * x_at
+                    bits = (scratch[i, g, top] | scratch[i, g, top + 1] |
+                            scratch[i, g, top + row_width] |
+                            scratch[i, g, top + row_width + 1])
+                else:
+                    bits = scratch[i, g, y * row_width + x_at]
+                out[i, y, x_at, g] = bits ^ flips[g]
+            # The halves past the last filter: no unit, 0 bits.
+            for g in range(groups, halves):
+                out[i, y, x_at, g] = flips[g]
+
+
+def convolution(x, conv, tables, offsets, limits, flips, pool):
+    """Convolution ``conv`` of stride 1 across the positions' lanes and,
+    where it pools 2 x 2, its pooling: ``uint64`` ``(images, out_h, out_w,
+    words(filters))``, as :func:`filter_lanes.convolution`.
+
+    Args:
+        x: Its input's byte planes (:func:`byte_planes`).
+        conv: The convolution (:class:`format.Convolution`).
+        tables: :func:`filter_tables`.
+        offsets: :func:`tap_offsets`.
+        limits: :func:`position_limits`.
+        flips: ``uint64`` ``(words(filters),)``: the flips as output words.
+        pool: 2 to pool 2 x 2 (whole windows), else 0.
+    """
+    _, conv_height, conv_width = conv.conv_shape()
+    out = numpy.empty((len(x), conv_height // (pool or 1),
+                       conv_width // (pool or 1), len(flips)), numpy.uint64)
+    if out.size:
+        scratch = numpy.empty((len(x), len(tables), flat_positions(conv)),
+                              numpy.uint32)
+        kernel_cache.threads()  # the kernel is parallel
+        convolution_kernel(x, offsets, tables, limits,
+                           flips.view(numpy.uint32), padded_width(conv),
+                           conv_width, pool, scratch,
+                           out.view(numpy.uint32))
+    return out
