@@ -431,15 +431,26 @@ class CpuEngine(Engine):
         self.flips = network.flips
         self.flip_words = [convolutions_cpu.flip_words(f)
                            for f in network.flips[:len(convolutions)]]
-        # The first convolution across integer lanes (kernels.pixel_lanes),
-        # or None where its sums are too wide or the form is the scalar
-        # reference: then its float32 kernel's filters and blank words,
-        # its outputs flipped after pooling, not before.
-        self.first_lanes = (Lanes(
-            pixel_lanes.filter_signs(network.weights[0], first, form),
-            pixel_lanes.tap_offsets(first, form),
-            pixel_lanes.bounds(self.first_limits, first.filters))
-            if pixel_lanes.runs(first, form) else None)
+        # The first convolution across the positions' lanes
+        # (kernels.position_lanes) where they run, else across integer
+        # lanes of filters (kernels.pixel_lanes), or None where its sums
+        # are too wide or the form is the scalar reference: then its
+        # float32 kernel's filters and blank words, its outputs flipped
+        # after pooling, not before.
+        if position_lanes.runs_pixels(first, form):
+            self.first_lanes = Lanes(
+                position_lanes.pixel_signs(network.weights[0], first),
+                position_lanes.pair_offsets(first),
+                position_lanes.pixel_limits(self.first_limits,
+                                            self.first_classes, first),
+                positions=True)
+        elif pixel_lanes.runs(first, form):
+            self.first_lanes = Lanes(
+                pixel_lanes.filter_signs(network.weights[0], first, form),
+                pixel_lanes.tap_offsets(first, form),
+                pixel_lanes.bounds(self.first_limits, first.filters))
+        else:
+            self.first_lanes = None
         if not self.first_lanes:
             self.first_filters = convolutions_cpu.first_filters(
                 network.weights[0], first)
@@ -506,7 +517,7 @@ class CpuEngine(Engine):
             if lanes.positions:
                 out = position_lanes.convolution(
                     x, conv, lanes.filters, lanes.offsets, lanes.limits,
-                    flips, fused)
+                    flips, fused, kind)
             else:
                 out = filter_lanes.convolution(
                     x, conv, lanes.filters, lanes.offsets, lanes.limits,
@@ -517,6 +528,11 @@ class CpuEngine(Engine):
             return out
 
         def pixels_layer(pixels):
+            if self.first_lanes and self.first_lanes.positions:
+                return across_lanes(
+                    position_lanes.pixel_planes(pixels, first), 0,
+                    self.first_lanes, self.first_classes,
+                    position_lanes.PIXELS)
             if self.first_lanes:
                 return across_lanes(pixel_lanes.padded(pixels, first), 0,
                                     self.first_lanes, self.first_classes,
@@ -543,6 +559,8 @@ class CpuEngine(Engine):
                               else tap_planes.planes)
                     return across_lanes(planes(h, conv), i, lanes,
                                         self.classes[i - 1],
+                                        position_lanes.BITS if
+                                        lanes.positions else
                                         filter_lanes.BITS)
                 _, out_h, out_w = conv.conv_shape()
                 out = hidden_layers.sign_layer(

@@ -1,6 +1,7 @@
 """A ConvNet on the CPU in one compiled call, as :mod:`network` runs an
 MLP: the first convolution across integer lanes on the padded pixels
-(:mod:`pixel_lanes`), each later one across the filter lanes on its
+(:mod:`pixel_lanes`) or across the positions' lanes on the pixels' planes
+(:mod:`position_lanes`), each later one across the filter lanes on its
 input's planes (:mod:`filter_lanes`, :mod:`tap_planes`) or across the
 positions' lanes on its byte planes (:mod:`position_lanes`), pooling 2 x 2,
 then the fully connected layers in the form's layout and the
@@ -26,7 +27,8 @@ from quantized_net.packed.kernels.layouts import (
 from quantized_net.packed.kernels.network import chained_layers
 from quantized_net.packed.kernels.pixel_lanes import padded_kernel, tile_kind
 from quantized_net.packed.kernels.position_lanes import (
-    byte_planes_kernel, convolution_kernel as position_kernel)
+    BITS as POSITION_BITS, PIXELS, byte_planes_kernel,
+    convolution_kernel as position_kernel, pixel_planes_kernel)
 from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
 from quantized_net.packed.kernels.thresholds import store_word
 
@@ -99,7 +101,7 @@ def _convolutions_typed(h, lanes, shapes):
                                 numpy.uint64)
                 position_kernel(
                     x, offsets, tables, limits, flips.view(numpy.uint32),
-                    row_width, conv_width, pool,
+                    row_width, conv_width, pool, POSITION_BITS,
                     numpy.empty((h.shape[0], len(tables), flat),
                                 numpy.uint32), h.view(numpy.uint32))
             return h
@@ -116,6 +118,40 @@ def _convolutions_typed(h, lanes, shapes):
                        (h.shape[0], out_h, out_w, n_words), BITS)
         return h
     return chain
+
+
+def _first(pixels, first_shape, first_lanes, first_kind):
+    """The first convolution's output words (compiled only)."""
+    raise NotImplementedError('compiled by numba only')
+
+
+@overload(_first)
+def _first_typed(pixels, first_shape, first_lanes, first_kind):
+    # Signs in pairs across the positions (position_lanes) are 4-D.
+    if first_lanes[0].ndim == 4:
+        def across_positions(pixels, first_shape, first_lanes, first_kind):
+            (channels, height, width, pad, row_width, conv_width, pool,
+             plane_bytes, flat, out_h, out_w, n_words) = first_shape
+            signs, offsets, limits, _, flips = first_lanes
+            m = pixels.shape[0]
+            x = numpy.empty((m, channels, plane_bytes, 2), numpy.uint8)
+            pixel_planes_kernel(pixels, channels, height, width, pad, x)
+            out = numpy.empty((m, out_h, out_w, n_words), numpy.uint64)
+            position_kernel(
+                x, offsets, signs, limits, flips.view(numpy.uint32),
+                row_width, conv_width, pool, PIXELS,
+                numpy.empty((m, len(signs), flat), numpy.uint32),
+                out.view(numpy.uint32))
+            return out
+        return across_positions
+
+    def across_filters(pixels, first_shape, first_lanes, first_kind):
+        (channels, height, width, pad, stride, conv_width, pool, out_h,
+         out_w, n_words) = first_shape
+        x = padded_kernel(pixels, channels, height, width, pad)
+        return _lanes(x, first_lanes, stride, conv_width, pool,
+                      (pixels.shape[0], out_h, out_w, n_words), first_kind)
+    return across_filters
 
 
 @kernel_cache.njit
@@ -146,11 +182,7 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
     ``k`` inputs; ``form`` and the first convolution's ``first_kind`` of
     tile (:func:`pixel_lanes.tile_kind`) literals."""
     m = pixels.shape[0]
-    (channels, height, width, pad, stride, conv_width, pool, out_h, out_w,
-     n_words) = first_shape
-    x = padded_kernel(pixels, channels, height, width, pad)
-    h = _lanes(x, first_lanes, stride, conv_width, pool,
-               (m, out_h, out_w, n_words), first_kind)
+    h = _first(pixels, first_shape, first_lanes, first_kind)
     h = _convolutions(h, lanes, shapes)
     h = _laid_out(h.reshape(m, -1), dense_width, form == 'avx2')
     h = chained_layers(h, weights, limits, flips, widths, threads, form)
@@ -207,9 +239,13 @@ class Dots:
                  limits, flips, k, n_out, form):
         first = convolutions[0]
         _, out_h, out_w = first.out_shape()
-        first_shape = tuple(first.in_shape) + (
-            first.pad, first.stride, first.conv_shape()[2], first.pool,
-            out_h, out_w, len(flip_words[0]))
+        first_shape = tuple(first.in_shape) + ((
+            first.pad, position_lanes.padded_width(first),
+            first.conv_shape()[2], first.pool,
+            position_lanes.plane_bytes(first),
+            position_lanes.flat_positions(first)) if lanes[0].positions
+            else (first.pad, first.stride, first.conv_shape()[2],
+                  first.pool)) + (out_h, out_w, len(flip_words[0]))
         positions = any(lane.positions for lane in lanes[1:])
         shapes = []
         for conv, words in zip(convolutions[1:], flip_words[1:]):

@@ -23,8 +23,8 @@ bits, as in :mod:`tap_planes`, and the limits of each class of border
 correct for it (:mod:`borders`); channels past the last are 0 bits in
 the data and in the filters, and count nothing.
 
-A tile counts 64 positions (two vectors, each table loaded once for both)
-for 32 filters, in byte lanes widened to 16 bits every 31 taps' bytes
+A tile counts 64 positions (two vectors, each table loaded once for both;
+the last of a layer one vector where that covers it) for 32 filters, in byte lanes widened to 16 bits every 31 taps' bytes
 (each byte counts at most 8), compares the counts with each position's
 limit (:func:`position_limits`) and stores a position's 32 bits as one
 uint32; pooling ORs them after.
@@ -38,7 +38,7 @@ from numba.extending import intrinsic
 
 from quantized_net import kernel_cache
 from quantized_net.packed.format import unpack_bits
-from quantized_net.packed.kernels import llvm_ir
+from quantized_net.packed.kernels import llvm_ir, pixel_lanes
 
 #: Positions a vector: its byte lanes.
 LANES = 32
@@ -48,17 +48,21 @@ VECTORS = 2
 POSITIONS = LANES * VECTORS
 #: Filters a tile: the bits of a position's uint32 (an output word's half).
 TILE_FILTERS = 32
-#: Filters counted at once: 8 byte counters (4 filters, 2 vectors), 4
-#: nibble vectors and a table of the 16 vector registers.
-_PART = 4
+#: Byte counters a tile keeps: with the nibble vectors and a table, the 16
+#: vector registers of AVX2.
+_COUNTERS = 8
 #: Taps' bytes counted in bytes before they are widened: 31 x 8 < 256.
 _BYTES_PER_WIDENING = 31
 #: A table: one byte an entry.
 TABLE_BYTES = 16
+#: The kinds of tile: on bits (:func:`filter_tables`), on pixels
+#: (:func:`pixel_signs`).
+BITS, PIXELS = 0, 1
 
 _BYTES = ir.VectorType(llvm_ir.I8, LANES)
 _HALF = ir.VectorType(llvm_ir.I8, TABLE_BYTES)
 _COUNTS = ir.VectorType(llvm_ir.I16, LANES)
+_SUMS = ir.VectorType(llvm_ir.I16, LANES // 2)
 _WORDS = ir.VectorType(llvm_ir.I32, LANES)
 
 
@@ -82,10 +86,10 @@ def padded_width(conv):
 
 
 def flat_positions(conv):
-    """The flattened output positions a convolution counts, whole tiles:
+    """The flattened output positions a convolution counts, whole vectors:
     every padded row's, up to the last output row's end."""
     _, conv_height, _ = conv.conv_shape()
-    return -(-conv_height * padded_width(conv) // POSITIONS) * POSITIONS
+    return -(-conv_height * padded_width(conv) // LANES) * LANES
 
 
 def plane_bytes(conv):
@@ -93,8 +97,9 @@ def plane_bytes(conv):
     tile's taps read past them."""
     k, width = conv.ksize, padded_width(conv)
     rows = conv.in_shape[1] + 2 * conv.pad
+    # A pair of pixels reads one byte past its first tap.
     length = max(rows * width,
-                 flat_positions(conv) + (k - 1) * (width + 1))
+                 flat_positions(conv) + (k - 1) * (width + 1) + 1)
     return -(-length // LANES) * LANES
 
 
@@ -169,17 +174,88 @@ def filter_tables(weights, conv):
             0, 2, 3, 1, 4))
 
 
-def position_limits(limits, classes, conv):
-    """Each flattened position's popcount bound by filter: int16
-    ``(groups, TILE_FILTERS, flat_positions(conv))`` from ``limits``
-    ``(n_classes, filters)`` and the class of each output position
-    ``classes`` (:func:`borders.tap_classes`); -1 (never passed) past the
-    last filter and at the positions past a row's end."""
+def runs_pixels(conv, form):
+    """Whether first convolution ``conv``, on pixels, runs across the
+    positions' lanes in ``form``: the avx2 form's, stride 1, its sums
+    within int16 (:data:`pixel_lanes.MAX_TAPS`)."""
+    return (form == 'avx2' and conv.stride == 1 and
+            conv.taps() <= pixel_lanes.MAX_TAPS)
+
+
+def _pairs(conv):
+    """A filter row's taps in pairs, the last one alone where ``ksize`` is
+    odd: ``(channel, row, first column)`` each, in the file's order."""
+    k = conv.ksize
+    return [(c, ky, kx) for c in range(conv.in_shape[0])
+            for ky in range(k) for kx in range(0, k, 2)]
+
+
+def pair_offsets(conv):
+    """The byte offset of each pair of taps (:func:`_pairs`) from an
+    output position's own in its image's pixel planes: int64 ``(pairs,)``."""
+    width = padded_width(conv)
+    return 2 * numpy.array([c * plane_bytes(conv) + ky * width + kx
+                            for c, ky, kx in _pairs(conv)], numpy.int64)
+
+
+def pixel_signs(weights, conv):
+    """The packed filters (the file's rows) as pairs of int8 +-1 signs:
+    ``(groups, pairs, TILE_FILTERS, 2)``, 0 past a filter row's last tap
+    and past the last filter."""
+    k, n = conv.ksize, conv.filters
+    signs = (unpack_bits(weights, conv.taps()).astype(numpy.int8) * 2 -
+             1).reshape(n, -1, k, k)
+    pairs = _pairs(conv)
+    groups = -(-n // TILE_FILTERS)
+    out = numpy.zeros((len(pairs), groups * TILE_FILTERS, 2), numpy.int8)
+    for q, (c, ky, kx) in enumerate(pairs):
+        run = signs[:, c, ky, kx:kx + 2]
+        out[q, :n, :run.shape[1]] = run
+    return numpy.ascontiguousarray(out.reshape(
+        len(pairs), groups, TILE_FILTERS, 2).transpose(1, 0, 2, 3))
+
+
+@kernel_cache.njit
+def pixel_planes_kernel(pixels, channels, height, width, pad, out):
+    """:func:`pixel_planes` into ``out`` (zeroed here)."""
+    row = width + 2 * pad
+    out[:] = 0
+    for i in range(pixels.shape[0]):
+        for c in range(channels):
+            for y in range(height):
+                at = (c * height + y) * width
+                start = (y + pad) * row + pad
+                for x in range(width):
+                    out[i, c, start + x, 0] = pixels[i, at + x]
+                    out[i, c, start + x - 1, 1] = pixels[i, at + x]
+
+
+def pixel_planes(pixels, conv):
+    """The ``uint8`` pixels ``(images, channels * height * width)`` as
+    first convolution ``conv``'s planes: ``(images, channels,
+    plane_bytes, 2)``, each channel's padded rows, blank (0) borders, each
+    position's pixel beside its right neighbour's, so that one load reads
+    16 positions' pairs of taps."""
+    channels, height, width = conv.in_shape
+    out = numpy.empty((len(pixels), channels, plane_bytes(conv), 2),
+                      numpy.uint8)
+    pixel_planes_kernel(numpy.ascontiguousarray(pixels), channels, height,
+                        width, conv.pad, out)
+    return out
+
+
+def position_limits(limits, classes, conv, never=-1):
+    """Each flattened position's bound by filter: int16 ``(groups,
+    TILE_FILTERS, flat_positions(conv))`` from ``limits`` ``(n_classes,
+    filters)`` and the class of each output position ``classes``
+    (:func:`borders.tap_classes`); ``never`` past the last filter and at
+    the positions past a row's end: -1 for counts of bits, which never
+    pass it, or int16's largest for :func:`pixel_lanes.bounds`."""
     limits = numpy.atleast_2d(limits)
     filters = limits.shape[1]
     groups = -(-filters // TILE_FILTERS)
     _, conv_height, conv_width = conv.conv_shape()
-    out = numpy.full((groups * TILE_FILTERS, flat_positions(conv)), -1,
+    out = numpy.full((groups * TILE_FILTERS, flat_positions(conv)), never,
                      numpy.int16)
     flat = (numpy.arange(conv_height)[:, None] * padded_width(conv) +
             numpy.arange(conv_width)).reshape(-1)
@@ -187,19 +263,29 @@ def position_limits(limits, classes, conv):
     return out.reshape(groups, TILE_FILTERS, -1)
 
 
-def _tile_codegen(context, builder, signature, args):
+def pixel_limits(limits, classes, conv):
+    """:func:`position_limits` of first convolution ``conv``'s bounds on
+    its sums (:func:`pixel_lanes.bounds` of :func:`convolutions.
+    first_limits`' ``limits``)."""
+    return position_limits(
+        pixel_lanes.bounds(limits, conv.filters)[:, :conv.filters], classes,
+        conv, never=numpy.iinfo(numpy.int16).max)
+
+
+def _tile_codegen(context, builder, vectors, args):
     x, offsets, n_bytes, tables, limits, limits_stride, out = args
+    part_filters = _COUNTERS // vectors
     i64 = llvm_ir.I64
     low = ir.Constant(_BYTES, [15] * LANES)
     four = ir.Constant(_BYTES, [4] * LANES)
     twice = ir.Constant(ir.VectorType(llvm_ir.I32, LANES),
                         list(range(TABLE_BYTES)) * 2)
     step = 2 * TILE_FILTERS * TABLE_BYTES  # a byte's tables
-    fired = [ir.Constant(_WORDS, None)] * VECTORS
-    for part in range(TILE_FILTERS // _PART):
+    fired = [ir.Constant(_WORDS, None)] * vectors
+    for part in range(TILE_FILTERS // part_filters):
         totals = [[cgutils.alloca_once_value(builder,
                                              ir.Constant(_COUNTS, None))
-                   for _ in range(VECTORS)] for _ in range(_PART)]
+                   for _ in range(vectors)] for _ in range(part_filters)]
         runs_of = builder.udiv(
             builder.add(n_bytes, ir.Constant(i64, _BYTES_PER_WIDENING - 1)),
             ir.Constant(i64, _BYTES_PER_WIDENING))
@@ -211,7 +297,7 @@ def _tile_codegen(context, builder, signature, args):
                                   last, n_bytes)
             counts = [[cgutils.alloca_once_value(builder,
                                                  ir.Constant(_BYTES, None))
-                       for _ in range(VECTORS)] for _ in range(_PART)]
+                       for _ in range(vectors)] for _ in range(part_filters)]
             for row in counts:
                 for b in row:
                     builder.store(ir.Constant(_BYTES, None), b)
@@ -222,68 +308,142 @@ def _tile_codegen(context, builder, signature, args):
                     i64, 8))
                 data = [llvm_ir.load(builder, llvm_ir.offset(
                     builder, at, LANES * v), _BYTES, 1)
-                    for v in range(VECTORS)]
+                    for v in range(vectors)]
                 nibbles = ([builder.and_(d, low) for d in data],
                            [builder.and_(builder.lshr(d, four), low)
                             for d in data])
                 table_at = llvm_ir.offset(
                     builder, tables, builder.mul(q, ir.Constant(i64, step)),
-                    part * _PART * TABLE_BYTES)
+                    part * part_filters * TABLE_BYTES)
                 for half, nibble in enumerate(nibbles):
-                    for f in range(_PART):
+                    for f in range(part_filters):
                         table = llvm_ir.load(builder, llvm_ir.offset(
                             builder, table_at,
                             (half * TILE_FILTERS + f) * TABLE_BYTES),
                             _HALF, 1)
                         table = builder.shuffle_vector(table, table, twice)
-                        for v in range(VECTORS):
+                        for v in range(vectors):
                             looked = llvm_ir.call(
                                 builder, 'llvm.x86.avx2.pshuf.b', _BYTES,
                                 table, nibble[v])
                             builder.store(builder.add(
                                 builder.load(counts[f][v]), looked),
                                 counts[f][v])
-            for f in range(_PART):
-                for v in range(VECTORS):
+            for f in range(part_filters):
+                for v in range(vectors):
                     builder.store(builder.add(
                         builder.load(totals[f][v]),
                         builder.zext(builder.load(counts[f][v]), _COUNTS)),
                         totals[f][v])
-        for f in range(_PART):
-            unit = part * _PART + f
-            bounds_at = llvm_ir.offset(builder, limits, builder.mul(
-                limits_stride, ir.Constant(i64, unit)))
-            for v in range(VECTORS):
-                bound = llvm_ir.load(builder, llvm_ir.offset(
-                    builder, bounds_at, 2 * LANES * v), _COUNTS, 2)
-                passed = builder.icmp_signed(
-                    '<=', builder.load(totals[f][v]), bound)
-                fired[v] = builder.or_(fired[v], builder.select(
-                    passed, ir.Constant(_WORDS, [1 << unit] * LANES),
-                    ir.Constant(_WORDS, None)))
-    for v in range(VECTORS):
-        llvm_ir.store(builder, fired[v], llvm_ir.offset(
-            builder, out, 4 * LANES * v), 4)
+        fired = _fired(builder, fired, [[builder.load(t) for t in row]
+                                        for row in totals],
+                       part * part_filters, limits, limits_stride, '<=')
+    _store(builder, fired, out)
     return context.get_dummy_value()
 
 
+def _fired(builder, fired, totals, first, limits, limits_stride, test):
+    """``fired`` (a position's uint32 a lane, a vector of them each
+    vector of positions) with bit ``first + f`` set where ``totals[f][v]
+    test limit`` (int16 lanes, ``test`` an icmp: '<=', '>=')."""
+    fired = list(fired)
+    for f, vectors in enumerate(totals):
+        unit = first + f
+        bounds_at = llvm_ir.offset(builder, limits, builder.mul(
+            limits_stride, ir.Constant(llvm_ir.I64, unit)))
+        for v, total in enumerate(vectors):
+            bound = llvm_ir.load(builder, llvm_ir.offset(
+                builder, bounds_at, 2 * LANES * v), _COUNTS, 2)
+            passed = builder.icmp_signed(test, total, bound)
+            fired[v] = builder.or_(fired[v], builder.select(
+                passed, ir.Constant(_WORDS, [1 << unit] * LANES),
+                ir.Constant(_WORDS, None)))
+    return fired
+
+
+def _store(builder, fired, out):
+    for v, words in enumerate(fired):
+        llvm_ir.store(builder, words, llvm_ir.offset(
+            builder, out, 4 * LANES * v), 4)
+
+
+def _pixel_codegen(context, builder, vectors, args):
+    x, offsets, n_pairs, signs, limits, limits_stride, out = args
+    part_filters = _COUNTERS // (2 * vectors)
+    i64 = llvm_ir.I64
+    whole = ir.Constant(ir.VectorType(llvm_ir.I32, LANES), list(range(LANES)))
+    fired = [ir.Constant(_WORDS, None)] * vectors
+    for part in range(TILE_FILTERS // part_filters):
+        sums = [[[cgutils.alloca_once_value(builder, ir.Constant(_SUMS, None))
+                  for _ in range(2)] for _ in range(vectors)]
+                for _ in range(part_filters)]
+        with cgutils.for_range(builder, n_pairs) as loop:
+            q = loop.index
+            at = builder.add(x, llvm_ir.load(builder, llvm_ir.offset(
+                builder, offsets, builder.mul(q, ir.Constant(i64, 8))),
+                i64, 8))
+            # 16 positions' pairs of pixels a load (pixel_planes).
+            pairs = [[llvm_ir.load(builder, llvm_ir.offset(
+                builder, at, 2 * LANES * v + LANES * h), _BYTES, 1)
+                for h in range(2)] for v in range(vectors)]
+            signs_at = llvm_ir.offset(
+                builder, signs, builder.mul(q, ir.Constant(
+                    i64, 2 * TILE_FILTERS)), 2 * part * part_filters)
+            for f in range(part_filters):
+                pair = builder.bitcast(llvm_ir.splat(builder, llvm_ir.load(
+                    builder, llvm_ir.offset(builder, signs_at, 2 * f),
+                    llvm_ir.I16, 1), _SUMS), _BYTES)
+                for v in range(vectors):
+                    for h in range(2):
+                        builder.store(builder.add(
+                            builder.load(sums[f][v][h]), llvm_ir.call(
+                                builder, 'llvm.x86.avx2.pmadd.ub.sw', _SUMS,
+                                pairs[v][h], pair)), sums[f][v][h])
+        totals = [[builder.shuffle_vector(builder.load(low), builder.load(high),
+                                          whole)
+                   for low, high in row] for row in sums]
+        fired = _fired(builder, fired, totals, part * part_filters, limits,
+                       limits_stride, '>=')
+    _store(builder, fired, out)
+    return context.get_dummy_value()
+
+
+_CODEGENS = {BITS: _tile_codegen, PIXELS: _pixel_codegen}
+
+
 @intrinsic
-def tile(typingctx, x, offsets, n_bytes, tables, limits, limits_stride,
-         out):
-    """``tile(x, offsets, n_bytes, tables, limits, limits_stride, out)``:
-    for the :data:`POSITIONS` flattened positions from the one at ``x`` and
-    :data:`TILE_FILTERS` filters, stores the uint32 of each position at
-    ``out + 4 p``, bit ``f`` set where ``count_pf <= limit_pf``. The
-    count is over the ``n_bytes`` bytes at ``x + offsets[q]`` (the int64s
-    at the address ``offsets``) of each lane, against the tables from
-    ``tables`` (a group's :func:`filter_tables`); ``limit_pf`` the int16
-    at ``limits + f * limits_stride + 2 p``."""
-    return types.void(*[types.int64] * 7), _tile_codegen
+def tile(typingctx, kind, vectors, x, offsets, steps, tables, limits,
+         limits_stride, out):
+    """``tile(kind, vectors, x, offsets, steps, tables, limits,
+    limits_stride, out)``: for the ``vectors * LANES`` flattened positions
+    from the one at ``x`` and :data:`TILE_FILTERS` filters, stores the
+    uint32 of each position at ``out + 4 p``, bit ``f`` set where its
+    test passes against the int16 ``limit_pf`` at ``limits + f *
+    limits_stride + 2 p``; ``kind`` and ``vectors`` literals (1 or
+    :data:`VECTORS`). The :data:`BITS` tile tests ``count_pf <=
+    limit_pf``, the count over the ``steps`` bytes at ``x + offsets[q]``
+    (the int64s at the address ``offsets``) of each lane against the
+    tables from ``tables`` (a group's :func:`filter_tables`); the
+    :data:`PIXELS` tile ``S_pf >= limit_pf``, ``S`` the sum over the
+    ``steps`` pairs of pixels at ``x + offsets[q]`` of each lane times
+    their signs from ``tables`` (a group's :func:`pixel_signs`)."""
+    for literal, values in ((kind, _CODEGENS), (vectors, (1, VECTORS))):
+        if not (isinstance(literal, types.IntegerLiteral)
+                and literal.literal_value in values):
+            raise numba.core.errors.TypingError(
+                'kind and vectors must be literals of {} and {}'.format(
+                    tuple(_CODEGENS), (1, VECTORS)))
+    codegen = _CODEGENS[kind.literal_value]
+    count = vectors.literal_value
+
+    def generate(context, builder, signature, args):
+        return codegen(context, builder, count, args[2:])
+    return types.void(kind, vectors, *[types.int64] * 7), generate
 
 
 @kernel_cache.njit(parallel=True)
 def convolution_kernel(x, offsets, tables, limits, flips, row_width,
-                       conv_width, pool, scratch, out):
+                       conv_width, pool, kind, scratch, out):
     """A convolution across the positions' lanes into ``out``'s ``uint32``
     halves of words ``(images, out_h, out_w, 2 words)``, ``flips`` the
     flip words' halves, ``scratch`` uint32 ``(images, groups,
@@ -291,52 +451,87 @@ def convolution_kernel(x, offsets, tables, limits, flips, row_width,
     planes ``x``, then each position's bits (each 2 x 2 window's OR where
     ``pool`` is 2) XOR its flips."""
     images = x.shape[0]
-    groups, n_bytes = tables.shape[0], tables.shape[1]
+    groups, steps = tables.shape[0], tables.shape[1]
     flat = scratch.shape[2]
-    tiles = flat // POSITIONS
+    tiles = -(-flat // POSITIONS)
     # A group's tables stay in the caches over its tiles.
     for task in numba.prange(images * groups * tiles):
         i = task // (groups * tiles)
         g = task // tiles % groups
         at = task % tiles * POSITIONS
-        tile(x.ctypes.data + i * x.strides[0] + at, offsets.ctypes.data,
-             n_bytes, tables.ctypes.data + g * tables.strides[0],
-             limits.ctypes.data + g * limits.strides[0] +
-             at * limits.strides[2], limits.strides[1],
-             scratch.ctypes.data + i * scratch.strides[0] +
-             g * scratch.strides[1] + at * scratch.strides[2])
+        x_at = x.ctypes.data + i * x.strides[0] + at * x.strides[2]
+        tables_at = tables.ctypes.data + g * tables.strides[0]
+        limits_at = (limits.ctypes.data + g * limits.strides[0] +
+                     at * limits.strides[2])
+        out_at = (scratch.ctypes.data + i * scratch.strides[0] +
+                  g * scratch.strides[1] + at * scratch.strides[2])
+        # The last tile of a row of whole vectors may be one vector.
+        if at + POSITIONS <= flat:
+            tile(kind, VECTORS, x_at, offsets.ctypes.data, steps, tables_at,
+                 limits_at, limits.strides[1], out_at)
+        else:
+            tile(kind, 1, x_at, offsets.ctypes.data, steps, tables_at,
+                 limits_at, limits.strides[1], out_at)
     _, out_h, out_w, halves = out.shape
+    # A row of outputs a group at a time, with no branch inside: a loop
+    # over positions that tests the pooling costs 9 times as much.
     for task in numba.prange(images * out_h):
         i = task // out_h
         y = task % out_h
-        for x_at in range(out_w):
-            for g in range(groups):
-                if pool:
-                    top = (2 * y) * row_width + 2 * x_at
-                    bits = (scratch[i, g, top] | scratch[i, g, top + 1] |
-                            scratch[i, g, top + row_width] |
-                            scratch[i, g, top + row_width + 1])
-                else:
-                    bits = scratch[i, g, y * row_width + x_at]
-                out[i, y, x_at, g] = bits ^ flips[g]
-            # The halves past the last filter: no unit, 0 bits.
-            for g in range(groups, halves):
-                out[i, y, x_at, g] = flips[g]
+        for g in range(groups):
+            flip = flips[g]
+            if pool:
+                top = scratch[i, g, 2 * y * row_width:]
+                below = top[row_width:]
+                for x_at in range(out_w):
+                    out[i, y, x_at, g] = (
+                        top[2 * x_at] | top[2 * x_at + 1] |
+                        below[2 * x_at] | below[2 * x_at + 1]) ^ flip
+            else:
+                row = scratch[i, g, y * row_width:]
+                for x_at in range(out_w):
+                    out[i, y, x_at, g] = row[x_at] ^ flip
+        # The halves past the last filter: no unit, 0 bits.
+        for g in range(groups, halves):
+            flip = flips[g]
+            for x_at in range(out_w):
+                out[i, y, x_at, g] = flip
 
 
-def convolution(x, conv, tables, offsets, limits, flips, pool):
+def _convolution_of(kind):
+    # The kernel with its kind a constant, a literal to tile (numba caches
+    # a closure under the values of its cells).
+    @kernel_cache.njit
+    def kernel(x, offsets, tables, limits, flips, row_width, conv_width,
+               pool, scratch, out):
+        convolution_kernel(x, offsets, tables, limits, flips, row_width,
+                           conv_width, pool, kind, scratch, out)
+    return kernel
+
+
+#: ``CONVOLUTIONS[kind](x, offsets, tables, limits, flips, row_width,
+#: conv_width, pool, scratch, out)``: :func:`convolution_kernel` of
+#: ``kind``.
+CONVOLUTIONS = {kind: _convolution_of(kind) for kind in _CODEGENS}
+
+
+def convolution(x, conv, tables, offsets, limits, flips, pool, kind=BITS):
     """Convolution ``conv`` of stride 1 across the positions' lanes and,
     where it pools 2 x 2, its pooling: ``uint64`` ``(images, out_h, out_w,
     words(filters))``, as :func:`filter_lanes.convolution`.
 
     Args:
-        x: Its input's byte planes (:func:`byte_planes`).
+        x: Its input's byte planes (:func:`byte_planes`), or for
+            :data:`PIXELS` its pixels' (:func:`pixel_planes`).
         conv: The convolution (:class:`format.Convolution`).
-        tables: :func:`filter_tables`.
-        offsets: :func:`tap_offsets`.
-        limits: :func:`position_limits`.
+        tables: :func:`filter_tables`, or :func:`pixel_signs`.
+        offsets: :func:`tap_offsets`, or :func:`pair_offsets`.
+        limits: :func:`position_limits` of the classes' popcount limits,
+            or of their bounds on the pixels' sums
+            (:func:`pixel_lanes.bounds`).
         flips: ``uint64`` ``(words(filters),)``: the flips as output words.
         pool: 2 to pool 2 x 2 (whole windows), else 0.
+        kind: :data:`BITS`, or :data:`PIXELS`.
     """
     _, conv_height, conv_width = conv.conv_shape()
     out = numpy.empty((len(x), conv_height // (pool or 1),
@@ -345,7 +540,7 @@ def convolution(x, conv, tables, offsets, limits, flips, pool):
         scratch = numpy.empty((len(x), len(tables), flat_positions(conv)),
                               numpy.uint32)
         kernel_cache.threads()  # the kernel is parallel
-        convolution_kernel(x, offsets, tables, limits,
+        CONVOLUTIONS[kind](x, offsets, tables, limits,
                            flips.view(numpy.uint32), padded_width(conv),
                            conv_width, pool, scratch,
                            out.view(numpy.uint32))

@@ -1,10 +1,12 @@
-"""position_lanes.py: a convolution of stride 1 on bits, its output
-positions across the lanes, counted by nibble lookups in tables of the
-filters, against a float convolution of the +-1 values padded with zeros:
-channels that fill a byte and that do not, more than 64, filters past
-whole tiles and words, pads 0 to 2, rows of every length around a tile's
-32 lanes, every border class, flips, a 2 x 2 max-pooling (whole windows of
-odd sizes), and counts past a byte's 255 widened in time."""
+"""position_lanes.py: convolutions of stride 1, their output positions
+across the lanes, against float convolutions padded with zeros. On bits,
+counted by nibble lookups in tables of the filters: channels that fill a
+byte and that do not, more than 64, filters past whole tiles and words,
+pads 0 to 2, rows of every length around a vector's 32 lanes and a tile's
+64, every border class, flips, a 2 x 2 max-pooling (whole windows of odd
+sizes), and counts past a byte's 255 widened in time. On pixels, summed
+in pairs of taps: both pixel maps, channels, odd and even filter sizes,
+the widest sums that fit 16 bits, bounds that always and never pass."""
 import numpy
 import pytest
 
@@ -122,3 +124,78 @@ def test_runs_only_where_its_counts_and_stride_allow():
                                    'avx512')
     assert not position_lanes.runs(conv((4096, 8, 8), 32, 3, 1, 1, 0),
                                    'avx2')
+
+
+# (channels, height, width, filters, ksize, pad, pool); the last: 2 x 8 x 8
+# taps = MAX_TAPS, sums up to 255 * 128.
+PIXEL_CASES = [(1, 12, 12, 32, 3, 1, 0), (1, 11, 11, 5, 3, 1, 2),
+               (3, 9, 40, 70, 5, 2, 0), (2, 8, 8, 33, 2, 0, 2),
+               (2, 9, 9, 40, 8, 3, 0), (1, 28, 28, 32, 3, 1, 0)]
+
+
+@pytest.mark.parametrize('value', sorted(packed_format.PIXEL_VALUES))
+@pytest.mark.parametrize('channels,height,width,n,ksize,pad,pool',
+                         PIXEL_CASES)
+def test_the_first_convolution_equals_the_float_one(
+        channels, height, width, n, ksize, pad, pool, value):
+    rng = numpy.random.RandomState(channels * height * width + n)
+    images = 3
+    pixels = rng.randint(0, 256, (images, channels * height * width))
+    pixels[rng.rand(*pixels.shape) < 0.4] = 0
+    pixels[0] = 255  # the widest sums
+    pixels = pixels.astype(numpy.uint8)
+    filters = random_signs(rng, (n, channels, ksize, ksize))
+    filters[0] = 1
+    conv = packed_format.Convolution((channels, height, width), n, ksize,
+                                     1, pad, pool)
+    assert position_lanes.runs_pixels(conv, 'avx2')
+    a, b = packed_format.PIXEL_VALUES[value]
+    values = (a * pixels.astype(numpy.float64) + b).reshape(
+        (images,) + conv.in_shape)
+    d = float_convolution(values, filters, conv)
+    spread = 128 * numpy.sqrt(conv.taps())
+    t = numpy.round(rng.normal(0, spread, n)).astype(numpy.int32)
+    t[0] = int(d[0, 0].max())  # fires at one position at least
+    t[1] = -2 ** 30  # always
+    t[2] = 2 ** 30  # never
+    flip = rng.rand(n) < 0.5
+    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
+    classes, inside = borders.tap_classes(conv)
+    limits = convolutions.first_limits(packed_filters, t, conv, inside,
+                                       (a, b))
+    out = position_lanes.convolution(
+        position_lanes.pixel_planes(pixels, conv), conv,
+        position_lanes.pixel_signs(packed_filters, conv),
+        position_lanes.pair_offsets(conv),
+        position_lanes.pixel_limits(limits, classes, conv),
+        convolutions.flip_words(flip), pool, position_lanes.PIXELS)
+    expected = convolution_fires(d, t, flip, conv)
+    numpy.testing.assert_array_equal(out.reshape(-1, out.shape[-1]),
+                                     expected)
+
+
+def test_pairs_of_taps_are_offsets_and_signs_in_the_files_order():
+    # 2 channels of 4 x 5 padded by 1: rows of 7, planes of whole vectors.
+    conv = packed_format.Convolution((2, 4, 5), 3, 3, 1, 1, 0)
+    plane = position_lanes.plane_bytes(conv)
+    assert plane % position_lanes.LANES == 0
+    assert plane >= position_lanes.flat_positions(conv) + 2 * 8 + 1
+    # Two bytes a position: its pixel, then its right neighbour's.
+    assert position_lanes.pair_offsets(conv).tolist() == [
+        2 * (c * plane + ky * 7 + kx) for c in range(2) for ky in range(3)
+        for kx in (0, 2)]
+    pixels = numpy.arange(1, 41, dtype=numpy.uint8)[None]
+    planes = position_lanes.pixel_planes(pixels, conv)
+    assert planes.shape == (1, 2, plane, 2)
+    assert planes[0, 0, :14].tolist() == [[0, 0]] * 7 + [
+        [0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [5, 0], [0, 0]]
+    assert planes[0, 1, 29:34].tolist() == [
+        [36, 37], [37, 38], [38, 39], [39, 40], [40, 0]]
+    assert not planes[0, :, 42:].any()
+    w = -numpy.ones((3, 2 * 9), numpy.float32)
+    w[1, [0, 2, 4]] = 1  # filter 1: channel 0, taps (0, 0), (0, 2), (1, 1)
+    signs = position_lanes.pixel_signs(packed_format.pack_signs(w), conv)
+    assert signs.shape == (1, 12, position_lanes.TILE_FILTERS, 2)
+    assert signs[0, :4, 1].tolist() == [[1, -1], [1, 0], [-1, 1], [-1, 0]]
+    assert signs[0, :, 0].tolist() == [[-1, -1], [-1, 0]] * 6
+    assert not signs[0, :, 3:].any()  # past the last filter
