@@ -1,5 +1,6 @@
-"""A convolution on bits with its output positions across the vector
-lanes, counted by nibble lookups: the avx2 form's convolutions of stride 1.
+"""Convolutions of stride 1 with their output positions across the vector
+lanes: the avx2 form's, on bits counted by nibble lookups and on pixels
+summed in pairs.
 
 Without a vector popcount, counting ``x XOR w`` costs AVX2 a lookup of
 each nibble in a 16-entry table (``vpshufb``) and as much again around it:
@@ -24,10 +25,18 @@ correct for it (:mod:`borders`); channels past the last are 0 bits in
 the data and in the filters, and count nothing.
 
 A tile counts 64 positions (two vectors, each table loaded once for both;
-the last of a layer one vector where that covers it) for 32 filters, in byte lanes widened to 16 bits every 31 taps' bytes
-(each byte counts at most 8), compares the counts with each position's
-limit (:func:`position_limits`) and stores a position's 32 bits as one
-uint32; pooling ORs them after.
+the last of a layer one vector where that covers it) for 32 filters, in
+byte lanes widened to 16 bits every 31 taps' bytes (each byte counts at
+most 8), compares the counts with each position's limit
+(:func:`position_limits`) and stores a position's 32 bits as one uint32;
+pooling ORs them after, a row at a time.
+
+The first convolution sums pixels (:mod:`pixel_lanes` has the sums and
+their bounds) the same way: its *pixel planes* (:func:`pixel_planes`)
+hold each position's pixel beside its right neighbour's, so that one load
+reads 16 positions' pairs of taps along a filter row, and one
+``vpmaddubsw`` multiplies both by a filter's two signs and adds them
+(:func:`pixel_signs`, 0 for the tap past an odd row's end).
 """
 import numpy
 import numba
@@ -399,8 +408,8 @@ def _pixel_codegen(context, builder, vectors, args):
                             builder.load(sums[f][v][h]), llvm_ir.call(
                                 builder, 'llvm.x86.avx2.pmadd.ub.sw', _SUMS,
                                 pairs[v][h], pair)), sums[f][v][h])
-        totals = [[builder.shuffle_vector(builder.load(low), builder.load(high),
-                                          whole)
+        totals = [[builder.shuffle_vector(builder.load(low),
+                                          builder.load(high), whole)
                    for low, high in row] for row in sums]
         fired = _fired(builder, fired, totals, part * part_filters, limits,
                        limits_stride, '>=')
