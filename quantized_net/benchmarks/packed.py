@@ -40,6 +40,7 @@ if cpu_features.HAVE_NUMBA:
     from quantized_net.packed.kernels import tap_planes
     from quantized_net.packed.kernels import first_layer
     from quantized_net.packed.kernels import pixel_lanes
+    from quantized_net.packed.kernels import position_lanes
     from quantized_net.packed.kernels import tiles
 
 #: Seconds of rest before each engine's calls (BLAS's and OpenMP's idle
@@ -218,8 +219,9 @@ def ceilings(network, form):
     """The ceiling of each layer on one core, in multiply-adds a second:
     the inner loop of its kernel, measured once for each shape; for an
     MLP's first layer :func:`pair_sums_ceiling`, for a ConvNet's
-    :func:`pixel_lanes_ceiling` where its sums fit 16 bits, else
-    :func:`first_convolution_ceiling`, for its later convolutions
+    :func:`position_lanes_ceiling` or :func:`pixel_lanes_ceiling` where
+    its sums fit 16 bits, else :func:`first_convolution_ceiling`, for its
+    later convolutions :func:`position_lanes_ceiling` or
     :func:`filter_lanes_ceiling` (in the scalar form :func:`tile_ceiling`
     of its row's bits, its taps' channels), for the others
     :func:`tile_ceiling` of its row's bits."""
@@ -234,12 +236,19 @@ def ceilings(network, form):
     if not convolutions:
         return [pair_sums_ceiling(form)] + [tiles(k) for k in sizes[1:-1]]
     first = convolutions[0]
-    rates = [pixel_lanes_ceiling(first, form)
-             if pixel_lanes.runs(first, form)
-             else first_convolution_ceiling(first)]
-    rates += [filter_lanes_ceiling(conv)
-              if filter_lanes.runs(form) else tiles(conv.taps())
-              for conv in convolutions[1:]]
+    if position_lanes.runs_pixels(first, form):
+        rates = [position_lanes_ceiling(first, position_lanes.PIXELS)]
+    elif pixel_lanes.runs(first, form):
+        rates = [pixel_lanes_ceiling(first, form)]
+    else:
+        rates = [first_convolution_ceiling(first)]
+    for conv in convolutions[1:]:
+        if position_lanes.runs(conv, form):
+            rates.append(position_lanes_ceiling(conv, position_lanes.BITS))
+        elif filter_lanes.runs(form):
+            rates.append(filter_lanes_ceiling(conv))
+        else:
+            rates.append(tiles(conv.taps()))
     return rates + [tiles(k) for k in sizes[len(convolutions):-1]]
 
 
@@ -347,6 +356,47 @@ def filter_lanes_ceiling(conv, rounds=20000):
         [('tile', lambda: run(x, w, rows, offsets, row_limits, bits,
                               rounds))], 5, warmup=1)
     return rounds * tile_rows * tile_filters * conv.taps() / seconds['tile']
+
+
+def position_lanes_ceiling(conv, kind, rounds=20000):
+    """Multiply-adds a second of the tile across the positions' lanes
+    (:mod:`position_lanes`) of ``kind`` on one core with its data in L1:
+    a whole tile of positions of convolution ``conv`` on random bits or
+    pixels, against a group of filters, compared with their limits."""
+    rng = numpy.random.RandomState(0)
+    n = position_lanes.TILE_FILTERS
+    weights = packed_format.pack_signs(rng.choice([-1., 1.], (
+        n, conv.taps())))
+    conv = conv._replace(filters=n)
+    if kind == position_lanes.PIXELS:
+        tables = position_lanes.pixel_signs(weights, conv)
+        offsets = position_lanes.pair_offsets(conv)
+        x = position_lanes.pixel_planes(rng.randint(1, 256, (
+            1, conv.in_shape[0] * conv.in_shape[1] * conv.in_shape[2])
+        ).astype(numpy.uint8), conv)
+    else:
+        tables = position_lanes.filter_tables(weights, conv)
+        offsets = position_lanes.tap_offsets(conv)
+        x = rng.randint(0, 256, (1, position_lanes.plane_count(
+            conv.in_shape[0]), position_lanes.plane_bytes(conv))).astype(
+                numpy.uint8)
+    limits = numpy.zeros((n, position_lanes.POSITIONS), numpy.int16)
+    bits = numpy.zeros(position_lanes.POSITIONS, numpy.uint32)
+    steps = len(offsets)
+    vectors = position_lanes.VECTORS
+
+    @kernel_cache.njit  # cached under its sizes, its cells
+    def run(x, tables, offsets, limits, bits, rounds):
+        for _ in range(rounds):
+            position_lanes.tile(kind, vectors, x.ctypes.data,
+                                offsets.ctypes.data, steps,
+                                tables.ctypes.data, limits.ctypes.data,
+                                limits.strides[0], bits.ctypes.data)
+    seconds = median_seconds(
+        [('tile', lambda: run(x, tables, offsets, limits, bits, rounds))],
+        5, warmup=1)
+    return (rounds * position_lanes.POSITIONS * n * conv.taps() /
+            seconds['tile'])
 
 
 def pixel_lanes_ceiling(conv, form, rounds=20000):
