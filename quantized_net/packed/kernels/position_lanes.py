@@ -72,7 +72,6 @@ _BYTES = ir.VectorType(llvm_ir.I8, LANES)
 _HALF = ir.VectorType(llvm_ir.I8, TABLE_BYTES)
 _COUNTS = ir.VectorType(llvm_ir.I16, LANES)
 _SUMS = ir.VectorType(llvm_ir.I16, LANES // 2)
-_WORDS = ir.VectorType(llvm_ir.I32, LANES)
 
 
 def runs(conv, form):
@@ -224,19 +223,26 @@ def pixel_signs(weights, conv):
         len(pairs), groups, TILE_FILTERS, 2).transpose(1, 0, 2, 3))
 
 
-@kernel_cache.njit
+@kernel_cache.njit(parallel=True)
 def pixel_planes_kernel(pixels, channels, height, width, pad, out):
     """:func:`pixel_planes` into ``out`` (zeroed here)."""
     row = width + 2 * pad
-    out[:] = 0
-    for i in range(pixels.shape[0]):
-        for c in range(channels):
-            for y in range(height):
-                at = (c * height + y) * width
-                start = (y + pad) * row + pad
-                for x in range(width):
-                    out[i, c, start + x, 0] = pixels[i, at + x]
-                    out[i, c, start + x - 1, 1] = pixels[i, at + x]
+    for task in numba.prange(pixels.shape[0] * channels):
+        i = task // channels
+        c = task % channels
+        # Position j's pair, its pixel and its right neighbour's, as one
+        # little-endian uint16: a loop the compiler vectorizes.
+        plane = out[i, c].reshape(-1).view(numpy.uint16)
+        plane[:] = 0
+        for y in range(height):
+            line = pixels[i, (c * height + y) * width:]
+            start = (y + pad) * row + pad
+            if start:
+                plane[start - 1] = numpy.uint16(line[0]) << 8
+            for x in range(width - 1):
+                plane[start + x] = (numpy.uint16(line[x]) |
+                                    numpy.uint16(line[x + 1]) << 8)
+            plane[start + width - 1] = line[width - 1]
 
 
 def pixel_planes(pixels, conv):
@@ -248,8 +254,10 @@ def pixel_planes(pixels, conv):
     channels, height, width = conv.in_shape
     out = numpy.empty((len(pixels), channels, plane_bytes(conv), 2),
                       numpy.uint8)
-    pixel_planes_kernel(numpy.ascontiguousarray(pixels), channels, height,
-                        width, conv.pad, out)
+    if out.size:
+        kernel_cache.threads()  # pixel_planes_kernel is parallel
+        pixel_planes_kernel(numpy.ascontiguousarray(pixels), channels,
+                            height, width, conv.pad, out)
     return out
 
 
@@ -290,7 +298,7 @@ def _tile_codegen(context, builder, vectors, args):
     twice = ir.Constant(ir.VectorType(llvm_ir.I32, LANES),
                         list(range(TABLE_BYTES)) * 2)
     step = 2 * TILE_FILTERS * TABLE_BYTES  # a byte's tables
-    fired = [ir.Constant(_WORDS, None)] * vectors
+    fired = _no_bits(vectors)
     for part in range(TILE_FILTERS // part_filters):
         totals = [[cgutils.alloca_once_value(builder,
                                              ir.Constant(_COUNTS, None))
@@ -352,26 +360,42 @@ def _tile_codegen(context, builder, vectors, args):
 
 
 def _fired(builder, fired, totals, first, limits, limits_stride, test):
-    """``fired`` (a position's uint32 a lane, a vector of them each
-    vector of positions) with bit ``first + f`` set where ``totals[f][v]
-    test limit`` (int16 lanes, ``test`` an icmp: '<=', '>=')."""
-    fired = list(fired)
+    """``fired`` (for each vector of positions, the 4 bytes of their
+    uint32s, a byte a lane) with bit ``first + f`` set where
+    ``totals[f][v] test limit`` (int16 lanes, ``test`` an icmp: '<=',
+    '>='). Kept in bytes, each filter's bit is one select and one OR of a
+    vector, where in uint32 lanes it is four of each."""
+    fired = [list(words) for words in fired]
     for f, vectors in enumerate(totals):
         unit = first + f
         bounds_at = llvm_ir.offset(builder, limits, builder.mul(
             limits_stride, ir.Constant(llvm_ir.I64, unit)))
+        bit = ir.Constant(_BYTES, [1 << unit % 8] * LANES)
         for v, total in enumerate(vectors):
             bound = llvm_ir.load(builder, llvm_ir.offset(
                 builder, bounds_at, 2 * LANES * v), _COUNTS, 2)
             passed = builder.icmp_signed(test, total, bound)
-            fired[v] = builder.or_(fired[v], builder.select(
-                passed, ir.Constant(_WORDS, [1 << unit] * LANES),
-                ir.Constant(_WORDS, None)))
+            fired[v][unit // 8] = builder.or_(
+                fired[v][unit // 8],
+                builder.select(passed, bit, ir.Constant(_BYTES, None)))
     return fired
 
 
+def _no_bits(vectors):
+    return [[ir.Constant(_BYTES, None)] * 4 for _ in range(vectors)]
+
+
 def _store(builder, fired, out):
-    for v, words in enumerate(fired):
+    """Stores each position's 4 bytes of ``fired`` as its uint32."""
+    def concat(a, b):
+        return builder.shuffle_vector(a, b, ir.Constant(
+            ir.VectorType(llvm_ir.I32, 2 * LANES), list(range(2 * LANES))))
+    interleave = ir.Constant(ir.VectorType(llvm_ir.I32, 4 * LANES), [
+        (j // 2) * 2 * LANES + (j % 2) * LANES + p
+        for p in range(LANES) for j in range(4)])
+    for v, (b0, b1, b2, b3) in enumerate(fired):
+        words = builder.shuffle_vector(concat(b0, b1), concat(b2, b3),
+                                       interleave)
         llvm_ir.store(builder, words, llvm_ir.offset(
             builder, out, 4 * LANES * v), 4)
 
@@ -381,7 +405,7 @@ def _pixel_codegen(context, builder, vectors, args):
     part_filters = _COUNTERS // (2 * vectors)
     i64 = llvm_ir.I64
     whole = ir.Constant(ir.VectorType(llvm_ir.I32, LANES), list(range(LANES)))
-    fired = [ir.Constant(_WORDS, None)] * vectors
+    fired = _no_bits(vectors)
     for part in range(TILE_FILTERS // part_filters):
         sums = [[[cgutils.alloca_once_value(builder, ir.Constant(_SUMS, None))
                   for _ in range(2)] for _ in range(vectors)]
