@@ -1,5 +1,6 @@
 """What the tests share: running a script as a user does, the one-line
 error a script must end with, data sets made here, small models."""
+import collections
 import contextlib
 import gzip
 import http.server
@@ -381,6 +382,77 @@ def convolution_fires(d, thresholds, flip, conv):
             images, n, out_h // 2, 2, out_w // 2, 2).any(axis=(3, 5))
     return reference_fires(fires.transpose(0, 2, 3, 1).reshape(-1, n), 1,
                            flip)
+
+
+#: A random convolution and what it must give: its input (packed words
+#: ``(images, height, width, words)``, or uint8 pixels ``(images,
+#: n_in)``), its packed filters, the border class of each output position,
+#: each class's limits (for pixels, :func:`convolutions.first_limits`'
+#: bounds), its flips as output words, and the output words of the float
+#: convolution of the same values.
+ConvolutionCase = collections.namedtuple(
+    'ConvolutionCase', 'x filters classes limits flip_words expected')
+
+
+def bit_convolution_case(conv, images, seed):
+    """A :class:`ConvolutionCase` on +-1 values: thresholds around 0, the
+    first filter's always passed, the second's never."""
+    from quantized_net.packed.kernels import borders, convolutions
+    rng = numpy.random.RandomState(seed)
+    channels, height, width = conv.in_shape
+    n, k = conv.filters, conv.taps()
+    signs = random_signs(rng, (images,) + conv.in_shape)
+    filters = random_signs(rng, (n, channels, conv.ksize, conv.ksize))
+    d = float_convolution(signs, filters, conv)
+    t = rng.randint(-k // 4, k // 4 + 1, n).astype(numpy.int32)
+    t[0] = -k - 1  # always fires
+    if n > 1:
+        t[1] = k + 1  # never
+    flip = rng.rand(n) < 0.5
+    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
+    classes, inside = borders.tap_classes(conv)
+    h = packed_format.pack_signs(signs.transpose(0, 2, 3, 1).reshape(
+        -1, channels)).reshape(images, height, width, -1)
+    return ConvolutionCase(
+        h, packed_filters, classes,
+        borders.class_limits(packed_filters, t, conv, inside),
+        convolutions.flip_words(flip), convolution_fires(d, t, flip, conv))
+
+
+def pixel_convolution_case(conv, images, seed, value):
+    """A :class:`ConvolutionCase` on 8-bit pixels of the pixel map
+    ``value`` (:data:`packed_format.PIXEL_VALUES`), 40% blank, the first
+    image all 255 and the first filter all +1 (the widest sums), the
+    first threshold the largest sum, the second always passed, the third
+    never."""
+    from quantized_net.packed.kernels import borders, convolutions
+    rng = numpy.random.RandomState(seed)
+    n = conv.filters
+    channels, height, width = conv.in_shape
+    pixels = rng.randint(0, 256, (images, channels * height * width))
+    pixels[rng.rand(*pixels.shape) < 0.4] = 0
+    pixels[0] = 255
+    pixels = pixels.astype(numpy.uint8)
+    filters = random_signs(rng, (n, channels, conv.ksize, conv.ksize))
+    filters[0] = 1
+    a, b = packed_format.PIXEL_VALUES[value]
+    values = (a * pixels.astype(numpy.float64) + b).reshape(
+        images, channels, height, width)
+    d = float_convolution(values, filters, conv)
+    spread = 128 * numpy.sqrt(conv.taps())
+    t = numpy.round(rng.normal(0, spread, n)).astype(numpy.int32)
+    t[0] = int(d[0, 0].max())  # fires at one position at least
+    if n > 2:
+        t[1] = -2 ** 30  # always
+        t[2] = 2 ** 30  # never
+    flip = rng.rand(n) < 0.5
+    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
+    classes, inside = borders.tap_classes(conv)
+    limits = convolutions.first_limits(packed_filters, t, conv, inside,
+                                       (a, b))
+    return ConvolutionCase(pixels, packed_filters, classes, limits,
+                           convolutions.flip_words(flip),
+                           convolution_fires(d, t, flip, conv))
 
 
 def random_pixels(rng, m, k, zeros=0.6):

@@ -11,11 +11,9 @@ pytest.importorskip('numba')
 
 from quantized_net.packed import format as packed_format  # noqa: E402
 from quantized_net.packed.kernels import borders  # noqa: E402
-from quantized_net.packed.kernels import convolutions  # noqa: E402
 from quantized_net.packed.kernels import filter_lanes  # noqa: E402
 from quantized_net.packed.kernels import tap_planes  # noqa: E402
-from helpers import (  # noqa: E402
-    convolution_fires, float_convolution, random_signs)
+from helpers import bit_convolution_case  # noqa: E402
 
 
 # (channels, size, filters, ksize, stride, pad, pool)
@@ -31,34 +29,19 @@ CASES = [(32, 9, 32, 3, 1, 1, 2), (32, 7, 64, 3, 1, 1, 0),
 @pytest.mark.parametrize('channels,size,n,ksize,stride,pad,pool', CASES)
 def test_the_convolution_equals_the_float_one(channels, size, n, ksize,
                                               stride, pad, pool):
-    rng = numpy.random.RandomState(channels * size + n)
     images = 3
-    signs = random_signs(rng, (images, channels, size, size))
-    filters = random_signs(rng, (n, channels, ksize, ksize))
     conv = packed_format.Convolution((channels, size, size), n, ksize,
                                      stride, pad, pool)
-    d = float_convolution(signs, filters, conv)
-    k = conv.taps()
-    t = rng.randint(-k // 4, k // 4 + 1, n).astype(numpy.int32)
-    t[0] = -k - 1  # always fires
-    if n > 1:
-        t[1] = k + 1  # never
-    flip = rng.rand(n) < 0.5
-    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
-    classes, inside = borders.tap_classes(conv)
-    limits = borders.class_limits(packed_filters, t, conv, inside)
-    h = packed_format.pack_signs(signs.transpose(0, 2, 3, 1).reshape(
-        -1, channels)).reshape(images, size, size, -1)
-    flip_words = convolutions.flip_words(flip)
+    case = bit_convolution_case(conv, images, channels * size + n)
     out = filter_lanes.convolution(
-        tap_planes.planes(h, conv), conv,
+        tap_planes.planes(case.x, conv), conv,
         filter_lanes.transposed(tap_planes.filter_words(
-            packed_filters, conv), n),
-        tap_planes.word_offsets(conv), filter_lanes.lane_limits(limits),
-        classes, flip_words, pool)
-    expected = convolution_fires(d, t, flip, conv)
+            case.filters, conv), n),
+        tap_planes.word_offsets(conv),
+        filter_lanes.lane_limits(case.limits), case.classes,
+        case.flip_words, pool)
     numpy.testing.assert_array_equal(
-        out.reshape(-1, out.shape[-1]), expected)
+        out.reshape(-1, out.shape[-1]), case.expected)
     assert out.shape[:3] == (images,) + conv.out_shape()[1:]
 
 

@@ -9,13 +9,10 @@ import pytest
 pytest.importorskip('numba')
 
 from quantized_net.packed import format as packed_format  # noqa: E402
-from quantized_net.packed.kernels import borders  # noqa: E402
-from quantized_net.packed.kernels import convolutions  # noqa: E402
 from quantized_net.packed.kernels import cpu_features  # noqa: E402
 from quantized_net.packed.kernels import filter_lanes  # noqa: E402
 from quantized_net.packed.kernels import pixel_lanes  # noqa: E402
-from helpers import (  # noqa: E402
-    convolution_fires, float_convolution, random_signs)
+from helpers import pixel_convolution_case  # noqa: E402
 
 # (channels, size, filters, ksize, stride, pad, pool); the last: 2 x 8 x 8
 # taps = MAX_TAPS, sums up to 255 * 128.
@@ -39,37 +36,17 @@ FORMS = ['avx2', pytest.param('avx512', marks=pytest.mark.skipif(
 @pytest.mark.parametrize('channels,size,n,ksize,stride,pad,pool', CASES)
 def test_the_first_convolution_equals_the_float_one(
         channels, size, n, ksize, stride, pad, pool, value, form):
-    rng = numpy.random.RandomState(channels * size + n)
-    images = 3
-    pixels = rng.randint(0, 256, (images, channels * size * size))
-    pixels[rng.rand(*pixels.shape) < 0.4] = 0
-    pixels[0] = 255  # the widest sums
-    pixels = pixels.astype(numpy.uint8)
-    filters = random_signs(rng, (n, channels, ksize, ksize))
-    filters[0] = 1
     conv = packed_format.Convolution((channels, size, size), n, ksize,
                                      stride, pad, pool)
-    a, b = packed_format.PIXEL_VALUES[value]
-    values = (a * pixels.astype(numpy.float64) + b).reshape(
-        (images,) + conv.in_shape)
-    d = float_convolution(values, filters, conv)
-    spread = 128 * numpy.sqrt(conv.taps())
-    t = numpy.round(rng.normal(0, spread, n)).astype(numpy.int32)
-    t[0] = int(d[0, 0].max())  # fires at one position at least
-    flip = rng.rand(n) < 0.5
-    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
-    classes, inside = borders.tap_classes(conv)
-    limits = convolutions.first_limits(packed_filters, t, conv, inside,
-                                       (a, b))
+    case = pixel_convolution_case(conv, 3, channels * size + n, value)
     out = filter_lanes.convolution(
-        pixel_lanes.padded(pixels, conv), conv,
-        pixel_lanes.filter_signs(packed_filters, conv, form),
-        pixel_lanes.tap_offsets(conv, form), pixel_lanes.bounds(limits, n),
-        classes, convolutions.flip_words(flip), pool,
-        pixel_lanes.tile_kind(form))
-    expected = convolution_fires(d, t, flip, conv)
+        pixel_lanes.padded(case.x, conv), conv,
+        pixel_lanes.filter_signs(case.filters, conv, form),
+        pixel_lanes.tap_offsets(conv, form),
+        pixel_lanes.bounds(case.limits, n), case.classes, case.flip_words,
+        pool, pixel_lanes.tile_kind(form))
     numpy.testing.assert_array_equal(out.reshape(-1, out.shape[-1]),
-                                     expected)
+                                     case.expected)
 
 
 def test_bounds_past_the_pixels_reach_saturate_and_spare_lanes_never_fire():

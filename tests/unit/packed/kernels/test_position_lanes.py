@@ -14,11 +14,10 @@ pytest.importorskip('numba')
 
 from quantized_net.packed import format as packed_format  # noqa: E402
 from quantized_net.packed.kernels import borders  # noqa: E402
-from quantized_net.packed.kernels import convolutions  # noqa: E402
 from quantized_net.packed.kernels import cpu_features  # noqa: E402
 from quantized_net.packed.kernels import position_lanes  # noqa: E402
 from helpers import (  # noqa: E402
-    convolution_fires, float_convolution, random_signs)
+    bit_convolution_case, pixel_convolution_case)
 
 pytestmark = pytest.mark.skipif(
     'avx2' not in cpu_features.runnable_forms(),
@@ -38,33 +37,19 @@ CASES = [(32, 9, 9, 32, 3, 1, 2), (32, 7, 7, 64, 3, 1, 0),
 @pytest.mark.parametrize('channels,height,width,n,ksize,pad,pool', CASES)
 def test_the_convolution_equals_the_float_one(channels, height, width, n,
                                               ksize, pad, pool):
-    rng = numpy.random.RandomState(channels * height * width + n)
     images = 3
-    signs = random_signs(rng, (images, channels, height, width))
-    filters = random_signs(rng, (n, channels, ksize, ksize))
     conv = packed_format.Convolution((channels, height, width), n, ksize,
                                      1, pad, pool)
-    d = float_convolution(signs, filters, conv)
-    k = conv.taps()
-    t = rng.randint(-k // 4, k // 4 + 1, n).astype(numpy.int32)
-    t[0] = -k - 1  # always fires
-    if n > 1:
-        t[1] = k + 1  # never
-    flip = rng.rand(n) < 0.5
-    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
-    classes, inside = borders.tap_classes(conv)
-    limits = borders.class_limits(packed_filters, t, conv, inside)
-    h = packed_format.pack_signs(signs.transpose(0, 2, 3, 1).reshape(
-        -1, channels)).reshape(images, height, width, -1)
+    case = bit_convolution_case(conv, images,
+                                channels * height * width + n)
     out = position_lanes.convolution(
-        position_lanes.byte_planes(h, conv), conv,
-        position_lanes.filter_tables(packed_filters, conv),
+        position_lanes.byte_planes(case.x, conv), conv,
+        position_lanes.filter_tables(case.filters, conv),
         position_lanes.tap_offsets(conv),
-        position_lanes.position_limits(limits, classes, conv),
-        convolutions.flip_words(flip), pool)
-    expected = convolution_fires(d, t, flip, conv)
+        position_lanes.position_limits(case.limits, case.classes, conv),
+        case.flip_words, pool)
     numpy.testing.assert_array_equal(
-        out.reshape(-1, out.shape[-1]), expected)
+        out.reshape(-1, out.shape[-1]), case.expected)
     assert out.shape[:3] == (images,) + conv.out_shape()[1:]
 
 
@@ -112,8 +97,9 @@ def test_a_table_counts_the_bits_of_its_nibble_xor_each_index():
     low, high = tables[0, 0, :, 0]
     assert low.tolist() == [bin(i ^ 0b0001).count('1') for i in range(16)]
     assert high.tolist() == [bin(i ^ 0b0010).count('1') for i in range(16)]
-    assert not tables[0, 0, :, 1:].any() or (
-        tables[0, 0, :, 1:] == [bin(i).count('1') for i in range(16)]).all()
+    # Past the last filter, weights of 0 bits (their limits never pass).
+    assert (tables[0, 0, :, 1:] ==
+            [bin(i).count('1') for i in range(16)]).all()
 
 
 def test_runs_only_where_its_counts_and_stride_allow():
@@ -138,40 +124,19 @@ PIXEL_CASES = [(1, 12, 12, 32, 3, 1, 0), (1, 11, 11, 5, 3, 1, 2),
                          PIXEL_CASES)
 def test_the_first_convolution_equals_the_float_one(
         channels, height, width, n, ksize, pad, pool, value):
-    rng = numpy.random.RandomState(channels * height * width + n)
-    images = 3
-    pixels = rng.randint(0, 256, (images, channels * height * width))
-    pixels[rng.rand(*pixels.shape) < 0.4] = 0
-    pixels[0] = 255  # the widest sums
-    pixels = pixels.astype(numpy.uint8)
-    filters = random_signs(rng, (n, channels, ksize, ksize))
-    filters[0] = 1
     conv = packed_format.Convolution((channels, height, width), n, ksize,
                                      1, pad, pool)
     assert position_lanes.runs_pixels(conv, 'avx2')
-    a, b = packed_format.PIXEL_VALUES[value]
-    values = (a * pixels.astype(numpy.float64) + b).reshape(
-        (images,) + conv.in_shape)
-    d = float_convolution(values, filters, conv)
-    spread = 128 * numpy.sqrt(conv.taps())
-    t = numpy.round(rng.normal(0, spread, n)).astype(numpy.int32)
-    t[0] = int(d[0, 0].max())  # fires at one position at least
-    t[1] = -2 ** 30  # always
-    t[2] = 2 ** 30  # never
-    flip = rng.rand(n) < 0.5
-    packed_filters = packed_format.pack_signs(filters.reshape(n, -1))
-    classes, inside = borders.tap_classes(conv)
-    limits = convolutions.first_limits(packed_filters, t, conv, inside,
-                                       (a, b))
+    case = pixel_convolution_case(conv, 3, channels * height * width + n,
+                                  value)
     out = position_lanes.convolution(
-        position_lanes.pixel_planes(pixels, conv), conv,
-        position_lanes.pixel_signs(packed_filters, conv),
+        position_lanes.pixel_planes(case.x, conv), conv,
+        position_lanes.pixel_signs(case.filters, conv),
         position_lanes.pair_offsets(conv),
-        position_lanes.pixel_limits(limits, classes, conv),
-        convolutions.flip_words(flip), pool, position_lanes.PIXELS)
-    expected = convolution_fires(d, t, flip, conv)
+        position_lanes.pixel_limits(case.limits, case.classes, conv),
+        case.flip_words, pool, position_lanes.PIXELS)
     numpy.testing.assert_array_equal(out.reshape(-1, out.shape[-1]),
-                                     expected)
+                                     case.expected)
 
 
 def test_pairs_of_taps_are_offsets_and_signs_in_the_files_order():
