@@ -237,8 +237,10 @@ def pixel_planes_kernel(pixels, channels, height, width, pad, out):
         for y in range(height):
             line = pixels[i, (c * height + y) * width:]
             start = (y + pad) * row + pad
+            # The position before the row's first: the padding's, or
+            # unpadded the last of the row above, whose pixel it keeps.
             if start:
-                plane[start - 1] = numpy.uint16(line[0]) << 8
+                plane[start - 1] |= numpy.uint16(line[0]) << 8
             for x in range(width - 1):
                 plane[start + x] = (numpy.uint16(line[x]) |
                                     numpy.uint16(line[x + 1]) << 8)
@@ -276,7 +278,10 @@ def position_limits(limits, classes, conv, never=-1):
                      numpy.int16)
     flat = (numpy.arange(conv_height)[:, None] * padded_width(conv) +
             numpy.arange(conv_width)).reshape(-1)
-    out[:filters, flat] = limits[classes].T
+    # Counts and sums lie within int16, so a limit past it passes them
+    # all, or none, as int16's extreme does.
+    info = numpy.iinfo(numpy.int16)
+    out[:filters, flat] = numpy.clip(limits[classes].T, info.min, info.max)
     return out.reshape(groups, TILE_FILTERS, -1)
 
 

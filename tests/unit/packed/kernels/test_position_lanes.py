@@ -72,6 +72,26 @@ def test_counts_past_a_byte_are_exact_at_every_limit():
         assert out.tolist() == [[[[0b111 if fires else 0]]]]
 
 
+@pytest.mark.parametrize('threshold', [-2 ** 31, -70001, -32769, 32768,
+                                       70001, 2 ** 31 - 1])
+def test_limits_past_int16_saturate_to_always_or_never(threshold):
+    # Thresholds of any int32 (the file allows them): limits past int16
+    # pass every count, or none.
+    conv = packed_format.Convolution((32, 6, 6), 33, 3, 1, 1, 0)
+    case = bit_convolution_case(conv, 2, 5)
+    thresholds = numpy.full(33, threshold, numpy.int64)
+    classes, inside = borders.tap_classes(conv)
+    limits = borders.class_limits(case.filters, thresholds, conv, inside)
+    out = position_lanes.convolution(
+        position_lanes.byte_planes(case.x, conv), conv,
+        position_lanes.filter_tables(case.filters, conv),
+        position_lanes.tap_offsets(conv),
+        position_lanes.position_limits(limits, classes, conv),
+        numpy.zeros(1, numpy.uint64), 0)
+    fires = numpy.uint64(2 ** 33 - 1) if threshold < 0 else 0
+    assert (out == fires).all()
+
+
 def test_no_images_give_no_positions():
     conv = packed_format.Convolution((32, 5, 5), 32, 3, 1, 1, 2)
     h = numpy.zeros((0, 5, 5, 1), numpy.uint64)
@@ -112,11 +132,14 @@ def test_runs_only_where_its_counts_and_stride_allow():
                                    'avx2')
 
 
-# (channels, height, width, filters, ksize, pad, pool); the last: 2 x 8 x 8
-# taps = MAX_TAPS, sums up to 255 * 128.
+# (channels, height, width, filters, ksize, pad, pool); the fifth: 2 x 8 x
+# 8 taps = MAX_TAPS, sums up to 255 * 128; unpadded rows of odd filters,
+# whose last tap of a row stands alone.
 PIXEL_CASES = [(1, 12, 12, 32, 3, 1, 0), (1, 11, 11, 5, 3, 1, 2),
                (3, 9, 40, 70, 5, 2, 0), (2, 8, 8, 33, 2, 0, 2),
-               (2, 9, 9, 40, 8, 3, 0), (1, 28, 28, 32, 3, 1, 0)]
+               (2, 9, 9, 40, 8, 3, 0), (1, 28, 28, 32, 3, 1, 0),
+               (1, 9, 9, 5, 3, 0, 0), (2, 7, 33, 40, 1, 0, 0),
+               (1, 10, 10, 8, 5, 0, 2)]
 
 
 @pytest.mark.parametrize('value', sorted(packed_format.PIXEL_VALUES))
@@ -137,6 +160,7 @@ def test_the_first_convolution_equals_the_float_one(
         case.flip_words, pool, position_lanes.PIXELS)
     numpy.testing.assert_array_equal(out.reshape(-1, out.shape[-1]),
                                      case.expected)
+    assert out.shape[:3] == (3,) + conv.out_shape()[1:]
 
 
 def test_pairs_of_taps_are_offsets_and_signs_in_the_files_order():
