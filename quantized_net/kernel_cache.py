@@ -111,6 +111,25 @@ def calling_thread_only():
         numba.set_num_threads(count)
 
 
+def _keeping_going(dispatcher):
+    """``dispatcher`` whose compiled kernels run when its cache cannot be
+    written (a full disk, a file size limit): they are in memory, and the
+    next process compiles them again. numba would raise the OSError from
+    the call that compiled them."""
+    cache = getattr(dispatcher, '_cache', None)
+    if cache is None or not hasattr(cache, 'save_overload'):
+        return dispatcher
+    save = cache.save_overload
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except OSError:
+            pass
+    cache.save_overload = save_overload
+    return dispatcher
+
+
 def njit(*args, **options):
     """``numba.njit(..., cache=True)``, cached in :func:`cache_dir`; used
     as ``@njit`` or ``@njit(parallel=True)``."""
@@ -121,7 +140,7 @@ def njit(*args, **options):
 
     def decorate(function):
         with _caching_in(_CACHE_DIR):
-            return numba.njit(**options)(function)
+            return _keeping_going(numba.njit(**options)(function))
     if args and callable(args[0]):
         return decorate(args[0])
     return decorate

@@ -127,7 +127,12 @@ def signal_in_temp(n, signum):
 
 
 def limit_file_size(limit):
-    """Writes past ``limit`` bytes fail (EFBIG) rather than kill."""
+    """Writes past ``limit`` bytes fail (EFBIG) rather than kill. The
+    command's own files are under test, not matplotlib's font cache, which
+    its first import on a new machine writes (and, failing, warns about
+    on stderr): that is built first, where matplotlib is installed."""
+    with contextlib.suppress(ImportError):
+        import matplotlib.font_manager  # noqa: F401
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 

@@ -94,3 +94,21 @@ def test_parallel_kernels_run_on_the_calling_thread_within():
             assert numba.get_num_threads() == 1
             raise KeyError('the count comes back after an error too')
     assert numba.get_num_threads() == before
+
+
+def test_a_cache_that_cannot_be_written_leaves_the_kernel_running(
+        tmp_path, monkeypatch):
+    # A full disk: every write of the cache fails with ENOSPC.
+    import errno
+    from numba.core import caching
+    monkeypatch.setattr(kernel_cache, '_CACHE_DIR', str(tmp_path))
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(caching.IndexDataCacheFile, 'save', full)
+
+    @kernel_cache.njit
+    def twice(x):
+        return 2 * x
+    assert twice(21) == 42
+    assert twice(1.5) == 3.0
