@@ -361,8 +361,9 @@ def filter_lanes_ceiling(conv, rounds=20000):
 def position_lanes_ceiling(conv, kind, rounds=20000):
     """Multiply-adds a second of the tile across the positions' lanes
     (:mod:`position_lanes`) of ``kind`` on one core with its data in L1:
-    a whole tile of positions of convolution ``conv`` on random bits or
-    pixels, against a group of filters, compared with their limits."""
+    the first tile of convolution ``conv`` (one vector of positions where
+    the layer has no more) on random bits or pixels, against a group of
+    filters, compared with their limits."""
     rng = numpy.random.RandomState(0)
     n = position_lanes.TILE_FILTERS
     weights = packed_format.pack_signs(rng.choice([-1., 1.], (
@@ -378,12 +379,13 @@ def position_lanes_ceiling(conv, kind, rounds=20000):
         tables = position_lanes.filter_tables(weights, conv)
         offsets = position_lanes.tap_offsets(conv)
         x = rng.randint(0, 256, (1, position_lanes.plane_count(
-            conv.in_shape[0]), position_lanes.plane_bytes(conv))).astype(
+            conv.in_shape[0]), position_lanes.plane_length(conv))).astype(
                 numpy.uint8)
     limits = numpy.zeros((n, position_lanes.POSITIONS), numpy.int16)
     bits = numpy.zeros(position_lanes.POSITIONS, numpy.uint32)
     steps = len(offsets)
-    vectors = position_lanes.VECTORS
+    vectors = (position_lanes.VECTORS if position_lanes.flat_positions(conv)
+               >= position_lanes.POSITIONS else 1)
 
     @kernel_cache.njit  # cached under its sizes, its cells
     def run(x, tables, offsets, limits, bits, rounds):
@@ -395,7 +397,7 @@ def position_lanes_ceiling(conv, kind, rounds=20000):
     seconds = median_seconds(
         [('tile', lambda: run(x, tables, offsets, limits, bits, rounds))],
         5, warmup=1)
-    return (rounds * position_lanes.POSITIONS * n * conv.taps() /
+    return (rounds * vectors * position_lanes.LANES * n * conv.taps() /
             seconds['tile'])
 
 

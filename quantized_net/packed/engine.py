@@ -412,12 +412,15 @@ class CpuEngine(Engine):
             network.thresholds[1:], sizes[1:])]
 
     def _prepare_convnet(self):
-        """A ConvNet's layers: the first convolution on the pixels across
-        16-bit lanes (:mod:`kernels.pixel_lanes`; by float32 vectors in the
+        """A ConvNet's layers: the first convolution on the pixels, across
+        the positions' lanes in the avx2 form where its stride is 1
+        (:mod:`kernels.position_lanes`), else across the filters' integer
+        lanes (:mod:`kernels.pixel_lanes`; by float32 vectors in the
         scalar form or where its sums are too wide), each border class with
-        its limits, every later one on the bits across the filters
-        (:mod:`kernels.filter_lanes`) or, in the scalar form, by the
-        popcount tiles (:mod:`kernels.convolutions`), and the
+        its limits; every later one on the bits, in the avx2 form across
+        the positions' lanes where all of them have stride 1, else across
+        the filters (:mod:`kernels.filter_lanes`) or, in the scalar form,
+        by the popcount tiles (:mod:`kernels.convolutions`); and the
         fully connected layers as an MLP's, the first of them on
         the last convolution's bits as they lie, each pixel's channels
         together."""
@@ -464,11 +467,15 @@ class CpuEngine(Engine):
         # the scalar reference form; the tiles' weights only where None.
         self.weights, self.limits, self.classes = [], [], []
         self.lanes = []
+        # All across the positions' lanes or none: the compiled call runs
+        # the later convolutions of one kind.
+        across_positions = all(position_lanes.runs(conv, form)
+                               for conv in convolutions[1:])
         for i, conv in enumerate(convolutions[1:], 1):
             classes, inside = borders.tap_classes(conv)
             limits = borders.class_limits(
                 network.weights[i], network.thresholds[i], conv, inside)
-            if position_lanes.runs(conv, form):
+            if across_positions:
                 lanes = Lanes(
                     position_lanes.filter_tables(network.weights[i], conv),
                     position_lanes.tap_offsets(conv),

@@ -27,8 +27,8 @@ from quantized_net.packed.kernels.layouts import (
 from quantized_net.packed.kernels.network import chained_layers
 from quantized_net.packed.kernels.pixel_lanes import padded_kernel, tile_kind
 from quantized_net.packed.kernels.position_lanes import (
-    BITS as POSITION_BITS, PIXELS, byte_planes_kernel,
-    convolution_kernel as position_kernel, pixel_planes_kernel)
+    BITS as POSITION_BITS, PIXELS, byte_planes_kernel, convolved,
+    pixel_planes_kernel)
 from quantized_net.packed.kernels.tap_planes import planes_kernel, plane_runs
 from quantized_net.packed.kernels.thresholds import store_word
 
@@ -39,26 +39,32 @@ from quantized_net.packed.kernels.thresholds import store_word
 INPUT_BYTES = 8 * 2 ** 20
 
 
-def images_per_call(convolutions, positions=False):
-    """How many images :class:`Dots` runs at once: as many as keep each
-    convolution's padded input (the pixels, and the planes, or where
-    ``positions`` the byte planes) within :data:`INPUT_BYTES`."""
-    first = convolutions[0]
-    channels, height, width = first.in_shape
-    per_image = [channels * (height + 2 * first.pad) * (width + 2 * first.pad)]
-    for conv in convolutions[1:]:
+def images_per_call(convolutions, lanes):
+    """How many images :class:`Dots` runs at once: as many as keep what
+    each convolution lays out for an image (the padded pixels or the
+    planes, and across the positions' lanes their unpooled bits) within
+    :data:`INPUT_BYTES`; ``lanes`` as :class:`Dots` takes them."""
+    per_image = []
+    for i, (conv, lane) in enumerate(zip(convolutions, lanes)):
         channels, height, width = conv.in_shape
-        per_image.append(
-            position_lanes.plane_count(channels) *
-            position_lanes.plane_bytes(conv) if positions else
-            8 * len(plane_runs(channels, conv.ksize)[0]) *
-            (height + 2 * conv.pad) * (width + 2 * conv.pad))
+        padded = (height + 2 * conv.pad) * (width + 2 * conv.pad)
+        if lane.positions:
+            per_image.append(position_lanes.image_bytes(
+                conv, position_lanes.PIXELS if i == 0 else
+                position_lanes.BITS))
+        elif i == 0:
+            per_image.append(channels * padded)
+        else:
+            per_image.append(8 * len(plane_runs(channels, conv.ksize)[0]) *
+                             padded)
     return max(1, INPUT_BYTES // max(per_image))
 
 
 def runs(convolutions, lanes):
     """Whether the ConvNet of ``convolutions``, whose layers across the
-    lanes are ``lanes`` (None where a layer is not), runs in one call."""
+    lanes are ``lanes`` (None where a layer is not), runs in one call:
+    all across lanes, those after the first all across the filters' or
+    all across the positions', and pools of 2 x 2 or none."""
     return (all(lane is not None for lane in lanes) and
             len({lane.positions for lane in lanes[1:]}) <= 1 and
             all(conv.pool in (0, 2) for conv in convolutions))
@@ -87,23 +93,19 @@ def _convolutions_typed(h, lanes, shapes):
     # index: that case is its own specialization.
     if isinstance(lanes, types.BaseTuple) and not len(lanes):
         return lambda h, lanes, shapes: h
-    # Tables of filters (position_lanes) are 5-D, words of filters 2-D.
+    # Which lanes: Dots passes tables of filters (position_lanes, 5-D)
+    # or their words (filter_lanes, 2-D).
     if lanes[0][0].ndim == 5:
         def across_positions(h, lanes, shapes):
             for i in range(len(lanes)):
-                (pad, row_width, conv_width, pool, n_planes, plane_bytes,
-                 flat, out_h, out_w, n_words) = shapes[i]
+                (pad, row_width, pool, n_planes, plane_length, flat,
+                 out_h, out_w) = shapes[i]
                 tables, offsets, limits, _, flips = lanes[i]
-                x = numpy.empty((h.shape[0], n_planes, plane_bytes),
+                x = numpy.empty((h.shape[0], n_planes, plane_length),
                                 numpy.uint8)
                 byte_planes_kernel(h, pad, x)
-                h = numpy.empty((h.shape[0], out_h, out_w, n_words),
-                                numpy.uint64)
-                position_kernel(
-                    x, offsets, tables, limits, flips.view(numpy.uint32),
-                    row_width, conv_width, pool, POSITION_BITS,
-                    numpy.empty((h.shape[0], len(tables), flat),
-                                numpy.uint32), h.view(numpy.uint32))
+                h = convolved(x, offsets, tables, limits, flips, row_width,
+                              pool, POSITION_BITS, flat, out_h, out_w)
             return h
         return across_positions
 
@@ -127,22 +129,18 @@ def _first(pixels, first_shape, first_lanes, first_kind):
 
 @overload(_first)
 def _first_typed(pixels, first_shape, first_lanes, first_kind):
-    # Signs in pairs across the positions (position_lanes) are 4-D.
+    # Which lanes: Dots passes signs in pairs (position_lanes, 4-D) or
+    # the pixel_lanes' signs (2-D or 3-D).
     if first_lanes[0].ndim == 4:
         def across_positions(pixels, first_shape, first_lanes, first_kind):
-            (channels, height, width, pad, row_width, conv_width, pool,
-             plane_bytes, flat, out_h, out_w, n_words) = first_shape
+            (channels, height, width, pad, row_width, pool, plane_length,
+             flat, out_h, out_w) = first_shape
             signs, offsets, limits, _, flips = first_lanes
-            m = pixels.shape[0]
-            x = numpy.empty((m, channels, plane_bytes, 2), numpy.uint8)
+            x = numpy.empty((pixels.shape[0], channels, plane_length, 2),
+                            numpy.uint8)
             pixel_planes_kernel(pixels, channels, height, width, pad, x)
-            out = numpy.empty((m, out_h, out_w, n_words), numpy.uint64)
-            position_kernel(
-                x, offsets, signs, limits, flips.view(numpy.uint32),
-                row_width, conv_width, pool, PIXELS,
-                numpy.empty((m, len(signs), flat), numpy.uint32),
-                out.view(numpy.uint32))
-            return out
+            return convolved(x, offsets, signs, limits, flips, row_width,
+                             pool, PIXELS, flat, out_h, out_w)
         return across_positions
 
     def across_filters(pixels, first_shape, first_lanes, first_kind):
@@ -219,9 +217,9 @@ class Dots:
     Args:
         convolutions: Its :class:`format.Convolution` list (:func:`runs`).
         lanes: Each convolution's ``(filters, offsets, limits,
-            positions)``: the first's for :mod:`pixel_lanes`, the others'
-            for :mod:`filter_lanes`, or :mod:`position_lanes` where
-            ``positions`` (the engine's ``Lanes``).
+            positions)`` (the engine's ``Lanes``): for
+            :mod:`position_lanes` where ``positions``, else the first's
+            for :mod:`pixel_lanes`, the others' for :mod:`filter_lanes`.
         classes: Each convolution's border class of each output position
             (:func:`borders.tap_classes`).
         flip_words: Each convolution's flips as output words.
@@ -240,12 +238,12 @@ class Dots:
         first = convolutions[0]
         _, out_h, out_w = first.out_shape()
         first_shape = tuple(first.in_shape) + ((
-            first.pad, position_lanes.padded_width(first),
-            first.conv_shape()[2], first.pool,
-            position_lanes.plane_bytes(first),
-            position_lanes.flat_positions(first)) if lanes[0].positions
-            else (first.pad, first.stride, first.conv_shape()[2],
-                  first.pool)) + (out_h, out_w, len(flip_words[0]))
+            first.pad, position_lanes.padded_width(first), first.pool,
+            position_lanes.plane_length(first),
+            position_lanes.flat_positions(first), out_h, out_w)
+            if lanes[0].positions else (
+                first.pad, first.stride, first.conv_shape()[2], first.pool,
+                out_h, out_w, len(flip_words[0])))
         positions = any(lane.positions for lane in lanes[1:])
         shapes = []
         for conv, words in zip(convolutions[1:], flip_words[1:]):
@@ -253,12 +251,10 @@ class Dots:
             _, out_h, out_w = conv.out_shape()
             if positions:
                 shapes.append((
-                    conv.pad, position_lanes.padded_width(conv),
-                    conv.conv_shape()[2], conv.pool,
+                    conv.pad, position_lanes.padded_width(conv), conv.pool,
                     position_lanes.plane_count(channels),
-                    position_lanes.plane_bytes(conv),
-                    position_lanes.flat_positions(conv), out_h, out_w,
-                    len(words)))
+                    position_lanes.plane_length(conv),
+                    position_lanes.flat_positions(conv), out_h, out_w))
                 continue
             taps, down = plane_runs(channels, conv.ksize)
             shapes.append((channels, conv.pad, conv.stride,
@@ -272,7 +268,7 @@ class Dots:
                   for lane, classes_of, words in
                   zip(lanes, classes, flip_words)]
         limits = tuple(numpy.atleast_2d(t) for t in limits)
-        self.step = images_per_call(convolutions, positions)
+        self.step = images_per_call(convolutions, lanes)
         self.call = CONVNETS[form]
         # The arguments after the pixels, for a batch that reads the
         # weights' packed bits (layouts.PACKED_BATCH images at most) and for

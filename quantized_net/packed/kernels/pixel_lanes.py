@@ -159,12 +159,30 @@ def quad_tile(typingctx, x, rows, offsets, w, w_stride, quads, limits,
 CODEGENS = {SUMS: _tile_codegen, QUADS: _quad_tile_codegen}
 
 
-def _quads(conv):
-    """The runs of four taps along the filter rows, in the file's order
+def tap_runs(conv, size):
+    """The runs of ``size`` taps along the filter rows (the last of a row
+    shorter where ``size`` does not divide it), in the file's order
     (channel, row, column): ``(channel, row, first column)`` each."""
     k = conv.ksize
     return [(c, ky, kx) for c in range(conv.in_shape[0])
-            for ky in range(k) for kx in range(0, k, QUAD)]
+            for ky in range(k) for kx in range(0, k, size)]
+
+
+def run_signs(weights, conv, size):
+    """The packed filters (the file's rows) as int8 +-1 signs of their
+    runs of ``size`` taps (:func:`tap_runs`): ``(runs, lanes, size)``,
+    lanes the filters rounded up to :data:`TILE_FILTERS`, 0 past a row's
+    last tap and past the last filter."""
+    lanes = -(-conv.filters // TILE_FILTERS) * TILE_FILTERS
+    k = conv.ksize
+    signs = (unpack_bits(weights, conv.taps()).astype(numpy.int8) * 2 -
+             1).reshape(conv.filters, -1, k, k)
+    runs = tap_runs(conv, size)
+    out = numpy.zeros((len(runs), lanes, size), numpy.int8)
+    for q, (c, ky, kx) in enumerate(runs):
+        run = signs[:, c, ky, kx:kx + size]
+        out[q, :conv.filters, :run.shape[1]] = run
+    return out
 
 
 def tap_offsets(conv, form):
@@ -176,7 +194,7 @@ def tap_offsets(conv, form):
     k, pad = conv.ksize, conv.pad
     padded_width = width + 2 * pad + SLACK
     if tile_kind(form) == QUADS:
-        taps = _quads(conv)
+        taps = tap_runs(conv, QUAD)
     else:
         taps = [(c, ky, kx) for c in range(channels) for ky in range(k)
                 for kx in range(k)]
@@ -190,19 +208,12 @@ def filter_signs(weights, conv, form):
     :data:`TILE_FILTERS`, 0 past the last: int16 ``(taps, lanes)``, or
     for :data:`QUADS` int8 ``(runs of four taps, lanes, 4)``, 0 past the
     last tap of a filter row."""
+    if tile_kind(form) == QUADS:
+        return run_signs(weights, conv, QUAD)
     lanes = -(-conv.filters // TILE_FILTERS) * TILE_FILTERS
     signs = unpack_bits(weights, conv.taps()).astype(numpy.int16) * 2 - 1
-    if tile_kind(form) != QUADS:
-        out = numpy.zeros((conv.taps(), lanes), numpy.int16)
-        out[:, :conv.filters] = signs.T
-        return out
-    k = conv.ksize
-    signs = signs.reshape(conv.filters, -1, k, k)
-    quads = _quads(conv)
-    out = numpy.zeros((len(quads), lanes, QUAD), numpy.int8)
-    for q, (c, ky, kx) in enumerate(quads):
-        run = signs[:, c, ky, kx:kx + QUAD]
-        out[q, :conv.filters, :run.shape[1]] = run
+    out = numpy.zeros((conv.taps(), lanes), numpy.int16)
+    out[:, :conv.filters] = signs.T
     return out
 
 

@@ -47,7 +47,7 @@ from numba.extending import intrinsic
 
 from quantized_net import kernel_cache
 from quantized_net.packed.format import unpack_bits
-from quantized_net.packed.kernels import llvm_ir, pixel_lanes
+from quantized_net.packed.kernels import llvm_ir, pixel_lanes, tiles
 
 #: Positions a vector: its byte lanes.
 LANES = 32
@@ -57,8 +57,10 @@ VECTORS = 2
 POSITIONS = LANES * VECTORS
 #: Filters a tile: the bits of a position's uint32 (an output word's half).
 TILE_FILTERS = 32
-#: Byte counters a tile keeps: with the nibble vectors and a table, the 16
-#: vector registers of AVX2.
+#: Vectors a tile counts in as it steps (bytes of counts of bits, int16
+#: sums of pixels): with the positions' vectors and a table, AVX2's 16
+#: vector registers. The int16 totals of bits, added to once every 31
+#: steps, stay in memory.
 _COUNTERS = 8
 #: Taps' bytes counted in bytes before they are widened: 31 x 8 < 256.
 _BYTES_PER_WIDENING = 31
@@ -100,7 +102,7 @@ def flat_positions(conv):
     return -(-conv_height * padded_width(conv) // LANES) * LANES
 
 
-def plane_bytes(conv):
+def plane_length(conv):
     """A byte plane's length: the padded rows, then zeros that the last
     tile's taps read past them."""
     k, width = conv.ksize, padded_width(conv)
@@ -109,6 +111,16 @@ def plane_bytes(conv):
     length = max(rows * width,
                  flat_positions(conv) + (k - 1) * (width + 1) + 1)
     return -(-length // LANES) * LANES
+
+
+def image_bytes(conv, kind):
+    """The bytes a convolution of ``kind`` lays out for one image: its
+    input's planes and its unpooled bits."""
+    channels = conv.in_shape[0]
+    planes = (2 * channels if kind == PIXELS else plane_count(channels))
+    groups = -(-conv.filters // TILE_FILTERS)
+    return (planes * plane_length(conv) +
+            4 * groups * flat_positions(conv))
 
 
 @kernel_cache.njit(parallel=True)
@@ -134,10 +146,10 @@ def byte_planes_kernel(h, pad, out):
 def byte_planes(h, conv):
     """The packed activations ``h`` ``(images, height, width,
     words(channels))`` as convolution ``conv``'s byte planes: ``uint8``
-    ``(images, planes, plane_bytes)``, plane ``p`` the bits ``8p`` to
+    ``(images, planes, plane_length)``, plane ``p`` the bits ``8p`` to
     ``8p + 7`` of every padded position, row after row."""
     out = numpy.empty((len(h), plane_count(conv.in_shape[0]),
-                       plane_bytes(conv)), numpy.uint8)
+                       plane_length(conv)), numpy.uint8)
     if out.size:
         kernel_cache.threads()  # byte_planes_kernel is parallel
         byte_planes_kernel(numpy.ascontiguousarray(h), conv.pad, out)
@@ -150,7 +162,7 @@ def tap_offsets(conv):
     int64 ``(ksize * ksize * planes,)``."""
     k, width = conv.ksize, padded_width(conv)
     planes = plane_count(conv.in_shape[0])
-    return numpy.array([p * plane_bytes(conv) + ky * width + kx
+    return numpy.array([p * plane_length(conv) + ky * width + kx
                         for ky in range(k) for kx in range(k)
                         for p in range(planes)], numpy.int64)
 
@@ -171,7 +183,7 @@ def filter_tables(weights, conv):
     nibbles = (laid.reshape(n, k * k * planes * 2, 4) <<
                numpy.arange(4, dtype=numpy.uint8)).sum(axis=2,
                                                        dtype=numpy.uint8)
-    counts = numpy.array([bin(i).count('1') for i in range(16)], numpy.uint8)
+    counts = numpy.array(tiles.NIBBLE_COUNTS, numpy.uint8)
     groups = -(-n // TILE_FILTERS)
     padded = numpy.zeros((groups * TILE_FILTERS, nibbles.shape[1]),
                          numpy.uint8)
@@ -190,37 +202,23 @@ def runs_pixels(conv, form):
             conv.taps() <= pixel_lanes.MAX_TAPS)
 
 
-def _pairs(conv):
-    """A filter row's taps in pairs, the last one alone where ``ksize`` is
-    odd: ``(channel, row, first column)`` each, in the file's order."""
-    k = conv.ksize
-    return [(c, ky, kx) for c in range(conv.in_shape[0])
-            for ky in range(k) for kx in range(0, k, 2)]
-
-
 def pair_offsets(conv):
-    """The byte offset of each pair of taps (:func:`_pairs`) from an
-    output position's own in its image's pixel planes: int64 ``(pairs,)``."""
+    """The byte offset of each pair of taps
+    (:func:`pixel_lanes.tap_runs`) from an output position's own in its
+    image's pixel planes: int64 ``(pairs,)``."""
     width = padded_width(conv)
-    return 2 * numpy.array([c * plane_bytes(conv) + ky * width + kx
-                            for c, ky, kx in _pairs(conv)], numpy.int64)
+    return 2 * numpy.array([c * plane_length(conv) + ky * width + kx
+                            for c, ky, kx in pixel_lanes.tap_runs(conv, 2)],
+                           numpy.int64)
 
 
 def pixel_signs(weights, conv):
-    """The packed filters (the file's rows) as pairs of int8 +-1 signs:
-    ``(groups, pairs, TILE_FILTERS, 2)``, 0 past a filter row's last tap
-    and past the last filter."""
-    k, n = conv.ksize, conv.filters
-    signs = (unpack_bits(weights, conv.taps()).astype(numpy.int8) * 2 -
-             1).reshape(n, -1, k, k)
-    pairs = _pairs(conv)
-    groups = -(-n // TILE_FILTERS)
-    out = numpy.zeros((len(pairs), groups * TILE_FILTERS, 2), numpy.int8)
-    for q, (c, ky, kx) in enumerate(pairs):
-        run = signs[:, c, ky, kx:kx + 2]
-        out[q, :n, :run.shape[1]] = run
-    return numpy.ascontiguousarray(out.reshape(
-        len(pairs), groups, TILE_FILTERS, 2).transpose(1, 0, 2, 3))
+    """The packed filters (the file's rows) as pairs of int8 +-1 signs
+    (:func:`pixel_lanes.run_signs`), a group of :data:`TILE_FILTERS`
+    filters at a time: ``(groups, pairs, TILE_FILTERS, 2)``."""
+    signs = pixel_lanes.run_signs(weights, conv, 2)
+    return numpy.ascontiguousarray(signs.reshape(
+        len(signs), -1, TILE_FILTERS, 2).transpose(1, 0, 2, 3))
 
 
 @kernel_cache.njit(parallel=True)
@@ -250,11 +248,11 @@ def pixel_planes_kernel(pixels, channels, height, width, pad, out):
 def pixel_planes(pixels, conv):
     """The ``uint8`` pixels ``(images, channels * height * width)`` as
     first convolution ``conv``'s planes: ``(images, channels,
-    plane_bytes, 2)``, each channel's padded rows, blank (0) borders, each
+    plane_length, 2)``, each channel's padded rows, blank (0) borders, each
     position's pixel beside its right neighbour's, so that one load reads
     16 positions' pairs of taps."""
     channels, height, width = conv.in_shape
-    out = numpy.empty((len(pixels), channels, plane_bytes(conv), 2),
+    out = numpy.empty((len(pixels), channels, plane_length(conv), 2),
                       numpy.uint8)
     if out.size:
         kernel_cache.threads()  # pixel_planes_kernel is parallel
@@ -320,9 +318,6 @@ def _tile_codegen(context, builder, vectors, args):
             counts = [[cgutils.alloca_once_value(builder,
                                                  ir.Constant(_BYTES, None))
                        for _ in range(vectors)] for _ in range(part_filters)]
-            for row in counts:
-                for b in row:
-                    builder.store(ir.Constant(_BYTES, None), b)
             with cgutils.for_range(builder, last, start=first) as loop:
                 q = loop.index
                 at = builder.add(x, llvm_ir.load(builder, llvm_ir.offset(
@@ -480,14 +475,14 @@ def tile(typingctx, kind, vectors, x, offsets, steps, tables, limits,
 
 
 @kernel_cache.njit(parallel=True)
-def convolution_kernel(x, offsets, tables, limits, flips, row_width,
-                       conv_width, pool, kind, scratch, out):
+def convolution_kernel(x, offsets, tables, limits, flips, row_width, pool,
+                       kind, scratch, out):
     """A convolution across the positions' lanes into ``out``'s ``uint32``
     halves of words ``(images, out_h, out_w, 2 words)``, ``flips`` the
     flip words' halves, ``scratch`` uint32 ``(images, groups,
-    flat_positions)`` for the unpooled bits: the tiles on the byte
-    planes ``x``, then each position's bits (each 2 x 2 window's OR where
-    ``pool`` is 2) XOR its flips."""
+    flat_positions)`` for the unpooled bits: the tiles of ``kind`` (a
+    literal) on the planes ``x``, then each position's bits (each 2 x 2
+    window's OR where ``pool`` is 2) XOR its flips."""
     images = x.shape[0]
     groups, steps = tables.shape[0], tables.shape[1]
     flat = scratch.shape[2]
@@ -536,21 +531,34 @@ def convolution_kernel(x, offsets, tables, limits, flips, row_width,
                 out[i, y, x_at, g] = flip
 
 
-def _convolution_of(kind):
-    # The kernel with its kind a constant, a literal to tile (numba caches
-    # a closure under the values of its cells).
+@kernel_cache.njit
+def convolved(x, offsets, tables, limits, flips, row_width, pool, kind, flat,
+              out_h, out_w):
+    """:func:`convolution_kernel`'s output words ``(images, out_h, out_w,
+    words)``, ``flips`` the flip words, ``flat`` the flattened positions
+    counted (:func:`flat_positions`), ``kind`` a literal."""
+    out = numpy.empty((x.shape[0], out_h, out_w, len(flips)), numpy.uint64)
+    convolution_kernel(
+        x, offsets, tables, limits, flips.view(numpy.uint32), row_width,
+        pool, kind, numpy.empty((x.shape[0], len(tables), flat),
+                                numpy.uint32), out.view(numpy.uint32))
+    return out
+
+
+def _convolved_of(kind):
+    # With its kind a constant, a literal to tile (numba caches a closure
+    # under the values of its cells).
     @kernel_cache.njit
-    def kernel(x, offsets, tables, limits, flips, row_width, conv_width,
-               pool, scratch, out):
-        convolution_kernel(x, offsets, tables, limits, flips, row_width,
-                           conv_width, pool, kind, scratch, out)
+    def kernel(x, offsets, tables, limits, flips, row_width, pool, flat,
+               out_h, out_w):
+        return convolved(x, offsets, tables, limits, flips, row_width, pool,
+                         kind, flat, out_h, out_w)
     return kernel
 
 
-#: ``CONVOLUTIONS[kind](x, offsets, tables, limits, flips, row_width,
-#: conv_width, pool, scratch, out)``: :func:`convolution_kernel` of
-#: ``kind``.
-CONVOLUTIONS = {kind: _convolution_of(kind) for kind in _CODEGENS}
+#: ``CONVOLVED[kind](x, offsets, tables, limits, flips, row_width, pool,
+#: flat, out_h, out_w)``: :func:`convolved` of ``kind``.
+CONVOLVED = {kind: _convolved_of(kind) for kind in _CODEGENS}
 
 
 def convolution(x, conv, tables, offsets, limits, flips, pool, kind=BITS):
@@ -572,14 +580,8 @@ def convolution(x, conv, tables, offsets, limits, flips, pool, kind=BITS):
         kind: :data:`BITS`, or :data:`PIXELS`.
     """
     _, conv_height, conv_width = conv.conv_shape()
-    out = numpy.empty((len(x), conv_height // (pool or 1),
-                       conv_width // (pool or 1), len(flips)), numpy.uint64)
-    if out.size:
-        scratch = numpy.empty((len(x), len(tables), flat_positions(conv)),
-                              numpy.uint32)
-        kernel_cache.threads()  # the kernel is parallel
-        CONVOLUTIONS[kind](x, offsets, tables, limits,
-                           flips.view(numpy.uint32), padded_width(conv),
-                           conv_width, pool, scratch,
-                           out.view(numpy.uint32))
-    return out
+    kernel_cache.threads()  # the kernel is parallel
+    return CONVOLVED[kind](x, offsets, tables, limits, flips,
+                           padded_width(conv), pool, flat_positions(conv),
+                           conv_height // (pool or 1),
+                           conv_width // (pool or 1))

@@ -34,7 +34,8 @@ from quantized_net.packed.kernels.blocking import STEP_CHUNK, TILE
 from quantized_net.packed.kernels.layouts import VECTOR_BYTES
 from quantized_net.packed.kernels.llvm_ir import I8, I16, I32, I64
 
-_NIBBLE_COUNTS = [bin(b).count('1') for b in range(16)]
+#: The bits set in each nibble: what a nibble lookup table holds.
+NIBBLE_COUNTS = [bin(b).count('1') for b in range(16)]
 #: Vectors a step: the avx2 layout holds a step's low halves, then its
 #: high ones.
 _PLANES = {'scalar': 1, 'avx512': 1, 'avx2': 2}
@@ -98,7 +99,7 @@ def _tile_codegen(form, mr, nr, packed=False):
 
     def codegen(context, builder, signature, args):
         _, x, x_stride, w, w_stride, n_steps, out, out_stride = args
-        table = ir.Constant(vector, _NIBBLE_COUNTS * 2) if avx2 else None
+        table = ir.Constant(vector, NIBBLE_COUNTS * 2) if avx2 else None
         # Kept in registers: LLVM promotes these slots (mem2reg).
         counters = [[cgutils.alloca_once_value(
             builder, ir.Constant(vector, None)) for _ in range(nr)]

@@ -203,3 +203,28 @@ def test_the_products_of_a_large_batch_are_those_of_its_passes(
     row(images)
     row(images)
     assert calls == [3, 2]  # two passes of 3 and one of 2, made once
+
+
+@pytest.mark.skipif('avx2' not in cpu_features.runnable_forms(),
+                    reason='the tiles are AVX2 code; this CPU has no AVX2')
+@pytest.mark.parametrize('kind,channels', [(0, 32), (1, 1)])
+@pytest.mark.parametrize('size,positions', [(4, 32), (9, 64)])
+def test_the_position_lanes_ceiling_counts_its_tiles_work(
+        kind, channels, size, positions, monkeypatch):
+    # A layer of fewer than two vectors of positions (4 x 4, padded: 24)
+    # is timed on a tile of one, which reads nothing past its planes.
+    from quantized_net.packed import format as packed_format
+    from quantized_net.packed.kernels import position_lanes
+    conv = packed_format.Convolution((channels, size, size), 8, 3, 1, 1, 0)
+    ran = []
+
+    def one_call(runners, rounds, warmup):
+        (name, run), = runners
+        run()
+        ran.append(name)
+        return {name: 0.5}
+    monkeypatch.setattr(packed_bench, 'median_seconds', one_call)
+    rate = packed_bench.position_lanes_ceiling(conv, kind, rounds=3)
+    assert ran == ['tile']
+    assert rate == 3 * positions * position_lanes.TILE_FILTERS * (
+        conv.taps()) / 0.5

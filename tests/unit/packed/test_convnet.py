@@ -15,6 +15,7 @@ from quantized_net.packed import engine as packed_engine
 from quantized_net.packed import export as packed_export
 from quantized_net.packed import format as packed_format
 from quantized_net.packed import reference
+from quantized_net.packed.kernels import cpu_features
 
 # (architecture, image shape): channel counts not a multiple of 64 and
 # some above, filters of 1, 3 and 5, pooling of odd sizes that drops a row.
@@ -191,11 +192,13 @@ def random_network(in_shape, layers, units=(9, 10), seed=0,
 
 
 # Strides, filters of even size, padding of 0 and 2, 1 x 1 filters, a
-# pooling window of 3, channels beyond a word.
+# pooling window of 3, channels beyond a word; an unpadded odd filter on
+# the pixels, then later convolutions of strides 1 and 2.
 RANDOM_NETWORKS = [
     ((3, 11, 10), [(8, 3, 2, 1, 0), (70, 2, 1, 0, 2)]),
     ((1, 12, 9), [(5, 5, 1, 2, 3), (3, 1, 1, 0, 0)]),
     ((2, 7, 7), [(65, 3, 1, 1, 0), (4, 3, 3, 2, 0)]),
+    ((1, 13, 12), [(6, 5, 1, 0, 0), (33, 3, 1, 1, 2), (9, 3, 2, 1, 0)]),
 ]
 
 
@@ -205,9 +208,46 @@ def test_every_form_on_strides_and_borders(in_shape, layers, value):
     network = random_network(in_shape, layers, value=value)
     pixels = pixels_for(in_shape, 40, 2)
     expected = packed_engine.select(network, kind='blas').dots(pixels)
+    reference_layers = None
     for form in ['scalar', 'avx2', 'avx512']:
         engine = packed_engine.CPU_ENGINES[form](network)
         numpy.testing.assert_array_equal(engine.dots(pixels), expected)
+        # Layer by layer too: each convolution's words (plain in every
+        # form, where the fully connected layers' are laid out as the form
+        # counts) those of the scalar reference form, whose kernels are
+        # others.
+        outputs, h = [], pixels
+        for layer in engine.layers():
+            h = layer(h)
+            outputs.append(h)
+        numpy.testing.assert_array_equal(h, expected)
+        reference_layers = reference_layers or outputs
+        for ours, theirs in zip(outputs[:len(layers)],
+                                reference_layers[:len(layers)]):
+            numpy.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.skipif('avx2' not in cpu_features.runnable_forms(),
+                    reason='this CPU has no AVX2')
+@pytest.mark.parametrize('stride,positions', [(1, True), (2, False)])
+def test_the_avx2_form_runs_the_later_convolutions_of_one_kind(
+        stride, positions):
+    # Later convolutions all of stride 1 run across the positions' lanes;
+    # with one of stride 2, all across the filters', so that the whole
+    # ConvNet still runs as one compiled call.
+    network = random_network((1, 12, 12), [
+        (8, 3, 1, 1, 0), (16, 3, 1, 1, 2), (12, 3, stride, 1, 0)], seed=3)
+    engine = packed_engine.CPU_ENGINES['avx2'](network)
+    assert engine.first_lanes.positions
+    assert [lane.positions for lane in engine.lanes] == [positions] * 2
+    assert engine.compiled is not None
+    pixels = pixels_for((1, 12, 12), 30, 4)
+    expected = packed_engine.select(network, kind='blas').dots(pixels)
+    numpy.testing.assert_array_equal(engine.dots(pixels), expected)
+    h = pixels
+    for layer in engine.layers():
+        h = layer(h)
+    numpy.testing.assert_array_equal(h, expected)
 
 
 @pytest.mark.gpu

@@ -128,8 +128,18 @@ def test_runs_only_where_its_counts_and_stride_allow():
     assert not position_lanes.runs(conv((32, 8, 8), 32, 3, 2, 1, 0), 'avx2')
     assert not position_lanes.runs(conv((32, 8, 8), 32, 3, 1, 1, 0),
                                    'avx512')
-    assert not position_lanes.runs(conv((4096, 8, 8), 32, 3, 1, 1, 0),
+    # Counts within int16: 3 x 3 taps of 455 bytes of channels, not 456.
+    assert position_lanes.runs(conv((3640, 8, 8), 32, 3, 1, 1, 0), 'avx2')
+    assert not position_lanes.runs(conv((3641, 8, 8), 32, 3, 1, 1, 0),
                                    'avx2')
+    assert position_lanes.runs_pixels(conv((2, 8, 8), 8, 8, 1, 3, 0),
+                                      'avx2')
+    assert not position_lanes.runs_pixels(conv((3, 8, 8), 8, 7, 1, 3, 0),
+                                          'avx2')
+    assert not position_lanes.runs_pixels(conv((1, 8, 8), 8, 3, 2, 1, 0),
+                                          'avx2')
+    assert not position_lanes.runs_pixels(conv((1, 8, 8), 8, 3, 1, 1, 0),
+                                          'avx512')
 
 
 # (channels, height, width, filters, ksize, pad, pool); the fifth: 2 x 8 x
@@ -166,9 +176,10 @@ def test_the_first_convolution_equals_the_float_one(
 def test_pairs_of_taps_are_offsets_and_signs_in_the_files_order():
     # 2 channels of 4 x 5 padded by 1: rows of 7, planes of whole vectors.
     conv = packed_format.Convolution((2, 4, 5), 3, 3, 1, 1, 0)
-    plane = position_lanes.plane_bytes(conv)
+    plane = position_lanes.plane_length(conv)
     assert plane % position_lanes.LANES == 0
-    assert plane >= position_lanes.flat_positions(conv) + 2 * 8 + 1
+    # The last tile's last position reads its last pair there.
+    assert plane > position_lanes.flat_positions(conv) - 1 + 2 * 7 + 2
     # Two bytes a position: its pixel, then its right neighbour's.
     assert position_lanes.pair_offsets(conv).tolist() == [
         2 * (c * plane + ky * 7 + kx) for c in range(2) for ky in range(3)
