@@ -418,8 +418,8 @@ class CpuEngine(Engine):
         lanes (:mod:`kernels.pixel_lanes`; by float32 vectors in the
         scalar form or where its sums are too wide), each border class with
         its limits; every later one on the bits, in the avx2 form across
-        the positions' lanes where all of them have stride 1, else across
-        the filters (:mod:`kernels.filter_lanes`) or, in the scalar form,
+        the positions' lanes where they run, else across the filters
+        (:mod:`kernels.filter_lanes`) or, in the scalar form,
         by the popcount tiles (:mod:`kernels.convolutions`); and the
         fully connected layers as an MLP's, the first of them on
         the last convolution's bits as they lie, each pixel's channels
@@ -466,29 +466,29 @@ class CpuEngine(Engine):
         # run, else across the filters' (kernels.filter_lanes), or None in
         # the scalar reference form; the tiles' weights only where None.
         self.weights, self.limits, self.classes = [], [], []
-        self.lanes = []
-        # All across the positions' lanes or none: the compiled call runs
-        # the later convolutions of one kind.
-        across_positions = all(position_lanes.runs(conv, form)
-                               for conv in convolutions[1:])
+        # For a batch of one, a layer of few positions runs across the
+        # filters (position_lanes.MIN_POSITIONS): its lanes there.
+        self.lanes, one_image_lanes = [], []
         for i, conv in enumerate(convolutions[1:], 1):
             classes, inside = borders.tap_classes(conv)
             limits = borders.class_limits(
                 network.weights[i], network.thresholds[i], conv, inside)
-            if across_positions:
+            across_filters = (Lanes(filter_lanes.transposed(
+                tap_planes.filter_words(network.weights[i], conv),
+                conv.filters), tap_planes.word_offsets(conv),
+                filter_lanes.lane_limits(limits))
+                if filter_lanes.runs(form) else None)
+            lanes = one_image = across_filters
+            if position_lanes.runs(conv, form):
                 lanes = Lanes(
                     position_lanes.filter_tables(network.weights[i], conv),
                     position_lanes.tap_offsets(conv),
                     position_lanes.position_limits(limits, classes, conv),
                     positions=True)
-            elif filter_lanes.runs(form):
-                lanes = Lanes(filter_lanes.transposed(
-                    tap_planes.filter_words(network.weights[i], conv),
-                    conv.filters), tap_planes.word_offsets(conv),
-                    filter_lanes.lane_limits(limits))
-            else:
-                lanes = None
+                if position_lanes.runs(conv, form, images=1):
+                    one_image = lanes
             self.lanes.append(lanes)
+            one_image_lanes.append(one_image)
             self.weights.append(None if lanes else layouts.weights(
                 layouts.channels_last(network.weights[i], conv.in_shape[0],
                                       conv.ksize ** 2, aligned=False),
@@ -501,14 +501,23 @@ class CpuEngine(Engine):
             network.thresholds[len(convolutions):],
             network.sizes[len(convolutions):])]
         # The whole ConvNet in one compiled call, where every convolution
-        # runs across the lanes (kernels.convnet); else None.
+        # runs across the lanes (kernels.convnet), and for a batch of one
+        # image with its own lanes where they differ; else None.
         n, sizes = len(convolutions), network.sizes
-        self.compiled = convnet_cpu.Dots(
-            convolutions, [self.first_lanes] + self.lanes,
-            [self.first_classes] + self.classes, self.flip_words,
-            self.weights[n - 1:], self.limits[n - 1:], network.flips[n:],
-            sizes[-2], sizes[-1], form) if convnet_cpu.runs(
-                convolutions, [self.first_lanes] + self.lanes) else None
+
+        def compiled(lanes):
+            return convnet_cpu.Dots(
+                convolutions, [self.first_lanes] + lanes,
+                [self.first_classes] + self.classes, self.flip_words,
+                self.weights[n - 1:], self.limits[n - 1:],
+                network.flips[n:], sizes[-2], sizes[-1], form) if (
+                    convnet_cpu.runs(convolutions,
+                                     [self.first_lanes] + lanes)) else None
+        self.compiled = compiled(self.lanes)
+        self.compiled_one = (
+            self.compiled if all(a is b for a, b in zip(one_image_lanes,
+                                                        self.lanes))
+            else compiled(one_image_lanes))
 
     def _convnet_layers(self):
         network, form = self.network, self.simd
@@ -622,6 +631,8 @@ class CpuEngine(Engine):
         convolutions = self.network.convolutions
         sizes = self.network.sizes
         if convolutions and self.compiled:
+            if len(pixels) == 1:
+                return self.compiled_one(pixels)
             return self.compiled(pixels)
         if convolutions:
             return super(CpuEngine, self).dots(pixels)

@@ -8,12 +8,12 @@ then the fully connected layers in the form's layout and the
 last layer's dot products (:class:`Dots`). A batch of one saves the calls
 from Python layer by layer, their allocations and their conversions.
 
-It runs the ConvNets whose every convolution runs across the lanes, those
-after the first all across the filters' or all across the positions', and
-pools 2 x 2 or not at all (:func:`runs`); the others go layer by layer.
+It runs the ConvNets whose every convolution runs across the lanes, the
+filters' or the positions', and pools 2 x 2 or not at all (:func:`runs`);
+the others go layer by layer.
 """
 import numpy
-from numba import types
+from numba import literal_unroll, types
 from numba.extending import overload
 
 from quantized_net import kernel_cache
@@ -63,10 +63,9 @@ def images_per_call(convolutions, lanes):
 def runs(convolutions, lanes):
     """Whether the ConvNet of ``convolutions``, whose layers across the
     lanes are ``lanes`` (None where a layer is not), runs in one call:
-    all across lanes, those after the first all across the filters' or
-    all across the positions', and pools of 2 x 2 or none."""
+    all across lanes (the filters' or the positions'), and pools of 2 x 2
+    or none."""
     return (all(lane is not None for lane in lanes) and
-            len({lane.positions for lane in lanes[1:]}) <= 1 and
             all(conv.pool in (0, 2) for conv in convolutions))
 
 
@@ -82,42 +81,55 @@ def _lanes(x, lanes, stride, conv_width, pool, out_shape, kind):
     return out
 
 
-def _convolutions(h, lanes, shapes):
+def _convolution(h, lane, shape):
+    """``h`` through one convolution after the first (compiled only)."""
+    raise NotImplementedError('compiled by numba only')
+
+
+@overload(_convolution)
+def _convolution_typed(h, lane, shape):
+    # Which lanes: Dots passes tables of filters (position_lanes, 5-D)
+    # or their words (filter_lanes, 2-D).
+    if lane[0].ndim == 5:
+        def across_positions(h, lane, shape):
+            (pad, row_width, pool, n_planes, plane_length, flat, out_h,
+             out_w) = shape
+            tables, offsets, limits, _, flips = lane
+            x = numpy.empty((h.shape[0], n_planes, plane_length),
+                            numpy.uint8)
+            byte_planes_kernel(h, pad, x)
+            return convolved(x, offsets, tables, limits, flips, row_width,
+                             pool, POSITION_BITS, flat, out_h, out_w)
+        return across_positions
+
+    def across_filters(h, lane, shape):
+        (channels, pad, stride, conv_width, pool, taps, down, height,
+         n_planes, width, out_h, out_w, n_words) = shape
+        planes = numpy.empty((h.shape[0], height, n_planes, width),
+                             numpy.uint64)
+        planes_kernel(h, channels, pad, taps, down, planes)
+        return _lanes(planes, lane, stride, conv_width, pool,
+                      (h.shape[0], out_h, out_w, n_words), BITS)
+    return across_filters
+
+
+def _convolutions(h, layers):
     """``h`` through the convolutions after the first (compiled only)."""
     raise NotImplementedError('compiled by numba only')
 
 
 @overload(_convolutions)
-def _convolutions_typed(h, lanes, shapes):
-    # A ConvNet of one convolution has empty tuples, which numba cannot
-    # index: that case is its own specialization.
-    if isinstance(lanes, types.BaseTuple) and not len(lanes):
-        return lambda h, lanes, shapes: h
-    # Which lanes: Dots passes tables of filters (position_lanes, 5-D)
-    # or their words (filter_lanes, 2-D).
-    if lanes[0][0].ndim == 5:
-        def across_positions(h, lanes, shapes):
-            for i in range(len(lanes)):
-                (pad, row_width, pool, n_planes, plane_length, flat,
-                 out_h, out_w) = shapes[i]
-                tables, offsets, limits, _, flips = lanes[i]
-                x = numpy.empty((h.shape[0], n_planes, plane_length),
-                                numpy.uint8)
-                byte_planes_kernel(h, pad, x)
-                h = convolved(x, offsets, tables, limits, flips, row_width,
-                              pool, POSITION_BITS, flat, out_h, out_w)
-            return h
-        return across_positions
+def _convolutions_typed(h, layers):
+    # A ConvNet of one convolution has an empty tuple, which numba cannot
+    # unroll: that case is its own specialization.
+    if isinstance(layers, types.BaseTuple) and not len(layers):
+        return lambda h, layers: h
 
-    def chain(h, lanes, shapes):
-        for i in range(len(lanes)):
-            (channels, pad, stride, conv_width, pool, taps, down, height,
-             n_planes, width, out_h, out_w, n_words) = shapes[i]
-            planes = numpy.empty((h.shape[0], height, n_planes, width),
-                                 numpy.uint64)
-            planes_kernel(h, channels, pad, taps, down, planes)
-            h = _lanes(planes, lanes[i], stride, conv_width, pool,
-                       (h.shape[0], out_h, out_w, n_words), BITS)
+    # Each layer's (lane, shape) is typed by its kind of lanes: the loop
+    # is unrolled, each layer's body compiled for its own.
+    def chain(h, layers):
+        for layer in literal_unroll(layers):
+            h = _convolution(h, layer[0], layer[1])
         return h
     return chain
 
@@ -167,13 +179,14 @@ def _laid_out(h, width, split):
 
 
 @kernel_cache.njit
-def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
-                   dense_width, weights, limits, flips, widths, last, k,
-                   n_out, threads, form, first_kind):
+def convnet_kernel(pixels, first_shape, first_lanes, layers, dense_width,
+                   weights, limits, flips, widths, last, k, n_out, threads,
+                   form, first_kind):
     """The int32 ``(m, n_out)`` dot products of the last layer of the
     ConvNet of the ``uint8`` ``pixels`` ``(m, n_in)``: the first
     convolution of ``first_lanes`` and ``first_shape``, the later ones of
-    the tuples ``lanes`` and ``shapes`` (:class:`Dots`), the fully
+    the tuple ``layers`` of their lanes and shapes (:class:`Dots`), the
+    fully
     connected layers on the last one's words laid out in ``dense_width``
     words, of tuples ``weights``, ``limits``, ``flips`` and ``widths`` as
     :func:`network.network_kernel` takes them, the last of ``last`` and
@@ -181,7 +194,7 @@ def convnet_kernel(pixels, first_shape, first_lanes, lanes, shapes,
     tile (:func:`pixel_lanes.tile_kind`) literals."""
     m = pixels.shape[0]
     h = _first(pixels, first_shape, first_lanes, first_kind)
-    h = _convolutions(h, lanes, shapes)
+    h = _convolutions(h, layers)
     h = _laid_out(h.reshape(m, -1), dense_width, form == 'avx2')
     h = chained_layers(h, weights, limits, flips, widths, threads, form)
     out = numpy.empty((m, n_out), numpy.int32)
@@ -194,11 +207,10 @@ def _convnet_of(form):
     first_kind = tile_kind(form)
 
     @kernel_cache.njit
-    def convnet(pixels, first_shape, first_lanes, lanes, shapes,
-                dense_width, weights, limits, flips, widths, last, k, n_out,
-                threads):
-        return convnet_kernel(pixels, first_shape, first_lanes, lanes,
-                              shapes, dense_width, weights, limits, flips,
+    def convnet(pixels, first_shape, first_lanes, layers, dense_width,
+                weights, limits, flips, widths, last, k, n_out, threads):
+        return convnet_kernel(pixels, first_shape, first_lanes, layers,
+                              dense_width, weights, limits, flips,
                               widths, last, k, n_out, threads, form,
                               first_kind)
     return convnet
@@ -244,12 +256,12 @@ class Dots:
             if lanes[0].positions else (
                 first.pad, first.stride, first.conv_shape()[2], first.pool,
                 out_h, out_w, len(flip_words[0])))
-        positions = any(lane.positions for lane in lanes[1:])
         shapes = []
-        for conv, words in zip(convolutions[1:], flip_words[1:]):
+        for conv, words, lane in zip(convolutions[1:], flip_words[1:],
+                                     lanes[1:]):
             channels, height, width = conv.in_shape
             _, out_h, out_w = conv.out_shape()
-            if positions:
+            if lane.positions:
                 shapes.append((
                     conv.pad, position_lanes.padded_width(conv), conv.pool,
                     position_lanes.plane_count(channels),
@@ -274,7 +286,7 @@ class Dots:
         # weights' packed bits (layouts.PACKED_BATCH images at most) and for
         # one that reads their layout.
         self.arguments = [
-            (first_shape, arrays[0], tuple(arrays[1:]), tuple(shapes),
+            (first_shape, arrays[0], tuple(zip(arrays[1:], shapes)),
              layout_words(dense_bits, form), rows[:-1], limits, tuple(flips),
              tuple(layout_words(t.shape[-1], form) for t in limits),
              rows[-1], k, n_out)

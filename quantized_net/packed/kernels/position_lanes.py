@@ -55,6 +55,13 @@ LANES = 32
 VECTORS = 2
 #: Positions a tile.
 POSITIONS = LANES * VECTORS
+#: The fewest flattened positions of a batch for a convolution on bits to
+#: run across the positions' lanes. Each tile reads its group's tables,
+#: 32 bytes for each byte of each filter's taps, where the filters' lanes
+#: read that byte: an image of the CIFAR-10 ConvNet's 8 x 8 layers alone
+#: runs faster across the filters, a batch of 100 across the positions
+#: (docs/packed.md).
+MIN_POSITIONS = 2 * POSITIONS
 #: Filters a tile: the bits of a position's uint32 (an output word's half).
 TILE_FILTERS = 32
 #: Vectors a tile counts in as it steps (bytes of counts of bits, int16
@@ -76,13 +83,16 @@ _COUNTS = ir.VectorType(llvm_ir.I16, LANES)
 _SUMS = ir.VectorType(llvm_ir.I16, LANES // 2)
 
 
-def runs(conv, form):
+def runs(conv, form, images=None):
     """Whether convolution ``conv`` on bits runs across the positions'
     lanes in ``form``: the avx2 form's, stride 1, its counts within
-    int16."""
+    int16; for a batch of ``images`` (where given), at least
+    :data:`MIN_POSITIONS` positions in all."""
     channels = conv.in_shape[0]
     return (form == 'avx2' and conv.stride == 1 and
-            conv.ksize ** 2 * plane_count(channels) * 8 < 2 ** 15)
+            conv.ksize ** 2 * plane_count(channels) * 8 < 2 ** 15 and
+            (images is None or
+             images * flat_positions(conv) >= MIN_POSITIONS))
 
 
 def plane_count(channels):
@@ -487,10 +497,12 @@ def convolution_kernel(x, offsets, tables, limits, flips, row_width, pool,
     groups, steps = tables.shape[0], tables.shape[1]
     flat = scratch.shape[2]
     tiles = -(-flat // POSITIONS)
-    # A group's tables stay in the caches over its tiles.
-    for task in numba.prange(images * groups * tiles):
-        i = task // (groups * tiles)
-        g = task // tiles % groups
+    # A group's tables (1 KB a byte of a position's taps: 576 KB for 3 x 3
+    # taps of 512 channels) stay in the caches over its tiles in every
+    # image.
+    for task in numba.prange(groups * images * tiles):
+        g = task // (images * tiles)
+        i = task // tiles % images
         at = task % tiles * POSITIONS
         x_at = x.ctypes.data + i * x.strides[0] + at * x.strides[2]
         tables_at = tables.ctypes.data + g * tables.strides[0]

@@ -229,21 +229,27 @@ def test_every_form_on_strides_and_borders(in_shape, layers, value):
 
 @pytest.mark.skipif('avx2' not in cpu_features.runnable_forms(),
                     reason='this CPU has no AVX2')
-@pytest.mark.parametrize('stride,positions', [(1, True), (2, False)])
-def test_the_avx2_form_runs_the_later_convolutions_of_one_kind(
-        stride, positions):
-    # Later convolutions all of stride 1 run across the positions' lanes;
-    # with one of stride 2, all across the filters', so that the whole
-    # ConvNet still runs as one compiled call.
-    network = random_network((1, 12, 12), [
+@pytest.mark.parametrize('size,stride', [(24, 1), (24, 2), (16, 1)])
+def test_the_avx2_forms_compiled_call_runs_both_kinds_of_lanes(size,
+                                                               stride):
+    # Later convolutions of stride 1 run across the positions' lanes, one
+    # of stride 2 across the filters': the ConvNet is one compiled call
+    # either way. For one image, a layer of few positions (8 x 8) runs
+    # across the filters, in a compiled call of its own.
+    network = random_network((1, size, size), [
         (8, 3, 1, 1, 0), (16, 3, 1, 1, 2), (12, 3, stride, 1, 0)], seed=3)
     engine = packed_engine.CPU_ENGINES['avx2'](network)
     assert engine.first_lanes.positions
-    assert [lane.positions for lane in engine.lanes] == [positions] * 2
+    assert [lane.positions for lane in engine.lanes] == [True, stride == 1]
     assert engine.compiled is not None
-    pixels = pixels_for((1, 12, 12), 30, 4)
-    expected = packed_engine.select(network, kind='blas').dots(pixels)
+    assert (engine.compiled_one is engine.compiled) == (size == 24)
+    pixels = pixels_for((1, size, size), 30, 4)
+    blas = packed_engine.select(network, kind='blas')
+    expected = blas.dots(pixels)
     numpy.testing.assert_array_equal(engine.dots(pixels), expected)
+    for i in range(3):
+        numpy.testing.assert_array_equal(engine.dots(pixels[i:i + 1]),
+                                         expected[i:i + 1])
     h = pixels
     for layer in engine.layers():
         h = layer(h)

@@ -122,15 +122,26 @@ def test_a_table_counts_the_bits_of_its_nibble_xor_each_index():
             [bin(i).count('1') for i in range(16)]).all()
 
 
-def test_runs_only_where_its_counts_and_stride_allow():
+def test_runs_only_where_its_counts_stride_and_positions_allow():
     conv = packed_format.Convolution
-    assert position_lanes.runs(conv((32, 8, 8), 32, 3, 1, 1, 0), 'avx2')
-    assert not position_lanes.runs(conv((32, 8, 8), 32, 3, 2, 1, 0), 'avx2')
-    assert not position_lanes.runs(conv((32, 8, 8), 32, 3, 1, 1, 0),
+    assert position_lanes.runs(conv((32, 10, 10), 32, 3, 1, 1, 0), 'avx2')
+    assert not position_lanes.runs(conv((32, 10, 10), 32, 3, 2, 1, 0),
+                                   'avx2')
+    assert not position_lanes.runs(conv((32, 10, 10), 32, 3, 1, 1, 0),
                                    'avx512')
+    # For one image, two tiles of positions at least: 10 rows of 12 padded
+    # columns are 128 counted; 8 rows of 10, 96; for two images, 192.
+    assert position_lanes.MIN_POSITIONS == 128
+    small = conv((32, 8, 8), 32, 3, 1, 1, 0)
+    assert position_lanes.runs(small, 'avx2')
+    assert not position_lanes.runs(small, 'avx2', images=1)
+    assert position_lanes.runs(small, 'avx2', images=2)
+    assert position_lanes.runs(conv((32, 10, 10), 32, 3, 1, 1, 0), 'avx2',
+                               images=1)
     # Counts within int16: 3 x 3 taps of 455 bytes of channels, not 456.
-    assert position_lanes.runs(conv((3640, 8, 8), 32, 3, 1, 1, 0), 'avx2')
-    assert not position_lanes.runs(conv((3641, 8, 8), 32, 3, 1, 1, 0),
+    assert position_lanes.runs(conv((3640, 10, 10), 32, 3, 1, 1, 0),
+                               'avx2')
+    assert not position_lanes.runs(conv((3641, 10, 10), 32, 3, 1, 1, 0),
                                    'avx2')
     assert position_lanes.runs_pixels(conv((2, 8, 8), 8, 8, 1, 3, 0),
                                       'avx2')
