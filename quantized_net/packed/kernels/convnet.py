@@ -186,9 +186,8 @@ def convnet_kernel(pixels, first_shape, first_lanes, layers, dense_width,
     ConvNet of the ``uint8`` ``pixels`` ``(m, n_in)``: the first
     convolution of ``first_lanes`` and ``first_shape``, the later ones of
     the tuple ``layers`` of their lanes and shapes (:class:`Dots`), the
-    fully
-    connected layers on the last one's words laid out in ``dense_width``
-    words, of tuples ``weights``, ``limits``, ``flips`` and ``widths`` as
+    fully connected layers on the last one's words laid out in
+    ``dense_width`` words, of tuples ``weights``, ``limits``, ``flips`` and ``widths`` as
     :func:`network.network_kernel` takes them, the last of ``last`` and
     ``k`` inputs; ``form`` and the first convolution's ``first_kind`` of
     tile (:func:`pixel_lanes.tile_kind`) literals."""
