@@ -187,10 +187,10 @@ def convnet_kernel(pixels, first_shape, first_lanes, layers, dense_width,
     convolution of ``first_lanes`` and ``first_shape``, the later ones of
     the tuple ``layers`` of their lanes and shapes (:class:`Dots`), the
     fully connected layers on the last one's words laid out in
-    ``dense_width`` words, of tuples ``weights``, ``limits``, ``flips`` and ``widths`` as
-    :func:`network.network_kernel` takes them, the last of ``last`` and
-    ``k`` inputs; ``form`` and the first convolution's ``first_kind`` of
-    tile (:func:`pixel_lanes.tile_kind`) literals."""
+    ``dense_width`` words, of tuples ``weights``, ``limits``, ``flips``
+    and ``widths`` as :func:`network.network_kernel` takes them, the last
+    of ``last`` and ``k`` inputs; ``form`` and the first convolution's
+    ``first_kind`` of tile (:func:`pixel_lanes.tile_kind`) literals."""
     m = pixels.shape[0]
     h = _first(pixels, first_shape, first_lanes, first_kind)
     h = _convolutions(h, layers)

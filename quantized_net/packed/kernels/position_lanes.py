@@ -101,7 +101,7 @@ def plane_count(channels):
 
 
 def padded_width(conv):
-    """A row of a byte plane: the input's width with its padding."""
+    """A row of a plane: the input's width with its padding."""
     return conv.in_shape[2] + 2 * conv.pad
 
 
@@ -113,13 +113,12 @@ def flat_positions(conv):
 
 
 def plane_length(conv):
-    """A byte plane's length: the padded rows, then zeros that the last
-    tile's taps read past them."""
+    """The positions of a plane (a byte each of bits, a pair of pixels
+    each of pixels): the padded rows, then blank ones that the last tile's
+    taps read past them, whole vectors."""
     k, width = conv.ksize, padded_width(conv)
     rows = conv.in_shape[1] + 2 * conv.pad
-    # A pair of pixels reads one byte past its first tap.
-    length = max(rows * width,
-                 flat_positions(conv) + (k - 1) * (width + 1) + 1)
+    length = max(rows * width, flat_positions(conv) + (k - 1) * (width + 1))
     return -(-length // LANES) * LANES
 
 
