@@ -473,12 +473,7 @@ class CpuEngine(Engine):
             classes, inside = borders.tap_classes(conv)
             limits = borders.class_limits(
                 network.weights[i], network.thresholds[i], conv, inside)
-            across_filters = (Lanes(filter_lanes.transposed(
-                tap_planes.filter_words(network.weights[i], conv),
-                conv.filters), tap_planes.word_offsets(conv),
-                filter_lanes.lane_limits(limits))
-                if filter_lanes.runs(form) else None)
-            lanes = one_image = across_filters
+            lanes = one_image = None
             if position_lanes.runs(conv, form):
                 lanes = Lanes(
                     position_lanes.filter_tables(network.weights[i], conv),
@@ -487,6 +482,12 @@ class CpuEngine(Engine):
                     positions=True)
                 if position_lanes.runs(conv, form, images=1):
                     one_image = lanes
+            if one_image is None and filter_lanes.runs(form):
+                one_image = Lanes(filter_lanes.transposed(
+                    tap_planes.filter_words(network.weights[i], conv),
+                    conv.filters), tap_planes.word_offsets(conv),
+                    filter_lanes.lane_limits(limits))
+            lanes = lanes or one_image
             self.lanes.append(lanes)
             one_image_lanes.append(one_image)
             self.weights.append(None if lanes else layouts.weights(
