@@ -61,9 +61,7 @@ def _tile_codegen(context, builder, signature, args):
         builder, ir.Constant(_VECTOR, None))
         for _ in range(TILE_VECTORS)] for _ in range(TILE_ROWS)]
     with cgutils.for_range(builder, row_words) as loop:
-        word = llvm_ir.load(builder, llvm_ir.offset(
-            builder, offsets, builder.mul(loop.index, ir.Constant(
-                llvm_ir.I64, 8))), llvm_ir.I64, 8)
+        word = llvm_ir.int64_at(builder, offsets, loop.index)
         bits = [llvm_ir.splat(builder, llvm_ir.load(
             builder, builder.add(at[r], word), llvm_ir.I64, 8), _VECTOR)
             for r in range(TILE_ROWS)]

@@ -40,6 +40,13 @@ def addresses(builder, base, offsets, n):
         builder, offsets, 8 * i), I64, 8)) for i in range(n)]
 
 
+def int64_at(builder, address, index):
+    """Element ``index`` (an i64 value) of the int64 array at the i64
+    ``address``: a tile's byte offset of its step ``index``."""
+    return load(builder, offset(builder, address, builder.mul(
+        index, ir.Constant(I64, 8))), I64, 8)
+
+
 def offset(builder, address, *terms):
     """``address`` plus the i64 ``terms`` (values, or ints as constants)."""
     for term in terms:

@@ -66,9 +66,7 @@ def _tile_codegen(context, builder, signature, args):
     sums = [cgutils.alloca_once_value(builder, ir.Constant(_VECTOR, None))
             for _ in range(TILE_ROWS)]
     with cgutils.for_range(builder, taps) as loop:
-        tap = llvm_ir.load(builder, llvm_ir.offset(
-            builder, offsets, builder.mul(loop.index, ir.Constant(
-                llvm_ir.I64, 8))), llvm_ir.I64, 8)
+        tap = llvm_ir.int64_at(builder, offsets, loop.index)
         signs = llvm_ir.load(builder, llvm_ir.offset(
             builder, w, builder.mul(loop.index, w_stride)), _VECTOR, 2)
         for r in range(TILE_ROWS):
@@ -109,9 +107,7 @@ def _quad_tile_codegen(context, builder, signature, args):
     sums = [[cgutils.alloca_once_value(builder, ir.Constant(
         _QUAD_VECTOR, None)) for _ in range(2)] for _ in range(TILE_ROWS)]
     with cgutils.for_range(builder, quads) as loop:
-        quad = llvm_ir.load(builder, llvm_ir.offset(
-            builder, offsets, builder.mul(loop.index, ir.Constant(
-                llvm_ir.I64, 8))), llvm_ir.I64, 8)
+        quad = llvm_ir.int64_at(builder, offsets, loop.index)
         filters_at = llvm_ir.offset(builder, w, builder.mul(loop.index,
                                                             w_stride))
         signs = [llvm_ir.load(builder, llvm_ir.offset(

@@ -310,14 +310,14 @@ def _tile_codegen(context, builder, vectors, args):
     twice = ir.Constant(ir.VectorType(llvm_ir.I32, LANES),
                         list(range(TABLE_BYTES)) * 2)
     step = 2 * TILE_FILTERS * TABLE_BYTES  # a byte's tables
+    runs_of = builder.udiv(
+        builder.add(n_bytes, ir.Constant(i64, _BYTES_PER_WIDENING - 1)),
+        ir.Constant(i64, _BYTES_PER_WIDENING))
     fired = _no_bits(vectors)
     for part in range(TILE_FILTERS // part_filters):
         totals = [[cgutils.alloca_once_value(builder,
                                              ir.Constant(_COUNTS, None))
                    for _ in range(vectors)] for _ in range(part_filters)]
-        runs_of = builder.udiv(
-            builder.add(n_bytes, ir.Constant(i64, _BYTES_PER_WIDENING - 1)),
-            ir.Constant(i64, _BYTES_PER_WIDENING))
         with cgutils.for_range(builder, runs_of) as run:
             first = builder.mul(run.index,
                                 ir.Constant(i64, _BYTES_PER_WIDENING))
@@ -329,9 +329,7 @@ def _tile_codegen(context, builder, vectors, args):
                        for _ in range(vectors)] for _ in range(part_filters)]
             with cgutils.for_range(builder, last, start=first) as loop:
                 q = loop.index
-                at = builder.add(x, llvm_ir.load(builder, llvm_ir.offset(
-                    builder, offsets, builder.mul(q, ir.Constant(i64, 8))),
-                    i64, 8))
+                at = builder.add(x, llvm_ir.int64_at(builder, offsets, q))
                 data = [llvm_ir.load(builder, llvm_ir.offset(
                     builder, at, LANES * v), _BYTES, 1)
                     for v in range(vectors)]
@@ -421,9 +419,7 @@ def _pixel_codegen(context, builder, vectors, args):
                 for _ in range(part_filters)]
         with cgutils.for_range(builder, n_pairs) as loop:
             q = loop.index
-            at = builder.add(x, llvm_ir.load(builder, llvm_ir.offset(
-                builder, offsets, builder.mul(q, ir.Constant(i64, 8))),
-                i64, 8))
+            at = builder.add(x, llvm_ir.int64_at(builder, offsets, q))
             # 16 positions' pairs of pixels a load (pixel_planes).
             pairs = [[llvm_ir.load(builder, llvm_ir.offset(
                 builder, at, 2 * LANES * v + LANES * h), _BYTES, 1)

@@ -45,3 +45,20 @@ def test_lanes_compare_into_the_bits_of_a_word():
         return int(numpy.packbits(bits, bitorder='little').view('<u8')[0])
     assert differ == word(values[1:] != 2)
     assert at_most == word(values[1:].astype(numpy.int32) <= limits)
+
+
+@intrinsic
+def _element(typingctx, address, index):
+    def codegen(context, builder, signature, args):
+        return llvm_ir.int64_at(builder, *args)
+    return types.int64(types.int64, types.int64), codegen
+
+
+@kernel_cache.njit
+def _element_of(values, index):
+    return _element(values.ctypes.data, index)
+
+
+def test_an_int64_is_read_at_its_index():
+    values = numpy.array([5, -2 ** 63, 2 ** 63 - 1, -7], numpy.int64)
+    assert [_element_of(values, i) for i in range(4)] == values.tolist()
