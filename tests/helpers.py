@@ -341,6 +341,42 @@ def same_bits(a, b):
 
 # Packed networks.
 
+def random_packed_convnet(in_shape, layers, units=(9, 10), seed=0,
+                          value='2p - 255'):
+    """A packed ConvNet of random signs, thresholds near the middle of each
+    layer's range and flips: ``layers`` a list of ``(filters, ksize,
+    stride, pad, pool)``, then fully connected layers of ``units``."""
+    rng = numpy.random.RandomState(seed)
+    convolutions = []
+    shape = tuple(in_shape)
+    for filters, ksize, stride, pad, pool in layers:
+        conv = packed_format.Convolution(shape, filters, ksize, stride, pad,
+                                         pool)
+        convolutions.append(conv)
+        shape = conv.out_shape()
+    sizes = ([int(numpy.prod(in_shape))] +
+             [int(numpy.prod(c.out_shape())) for c in convolutions] +
+             list(units))
+    meta = dict(packed_format.LAYOUT, format=packed_format.FORMAT,
+                version=packed_format.VERSION, sizes=sizes,
+                input={'value': value},
+                convolutions=[c.to_meta() for c in convolutions])
+    network = packed_format.PackedNetwork(meta, None, None, None, None)
+    weights, thresholds, flips = [], [], []
+    for i in range(len(sizes) - 1):
+        rows, k = network.row_shape(i)
+        weights.append(packed_format.pack_signs(
+            rng.choice([-1., 1.], (rows, k))))
+        spread = numpy.sqrt(k) * (128 if i == 0 else 1)
+        thresholds.append(numpy.round(rng.normal(0, spread, rows)).astype(
+            numpy.int32))
+        flips.append(rng.rand(rows) < 0.3)
+    last = {name: rng.normal(0, 1, sizes[-1]).astype(numpy.float32)
+            for name in packed_format.LAST_LAYER_KEYS}
+    return packed_format.PackedNetwork(meta, weights, thresholds[:-1],
+                                       flips[:-1], last)
+
+
 def random_signs(rng, shape):
     return rng.choice([-1., 1.], shape).astype(numpy.float32)
 

@@ -155,42 +155,6 @@ def test_every_form_gives_the_blas_layers(form, architecture, shape):
                                      blas.dots(pixels[:1]))
 
 
-def random_network(in_shape, layers, units=(9, 10), seed=0,
-                   value='2p - 255'):
-    """A packed ConvNet of random signs, thresholds near the middle of each
-    layer's range and flips: ``layers`` a list of ``(filters, ksize,
-    stride, pad, pool)``, then fully connected layers of ``units``."""
-    rng = numpy.random.RandomState(seed)
-    convolutions = []
-    shape = tuple(in_shape)
-    for filters, ksize, stride, pad, pool in layers:
-        conv = packed_format.Convolution(shape, filters, ksize, stride, pad,
-                                         pool)
-        convolutions.append(conv)
-        shape = conv.out_shape()
-    sizes = ([int(numpy.prod(in_shape))] +
-             [int(numpy.prod(c.out_shape())) for c in convolutions] +
-             list(units))
-    meta = dict(packed_format.LAYOUT, format=packed_format.FORMAT,
-                version=packed_format.VERSION, sizes=sizes,
-                input={'value': value},
-                convolutions=[c.to_meta() for c in convolutions])
-    network = packed_format.PackedNetwork(meta, None, None, None, None)
-    weights, thresholds, flips = [], [], []
-    for i in range(len(sizes) - 1):
-        rows, k = network.row_shape(i)
-        weights.append(packed_format.pack_signs(
-            rng.choice([-1., 1.], (rows, k))))
-        spread = numpy.sqrt(k) * (128 if i == 0 else 1)
-        thresholds.append(numpy.round(rng.normal(0, spread, rows)).astype(
-            numpy.int32))
-        flips.append(rng.rand(rows) < 0.3)
-    last = {name: rng.normal(0, 1, sizes[-1]).astype(numpy.float32)
-            for name in packed_format.LAST_LAYER_KEYS}
-    return packed_format.PackedNetwork(meta, weights, thresholds[:-1],
-                                       flips[:-1], last)
-
-
 # Strides, filters of even size, padding of 0 and 2, 1 x 1 filters, a
 # pooling window of 3, channels beyond a word; an unpadded odd filter on
 # the pixels, then later convolutions of strides 1 and 2.
@@ -205,7 +169,7 @@ RANDOM_NETWORKS = [
 @pytest.mark.parametrize('in_shape,layers', RANDOM_NETWORKS)
 @pytest.mark.parametrize('value', sorted(packed_format.PIXEL_VALUES))
 def test_every_form_on_strides_and_borders(in_shape, layers, value):
-    network = random_network(in_shape, layers, value=value)
+    network = helpers.random_packed_convnet(in_shape, layers, value=value)
     pixels = pixels_for(in_shape, 40, 2)
     expected = packed_engine.select(network, kind='blas').dots(pixels)
     reference_layers = None
@@ -236,7 +200,7 @@ def test_the_avx2_forms_compiled_call_runs_both_kinds_of_lanes(size,
     # of stride 2 across the filters': the ConvNet is one compiled call
     # either way. For one image, a layer of few positions (8 x 8) runs
     # across the filters, in a compiled call of its own.
-    network = random_network((1, size, size), [
+    network = helpers.random_packed_convnet((1, size, size), [
         (8, 3, 1, 1, 0), (16, 3, 1, 1, 2), (12, 3, stride, 1, 0)], seed=3)
     engine = packed_engine.CPU_ENGINES['avx2'](network)
     assert engine.first_lanes.positions
@@ -266,7 +230,7 @@ def test_the_gpu_engine_gives_the_cpu_dots(case):
         network = packed_export.export(model, config)
     else:
         shape, layers = RANDOM_NETWORKS[case - len(NETWORKS)]
-        network = random_network(shape, layers)
+        network = helpers.random_packed_convnet(shape, layers)
     pixels = pixels_for(shape, 50, case)
     device = chainer.get_device('@cupy:0')
     expected = packed_engine.select(network, kind='blas').dots(pixels)

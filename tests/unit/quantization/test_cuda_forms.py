@@ -15,13 +15,13 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 
 import numpy
 import pytest
 
+import cuda_host
 import helpers
 from helpers import f32, kernel_inputs, same_bits
 from quantized_net.quantization import cuda_forms
@@ -120,7 +120,7 @@ def elementwise_source(name, kernel, device=True):
 ''' % (name, pointers, reads, writes, body)
     locals_ = ''.join('{} {};\n'.format(C_TYPES[t], n) for t, n in outputs)
     stores = ''.join('_{n}[i] = {n};\n'.format(n=n) for t, n in outputs)
-    return HOST_PRELUDE + '''
+    return cuda_host.PRELUDE + '''
 void run(long n, %s) {
     const unsigned int saved = _mm_getcsr();
     _mm_setcsr(saved | 0x8040);  /* flush to zero, denormals are zero */
@@ -132,51 +132,17 @@ void run(long n, %s) {
 ''' % (pointers, reads, locals_, body, stores)
 
 
-# What a CUDA body needs beyond C on the host.
-HOST_PRELUDE = r'''
-#include <math.h>
-#include <stdbool.h>
-#include <string.h>
-#include <xmmintrin.h>
-
-static inline unsigned int __float_as_uint(float x) {
-    unsigned int u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-static inline float __uint_as_float(unsigned int u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-static inline int __clz(unsigned int x) { return x ? __builtin_clz(x) : 32; }
-static inline unsigned int min(unsigned int a, unsigned int b) {
-    return a < b ? a : b;
-}
-'''
-
-
 class HostKernel(object):
     """An elementwise CUDA body compiled for this CPU with the C compiler,
     run with flushing on. Call with the inputs (arrays or scalars, which
     are broadcast); returns the output array."""
 
     def __init__(self, kernel, directory):
-        if platform.machine() not in ('x86_64', 'AMD64'):
-            pytest.skip('the flush-to-zero emulation sets the x86 MXCSR')
-        compiler = shutil.which('cc') or shutil.which('gcc')
-        if compiler is None:
-            pytest.skip('no C compiler (cc) here to build the host form')
         in_params, out_params, _ = kernel
         self.inputs = parameters(in_params)
         self.output_type, = [t for t, _ in parameters(out_params)]
-        source = os.path.join(directory, 'kernel.c')
-        with open(source, 'w') as f:
-            f.write(elementwise_source('host', kernel, device=False))
-        library = os.path.join(directory, 'kernel.so')
-        subprocess.run([compiler, '-O2', '-std=gnu99', '-shared', '-fPIC',
-                        '-o', library, source, '-lm'], check=True)
-        self.run = ctypes.CDLL(library).run
+        self.run = cuda_host.compile_library(
+            elementwise_source('host', kernel, device=False), directory).run
 
     def __call__(self, *args):
         n = numpy.size(args[0])
