@@ -1,6 +1,7 @@
-"""CUDA kernels run on the host, where there is no GPU: the source built
-for this CPU with the C compiler, so that a test can compare what a kernel
-computes with the CPU forms on any machine.
+"""CUDA sources checked where there is no GPU: compiled by NVRTC from the
+package index (:func:`compile_cuda`), and run on the host, built for this
+CPU with the C compiler, so that a test can compare what a kernel computes
+with the CPU forms on any machine.
 
 :func:`compile_library` builds C (an elementwise body in a loop, as
 ``test_cuda_forms.py`` lays them out); :class:`RawModule` takes the
@@ -13,14 +14,70 @@ without flushing: the raw kernels here are integer code, or are checked
 away from subnormals.
 """
 import ctypes
+import glob
 import os
 import platform
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy
 import pytest
+
+ARCHS = (75, 80, 90)
+# Where each CUDA version's NVRTC wheel puts its library.
+NVRTC_LIBRARIES = {12: 'nvidia/cuda_nvrtc/lib/libnvrtc.so.12',
+                   13: 'nvidia/cu13/lib/libnvrtc.so.13'}
+# What CuPy passes NVRTC besides the architecture and include paths
+# (cupy/cuda/compiler.py, cupy/_core/core.pyx): flush-to-zero on, so
+# that the kernels are checked as CuPy builds them.
+OPTIONS = ('--std=c++17', '-ftz=true')
+
+
+def skip_without_wheels(package):
+    """Skips where requirements-test.txt installs no NVRTC and CuPy wheels
+    (its platform markers)."""
+    if platform.system() != 'Linux' or platform.machine() not in (
+            'x86_64', 'aarch64'):
+        pytest.skip('no {} wheel for {} {}'.format(
+            package, platform.system(), platform.machine()))
+
+
+def nvrtc_library(version):
+    paths = [path for entry in sys.path for path in glob.glob(
+        os.path.join(entry, NVRTC_LIBRARIES[version]))]
+    if not paths:
+        skip_without_wheels('NVRTC')
+        pytest.fail('{} is missing: pip install -r requirements-test.txt'
+                    .format(NVRTC_LIBRARIES[version]))
+    return ctypes.CDLL(paths[0])
+
+
+def compile_cuda(source, arch, version=12, options=OPTIONS):
+    """``(status, log, ptx)`` of NVRTC ``version`` compiling ``source``
+    for ``compute_<arch>``."""
+    lib = nvrtc_library(version)
+    program = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(),
+                                  b'quantized_net.cu', 0, None, None) == 0
+    options = [option.encode() for option in
+               ('-arch=compute_%d' % arch,) + tuple(options)]
+    status = lib.nvrtcCompileProgram(
+        program, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(program, log)
+    ptx = b''
+    if status == 0:
+        lib.nvrtcGetPTXSize(program, ctypes.byref(size))
+        buffer = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetPTX(program, buffer)
+        ptx = buffer.value
+    lib.nvrtcDestroyProgram(ctypes.byref(program))
+    return status, log.value.decode(), ptx.decode()
+
 
 # What a CUDA body needs beyond C on the host.
 PRELUDE = r'''

@@ -10,10 +10,8 @@ packed engine's raw kernels (packed/kernels/gpu.py) as they are. The
 elementwise bodies are also compiled for the host with the C compiler and
 run with flushing on against the CPU forms."""
 import ctypes
-import glob
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -23,63 +21,12 @@ import pytest
 
 import cuda_host
 import helpers
+from cuda_host import (
+    ARCHS, NVRTC_LIBRARIES, compile_cuda, skip_without_wheels)
 from helpers import f32, kernel_inputs, same_bits
 from quantized_net.quantization import cuda_forms
 from quantized_net.quantization import kernels
 from quantized_net.packed.kernels import gpu
-
-ARCHS = (75, 80, 90)
-# Where each CUDA version's NVRTC wheel puts its library.
-NVRTC_LIBRARIES = {12: 'nvidia/cuda_nvrtc/lib/libnvrtc.so.12',
-                   13: 'nvidia/cu13/lib/libnvrtc.so.13'}
-# What CuPy passes NVRTC besides the architecture and include paths
-# (cupy/cuda/compiler.py, cupy/_core/core.pyx): flush-to-zero on, so
-# that the kernels are checked as CuPy builds them.
-OPTIONS = ('--std=c++17', '-ftz=true')
-
-
-def skip_without_wheels(package):
-    """Skips where requirements-test.txt installs no NVRTC and CuPy wheels
-    (its platform markers)."""
-    if platform.system() != 'Linux' or platform.machine() not in (
-            'x86_64', 'aarch64'):
-        pytest.skip('no {} wheel for {} {}'.format(
-            package, platform.system(), platform.machine()))
-
-
-def nvrtc_library(version):
-    paths = [path for entry in sys.path for path in glob.glob(
-        os.path.join(entry, NVRTC_LIBRARIES[version]))]
-    if not paths:
-        skip_without_wheels('NVRTC')
-        pytest.fail('{} is missing: pip install -r requirements-test.txt'
-                    .format(NVRTC_LIBRARIES[version]))
-    return ctypes.CDLL(paths[0])
-
-
-def compile_cuda(source, arch, version=12, options=OPTIONS):
-    """``(status, log, ptx)`` of NVRTC ``version`` compiling ``source``
-    for ``compute_<arch>``."""
-    lib = nvrtc_library(version)
-    program = ctypes.c_void_p()
-    assert lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(),
-                                  b'quantized_net.cu', 0, None, None) == 0
-    options = [option.encode() for option in
-               ('-arch=compute_%d' % arch,) + tuple(options)]
-    status = lib.nvrtcCompileProgram(
-        program, len(options), (ctypes.c_char_p * len(options))(*options))
-    size = ctypes.c_size_t()
-    lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
-    log = ctypes.create_string_buffer(size.value)
-    lib.nvrtcGetProgramLog(program, log)
-    ptx = b''
-    if status == 0:
-        lib.nvrtcGetPTXSize(program, ctypes.byref(size))
-        buffer = ctypes.create_string_buffer(size.value)
-        lib.nvrtcGetPTX(program, buffer)
-        ptx = buffer.value
-    lib.nvrtcDestroyProgram(ctypes.byref(program))
-    return status, log.value.decode(), ptx.decode()
 
 
 C_TYPES = {'float32': 'float', 'uint32': 'unsigned int', 'int32': 'int',
