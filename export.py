@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Exports a trained binarized MLP to a packed file for infer_packed.py.
+"""Exports a trained binarized MLP or ConvNet to a packed file for
+infer_packed.py.
 
     ./export.py result                  # writes result/model.packed.npz
     ./export.py result -o bnn.packed.npz
@@ -7,7 +8,8 @@
 
 The weights become bits and each hidden unit's bias, batch normalisation
 and sign an integer threshold (see quantized_net/packed/export.py); the
-model must be binarized, as ``--preset bnn`` makes it.
+model must be binarized, as ``--preset bnn`` and the ConvNet presets
+(``bnn-conv``, ``cifar10``, ``svhn``) make it.
 
 The output is written only where a file may be: never through a link,
 never onto a directory, FIFO or device, and over an existing file only if
@@ -32,8 +34,8 @@ PROG = 'export.py'
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog=PROG, description='Pack a trained binarized MLP into 1-bit '
-                               'weights and integer thresholds')
+        prog=PROG, description='Pack a trained binarized MLP or ConvNet into '
+                               '1-bit weights and integer thresholds')
     cli.add_model_flags(parser)
     parser.add_argument('--out', '-o', default=None,
                         help='Packed file to write (default: RESULT/{})'
