@@ -142,6 +142,15 @@ def print_breakdown(trainers, title, args, synchronize):
                 1000 * seconds, seconds / step))
         print('| {} | {} |'.format(part, ' | '.join(cells)))
     print('\nother functions: {}'.format(', '.join(others) or 'none'))
+    memory = breakdown.update_against_memory(trainers[0][1], args.rounds,
+                                             args.warmup)
+    if memory:
+        update, floor, moved = memory
+        print('\nThe {} update against its memory traffic: {:.3f} ms; '
+              'the same loads and stores ({:.1f} MB) with an add each, '
+              '{:.3f} ms ({:.1f} GB/s)'.format(
+                  names[0], 1000 * update, moved / 1e6, 1000 * floor,
+                  moved / floor / 1e9))
 
 
 def main(argv=None):

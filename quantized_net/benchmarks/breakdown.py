@@ -15,10 +15,16 @@ import contextlib
 import statistics
 import time
 
+import numpy
+
 import chainer
 from chainer import function_hook
 
+from quantized_net import kernel_cache
+from quantized_net.benchmarks import timing
 from quantized_net.quantization import quantizers
+
+numba = kernel_cache.numba  # None where numba does not import
 
 #: The parts of an iteration, in the order of the table.
 MATMUL, CONVOLUTIONS, QUANTIZERS, BATCH_NORM, ACTIVATIONS, POOLING, LOSS, \
@@ -234,3 +240,50 @@ def time_parts(trainers, rounds, warmup, synchronize=None, calls=1):
             medians.values())
         table[name] = medians
     return table, sorted(others)
+
+
+if numba is not None:
+    @kernel_cache.njit(parallel=True)
+    def _loads_and_stores(param, grad, m, v):
+        # Adam's fused pass less its arithmetic: the same loads and stores,
+        # an add each, in the form LLVM vectorizes (a parallel loop).
+        for i in numba.prange(param.size):
+            g = grad[i]
+            m[i] += g
+            v[i] += g
+            param[i] += g
+
+
+def update_against_memory(trainer, rounds, warmup):
+    """The optimizer update of ``trainer`` (:class:`training_step.Trainer`
+    on the CPU, after one step) against its memory traffic: side by side,
+    its update and a pass over copies of its float32 arrays that loads
+    each parameter, gradient and moment and stores the parameter and
+    moments with an add each, on the calling thread as the update runs.
+
+    Returns:
+        tuple: ``(update seconds, pass seconds, bytes the pass moves)``,
+        medians; None where numba is missing or the update is not
+        Adam's on float32 arrays.
+    """
+    if numba is None:
+        return None
+    trainer.step()
+    arrays = []
+    for param in trainer.model.params():
+        state = param.update_rule.state or {}
+        group = [param.array, param.grad, state.get('m'), state.get('v')]
+        if not all(isinstance(a, numpy.ndarray) and
+                   a.dtype == numpy.float32 for a in group):
+            return None
+        arrays.append([a.copy().ravel() for a in group])
+
+    def loads_and_stores():
+        with kernel_cache.calling_thread_only():
+            for group in arrays:
+                _loads_and_stores(*group)
+    seconds = timing.median_seconds(
+        [('update', trainer.update), ('pass', loads_and_stores)], rounds,
+        warmup=warmup)
+    moved = 7 * sum(group[0].nbytes for group in arrays)
+    return seconds['update'], seconds['pass'], moved

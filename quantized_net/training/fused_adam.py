@@ -311,7 +311,9 @@ class Adam(chainer.optimizers.Adam):
 
     def launch_deferred(self):
         """The deferred updates, in one launch for each device and set of
-        scalars."""
+        scalars; nothing outside :meth:`update`."""
+        if not self._deferred:
+            return
         deferred, self._deferred[:] = list(self._deferred), []
         groups = {}
         for arrays, scalars in deferred:

@@ -150,3 +150,34 @@ def test_the_graph_is_the_step_less_its_parts(clock, monkeypatch):
     assert table['a'][breakdown.GRAPH] == pytest.approx(
         0.1 - sum(parts.values()))
     assert {part: table['a'][part] for part in parts} == parts
+
+
+@pytest.mark.skipif(breakdown.numba is None, reason='numba is not installed')
+def test_the_update_is_set_against_its_loads_and_stores(monkeypatch):
+    float_trainer = trainer('float')
+    passes = []
+    kernel = breakdown._loads_and_stores
+    monkeypatch.setattr(breakdown, '_loads_and_stores', lambda *group: (
+        passes.append([a.copy() for a in group]), kernel(*group)))
+    before = params(float_trainer.model)
+    _, _, moved = breakdown.update_against_memory(float_trainer, rounds=2,
+                                                  warmup=1)
+    # Seven float32 arrays' worth a parameter: four loaded, three stored.
+    n = sum(p.size for p in float_trainer.model.params())
+    assert moved == 7 * 4 * n
+    # Each pass: m, v and the parameter plus the gradient, on copies that
+    # the update never sees.
+    count = len(list(float_trainer.model.params()))
+    assert len(passes) == 3 * count
+    param, grad, m, v = passes[0]
+    assert passes[count][2].tolist() == (m + grad).tolist()
+    assert passes[count][3].tolist() == (v + grad).tolist()
+    assert passes[count][0].tolist() == (param + grad).tolist()
+    assert passes[count][1].tolist() == grad.tolist()
+    for name, array in params(float_trainer.model).items():
+        assert not numpy.array_equal(array, before[name]), name
+
+
+def test_no_update_to_set_against_memory_without_numba(monkeypatch):
+    monkeypatch.setattr(breakdown, 'numba', None)
+    assert breakdown.update_against_memory(trainer('float'), 1, 0) is None

@@ -269,6 +269,10 @@ def test_the_optimizer_defers_every_update_to_one_launch(on_the_host,
         for a, b in zip(got, want):
             numpy.testing.assert_array_equal(a, b)
     assert all(p.update_rule.deferred is None for p in params)
+    # Its hook called again outside an update (bench.py --breakdown calls
+    # the post-update hooks to time them) launches nothing.
+    optimizer.call_hooks('post')
+    assert launches == [4, 4, 4, 4]
 
 
 def test_a_hooked_rule_or_a_float64_parameter_is_not_deferred(
