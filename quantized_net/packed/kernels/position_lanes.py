@@ -134,22 +134,29 @@ def image_bytes(conv, kind):
 
 @kernel_cache.njit(parallel=True)
 def byte_planes_kernel(h, pad, out):
-    """:func:`byte_planes` into ``out`` (zeroed here)."""
-    images, height, width, _ = h.shape
-    _, n_planes, _ = out.shape
+    """:func:`byte_planes` into ``out`` (zeroed here), both C-contiguous."""
+    images, height, width, n_words = h.shape
+    _, n_planes, length = out.shape
     row = width + 2 * pad
+    flat_h, flat_out = h.reshape(-1), out.reshape(-1)
+    step = numpy.uint64(n_words)
     for task in numba.prange(images * n_planes):
         i = task // n_planes
         p = task % n_planes
-        plane = out[i, p]
-        plane[:] = 0
-        word = p // 8
+        plane = (i * n_planes + p) * length
+        flat_out[plane:plane + length] = 0
         shift = numpy.uint64(8 * (p % 8))
         for y in range(height):
-            at = (y + pad) * row + pad
+            # Unsigned indexes, as tap_planes.planes_kernel's: the loop
+            # vectorizes (3.4x at batch 100 of 28 x 28 x 32).
+            at = numpy.uint64(plane + (y + pad) * row + pad)
+            source = numpy.uint64((i * height + y) * width * n_words +
+                                  p // 8)
             for x in range(width):
-                plane[at + x] = numpy.uint8(
-                    (h[i, y, x, word] >> shift) & numpy.uint64(255))
+                ux = numpy.uint64(x)
+                flat_out[at + ux] = numpy.uint8(
+                    (flat_h[source + ux * step] >> shift) &
+                    numpy.uint64(255))
 
 
 def byte_planes(h, conv):
@@ -232,26 +239,32 @@ def pixel_signs(weights, conv):
 
 @kernel_cache.njit(parallel=True)
 def pixel_planes_kernel(pixels, channels, height, width, pad, out):
-    """:func:`pixel_planes` into ``out`` (zeroed here)."""
+    """:func:`pixel_planes` into ``out`` (zeroed here), ``pixels``
+    C-contiguous."""
     row = width + 2 * pad
+    flat = pixels.reshape(-1)
+    one = numpy.uint64(1)
     for task in numba.prange(pixels.shape[0] * channels):
         i = task // channels
         c = task % channels
         # Position j's pair, its pixel and its right neighbour's, as one
-        # little-endian uint16: a loop the compiler vectorizes.
+        # little-endian uint16: a loop the compiler vectorizes, its
+        # indexes unsigned (as byte_planes_kernel's: 3x at batch 100).
         plane = out[i, c].reshape(-1).view(numpy.uint16)
         plane[:] = 0
         for y in range(height):
-            line = pixels[i, (c * height + y) * width:]
+            line = numpy.uint64(((i * channels + c) * height + y) * width)
             start = (y + pad) * row + pad
             # The position before the row's first: the padding's, or
             # unpadded the last of the row above, whose pixel it keeps.
             if start:
-                plane[start - 1] |= numpy.uint16(line[0]) << 8
+                plane[start - 1] |= numpy.uint16(flat[line]) << 8
+            at = numpy.uint64(start)
             for x in range(width - 1):
-                plane[start + x] = (numpy.uint16(line[x]) |
-                                    numpy.uint16(line[x + 1]) << 8)
-            plane[start + width - 1] = line[width - 1]
+                ux = numpy.uint64(x)
+                plane[at + ux] = (numpy.uint16(flat[line + ux]) |
+                                  numpy.uint16(flat[line + ux + one]) << 8)
+            plane[start + width - 1] = flat[line + numpy.uint64(width - 1)]
 
 
 def pixel_planes(pixels, conv):

@@ -113,18 +113,20 @@ def filter_words(weights, conv):
 @kernel_cache.njit(parallel=True)
 def planes_kernel(h, channels, pad, taps, down, out):
     """:func:`planes` into ``out`` ``(images, height + 2 pad, planes,
-    width + 2 pad)``, ``taps`` and ``down`` from :func:`plane_runs`: each
-    plane's padded row ORed from shifted input rows, a vector loop a
-    tap."""
-    images, height, width, _ = h.shape
+    width + 2 pad)``, ``taps`` and ``down`` from :func:`plane_runs`, both
+    C-contiguous: each plane's padded row ORed from shifted input rows, a
+    vector loop a tap."""
+    images, height, width, n_words = h.shape
     _, padded_height, n_planes, padded_width = out.shape
     wide = channels > WORD_BITS
+    flat_h, flat_out = h.reshape(-1), out.reshape(-1)
     for task in numba.prange(images * padded_height):
         i = task // padded_height
         y = task % padded_height - pad
         for p in range(n_planes):
-            row = out[i, y + pad, p]
-            row[:] = 0
+            row = ((i * padded_height + y + pad) * n_planes + p) * \
+                padded_width
+            flat_out[row:row + padded_width] = 0
             for t in range(taps[p]):
                 # Tap t of the run that starts at row y, column x: input
                 # row y + dy, column x - pad + dx.
@@ -132,11 +134,19 @@ def planes_kernel(h, channels, pad, taps, down, out):
                 dx = t - dy
                 if y + dy < 0 or y + dy >= height:
                     continue
-                word = p if wide else 0
                 shift = numpy.uint64(0 if wide else t * channels)
-                for x in range(max(0, pad - dx), min(padded_width,
-                                                     width + pad - dx)):
-                    row[x] |= h[i, y + dy, x - pad + dx, word] << shift
+                start = max(0, pad - dx)
+                # Unsigned indexes: numba tests a signed one for a
+                # negative value at every access, and the loop does not
+                # vectorize (2.8x slower at batch 100 of 28 x 28 x 32).
+                at = numpy.uint64(row + start)
+                source = numpy.uint64(
+                    ((i * height + y + dy) * width + start - pad + dx) *
+                    n_words + (p if wide else 0))
+                step = numpy.uint64(n_words)
+                for x in range(min(padded_width, width + pad - dx) - start):
+                    ux = numpy.uint64(x)
+                    flat_out[at + ux] |= flat_h[source + ux * step] << shift
 
 
 def planes(h, conv):
