@@ -96,22 +96,29 @@ if AVAILABLE:
         # variable). numba caches a closure under the values of its cells.
         @kernel_cache.njit
         def columns_by_position(padded, sy, sx, out):
-            # out: contiguous (N, out_h, out_w, C, kh, kw), written in order.
-            n_images, channels = padded.shape[:2]
+            # out: contiguous (N, out_h, out_w, C, kh, kw), written in order;
+            # padded contiguous. Unsigned indexes into both as flat
+            # arrays: numba tests a signed index for a negative value at
+            # every access (a third slower).
+            n_images, channels, height, width = padded.shape
             out_h, out_w = out.shape[1:3]
-            rows = out.reshape(n_images * out_h * out_w, channels * kh * kw)
+            source, rows = padded.reshape(-1), out.reshape(-1)
+            row_step = numpy.uint64(width)
+            plane = numpy.uint64(height * width)
+            at = numpy.uint64(0)
             for n in range(n_images):
-                image = padded[n]
+                image = numpy.uint64(n * channels) * plane
                 for oy in range(out_h):
+                    top = image + numpy.uint64(oy * sy) * row_step
                     for ox in range(out_w):
-                        row = rows[(n * out_h + oy) * out_w + ox]
+                        corner = top + numpy.uint64(ox * sx)
                         for c in range(channels):
-                            plane = image[c]
+                            window = corner + numpy.uint64(c) * plane
                             for i in range(kh):
-                                line = plane[oy * sy + i]
+                                line = window + numpy.uint64(i) * row_step
                                 for j in range(kw):
-                                    row[(c * kh + i) * kw + j] = line[
-                                        ox * sx + j]
+                                    rows[at] = source[line + numpy.uint64(j)]
+                                    at += numpy.uint64(1)
         return columns_by_position
 
     _COLUMNS_BY_POSITION = {}
@@ -141,25 +148,36 @@ if AVAILABLE:
     def _add_columns(gcol, sy, sx, img):
         # A channel at a time, image after image: its columns are read in
         # nine runs that each go forward (with the channels inside the
-        # images, the reads jumped between every channel's runs). Rows as
-        # 1-d views, and a stride of 1 apart, are what LLVM vectorises.
-        # Each value gets its taps in Chainer's order.
+        # images, the reads jumped between every channel's runs). Runs a
+        # stride of 1 apart, indexed unsigned (a signed index is tested for
+        # a negative value at every access), are what LLVM vectorises.
+        # Each value gets its taps in Chainer's order. gcol and img
+        # contiguous.
         channels, kh, kw, n_images, out_h, out_w = gcol.shape
+        height, width = img.shape[2:]
+        taps, values = gcol.reshape(-1), img.reshape(-1)
+        row_step = numpy.uint64(width)
+        step = numpy.uint64(sx)
         for c in range(channels):
             for n in range(n_images):
-                plane = img[n, c]
+                plane = numpy.uint64((n * channels + c) * height * width)
                 for i in range(kh):
                     for j in range(kw):
-                        taps = gcol[c, i, j, n]
+                        tap = numpy.uint64(
+                            (((c * kh + i) * kw + j) * n_images + n) *
+                            out_h * out_w)
                         for oy in range(out_h):
-                            line = plane[i + sy * oy]
-                            tap = taps[oy]
+                            line = (plane + numpy.uint64(i + sy * oy) *
+                                    row_step + numpy.uint64(j))
                             if sx == 1:
                                 for ox in range(out_w):
-                                    line[j + ox] += tap[ox]
+                                    x = numpy.uint64(ox)
+                                    values[line + x] += taps[tap + x]
                             else:
                                 for ox in range(out_w):
-                                    line[j + sx * ox] += tap[ox]
+                                    x = numpy.uint64(ox)
+                                    values[line + step * x] += taps[tap + x]
+                            tap += numpy.uint64(out_w)
 
 
 def tensordot_copies(n_images, channels, kh, kw, out_h, out_w):
@@ -220,5 +238,5 @@ def col2im(gcol, sy, sx, ph, pw, height, width):
     channels, _, _, n_images, _, _ = gcol.shape
     img = numpy.zeros((n_images, channels, height + 2 * ph + sy - 1,
                        width + 2 * pw + sx - 1), numpy.float32)
-    _add_columns(gcol, sy, sx, img)
+    _add_columns(numpy.ascontiguousarray(gcol), sy, sx, img)
     return img[:, :, ph:height + ph, pw:width + pw]
