@@ -266,7 +266,7 @@ def update_against_memory(trainer, rounds, warmup):
         medians; None where numba is missing or the update is not
         Adam's on float32 arrays.
     """
-    if numba is None:
+    if numba is None or trainer.model.xp is not numpy:
         return None
     trainer.step()
     arrays = []

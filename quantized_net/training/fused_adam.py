@@ -209,14 +209,14 @@ class AdamRule(adam.AdamRule):
         self._hooked = True
 
     def update_core(self, param):
-        if self._deferred(param):
+        if self._defer(param):
             return
         if not self._fused(param):
             super(AdamRule, self).update_core(param)
             if self.clip is not None:
                 self.clip(self, param)
 
-    def _deferred(self, param):
+    def _defer(self, param):
         """Adds ``param``'s update to the optimizer's launch, where that
         applies; whether it did."""
         hp = self.hyperparam
@@ -304,10 +304,18 @@ class Adam(chainer.optimizers.Adam):
             rule.deferred = self._deferred
         try:
             super(Adam, self).update(lossfun, *args, **kwds)
+            # What was deferred after the hook ran (a later hook's
+            # param.update(), or the hook removed): nothing is left behind.
+            self.launch_deferred()
         finally:
-            for rule in rules:
-                rule.deferred = None
-            self._deferred = None
+            # Where the update raised, the updates deferred before it, as
+            # Chainer's loop would have made them.
+            try:
+                self.launch_deferred()
+            finally:
+                for rule in rules:
+                    rule.deferred = None
+                self._deferred = None
 
     def launch_deferred(self):
         """The deferred updates, in one launch for each device and set of

@@ -240,7 +240,7 @@ def pixel_signs(weights, conv):
 @kernel_cache.njit(parallel=True)
 def pixel_planes_kernel(pixels, channels, height, width, pad, out):
     """:func:`pixel_planes` into ``out`` (zeroed here), ``pixels``
-    C-contiguous."""
+    C-contiguous, ``channels * height * width`` a row."""
     row = width + 2 * pad
     flat = pixels.reshape(-1)
     one = numpy.uint64(1)

@@ -288,19 +288,25 @@ def test_a_hooked_rule_or_a_float64_parameter_is_not_deferred(
     rules = [p.update_rule for p in model.params()]
     deferred = []
     for rule in rules:
-        original = rule._deferred
-        rule._deferred = (lambda original: lambda param: (
-            deferred.append(param.name) if original(param) else None)
-            is not None)(original)
+        def defer(param, original=rule._defer):
+            taken = original(param)
+            if taken:
+                deferred.append(param.name)
+            return taken
+        rule._defer = defer
+    applied = []
     with pytest.MonkeyPatch.context() as patch:
-        # The rules that are not deferred take Chainer's CPU update.
-        patch.setattr(fused_adam.AdamRule, '_fused', lambda self, p: True)
+        # The rules not deferred take the CPU's fused update, here noted.
+        patch.setattr(fused_adam.AdamRule, '_fused', lambda self, p: (
+            applied.append(p.name), True)[1])
         model.cleargrads()
         for p in model.params():
             p.grad = numpy.ones_like(p.array)
         optimizer.update()
     assert launches == [2]
     assert sorted(deferred) == ['W', 'b']
+    # Each parameter updated once: the deferred ones never reach _fused.
+    assert sorted(applied) == ['W', 'b']
 
 
 @pytest.mark.gpu
@@ -308,6 +314,12 @@ def test_the_gpu_launch_gives_chainers_gpu_update_and_hook():
     device = chainer.get_device('@cupy:0')
     clip = dict(low=-0.5, high=0.5, param_names=('W',))
     results = []
+    launches = []
+    update = fused_adam.update_on_gpu
+
+    def counted(updates, *args):
+        launches.append(len(updates))
+        update(updates, *args)
     for fused in (True, False):
         model = _gpu_link(2)
         model.to_device(device)
@@ -319,7 +331,10 @@ def test_the_gpu_launch_gives_chainers_gpu_update_and_hook():
         if not fused:
             optimizer.add_hook(WeightClip(**clip))
         model[1].W.update_rule.hyperparam.eta = 3.7
-        results.append(_train_steps(model, optimizer, device.xp))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fused_adam, 'update_on_gpu', counted)
+            results.append(_train_steps(model, optimizer, device.xp))
+    assert launches == [4] * 4
     for ours, theirs in zip(*results):
         for a, b in zip(ours, theirs):
             numpy.testing.assert_array_equal(cuda.to_cpu(a),
@@ -339,3 +354,36 @@ def test_the_gpu_kernel_compiles_with_ieee_division_and_square_root(
     # subnormals flushed as it flushes them.
     assert 'div.rn.ftz.f32' in ptx and 'sqrt.rn.ftz.f32' in ptx
     assert 'div.approx' not in ptx and 'sqrt.approx' not in ptx
+
+
+def test_two_sets_of_scalars_are_two_launches_and_later_hooks_see_them(
+        on_the_host, monkeypatch):
+    # A rule of its own beta1 takes a launch of its own; an optimizer hook
+    # after the update (here clipping, a second time) sees every
+    # parameter updated; a post-update hook that updates a parameter
+    # again has that update made too.
+    launches = []
+    update = fused_adam.update_on_gpu
+    monkeypatch.setattr(fused_adam, 'update_on_gpu', lambda u, *a: (
+        launches.append(len(u)), update(u, *a)))
+    model = _gpu_link(3)
+    optimizer = fused_adam.Adam(alpha=0.3)
+    optimizer.setup(model)
+    model[0].b.update_rule.hyperparam.beta1 = 0.5
+    seen = []
+    optimizer.add_hook(lambda opt: seen.append(
+        [p.array.copy() for p in model.params()]), name='watch',
+        timing='post')
+    again = []
+    optimizer.add_hook(lambda opt: again.append(model[1].b.update()) if
+                       not again else None, name='again', timing='post')
+    before = [p.array.copy() for p in model.params()]
+    for p in model.params():
+        p.grad = numpy.ones_like(p.array)
+    optimizer.update()
+    assert sorted(launches) == [1, 1, 3]
+    for watched, old, p in zip(seen[0], before, model.params()):
+        assert (watched != old).all()
+    # b of the last layer: two steps, the second made by the hook.
+    assert model[1].b.update_rule.t == 2
+    assert not numpy.array_equal(seen[0][3], model[1].b.array)
