@@ -244,9 +244,10 @@ def time_parts(trainers, rounds, warmup, synchronize=None, calls=1):
 
 if numba is not None:
     @kernel_cache.njit(parallel=True)
-    def _loads_and_stores(param, grad, m, v):
-        # Adam's fused pass less its arithmetic: the same loads and stores,
-        # an add each, in the form LLVM vectorizes (a parallel loop).
+    def loads_and_stores(param, grad, m, v):
+        """Adam's fused pass less its arithmetic: the same loads and
+        stores, ``grad`` added to each of the others, in the form LLVM
+        vectorizes (a parallel loop)."""
         for i in numba.prange(param.size):
             g = grad[i]
             m[i] += g
@@ -278,12 +279,12 @@ def update_against_memory(trainer, rounds, warmup):
             return None
         arrays.append([a.copy().ravel() for a in group])
 
-    def loads_and_stores():
+    def one_pass():
         with kernel_cache.calling_thread_only():
             for group in arrays:
-                _loads_and_stores(*group)
+                loads_and_stores(*group)
     seconds = timing.median_seconds(
-        [('update', trainer.update), ('pass', loads_and_stores)], rounds,
+        [('update', trainer.update), ('pass', one_pass)], rounds,
         warmup=warmup)
     moved = 7 * sum(group[0].nbytes for group in arrays)
     return seconds['update'], seconds['pass'], moved

@@ -125,13 +125,15 @@ extern "C" __global__ void adam_update(
 CUDA_THREADS, CUDA_BLOCKS = 256, 4096
 
 
-def _cuda_kernel():
+def cuda_kernel():
+    """:data:`CUDA_SOURCE`'s kernel for the current device, compiled once
+    a device, with the flush-to-zero CuPy's own kernels have."""
     return cuda.cupy.RawModule(code=CUDA_SOURCE, options=(
         '-ftz=true',)).get_function('adam_update')
 
 
 if cuda.available:
-    _cuda_kernel = cuda.memoize(for_each_device=True)(_cuda_kernel)
+    cuda_kernel = cuda.memoize(for_each_device=True)(cuda_kernel)
 
 
 def _address(array):
@@ -182,7 +184,7 @@ def update_on_gpu(updates, hyperparameters, table_cache=None):
         if table_cache is not None:
             table_cache[:] = [table, device_table]
     blocks = min(-(-total // CUDA_THREADS), CUDA_BLOCKS)
-    _cuda_kernel()((blocks,), (CUDA_THREADS,), (
+    cuda_kernel()((blocks,), (CUDA_THREADS,), (
         device_table, numpy.int32(len(updates)), numpy.int64(total)) +
         tuple(hyperparameters))
 

@@ -156,8 +156,8 @@ def test_the_graph_is_the_step_less_its_parts(clock, monkeypatch):
 def test_the_update_is_set_against_its_loads_and_stores(monkeypatch):
     float_trainer = trainer('float')
     passes = []
-    kernel = breakdown._loads_and_stores
-    monkeypatch.setattr(breakdown, '_loads_and_stores', lambda *group: (
+    kernel = breakdown.loads_and_stores
+    monkeypatch.setattr(breakdown, 'loads_and_stores', lambda *group: (
         passes.append([a.copy() for a in group]), kernel(*group)))
     before = params(float_trainer.model)
     _, _, moved = breakdown.update_against_memory(float_trainer, rounds=2,

@@ -135,7 +135,7 @@ def on_the_host(monkeypatch, host_module):
     monkeypatch.setattr(fused_adam, 'cuda', types.SimpleNamespace(
         cupy=numpy, ndarray=numpy.ndarray,
         get_device_from_array=cuda.get_device_from_array))
-    monkeypatch.setattr(fused_adam, '_cuda_kernel',
+    monkeypatch.setattr(fused_adam, 'cuda_kernel',
                         lambda: host_module.get_function('adam_update'))
 
 
@@ -175,8 +175,8 @@ def test_one_launch_updates_every_parameter_as_chainers_gpu_update(
                                                   updates):
         chainer_gpu_step(param, grad, m, v, SCALARS, bound, update[6])
     launches = []
-    kernel = fused_adam._cuda_kernel()
-    monkeypatch.setattr(fused_adam, '_cuda_kernel', lambda: (
+    kernel = fused_adam.cuda_kernel()
+    monkeypatch.setattr(fused_adam, 'cuda_kernel', lambda: (
         lambda *args: (launches.append(args), kernel(*args))))
     fused_adam.update_on_gpu(updates, SCALARS)
     assert len(launches) == 1
