@@ -167,17 +167,50 @@ def compile_library(source, directory, openmp=False):
     compiler = shutil.which('cc') or shutil.which('gcc')
     if compiler is None:
         pytest.skip('no C compiler (cc) here to build the host form')
-    path = os.path.join(directory, 'kernel.c')
-    with open(path, 'w') as f:
-        f.write(source)
-    library = os.path.join(directory, 'kernel.so')
     # No contraction into FMAs, which GNU C allows by default: each float
     # operation rounds as NumPy's does.
-    subprocess.run([compiler, '-O2', '-std=gnu99', '-ffp-contract=off',
-                    '-shared', '-fPIC'] +
-                   (['-fopenmp'] if openmp else []) +
-                   ['-o', library, path, '-lm'], check=True)
-    return ctypes.CDLL(library)
+    command = [compiler, '-O2', '-std=gnu99', '-ffp-contract=off',
+               '-shared', '-fPIC'] + (['-fopenmp'] if openmp else [])
+    if openmp and not _builds(command, directory, OPENMP_PROBE):
+        pytest.skip('{} builds no OpenMP here (the raw kernels\' blocks '
+                    'run as OpenMP teams)'.format(compiler))
+    return ctypes.CDLL(_build(command, directory, 'kernel', source))
+
+
+# The least an OpenMP build must run: a team and its barrier.
+OPENMP_PROBE = r'''
+#include <omp.h>
+int probe(void) {
+    int seen = 0;
+    #pragma omp parallel num_threads(2)
+    {
+        #pragma omp barrier
+        #pragma omp atomic
+        seen += 1;
+    }
+    return seen;
+}
+'''
+
+
+def _build(command, directory, name, source):
+    path = os.path.join(directory, name + '.c')
+    with open(path, 'w') as f:
+        f.write(source)
+    library = os.path.join(directory, name + '.so')
+    subprocess.run(command + ['-o', library, path, '-lm'], check=True)
+    return library
+
+
+def _builds(command, directory, source):
+    """Whether ``command`` builds and loads ``source`` (an OpenMP
+    probe), so that a kernel's own build errors are failures, not
+    skips."""
+    try:
+        return ctypes.CDLL(_build(command, directory, 'probe',
+                                  source)).probe() == 2
+    except (subprocess.CalledProcessError, OSError):
+        return False
 
 
 def parameters(text):
