@@ -233,12 +233,12 @@ class RawModule(object):
     ``directory``; :meth:`get_function` as CuPy's."""
 
     def __init__(self, code, directory):
-        self.kernels = {name: parameters(text)
-                        for name, text in KERNEL.findall(code)}
+        found = KERNEL.findall(code)
+        self.kernels = {name: parameters(text) for name, text in found}
         launchers = ''.join(LAUNCHER.format(
             name=name, parameters=text,
             arguments=', '.join(n for _, n in self.kernels[name]))
-            for name, text in KERNEL.findall(code))
+            for name, text in found)
         self.library = compile_library(
             PRELUDE + RAW_PRELUDE + code.replace('extern "C"', '') +
             launchers, directory, openmp=True)

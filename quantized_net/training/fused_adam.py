@@ -224,8 +224,7 @@ class AdamRule(adam.AdamRule):
         hp = self.hyperparam
         data, grad = param.data, param.grad
         if (self.deferred is None or self._hooked or hp.amsgrad or
-                hp.adabound or self._use_fp32_update or grad is None or
-                not isinstance(data, cuda.ndarray)):
+                hp.adabound or self._use_fp32_update or grad is None):
             return False
         arrays = (data, grad, self.state['m'], self.state['v'])
         if not all(isinstance(a, cuda.ndarray) and
@@ -306,12 +305,10 @@ class Adam(chainer.optimizers.Adam):
             rule.deferred = self._deferred
         try:
             super(Adam, self).update(lossfun, *args, **kwds)
-            # What was deferred after the hook ran (a later hook's
-            # param.update(), or the hook removed): nothing is left behind.
-            self.launch_deferred()
         finally:
-            # Where the update raised, the updates deferred before it, as
-            # Chainer's loop would have made them.
+            # Whatever the hook left: deferred after it ran (a later hook's
+            # param.update(), or the hook removed), or before an error, as
+            # Chainer's loop would have made those updates.
             try:
                 self.launch_deferred()
             finally:

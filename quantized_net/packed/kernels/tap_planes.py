@@ -120,6 +120,7 @@ def planes_kernel(h, channels, pad, taps, down, out):
     _, padded_height, n_planes, padded_width = out.shape
     wide = channels > WORD_BITS
     flat_h, flat_out = h.reshape(-1), out.reshape(-1)
+    step = numpy.uint64(n_words)
     for task in numba.prange(images * padded_height):
         i = task // padded_height
         y = task % padded_height - pad
@@ -143,7 +144,6 @@ def planes_kernel(h, channels, pad, taps, down, out):
                 source = numpy.uint64(
                     ((i * height + y + dy) * width + start - pad + dx) *
                     n_words + (p if wide else 0))
-                step = numpy.uint64(n_words)
                 for x in range(min(padded_width, width + pad - dx) - start):
                     ux = numpy.uint64(x)
                     flat_out[at + ux] |= flat_h[source + ux * step] << shift
