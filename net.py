@@ -11,8 +11,8 @@ from link_quantized_convolution_2d import QuantizedConvolution2D
 from link_quantized_linear import QuantizedLinear
 from qst import qst
 from quantized_net.quantization import quantizers
-from quantized_net.training.batch_normalization import BatchNormalization
-from quantized_net.training.clip import clip
+from quantized_net.training.batch_normalization import (
+    BatchNormalization, HardTanh, Relu)
 from quantized_net.training.max_pooling import max_pooling_2d
 
 ACTIVATIONS = ('relu', 'htanh')
@@ -54,12 +54,21 @@ class QuantizedNetwork(chainer.Chain):
             h = F.dropout(h, self.input_dropout)
         return h
 
-    def activate(self, h):
-        """A hidden layer's quantized activation of its normalised sums."""
-        if self.activation == 'relu':
-            h = F.relu(qst(h, self.act_quant))
+    def activate(self, h, bn=None):
+        """A hidden layer's quantized activation of its sums ``h``,
+        normalised by ``bn`` first where given (else ``h`` is normalised
+        already). With ``bn``, the activation's elementwise first step (the
+        hard tanh, or the rectifier where no quantizer precedes it) runs in
+        the normalisation's pass: the same values
+        (:class:`~quantized_net.training.batch_normalization.BatchNormalization`).
+        """
+        if self.activation == 'relu' and not isinstance(
+                self.act_quant, quantizers.Identity):
+            h = F.relu(qst(h if bn is None else bn(h), self.act_quant))
         else:
-            h = qst(clip(h, -1., 1.), self.act_quant)
+            first = Relu() if self.activation == 'relu' else HardTanh(-1., 1.)
+            h = qst(first(h) if bn is None else bn(h, activation=first),
+                    self.act_quant)
         if self.dropout:
             h = F.dropout(h, self.dropout)
         return h
@@ -151,7 +160,7 @@ class MnistMLP(QuantizedNetwork):
         h = self.take_input(x)
         *hidden, (last, last_bn) = self.layers()
         for linear, bn in hidden:
-            h = self.activate(bn(linear(h)))
+            h = self.activate(linear(h), bn)
         return last_bn(last(h))
 
 
@@ -344,5 +353,5 @@ class ConvNet(QuantizedNetwork):
             h = link(h)
             if pool:
                 h = max_pooling_2d(h, pool, stride=pool, cover_all=False)
-            h = self.activate(bn(h))
+            h = self.activate(h, bn)
         return last_bn(last(h))

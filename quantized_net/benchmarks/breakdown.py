@@ -51,7 +51,7 @@ FUNCTION_PARTS = dict(
         'QuantizedStraightThrough', 'StraightThroughGradient',
         'QuantizedGradient')] +
     [(name, BATCH_NORM) for name in (
-        'BatchNormalization', 'BatchNormalizationGrad',
+        'BatchNormalization', 'BatchNormalizationGrad', 'NormalizedActivation',
         'FixedBatchNormalization', 'FixedBatchNormalizationGrad')] +
     [(name, ACTIVATIONS) for name in (
         'ReLU', 'ReLUGrad2', 'Clip', 'ClipGrad', 'Dropout')] +

@@ -14,7 +14,17 @@ W)``, normalised per channel, laid out C-contiguous or (images) channels
 last, as a convolution leaves them: NumPy's sums follow the layout, and
 so do the kernels' (:func:`sums_along`). Elsewhere (the GPU, iDeep,
 other shapes, layouts or dtypes, no numba, test mode) it is Chainer's
-code.
+code. Where a gradient is infinite or NaN, the gradients' NaNs are where
+Chainer's are, their sign bits as the order of operations on two NaNs
+makes them.
+
+The link applies the activation that follows it in the networks, the
+rectifier or the hard tanh (:class:`Relu`, :class:`HardTanh`), in the
+same kernels where asked (``bn(h, activation=...)``): the activation
+needs no pass of its own either way (its gradient's mask is made again
+from the normalised values, as the forward made them), and the graph has
+one function where it had two (:class:`NormalizedActivation`); the same
+bits as Chainer's link then Chainer's function.
 
 For a channel's values :math:`x_i`, :math:`m` of them:
 
@@ -43,10 +53,12 @@ import numpy
 import chainer
 from chainer import configuration
 from chainer.backends import intel64
+from chainer.functions.activation import relu
 from chainer.functions.normalization import batch_normalization as bn
 import chainer.links
 
 from quantized_net import kernel_cache
+from quantized_net.training import clip, layouts
 
 numba = kernel_cache.numba  # None where numba does not import
 
@@ -54,7 +66,10 @@ numba = kernel_cache.numba  # None where numba does not import
 #: after another before it splits them in two.
 UNROLL, PAIRWISE_BLOCK = 8, 128
 #: The terms a channel's sums add (:func:`channel_sum`).
-VALUES, SQUARES, PRODUCTS = range(3)
+VALUES, SQUARES, PRODUCTS, GRADIENTS = range(4)
+#: The activations the kernels apply to what they normalise
+#: (:class:`Relu`, :class:`HardTanh`), none for :data:`IDENTITY`.
+IDENTITY, RELU, CLIP = range(3)
 
 
 if numba is not None:
@@ -101,21 +116,60 @@ if numba is not None:
                 _pairwise_sum(values, start + half, n - half))
 
     @kernel_cache.njit
-    def terms_of(term, x, gy, n, c, mu, scale, out, start):
+    def activated(activation, v):
+        """``v`` after ``activation`` ``(kind, low, high)``: for
+        :data:`RELU`, NumPy's ``maximum(v, 0)`` (a NaN stays, -0 becomes
+        +0); for :data:`CLIP`, its ``clip(v, low, high)`` (a NaN stays, a
+        value equal to a bound stays: -0 is not raised to a bound of
+        +0)."""
+        kind, low, high = activation
+        if kind == RELU:
+            return v if v > 0 or v != v else numpy.float32(0)
+        if kind == CLIP and v == v:
+            v = v if v >= low else low
+            v = v if v <= high else high
+        return v
+
+    @kernel_cache.njit
+    def passed(activation, gy, x, mu, scale, g, b):
+        """The gradient ``gy`` of an activation's output as that
+        activation's Chainer gradient passes it to its input, the
+        normalised ``((x - mu) scale) g + b`` made again as the forward
+        made it: ``gy`` times 1 or 0, as NumPy multiplies by a boolean
+        (:data:`RELU`: the output is above 0; :data:`CLIP`: ``low <= input
+        <= high``); ``gy`` itself for :data:`IDENTITY`."""
+        kind, low, high = activation
+        if kind == IDENTITY:
+            return gy
+        pre = ((x - mu) * scale) * g + b
+        passes = pre > 0 if kind == RELU else low <= pre <= high
+        return gy * (numpy.float32(1) if passes else numpy.float32(0))
+
+    @kernel_cache.njit
+    def terms_of(term, x, gy, n, c, mu, scale, activation, g, b, out,
+                 start):
         """Writes to ``out``, from ``start`` on, the terms ``term`` of image
         ``n``, channel ``c``: of :data:`SQUARES`, ``(x - mu)^2``; of
-        :data:`PRODUCTS`, ``gy (x - mu) scale``."""
+        :data:`GRADIENTS`, ``gy`` as ``activation`` passes it
+        (:func:`passed`, ``g`` and ``b`` the channel's scale and shift);
+        of :data:`PRODUCTS`, that times ``(x - mu) scale``."""
         size = x.shape[2]
         if term == SQUARES:
             for s in range(size):
                 d = x[n, c, s] - mu
                 out[start + s] = d * d
+        elif term == GRADIENTS:
+            for s in range(size):
+                out[start + s] = passed(activation, gy[n, c, s], x[n, c, s],
+                                        mu, scale, g, b)
         else:
             for s in range(size):
-                out[start + s] = gy[n, c, s] * ((x[n, c, s] - mu) * scale)
+                out[start + s] = passed(
+                    activation, gy[n, c, s], x[n, c, s], mu, scale, g,
+                    b) * ((x[n, c, s] - mu) * scale)
 
     @kernel_cache.njit
-    def channel_sum(term, x, gy, c, mu, scale, buffer):
+    def channel_sum(term, x, gy, c, mu, scale, activation, g, b, buffer):
         """The float32 sum of the terms ``term`` (:func:`terms_of`, or
         :data:`VALUES`, ``x`` itself) of channel ``c`` of ``x`` ``(images,
         channels, size)``, as NumPy's ``sum(axis=(0, 2, 3))`` adds a
@@ -129,19 +183,22 @@ if numba is not None:
             if term == VALUES:
                 return pairwise_sum(x.reshape(-1), 0, images * size)
             for n in range(images):
-                terms_of(term, x, gy, n, c, mu, scale, buffer, n * size)
+                terms_of(term, x, gy, n, c, mu, scale, activation, g, b,
+                         buffer, n * size)
             return pairwise_sum(buffer, 0, images * size)
         total = numpy.float32(0)
         for n in range(images):
             if term == VALUES:
                 total += pairwise_sum(x[n, c], 0, size)
             else:
-                terms_of(term, x, gy, n, c, mu, scale, buffer, 0)
+                terms_of(term, x, gy, n, c, mu, scale, activation, g, b,
+                         buffer, 0)
                 total += pairwise_sum(buffer, 0, size)
         return total
 
     @kernel_cache.njit
-    def rows_forward_kernel(x, gamma, beta, eps, y, mean, var, inv_std):
+    def rows_forward_kernel(x, gamma, beta, eps, activation, y, mean, var,
+                            inv_std):
         """:func:`forward_kernel` of rows ``(positions, channels)``, two
         or more channels (a batch of vectors, or images laid out channels
         last): NumPy adds each channel's values one after another, so the
@@ -163,12 +220,12 @@ if numba is not None:
             inv_std[c] = numpy.float32(1) / numpy.sqrt(var[c] + eps)
         for n in range(positions):
             for c in range(channels):
-                y[n, c] = ((x[n, c] - mean[c]) * inv_std[c]) * gamma[c] + \
-                    beta[c]
+                y[n, c] = activated(activation, (
+                    (x[n, c] - mean[c]) * inv_std[c]) * gamma[c] + beta[c])
 
     @kernel_cache.njit
-    def rows_backward_kernel(x, gy, gamma, mean, inv_std, inv_m, gx,
-                             ggamma, gbeta):
+    def rows_backward_kernel(x, gy, gamma, beta, mean, inv_std, inv_m,
+                             activation, gx, ggamma, gbeta):
         """:func:`backward_kernel` of rows, as
         :func:`rows_forward_kernel`."""
         positions, channels = x.shape
@@ -176,58 +233,73 @@ if numba is not None:
         ggamma[:] = 0
         for n in range(positions):
             for c in range(channels):
-                gbeta[c] += gy[n, c]
-                ggamma[c] += gy[n, c] * ((x[n, c] - mean[c]) * inv_std[c])
+                g = passed(activation, gy[n, c], x[n, c], mean[c],
+                           inv_std[c], gamma[c], beta[c])
+                gbeta[c] += g
+                ggamma[c] += g * ((x[n, c] - mean[c]) * inv_std[c])
         factor = gamma * inv_std
         for n in range(positions):
             for c in range(channels):
+                g = passed(activation, gy[n, c], x[n, c], mean[c],
+                           inv_std[c], gamma[c], beta[c])
                 x_hat = (x[n, c] - mean[c]) * inv_std[c]
-                gx[n, c] = factor[c] * (gy[n, c] - (
+                gx[n, c] = factor[c] * (g - (
                     x_hat * ggamma[c] + gbeta[c]) * inv_m)
 
     @kernel_cache.njit(parallel=True)
-    def forward_kernel(x, gamma, beta, eps, y, mean, var, inv_std):
-        """Normalises ``x`` ``(images, channels, size)`` into ``y``, and
-        writes each channel's mean, variance and inverse deviation (the
-        module's forward formulas; ``eps`` a float32)."""
+    def forward_kernel(x, gamma, beta, eps, activation, y, mean, var,
+                       inv_std):
+        """Normalises ``x`` ``(images, channels, size)`` into ``y``, after
+        ``activation`` (:func:`activated`), and writes each channel's mean,
+        variance and inverse deviation (the module's forward formulas;
+        ``eps`` a float32)."""
         images, channels, size = x.shape
         count = images * size
         for c in numba.prange(channels):
             buffer = numpy.empty(count if channels == 1 else size,
                                  numpy.float32)
             # NumPy divides a float32 sum by the integer count in float64.
-            mu = numpy.float32(channel_sum(VALUES, x, x, c, 0, 0, buffer) /
-                               count)
-            sigma2 = numpy.float32(
-                channel_sum(SQUARES, x, x, c, mu, 0, buffer) / count)
-            scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
             g, b = gamma[c], beta[c]
+            mu = numpy.float32(channel_sum(
+                VALUES, x, x, c, 0, 0, activation, g, b, buffer) / count)
+            sigma2 = numpy.float32(channel_sum(
+                SQUARES, x, x, c, mu, 0, activation, g, b, buffer) / count)
+            scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
             for n in range(images):
                 for s in range(size):
-                    y[n, c, s] = ((x[n, c, s] - mu) * scale) * g + b
+                    y[n, c, s] = activated(
+                        activation, ((x[n, c, s] - mu) * scale) * g + b)
             mean[c] = mu
             var[c] = sigma2
             inv_std[c] = scale
 
     @kernel_cache.njit(parallel=True)
-    def backward_kernel(x, gy, gamma, mean, inv_std, inv_m, gx, ggamma,
-                        gbeta):
+    def backward_kernel(x, gy, gamma, beta, mean, inv_std, inv_m,
+                        activation, gx, ggamma, gbeta):
         """The gradients of ``x`` (into ``gx``), ``gamma`` and ``beta``
         for ``gy``, all ``(images, channels, size)`` (the module's
-        backward formulas; ``inv_m`` the float32 ``1 / count``)."""
+        backward formulas; ``inv_m`` the float32 ``1 / count``), ``gy``
+        the gradient of ``activation``'s output (:func:`passed`)."""
         images, channels, size = x.shape
         for c in numba.prange(channels):
             buffer = numpy.empty(images * size if channels == 1 else size,
                                  numpy.float32)
-            mu, scale = mean[c], inv_std[c]
-            beta_grad = channel_sum(VALUES, gy, gy, c, mu, scale, buffer)
-            gamma_grad = channel_sum(PRODUCTS, x, gy, c, mu, scale, buffer)
-            factor = gamma[c] * scale
+            mu, scale, g, b = mean[c], inv_std[c], gamma[c], beta[c]
+            if activation[0] == IDENTITY:
+                beta_grad = channel_sum(VALUES, gy, gy, c, mu, scale,
+                                        activation, g, b, buffer)
+            else:
+                beta_grad = channel_sum(GRADIENTS, x, gy, c, mu, scale,
+                                        activation, g, b, buffer)
+            gamma_grad = channel_sum(PRODUCTS, x, gy, c, mu, scale,
+                                     activation, g, b, buffer)
+            factor = g * scale
             for n in range(images):
                 for s in range(size):
                     x_hat = (x[n, c, s] - mu) * scale
-                    gx[n, c, s] = factor * (gy[n, c, s] - (
-                        x_hat * gamma_grad + beta_grad) * inv_m)
+                    gx[n, c, s] = factor * (passed(
+                        activation, gy[n, c, s], x[n, c, s], mu, scale, g,
+                        b) - (x_hat * gamma_grad + beta_grad) * inv_m)
             ggamma[c] = gamma_grad
             gbeta[c] = beta_grad
 
@@ -276,26 +348,91 @@ def _rows(a):
     return a.reshape(-1, a.shape[-1])
 
 
+class Relu(object):
+    """The rectifier, ``chainer.functions.relu``, as an activation the
+    normalisation applies in its pass (:meth:`BatchNormalization.forward`):
+    :math:`y = \\max(x, 0)`, :math:`g_x = g_y \\cdot 1_{x > 0}`."""
+    kernel_argument = (RELU, 0., 0.)
+
+    def __call__(self, x):
+        """Chainer's function of ``x``."""
+        return relu.relu(x)
+
+    def gradient(self, x, gy):
+        """Chainer's gradient of the output for ``gy``, ``x`` the input (the
+        mask of its output ``max(x, 0) > 0`` is that of ``x > 0``)."""
+        return relu.ReLUGrad2(x).apply((gy,))[0]
+
+
+class HardTanh(object):
+    """The hard tanh, :func:`~quantized_net.training.clip.clip` to
+    ``[low, high]``, as an activation the normalisation applies in its pass
+    (:meth:`BatchNormalization.forward`): :math:`y = \\min(\\max(x, l), h)`,
+    :math:`g_x = g_y \\cdot 1_{l \\le x \\le h}`."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+        self.kernel_argument = (CLIP, low, high)
+
+    def __call__(self, x):
+        """Chainer's function of ``x`` (its gradient one pass)."""
+        return clip.clip(x, self.low, self.high)
+
+    def gradient(self, x, gy):
+        """The gradient of the output for ``gy``, ``x`` the input."""
+        return clip.ClipGrad(x, self.low, self.high).apply((gy,))[0]
+
+
+def _kernel_activation(activation):
+    """The kernels' ``(kind, low, high)`` of ``activation`` (None for
+    none)."""
+    kind, low, high = (activation.kernel_argument if activation else
+                       (IDENTITY, 0., 0.))
+    return numpy.int64(kind), numpy.float32(low), numpy.float32(high)
+
+
+def normalised(x, gamma, beta, mean, inv_std, expander):
+    """Chainer's normalised ``x``, the bits of its NumPy forward and of the
+    kernels: ``gamma ((x - mean) inv_std) + beta``, the channel's values
+    indexed by ``expander``."""
+    y = gamma[expander] * ((x - mean[expander]) * inv_std[expander])
+    y += beta[expander]
+    return y
+
+
 class FusedImpl(bn.GeneralBatchNormalizationImpl):
     """Chainer's NumPy implementation with the forward and backward of
     the fused kernels where they follow NumPy's sums, which follow the
     layouts (:func:`sums_along`): the forward's ``x``'s, the backward's
     ``gy``'s; the outputs laid out as Chainer's. Elsewhere it is
-    Chainer's."""
+    Chainer's.
+
+    With ``activation`` (:class:`Relu` or :class:`HardTanh`), its output
+    is the activation of the normalised values, and the gradient it takes
+    is of that output. ``beta``, the shift, which the backward's kernels
+    take, is the forward's where not given."""
+
+    def __init__(self, activation=None, beta=None):
+        self.activation = activation
+        self.beta = beta
 
     def forward(self, axis, gamma, x, x_layout, xp, expander, beta, eps,
                 decay, running_mean, running_var):
+        self.beta = beta
         sums = sums_along(x)
         if sums is None:
-            return super(FusedImpl, self).forward(
+            outputs = super(FusedImpl, self).forward(
                 axis, gamma, x, x_layout, xp, expander, beta, eps, decay,
                 running_mean, running_var)
+            if self.activation is None:
+                return outputs
+            return (self.activation(outputs[0]).array,) + outputs[1:]
         channels = x.shape[1]
         y = numpy.empty_like(x)  # x's layout, as NumPy's y has it
         mean, var, inv_std = (numpy.empty(channels, numpy.float32)
                               for _ in range(3))
         arguments = (gamma, numpy.ascontiguousarray(beta),
-                     numpy.float32(eps))
+                     numpy.float32(eps), _kernel_activation(self.activation))
         if sums == 'rows':
             rows_forward_kernel(_rows(x), *arguments, _rows(y), mean, var,
                                 inv_std)
@@ -315,26 +452,36 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
 
     def backward(self, axis, gamma, gy, x, x_layout, xp, expander, mean,
                  inv_std, eps, var, forward_data):
-        sums = sums_along(gy)
-        # A C-contiguous gy makes gy * x_hat and the gradient C-contiguous
-        # whatever x's layout (NumPy lays out the result of operands that
-        # disagree in C order); another layout of gy does so only with x
-        # laid out the same.
+        # The gradient that the normalisation takes: gy, or the one an
+        # activation's Chainer gradient hands on, laid out as NumPy lays
+        # out gy times the mask, which is laid out as x.
+        passed = gy if self.activation is None else (
+            layouts.elementwise_result((gy, x), gy.dtype))
+        sums = sums_along(passed)
+        # A C-contiguous gradient makes gy * x_hat and the gradient
+        # C-contiguous whatever x's layout (NumPy lays out the result of
+        # operands that disagree in C order); another layout does so only
+        # with x laid out the same.
         if sums is None or (sums == 'rows' and sums_along(x) != 'rows'):
+            if self.activation is not None:
+                gy = self.activation.gradient(normalised(
+                    x, gamma, self.beta, mean, inv_std, expander), gy).array
             return super(FusedImpl, self).backward(
                 axis, gamma, gy, x, x_layout, xp, expander, mean, inv_std,
                 eps, var, forward_data)
-        gx = numpy.empty_like(gy)  # gy's layout, as NumPy's gx has it
+        gx = numpy.empty_like(passed)  # as NumPy's gx is laid out
         ggamma, gbeta = (numpy.empty_like(gamma) for _ in range(2))
         inv_m = gamma.dtype.type(1. / (x.size // gamma.size))
+        arguments = (gamma, numpy.ascontiguousarray(self.beta), mean,
+                     inv_std, inv_m, _kernel_activation(self.activation))
         if sums == 'rows':
             rows_backward_kernel(
-                numpy.ascontiguousarray(_rows(x)), _rows(gy), gamma, mean,
-                inv_std, inv_m, _rows(gx), ggamma, gbeta)
+                numpy.ascontiguousarray(_rows(x)), _rows(gy), *arguments,
+                _rows(gx), ggamma, gbeta)
         else:
             with kernel_cache.calling_thread_only():
-                backward_kernel(_images(x), _images(gy), gamma, mean,
-                                inv_std, inv_m, _images(gx), ggamma, gbeta)
+                backward_kernel(_images(x), _images(gy), *arguments,
+                                _images(gx), ggamma, gbeta)
         return gx, x_layout, ggamma, gbeta
 
 
@@ -342,19 +489,58 @@ def _fused_impl(function, inputs):
     return FusedImpl()
 
 
+class NormalizedActivation(bn.BatchNormalization):
+    """Chainer's ``BatchNormalization`` function followed by
+    ``activation`` (:class:`Relu` or :class:`HardTanh`), in the fused
+    kernels' passes: one function of the graph, not two, and no pass of
+    its own for the activation either way; the same bits as the two
+    functions. For a gradient that is itself differentiated (double
+    backpropagation), the backward is Chainer's two gradient functions.
+    """
+
+    def __init__(self, activation, eps, mean, var, decay, axis):
+        super(NormalizedActivation, self).__init__(
+            eps, mean, var, decay, axis=axis,
+            impl_selector=lambda function, inputs: FusedImpl(activation))
+        self.activation = activation
+
+    def forward(self, inputs):
+        outputs = super(NormalizedActivation, self).forward(inputs)
+        self.retain_inputs((0, 1, 2))  # beta too: the backward's mask
+        return outputs
+
+    def backward(self, indexes, grad_outputs):
+        x, gamma, beta = self.get_retained_inputs()
+        gy, = grad_outputs
+        impl = self._impl
+        if chainer.config.enable_backprop:
+            gy = self.activation.gradient(normalised(
+                x.array, gamma.array, beta.array, self.mean, self.inv_std,
+                self.expander), gy)
+            impl = FusedImpl(beta=beta.array)
+        return bn.BatchNormalizationGrad(
+            self.eps, self.expander, self.axis, self.mean, None,
+            self.inv_std, self.key_axis, impl, self.forward_data).apply(
+                (x, gamma, gy))
+
+
 class BatchNormalization(chainer.links.BatchNormalization):
     """``chainer.links.BatchNormalization`` whose training forward and
     backward run fused where :func:`fuses` says they apply; the same
     arguments, parameters and statistics, and the same bits."""
 
-    def forward(self, x, **kwargs):
+    def forward(self, x, activation=None, **kwargs):
+        """Chainer's link's forward, then ``activation`` where given
+        (:class:`Relu` or :class:`HardTanh`): where the forward is fused,
+        in its pass (:class:`NormalizedActivation`)."""
         finetune = kwargs.get('finetune', False)
         if (set(kwargs) - {'finetune'} or not configuration.config.train
                 or self.gamma is None
                 or self.beta is None or self.avg_mean is None
                 or not fuses(chainer.as_array(x), self.gamma.array,
                              self.axis)):
-            return super(BatchNormalization, self).forward(x, **kwargs)
+            y = super(BatchNormalization, self).forward(x, **kwargs)
+            return y if activation is None else activation(y)
         # Chainer's link in training mode (links/normalization/
         # batch_normalization.py), with the fused implementation.
         if finetune:
@@ -367,7 +553,11 @@ class BatchNormalization(chainer.links.BatchNormalization):
             if finetune:
                 self.N -= 1
             avg_mean = avg_var = None
-        function = bn.BatchNormalization(
-            self.eps, avg_mean, avg_var, decay, axis=self.axis,
-            impl_selector=_fused_impl)
+        if activation is None:
+            function = bn.BatchNormalization(
+                self.eps, avg_mean, avg_var, decay, axis=self.axis,
+                impl_selector=_fused_impl)
+        else:
+            function = NormalizedActivation(activation, self.eps, avg_mean,
+                                            avg_var, decay, self.axis)
         return function.apply((x, self.gamma, self.beta))[0]

@@ -199,6 +199,21 @@ def test_pooling_rounds_down_as_the_sizes_say(in_shape, text):
         layer.weights for layer in layers]
 
 
+class _ChainersBatchNormalization(L.BatchNormalization):
+    """Chainer's link, then the activation that net.py gives the
+    project's link to apply in its pass, as Chainer's function."""
+
+    def forward(self, x, activation=None, **kwargs):
+        from quantized_net.training import batch_normalization
+        y = super(_ChainersBatchNormalization, self).forward(x, **kwargs)
+        if isinstance(activation, batch_normalization.Relu):
+            return F.relu(y)
+        if isinstance(activation, batch_normalization.HardTanh):
+            return F.clip(y, activation.low, activation.high)
+        assert activation is None
+        return y
+
+
 def _trained_with(config, x, t, chainers, monkeypatch):
     """Every parameter and running statistic after two steps of
     ``config``, with the project's fused CPU functions or with
@@ -210,8 +225,8 @@ def _trained_with(config, x, t, chainers, monkeypatch):
     product = binary_products.product
     with monkeypatch.context() as patch:
         if chainers:
-            patch.setattr(net, 'BatchNormalization', L.BatchNormalization)
-            patch.setattr(net, 'clip', F.clip)
+            patch.setattr(net, 'BatchNormalization',
+                          _ChainersBatchNormalization)
             patch.setattr(net, 'max_pooling_2d', F.max_pooling_2d)
             patch.setattr(columns, 'AVAILABLE', False)
             patch.setattr(binary_products, 'product', lambda x, w: None)

@@ -53,6 +53,47 @@ def _step(link, x, gy, **kwargs):
             (y.array.strides, variable.grad.strides)]
 
 
+#: The activations the link applies in its pass, as Chainer's functions.
+ACTIVATIONS = [
+    (batch_normalization.Relu(), chainer.functions.relu),
+    (batch_normalization.HardTanh(-1., 1.),
+     lambda y: chainer.functions.clip(y, -1., 1.)),
+    (batch_normalization.HardTanh(0., 6.),
+     lambda y: chainer.functions.clip(y, 0., 6.))]
+ACTIVATION_IDS = ['relu', 'htanh', 'clip-0-6']
+
+
+class _ThenChainers(chainer.Chain):
+    """Chainer's link, then ``function``: what the link with an
+    activation computes."""
+
+    def __init__(self, link, function):
+        super(_ThenChainers, self).__init__()
+        with self.init_scope():
+            self.link = link
+        self.function = function
+
+    def __getattr__(self, name):
+        if name in ('gamma', 'beta', 'avg_mean', 'avg_var', 'N'):
+            return getattr(self.link, name)
+        return super(_ThenChainers, self).__getattr__(name)
+
+    def forward(self, x, **kwargs):
+        return self.function(self.link(x, **kwargs))
+
+
+def _on_the_bounds(x, chainers, fused, values):
+    """Channels after the first of ``x`` constant and their beta each of
+    ``values`` in turn: the normalised values are beta itself, on an
+    activation's bounds; the first channel's gamma is 0 (:func:`_links`):
+    its normalised values are its beta too."""
+    for c in range(1, x.shape[1]):
+        x[:, c] = c
+    for link in (chainers, fused):
+        link.beta.array[:] = numpy.resize(numpy.float32(values),
+                                          x.shape[1])
+
+
 def _assert_same_bits(expected, actual):
     """The same arrays bit for bit, and the same anything else
     (strides)."""
@@ -93,6 +134,95 @@ def test_any_layout_gives_chainers_bits_and_layouts(shape, x_layout,
     x, gy = laid_out(x, x_layout), laid_out(gy, gy_layout)
     chainers, fused = _links(shape[1], seed=3)
     _assert_same_bits(_step(chainers, x, gy), _step(fused, x, gy))
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('activation,function', ACTIVATIONS,
+                         ids=ACTIVATION_IDS)
+def test_an_activation_in_the_pass_gives_chainers_bits(shape, activation,
+                                                       function):
+    rng = numpy.random.RandomState(sum(shape))
+    chainers, fused = _links(shape[1], seed=len(shape), eps=1e-4)
+    chainers = _ThenChainers(chainers, function)
+    for scale in (1e-3, 1., 1e3):
+        x = (rng.standard_normal(shape) * scale +
+             rng.standard_normal()).astype(numpy.float32)
+        gy = rng.standard_normal(shape).astype(numpy.float32)
+        _assert_same_bits(_step(chainers, x, gy),
+                          _step(fused, x, gy, activation=activation))
+    # Normalised values exactly on the bounds (a mask includes both), at
+    # 0 and -0, and just past them.
+    x = rng.standard_normal(shape).astype(numpy.float32)
+    gy = rng.standard_normal(shape).astype(numpy.float32)
+    for values in ([-1., 1., 0., -0.], [6., 6.5, -1.5, 1e-30]):
+        _on_the_bounds(x, chainers, fused, values)
+        _assert_same_bits(_step(chainers, x, gy),
+                          _step(fused, x, gy, activation=activation))
+    # Infinite and NaN gradients, which a mask's 0 turns into NaN: NaN
+    # where Chainer's is (the sign of a NaN follows the order of the
+    # operations on two NaNs, as in the link without an activation).
+    gy.reshape(-1)[::3] = numpy.inf
+    gy.reshape(-1)[1::7] = numpy.nan
+    with numpy.errstate(invalid='ignore'):
+        steps = (_step(chainers, x, gy),
+                 _step(fused, x, gy, activation=activation))
+    _assert_same_bits(*[[numpy.where(numpy.isnan(a), numpy.nan, a)
+                         if isinstance(a, numpy.ndarray) else a for a in step]
+                        for step in steps])
+
+
+@pytest.mark.parametrize('x_layout', LAYOUTS)
+@pytest.mark.parametrize('gy_layout', LAYOUTS)
+@pytest.mark.parametrize('activation,function', ACTIVATIONS[:2],
+                         ids=ACTIVATION_IDS[:2])
+def test_an_activation_in_any_layout_gives_chainers_bits(
+        x_layout, gy_layout, activation, function):
+    rng = numpy.random.RandomState(8)
+    shape = (5, 3, 7, 6)
+    x = laid_out((rng.standard_normal(shape) * 2).astype(numpy.float32),
+                 x_layout)
+    gy = laid_out(rng.standard_normal(shape).astype(numpy.float32),
+                  gy_layout)
+    chainers, fused = _links(shape[1], seed=8)
+    _assert_same_bits(_step(_ThenChainers(chainers, function), x, gy),
+                      _step(fused, x, gy, activation=activation))
+
+
+@pytest.mark.parametrize('activation,function', ACTIVATIONS,
+                         ids=ACTIVATION_IDS)
+def test_an_activation_in_the_pass_is_one_function(activation, function):
+    x = numpy.random.RandomState(9).standard_normal((6, 4)).astype(
+        numpy.float32)
+    _, fused = _links(4, seed=9)
+    y = fused(chainer.Variable(x), activation=activation)
+    assert isinstance(y.creator, batch_normalization.NormalizedActivation)
+    assert y.creator.inputs[0].creator is None
+    # Where the link is Chainer's (here in evaluation), two functions.
+    with chainer.using_config('train', False):
+        y = fused(chainer.Variable(x), activation=activation)
+    assert not isinstance(y.creator,
+                          batch_normalization.NormalizedActivation)
+    assert y.creator.inputs[0].creator is not None
+
+
+@pytest.mark.parametrize('activation,function', ACTIVATIONS,
+                         ids=ACTIVATION_IDS)
+def test_a_second_order_gradient_through_an_activation_is_chainers(
+        activation, function):
+    rng = numpy.random.RandomState(10)
+    x = rng.standard_normal((6, 4)).astype(numpy.float32) * 2
+    grads = []
+    chainers, fused = _links(4, seed=10, still_unit=False)
+    for link, kwargs in ((_ThenChainers(chainers, function), {}),
+                         (fused, {'activation': activation})):
+        variable = chainer.Variable(x)
+        y = link(variable, **kwargs)
+        gx, = chainer.grad([chainer.functions.sum(y * y * y)], [variable],
+                           enable_double_backprop=True)
+        ggx, = chainer.grad([chainer.functions.sum(gx * gx)], [variable])
+        grads.append([gx.array, ggx.array])
+    assert numpy.count_nonzero(grads[0][1]) > 0
+    _assert_same_bits(*grads)
 
 
 def test_constant_channels_and_negative_zeros_give_chainers_bits():
