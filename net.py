@@ -57,18 +57,25 @@ class QuantizedNetwork(chainer.Chain):
     def activate(self, h, bn=None):
         """A hidden layer's quantized activation of its sums ``h``,
         normalised by ``bn`` first where given (else ``h`` is normalised
-        already). With ``bn``, the activation's elementwise first step (the
-        hard tanh, or the rectifier where no quantizer precedes it) runs in
-        the normalisation's pass: the same values
-        (:class:`~quantized_net.training.batch_normalization.BatchNormalization`).
+        already). With the project's ``bn``, the activation's elementwise
+        first step (the hard tanh, or the rectifier where no quantizer
+        precedes it) runs in the normalisation's pass: the same values
+        (:class:`~quantized_net.training.batch_normalization.BatchNormalization`;
+        another link, such as ChainerMN's, which replaces it, then the
+        activation).
         """
         if self.activation == 'relu' and not isinstance(
                 self.act_quant, quantizers.Identity):
             h = F.relu(qst(h if bn is None else bn(h), self.act_quant))
+            return self._dropped_out(h)
+        first = Relu() if self.activation == 'relu' else HardTanh(-1., 1.)
+        if isinstance(bn, BatchNormalization):
+            h = bn(h, activation=first)
         else:
-            first = Relu() if self.activation == 'relu' else HardTanh(-1., 1.)
-            h = qst(first(h) if bn is None else bn(h, activation=first),
-                    self.act_quant)
+            h = first(h if bn is None else bn(h))
+        return self._dropped_out(qst(h, self.act_quant))
+
+    def _dropped_out(self, h):
         if self.dropout:
             h = F.dropout(h, self.dropout)
         return h

@@ -7,6 +7,7 @@ import chainer.links as L
 
 from helpers import train_steps
 import net
+from quantized_net.training import batch_normalization
 from weight_clip import WeightClip
 
 
@@ -246,6 +247,32 @@ def _trained_with(config, x, t, chainers, monkeypatch):
             arrays[path + '/avg_mean'] = link.avg_mean
             arrays[path + '/avg_var'] = link.avg_var
     return arrays, sum(b is not None for b in binary)
+
+
+@pytest.mark.parametrize('activation,act_quant', [
+    ('relu', 'none'), ('htanh', 'sign'), ('relu', 'seed')])
+def test_another_normalisation_link_is_followed_by_the_activation(
+        activation, act_quant, monkeypatch):
+    # ChainerMN's create_mnbn_model replaces the project's links with its
+    # own, which take no activation: the activation follows them.
+    x, t = batch(4)
+    outputs = []
+    for link in (None, L.BatchNormalization):
+        with monkeypatch.context() as patch:
+            if link:
+                patch.setattr(net, 'BatchNormalization', link)
+            numpy.random.seed(2)
+            model = L.Classifier(net.MnistMLP(
+                784, 20, 10, activation=activation, act_quant=act_quant))
+        assert any(type(child) is (link or batch_normalization
+                                   .BatchNormalization)
+                   for child in model.predictor.children())
+        loss = model(x, t)
+        loss.backward()
+        outputs.append([loss.array, model.predictor.l1.W.grad])
+    for ours, theirs in zip(*outputs):
+        numpy.testing.assert_array_equal(ours.view(numpy.uint32),
+                                         theirs.view(numpy.uint32))
 
 
 def _configurations():
