@@ -116,6 +116,12 @@ if numba is not None:
                 _pairwise_sum(values, start + half, n - half))
 
     @kernel_cache.njit
+    def normalised_value(x, mu, scale, g, b):
+        """``x`` normalised, ``((x - mu) scale) g + b``: the forward's
+        output before its activation, and the backward's mask's input."""
+        return ((x - mu) * scale) * g + b
+
+    @kernel_cache.njit
     def activated(activation, v):
         """``v`` after ``activation`` ``(kind, low, high)``: for
         :data:`RELU`, NumPy's ``maximum(v, 0)`` (a NaN stays, -0 becomes
@@ -134,14 +140,14 @@ if numba is not None:
     def passed(activation, gy, x, mu, scale, g, b):
         """The gradient ``gy`` of an activation's output as that
         activation's Chainer gradient passes it to its input, the
-        normalised ``((x - mu) scale) g + b`` made again as the forward
-        made it: ``gy`` times 1 or 0, as NumPy multiplies by a boolean
+        normalised value (:func:`normalised_value`) made again as the
+        forward made it: ``gy`` times 1 or 0, as NumPy multiplies by a boolean
         (:data:`RELU`: the output is above 0; :data:`CLIP`: ``low <= input
         <= high``); ``gy`` itself for :data:`IDENTITY`."""
         kind, low, high = activation
         if kind == IDENTITY:
             return gy
-        pre = ((x - mu) * scale) * g + b
+        pre = normalised_value(x, mu, scale, g, b)
         passes = pre > 0 if kind == RELU else low <= pre <= high
         return gy * (numpy.float32(1) if passes else numpy.float32(0))
 
@@ -220,8 +226,8 @@ if numba is not None:
             inv_std[c] = numpy.float32(1) / numpy.sqrt(var[c] + eps)
         for n in range(positions):
             for c in range(channels):
-                y[n, c] = activated(activation, (
-                    (x[n, c] - mean[c]) * inv_std[c]) * gamma[c] + beta[c])
+                y[n, c] = activated(activation, normalised_value(
+                    x[n, c], mean[c], inv_std[c], gamma[c], beta[c]))
 
     @kernel_cache.njit
     def rows_backward_kernel(x, gy, gamma, beta, mean, inv_std, inv_m,
@@ -267,8 +273,8 @@ if numba is not None:
             scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
             for n in range(images):
                 for s in range(size):
-                    y[n, c, s] = activated(
-                        activation, ((x[n, c, s] - mu) * scale) * g + b)
+                    y[n, c, s] = activated(activation, normalised_value(
+                        x[n, c, s], mu, scale, g, b))
             mean[c] = mu
             var[c] = sigma2
             inv_std[c] = scale
