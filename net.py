@@ -62,11 +62,13 @@ class QuantizedNetwork(chainer.Chain):
         precedes it) runs in the normalisation's pass: the same values
         (:class:`~quantized_net.training.batch_normalization.BatchNormalization`;
         another link, such as ChainerMN's, which replaces it, then the
-        activation).
+        activation). A rectifier after the quantizer runs in the
+        quantizer's function (``qst(..., rectified=True)``).
         """
         if self.activation == 'relu' and not isinstance(
                 self.act_quant, quantizers.Identity):
-            h = F.relu(qst(h if bn is None else bn(h), self.act_quant))
+            h = qst(h if bn is None else bn(h), self.act_quant,
+                    rectified=True)
             return self._dropped_out(h)
         first = Relu() if self.activation == 'relu' else HardTanh(-1., 1.)
         if isinstance(bn, BatchNormalization):

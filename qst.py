@@ -4,6 +4,7 @@ import numpy
 import quantized_net  # noqa: F401  (before chainer: NumPy 2)
 import chainer
 from chainer import function_node
+import chainer.functions as F
 from chainer.utils import type_check
 
 from quantized_net.quantization import kernels
@@ -28,12 +29,20 @@ class QuantizedStraightThrough(function_node.FunctionNode):
 
         g_x = g_y \\cdot 1_{|x| \\le 1}
 
+    With ``rectified``, the rectifier that follows the quantizer in the
+    original's network is this function's too, ``y = relu(q_a(x))``,
+    :math:`g_x = g_y \\cdot 1_{y > 0} \\cdot 1_{|x| \\le 1}`: the bits of
+    Chainer's ``relu`` after the quantizer, in one function of the graph
+    and one pass each way (on the GPU one launch) where there were two.
+
     Args:
         quantizer (quantizers.Quantizer): The quantizer.
+        rectified (bool): Rectify its output.
     """
 
-    def __init__(self, quantizer):
+    def __init__(self, quantizer, rectified=False):
         self.quantizer = quantizer
+        self.rectified = rectified
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('x',))
@@ -42,12 +51,15 @@ class QuantizedStraightThrough(function_node.FunctionNode):
 
     def forward(self, inputs):
         self.retain_inputs((0,))
+        if self.rectified:
+            self.retain_outputs((0,))
         x, = inputs
-        return self.quantizer.activation(x),
+        return self.quantizer.activation(x, self.rectified),
 
     def backward(self, indexes, grad_outputs):
         x, = self.get_retained_inputs()
-        return StraightThroughGradient(x.array).apply(grad_outputs)
+        y = self.get_retained_outputs()[0].array if self.rectified else None
+        return StraightThroughGradient(x.array, y).apply(grad_outputs)
 
 
 class StraightThroughGradient(function_node.FunctionNode):
@@ -61,15 +73,20 @@ straight_through_gradient`):
 
     taken as a select, not a product: a product would keep a NaN ``gy``,
     and turn an infinite one into NaN, where the gradient is cancelled,
-    and would flush a subnormal ``gy`` on the GPU. Linear in ``gy``, its
-    own gradient is itself with the same ``x``.
+    and would flush a subnormal ``gy`` on the GPU. Given the rectified
+    output ``y``, Chainer's ``relu`` gradient first, in the same pass
+    (:func:`~quantized_net.quantization.kernels.\
+rectified_straight_through_gradient`). Linear in ``gy``, its own gradient
+    is itself with the same ``x`` and ``y``.
 
     Args:
         x (:ref:`ndarray`): The quantizer's input, which the mask is of.
+        y (:ref:`ndarray`): The rectified output, or None.
     """
 
-    def __init__(self, x):
+    def __init__(self, x, y=None):
         self.x = x
+        self.y = y
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('gy',))
@@ -79,13 +96,16 @@ straight_through_gradient`):
 
     def forward(self, inputs):
         gy, = inputs
-        return kernels.straight_through_gradient(gy, self.x),
+        if self.y is None:
+            return kernels.straight_through_gradient(gy, self.x),
+        return kernels.rectified_straight_through_gradient(
+            gy, self.x, self.y),
 
     def backward(self, indexes, grad_outputs):
-        return StraightThroughGradient(self.x).apply(grad_outputs)
+        return StraightThroughGradient(self.x, self.y).apply(grad_outputs)
 
 
-def qst(x, quantizer='seed'):
+def qst(x, quantizer='seed', rectified=False):
     """Quantized activation, by default the original suite's.
 
     Args:
@@ -93,13 +113,19 @@ def qst(x, quantizer='seed'):
             any shape (a batch-normalised pre-activation in ``net.py``).
         quantizer (str or quantizers.Quantizer): Quantizer spec; ``'none'``
             returns ``x`` itself, with no cancellation of the gradient.
+        rectified (bool): ``relu(qst(x, quantizer))``, the bits of
+            Chainer's ``relu`` after it, as one function
+            (:class:`QuantizedStraightThrough`); with ``'none'``, Chainer's
+            ``relu`` of ``x``.
 
     Returns:
         ~chainer.Variable: The quantized activation, same shape; its
-        gradient is ``gy * (|x| <= 1)``.
+        gradient is ``gy * (|x| <= 1)`` (rectified, ``gy * (y > 0) *
+        (|x| <= 1)``).
     """
     quantizer = quantizers.parse(quantizer)
     if isinstance(quantizer, quantizers.Identity):
-        return chainer.as_variable(x)
-    y, = QuantizedStraightThrough(quantizer).apply((x,))
+        x = chainer.as_variable(x)
+        return F.relu(x) if rectified else x
+    y, = QuantizedStraightThrough(quantizer, rectified).apply((x,))
     return y

@@ -97,10 +97,17 @@ static inline float __uint_as_float(unsigned int u) {
     memcpy(&x, &u, sizeof x);
     return x;
 }
+static inline float __int_as_float(int i) {
+    float x;
+    memcpy(&x, &i, sizeof x);
+    return x;
+}
 static inline int __clz(unsigned int x) { return x ? __builtin_clz(x) : 32; }
 static inline unsigned int min(unsigned int a, unsigned int b) {
     return a < b ? a : b;
 }
+/* CUDA's max of two floats is fmaxf. */
+static inline float max(float a, float b) { return fmaxf(a, b); }
 static inline int __popcll(unsigned long long x) {
     return __builtin_popcountll(x);
 }

@@ -143,9 +143,9 @@ class TimedQuantizer(quantizers.Quantizer):
         with self.timer.span(QUANTIZERS):
             return self.quantizer(x)
 
-    def activation(self, x):
+    def activation(self, x, rectified=False):
         with self.timer.span(QUANTIZERS):
-            return self.quantizer.activation(x)
+            return self.quantizer.activation(x, rectified)
 
 
 @contextlib.contextmanager

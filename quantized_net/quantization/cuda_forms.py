@@ -11,7 +11,9 @@ integer-only kernels holds no float instruction.
 
 Each function takes CuPy arrays and the scalars of its rule, as
 :mod:`~quantized_net.quantization.kernels` passes them, and returns a new
-array of the input's shape.
+array of the input's shape. A quantizer's kernel has a rectified form,
+its output then rectified as Chainer's ``relu`` rectifies it, in the same
+launch.
 """
 import numpy
 
@@ -120,7 +122,36 @@ KERNELS = {
 }
 
 
-def _run(name, *args):
+#: The quantizers' kernels; each has a second form, ``rectified_<name>``,
+#: that rectifies what it quantizes (:data:`RECTIFIED`).
+QUANTIZERS = ('log_quant', 'sign', 'linear_quant', 'stochastic_sign')
+#: CuPy's ``maximum(y, 0)`` of a float32, as Chainer's ``relu`` launches
+#: it: CuPy's ``_float_maximum`` (``in0`` the quantizer's ``y``, ``in1``
+#: 0, ``out0_type`` float) after its preamble. The same expression under
+#: the same headers and flags gives the same bits: a NaN CuPy's ``NAN``,
+#: a subnormal flushed, the sign of a zero as ``max`` gives it.
+RECTIFIED = '''
+#ifndef NAN
+#define NAN __int_as_float(0x7fffffff)
+#endif
+    y = (isnan(y) | isnan(0.0f)) ? (float)(NAN) : (float)(max(y, 0.0f));
+'''
+for _name in QUANTIZERS:
+    _in, _out, _body = KERNELS[_name]
+    KERNELS['rectified_' + _name] = (_in, _out, _body + RECTIFIED)
+# Chainer's relu_bwd (y > 0 ? gy : 0), then the straight-through select:
+# one select on both conditions, gy passed bit for bit or +0.
+KERNELS['rectified_straight_through_gradient'] = (
+    'float32 x, float32 y, float32 gy', 'float32 gx', '''
+    gx = (__float_as_uint(x) & {MAGNITUDE_MASK}u) <= {ONE_BITS}u && y > 0 ?
+        gy : 0.0f;
+'''.format(**CUDA_CONSTANTS))
+
+
+def _run(name, *args, **kwargs):
+    """Kernel ``name``, or with ``rectified=True`` its rectified form."""
+    if kwargs.pop('rectified', False):
+        name = 'rectified_' + name
     in_params, out_params, body = KERNELS[name]
     kernel = cuda.elementwise(in_params, out_params, body,
                               'quantized_net_' + name)
@@ -135,27 +166,33 @@ def log_quant_arguments(fsr, lowest, scale):
             numpy.int32(scale_shift(scale)))
 
 
-def log_quant(x, fsr, lowest, scale):
+def log_quant(x, fsr, lowest, scale, rectified=False):
     """:func:`~quantized_net.quantization.kernels.log_quant`."""
-    return _run('log_quant', x, *log_quant_arguments(fsr, lowest, scale))
+    return _run('log_quant', x, *log_quant_arguments(fsr, lowest, scale),
+                rectified=rectified)
 
 
-def sign(x):
+def sign(x, rectified=False):
     """:func:`~quantized_net.quantization.kernels.sign`."""
-    return _run('sign', x)
+    return _run('sign', x, rectified=rectified)
 
 
-def linear_quant(x, m):
+def linear_quant(x, m, rectified=False):
     """:func:`~quantized_net.quantization.kernels.linear_quant` with
     ``m = float32(2**bits - 1)``."""
-    return _run('linear_quant', x, m)
+    return _run('linear_quant', x, m, rectified=rectified)
 
 
-def stochastic_sign(x, u):
+def stochastic_sign(x, u, rectified=False):
     """:func:`~quantized_net.quantization.kernels.stochastic_sign_of`."""
-    return _run('stochastic_sign', x, u)
+    return _run('stochastic_sign', x, u, rectified=rectified)
 
 
 def straight_through_gradient(x, gy):
     """:func:`.kernels.straight_through_gradient`."""
     return _run('straight_through_gradient', x, gy)
+
+
+def rectified_straight_through_gradient(x, y, gy):
+    """:func:`.kernels.rectified_straight_through_gradient`."""
+    return _run('rectified_straight_through_gradient', x, y, gy)

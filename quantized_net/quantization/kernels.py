@@ -44,7 +44,10 @@ if numba_forms.AVAILABLE:
                            'sign': numba_forms.sign,
                            'linear_quant': numba_forms.linear_quant,
                            'straight_through_gradient':
-                               numba_forms.straight_through_gradient}
+                               numba_forms.straight_through_gradient,
+                           'rectified_straight_through_gradient':
+                               numba_forms
+                               .rectified_straight_through_gradient}
 
 
 def usable_cpu_kernels():
@@ -107,21 +110,36 @@ def _as_float32_array(x):
     return x
 
 
-def _apply(name, x, *args):
+def _apply(name, x, *args, **kwargs):
     """The form ``name`` for ``x``'s device applied to ``x`` and ``args``
-    (arrays of ``x``'s shape or scalars)."""
+    (arrays of ``x``'s shape or scalars); with ``rectified=True`` (a
+    quantizer), its result rectified as Chainer's ``relu`` rectifies it
+    on that device (:func:`rectified`)."""
     x = _as_float32_array(x)
     if isinstance(x, cuda.ndarray):
-        return getattr(cuda_forms, name)(x, *args)
+        return getattr(cuda_forms, name)(x, *args, **kwargs)
     form = _CPU_FORMS[_cpu_kernels].get(name) or getattr(numpy_forms, name)
     # The CPU forms take 1-d arrays: NumPy would turn 0-d results into
     # scalars, and numba's loops index one axis.
     args = [a.reshape(-1) if isinstance(a, numpy.ndarray) else a
             for a in args]
-    return form(x.reshape(-1), *args).reshape(x.shape)
+    y = form(x.reshape(-1), *args).reshape(x.shape)
+    if kwargs.get('rectified'):
+        numpy.maximum(y, 0, out=y)
+    return y
 
 
-def log_quant(x, fsr, lowest=0.0, scale=1.0):
+def rectified(quantized):
+    """Chainer's ``relu`` of an array on either device: NumPy's
+    ``maximum(y, 0)`` (a NaN stays as it is, -0 becomes +0) or CuPy's
+    (a NaN becomes CuPy's NaN, a subnormal is flushed to 0). The
+    quantizers take ``rectified=True`` to give this of their result in
+    the same pass, on the GPU the same launch."""
+    xp = cuda.get_array_module(quantized)
+    return xp.maximum(quantized, 0, dtype=quantized.dtype)
+
+
+def log_quant(x, fsr, lowest=0.0, scale=1.0, rectified=False):
     """Logarithmic quantization with full-scale range ``fsr``.
 
     .. math::
@@ -153,6 +171,8 @@ def log_quant(x, fsr, lowest=0.0, scale=1.0):
         scale (float): A power of two from :math:`2^{-126}` to 1 that
             multiplies the result (as a float32 multiply does: exactly,
             rounded to nearest even below the normal range).
+        rectified (bool): Rectify the result in the same pass, as
+            :func:`rectified` does (so for each quantizer below).
 
     Returns:
         numpy.ndarray or cupy.ndarray: A new float32 array of ``x``'s shape
@@ -165,7 +185,7 @@ def log_quant(x, fsr, lowest=0.0, scale=1.0):
         raise ValueError('lowest must be at least 0, got {}'.format(lowest))
     lowest = float(lowest) + 0.0  # -0.0 becomes 0.0, whose bits are 0
     scale_shift(scale)  # one rule for scale, any device
-    return _apply('log_quant', x, fsr, lowest, scale)
+    return _apply('log_quant', x, fsr, lowest, scale, rectified=rectified)
 
 
 def ap2(x):
@@ -173,13 +193,13 @@ def ap2(x):
     return log_quant(x, numpy.inf)
 
 
-def sign(x):
+def sign(x, rectified=False):
     """Deterministic binarization: ``+1`` where ``x >= 0`` (``-0`` too),
     else ``-1``; NaN propagates."""
-    return _apply('sign', x)
+    return _apply('sign', x, rectified=rectified)
 
 
-def linear_quant(x, bits):
+def linear_quant(x, bits, rectified=False):
     """Uniform quantization of ``clip(x, -1, 1)`` to ``2**bits`` levels.
 
     With :math:`m = 2^k - 1`, the levels are the odd multiples of
@@ -195,10 +215,11 @@ def linear_quant(x, bits):
     is taken as at most -1 for every negative ``t``, even where ``t / 2``
     underflows to ``-0``.
     """
-    return _apply('linear_quant', x, numpy.float32(2 ** bits - 1))
+    return _apply('linear_quant', x, numpy.float32(2 ** bits - 1),
+                  rectified=rectified)
 
 
-def stochastic_sign(x):
+def stochastic_sign(x, rectified=False):
     """Stochastic binarization: ``+1`` with probability
     ``clip((x + 1) / 2, 0, 1)`` (the hard sigmoid), else ``-1``; NaN
     propagates.
@@ -211,13 +232,13 @@ def stochastic_sign(x):
         u = cuda.cupy.random.random_sample(x.shape, dtype=numpy.float32)
     else:
         u = numpy.random.random_sample(x.shape).astype(numpy.float32)
-    return stochastic_sign_of(x, u)
+    return stochastic_sign_of(x, u, rectified)
 
 
-def stochastic_sign_of(x, u):
+def stochastic_sign_of(x, u, rectified=False):
     """:func:`stochastic_sign` for given uniform draws ``u``, which must be
     in [0, 1): ``+1`` where ``u < clip((x + 1) / 2, 0, 1)``, else ``-1``."""
-    return _apply('stochastic_sign', x, u)
+    return _apply('stochastic_sign', x, u, rectified=rectified)
 
 
 def straight_through_gradient(gy, x):
@@ -243,3 +264,28 @@ def straight_through_gradient(gy, x):
         raise ValueError('gy has shape {}, x {}: they must be the same'
                          .format(gy.shape, numpy.shape(x)))
     return _apply('straight_through_gradient', x, gy)
+
+
+def rectified_straight_through_gradient(gy, x, y):
+    """The gradient of a rectified quantized activation, ``y =
+    relu(q(x))``: Chainer's ``relu`` gradient (``gy`` where ``y > 0``,
+    else 0: on the CPU ``gy`` times 1 or 0, on the GPU a select), then
+    :func:`straight_through_gradient`, in one pass:
+
+    .. math::
+
+        g_x = g_y \\cdot 1_{y > 0} \\cdot 1_{|x| \\le 1}
+
+    the same bits as the two in turn.
+
+    Args:
+        gy: float32 gradient of ``y``, of ``x``'s shape and device.
+        x: float32 input of the quantizer.
+        y: float32 output, ``relu(q(x))``.
+    """
+    gy = _as_float32_array(gy)
+    if not gy.shape == numpy.shape(x) == numpy.shape(y):
+        raise ValueError('gy has shape {}, x {}, y {}: they must be the '
+                         'same'.format(gy.shape, numpy.shape(x),
+                                       numpy.shape(y)))
+    return _apply('rectified_straight_through_gradient', x, y, gy)

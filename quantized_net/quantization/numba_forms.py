@@ -1,6 +1,6 @@
 """The numba forms: one fused loop for each of the log quantizer,
-:func:`sign`, :func:`linear_quant` and :func:`straight_through_gradient`,
-the default on the CPU.
+:func:`sign`, :func:`linear_quant`, :func:`straight_through_gradient` and
+:func:`rectified_straight_through_gradient`, the default on the CPU.
 
 Each wrapper takes a 1-d float32 array, as the NumPy forms do, and
 returns a new 1-d array of their bits; the other array functions have
@@ -146,3 +146,17 @@ if AVAILABLE:
         the NumPy form's mask and select in one pass, without the mask's
         array or the zeros'."""
         return _flat(_straight_through_loop, x, numpy.ascontiguousarray(gy))
+
+    @kernel_cache.njit
+    def _rectified_straight_through_loop(x, out, y, gy):
+        one, zero = numpy.float32(1), numpy.float32(0)
+        for i in range(x.size):
+            out[i] = (gy[i] * (one if y[i] > 0 else zero)
+                      if abs(x[i]) <= one else zero)
+
+    def rectified_straight_through_gradient(x, y, gy):
+        """:func:`~quantized_net.quantization.kernels.\
+rectified_straight_through_gradient`: the NumPy form's product and
+        select in one pass."""
+        return _flat(_rectified_straight_through_loop, x,
+                     numpy.ascontiguousarray(y), numpy.ascontiguousarray(gy))

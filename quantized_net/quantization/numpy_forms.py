@@ -99,3 +99,12 @@ def straight_through_gradient(x, gy):
     """:func:`.kernels.straight_through_gradient`."""
     return numpy.where(numpy.abs(x) <= numpy.float32(1), gy,
                        numpy.float32(0))
+
+
+def rectified_straight_through_gradient(x, y, gy):
+    """:func:`.kernels.rectified_straight_through_gradient`: Chainer's
+    ``gy * (y > 0)``, then the select."""
+    with numpy.errstate(invalid='ignore'):  # an infinite gy times 0: NaN
+        passed = gy * (y > 0)
+    return numpy.where(numpy.abs(x) <= numpy.float32(1), passed,
+                       numpy.float32(0))

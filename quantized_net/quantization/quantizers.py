@@ -19,7 +19,7 @@ import math
 import chainer
 
 from quantized_net.quantization.kernels import (
-    linear_quant, log_quant, sign, stochastic_sign)
+    linear_quant, log_quant, rectified as rectify, sign, stochastic_sign)
 
 #: The original's fixed scale, see :class:`Seed`.
 SEED_SCALE = 64.0
@@ -43,11 +43,17 @@ class Quantizer(object):
 
     def __call__(self, x):
         """Quantizes an array (weights, inputs, gradients)."""
+        return self.quantize(x)
+
+    def quantize(self, x, rectified=False):
+        """``x`` quantized; with ``rectified``, then rectified as Chainer's
+        ``relu`` rectifies it, in the same pass
+        (:func:`~quantized_net.quantization.kernels.rectified`)."""
         raise NotImplementedError
 
-    def activation(self, x):
-        """Quantizes an array of pre-activations."""
-        return self(x)
+    def activation(self, x, rectified=False):
+        """Quantizes an array of pre-activations (:meth:`quantize`)."""
+        return self.quantize(x, rectified)
 
     def __repr__(self):
         return self.spec
@@ -61,8 +67,8 @@ class Identity(Quantizer):
 
     spec = 'none'
 
-    def __call__(self, x):
-        return x
+    def quantize(self, x, rectified=False):
+        return rectify(x) if rectified else x
 
 
 class Sign(Quantizer):
@@ -76,8 +82,8 @@ class Sign(Quantizer):
     levels = 2
     is_sign_at_test_time = True
 
-    def __call__(self, x):
-        return sign(x)
+    def quantize(self, x, rectified=False):
+        return sign(x, rectified)
 
 
 class Stochastic(Quantizer):
@@ -93,10 +99,10 @@ class Stochastic(Quantizer):
     levels = 2
     is_sign_at_test_time = True
 
-    def __call__(self, x):
+    def quantize(self, x, rectified=False):
         if chainer.config.train:
-            return stochastic_sign(x)
-        return sign(x)
+            return stochastic_sign(x, rectified)
+        return sign(x, rectified)
 
 
 class Linear(Quantizer):
@@ -115,8 +121,8 @@ class Linear(Quantizer):
         self.levels = 2 ** bits
         self.is_sign_at_test_time = bits == 1
 
-    def __call__(self, x):
-        return linear_quant(x, self.bits)
+    def quantize(self, x, rectified=False):
+        return linear_quant(x, self.bits, rectified)
 
 
 class Log(Quantizer):
@@ -152,8 +158,8 @@ class Log(Quantizer):
             '' if fsr == 1 else ':{}'.format(_format_number(fsr)))
         self.levels = 2 * self.exponents + 1
 
-    def __call__(self, x):
-        return log_quant(x, self.fsr, self.lowest)
+    def quantize(self, x, rectified=False):
+        return log_quant(x, self.fsr, self.lowest, rectified=rectified)
 
 
 class Seed(Quantizer):
@@ -182,11 +188,11 @@ class Seed(Quantizer):
 
     spec = 'seed'
 
-    def __call__(self, x):
-        return log_quant(x, 1.0)
+    def quantize(self, x, rectified=False):
+        return log_quant(x, 1.0, rectified=rectified)
 
-    def activation(self, x):
-        return log_quant(x, 1.0, scale=1.0 / SEED_SCALE)
+    def activation(self, x, rectified=False):
+        return log_quant(x, 1.0, scale=1.0 / SEED_SCALE, rectified=rectified)
 
 
 SPEC_FORMS = ('none, sign, stochastic, seed, linear:K (K = 1..{}), '

@@ -19,7 +19,7 @@ with warnings.catch_warnings():
 from quantized_net.quantization import cuda_forms  # noqa: E402
 
 # Array inputs; the other inputs are passed as NumPy scalars.
-ARRAY_INPUTS = ('x', 'u')
+ARRAY_INPUTS = ('x', 'u', 'y', 'gy')
 
 
 class _Captured(Exception):

@@ -7,6 +7,7 @@ import chainer.links as L
 
 from helpers import train_steps
 import net
+import qst
 from quantized_net.training import batch_normalization
 from weight_clip import WeightClip
 
@@ -215,11 +216,18 @@ class _ChainersBatchNormalization(L.BatchNormalization):
         return y
 
 
+def _chainers_relu_after(x, quantizer, rectified=False):
+    """``qst`` with the rectifier as Chainer's function after it."""
+    y = qst.qst(x, quantizer)
+    return F.relu(y) if rectified else y
+
+
 def _trained_with(config, x, t, chainers, monkeypatch):
     """Every parameter and running statistic after two steps of
     ``config``, with the project's fused CPU functions or with
-    Chainer's own (batch normalisation, hard tanh, max-pooling, the
-    convolutions' columns, Adam and the clipping hook)."""
+    Chainer's own (batch normalisation, hard tanh, the rectifier after a
+    quantizer, max-pooling, the convolutions' columns, Adam and the
+    clipping hook)."""
     from quantized_net.benchmarks import training_step
     from quantized_net.training import binary_products, columns
     binary = []
@@ -229,6 +237,7 @@ def _trained_with(config, x, t, chainers, monkeypatch):
             patch.setattr(net, 'BatchNormalization',
                           _ChainersBatchNormalization)
             patch.setattr(net, 'max_pooling_2d', F.max_pooling_2d)
+            patch.setattr(net, 'qst', _chainers_relu_after)
             patch.setattr(columns, 'AVAILABLE', False)
             patch.setattr(binary_products, 'product', lambda x, w: None)
         else:  # products of +-1 by their bits, however small

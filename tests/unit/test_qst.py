@@ -2,8 +2,11 @@ import numpy
 import pytest
 
 import chainer
+import chainer.functions  # noqa: F401
 from chainer import utils
 
+import helpers
+from quantized_net.quantization import kernels
 from quantized_net.quantization import quantizers
 from qst import qst
 
@@ -121,3 +124,67 @@ def test_other_quantizers_forward_and_cancelled_gradient(spec):
     y.grad = numpy.full(5, 2, numpy.float32)
     y.backward()
     numpy.testing.assert_array_equal(x.grad, [0, 2, 2, 2, 0])
+
+
+def _relu_after(x, spec, gy, rectified):
+    """``relu(qst(x, spec))``, fused or as Chainer's ``relu`` after it:
+    the output, the gradient of ``x`` for ``gy``, and the gradient of
+    ``gy`` through that gradient (double backpropagation) for ones."""
+    xp = chainer.backend.get_array_module(x)
+    numpy.random.seed(5)
+    v = chainer.Variable(x)
+    if rectified:
+        y = qst(v, spec, rectified=True)
+    else:
+        y = chainer.functions.relu(qst(v, spec))
+    g = chainer.Variable(gy)
+    gx, = chainer.grad([y], [v], grad_outputs=[g],
+                       enable_double_backprop=True)
+    ggy, = chainer.grad([gx], [g], grad_outputs=[xp.ones_like(gy)])
+    return y.array, gx.array, ggy.array
+
+
+RECTIFIED_SPECS = ['seed', 'sign', 'linear:2', 'log:3', 'log:4:4',
+                   'stochastic', 'none']
+
+
+@pytest.mark.parametrize('spec', RECTIFIED_SPECS)
+def test_rectified_is_chainers_relu_after_it_bit_for_bit(spec):
+    # Every class of float32 in x and in gy: zeros of both signs (the
+    # rectifier makes -0 +0), subnormals, NaN, infinities, values at +-1.
+    x = helpers.kernel_inputs()
+    gy = numpy.roll(x, 11)
+    for name in kernels.usable_cpu_kernels():
+        with kernels.using_cpu_kernels(name):
+            fused = _relu_after(x, spec, gy, True)
+            chainers = _relu_after(x, spec, gy, False)
+        for ours, theirs in zip(fused, chainers):
+            helpers.identical_bits(ours, theirs)
+
+
+def test_rectified_is_one_function_each_way():
+    x = chainer.Variable(numpy.float32([[-0.5, 0.25], [0.75, 2.0]]))
+    y = qst(x, rectified=True)
+    assert type(y.creator).__name__ == 'QuantizedStraightThrough'
+    assert y.creator.inputs[0] is x.node
+    numpy.testing.assert_array_equal(
+        y.array, numpy.float32([[0, 16], [64, 64]]) / 4096)
+    y.grad = numpy.float32([[1, 2], [3, 4]])
+    y.backward()
+    # Cancelled where the output is 0 and where |x| > 1.
+    numpy.testing.assert_array_equal(x.grad, [[0, 2], [3, 0]])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('spec', RECTIFIED_SPECS)
+def test_rectified_on_the_gpu_is_chainers_relu_after_it(spec):
+    # On the GPU the rectifier is CuPy's maximum (a NaN becomes CuPy's
+    # NaN, a subnormal is flushed): the fused kernel gives its bits.
+    import cupy
+    x = cupy.asarray(helpers.kernel_inputs())
+    gy = cupy.roll(x, 11)
+    fused = _relu_after(x, spec, gy, True)
+    chainers = _relu_after(x, spec, gy, False)
+    for ours, theirs in zip(fused, chainers):
+        helpers.identical_bits(cupy.asnumpy(ours),
+                               cupy.asnumpy(theirs))

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy
 import pytest
@@ -298,3 +299,82 @@ def test_straight_through_gradient_gpu_form_equals_the_cpu(host_kernels):
     gy = numpy.roll(x, 7)  # every class of float32, passed or cancelled
     same_bits(host_kernels('straight_through_gradient')(x, gy),
               kernels.straight_through_gradient(gy, x))
+
+
+# The rectified forms: the quantizer's kernel, then CuPy's maximum.
+
+def test_the_rectifier_is_cupys_maximum():
+    skip_without_wheels('CuPy')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # NCCL and cuTENSOR are not needed
+        from cupy._math import misc
+    statement = misc._float_maximum.replace('out0_type(', '(float)(')
+    for name, ours in (('out0', 'y'), ('in0', 'y'), ('in1', '0.0f')):
+        statement = statement.replace(name, ours)
+    assert [line.strip() for line in
+            cuda_forms.RECTIFIED.strip().splitlines()] == (
+        misc._float_preamble.strip().splitlines() + [statement + ';'])
+
+
+def rectified_cases():
+    """``(name, scalar arguments after x, CPU quantizer)`` of each
+    quantizer kernel."""
+    rng = numpy.random.RandomState(4)
+    u = rng.randint(0, 2 ** 24, kernel_inputs().size).astype(
+        numpy.float32) / 2 ** 24
+    return [
+        ('log_quant', cuda_forms.log_quant_arguments(1.0, 0.0, 1.0 / 64),
+         lambda x, r: kernels.log_quant(x, 1.0, scale=1.0 / 64,
+                                        rectified=r)),
+        ('log_quant', cuda_forms.log_quant_arguments(4.0, 2.0 ** -3, 1.0),
+         lambda x, r: kernels.log_quant(x, 4.0, 2.0 ** -3, rectified=r)),
+        ('sign', (), lambda x, r: kernels.sign(x, r)),
+        ('linear_quant', (numpy.float32(3),),
+         lambda x, r: kernels.linear_quant(x, 2, r)),
+        ('stochastic_sign', (u,),
+         lambda x, r: kernels.stochastic_sign_of(x, u, r))]
+
+
+@pytest.mark.parametrize('case', range(len(rectified_cases())))
+def test_a_rectified_kernel_is_its_quantizer_then_the_rectifier(
+        host_kernels, case):
+    name, arguments, cpu = rectified_cases()[case]
+    x = kernel_inputs()
+    quantized = host_kernels(name)(x, *arguments)
+    rectified = host_kernels('rectified_' + name)(x, *arguments)
+    rectifier = host_kernels('rectifier', (
+        'float32 x', 'float32 y', 'y = x;' + cuda_forms.RECTIFIED))
+    # Bit for bit the two launches it replaces (NaN aside: the host's
+    # NAN is not CuPy's).
+    same_bits(rectified, rectifier(quantized))
+    # And the CPU's relu of the quantizer where no flushing and no NaN
+    # enters.
+    same_bits(quantized, cpu(x, False))
+    normal = (numpy.abs(quantized) >= numpy.finfo(numpy.float32).tiny) | (
+        quantized == 0)
+    expected = cpu(x, True)
+    same_bits(rectified[normal], expected[normal])
+    assert (expected[normal] >= 0).all() and (
+        numpy.signbit(expected[normal]) == False).all()  # noqa: E712
+
+
+def test_rectified_straight_through_gradient_gpu_form_equals_the_cpu(
+        host_kernels):
+    x = kernel_inputs()
+    gy = numpy.roll(x, 7)
+    y = numpy.roll(x, 3)  # every sign, zero, subnormal and NaN as y
+    gpu = host_kernels('rectified_straight_through_gradient')(x, y, gy)
+    # Chainer's relu_bwd and the straight-through select: gy where both
+    # pass (the comparison flushes a subnormal y), else +0.
+    tiny = numpy.finfo(numpy.float32).tiny
+    through = (numpy.abs(x) <= 1) & (y >= tiny)
+    helpers.identical_bits(gpu, numpy.where(through, gy, numpy.float32(0)))
+    # The CPU's, Chainer's gy * (y > 0) then the select, differs where
+    # the rectifier cancels a gy of negative sign (-0), of NaN or of
+    # infinity (NaN), and in a positive subnormal y: the same elsewhere.
+    cpu = kernels.rectified_straight_through_gradient(gy, x, y)
+    cancelled = (numpy.abs(x) <= 1) & ~through
+    agree = ~cancelled | (numpy.isfinite(gy) & ~numpy.signbit(gy) &
+                          ~((y > 0) & (y < tiny)))
+    assert agree.mean() > 0.8
+    helpers.identical_bits(gpu[agree], cpu[agree])

@@ -8,8 +8,9 @@ import sys
 import numpy
 import pytest
 
-from helpers import (ROOT, all_magnitudes, f32, kernel_inputs,
-                     reference_ap2, reference_log_quant, same_bits)
+from helpers import (ROOT, all_magnitudes, f32, identical_bits,
+                     kernel_inputs, reference_ap2, reference_log_quant,
+                     same_bits)
 from quantized_net.quantization import kernels
 from quantized_net.quantization import numba_forms
 from quantized_net.quantization import quantizers
@@ -283,6 +284,53 @@ def test_straight_through_gradient_edges(name):
     # -0), +0 elsewhere (a NaN x too), whatever gy was.
     same_bits(gx, numpy.float32([2, -3, 0, 5, -6, 0, 0, 0, numpy.nan,
                                  -numpy.inf, 1e-45, -0.0, 0, 0]))
+
+
+@pytest.mark.parametrize('name', ['numpy', 'reference', 'numba'])
+def test_rectified_straight_through_gradient_edges(name):
+    if name not in kernels.usable_cpu_kernels():
+        pytest.skip('numba is not installed')
+    y = numpy.float32([1, 0, 1e-45, -0.0, -2, numpy.nan, 1, 1, 1, 0, 0, 0,
+                       1, 1])
+    with kernels.using_cpu_kernels(name):
+        gx = kernels.rectified_straight_through_gradient(
+            STRAIGHT_THROUGH_GY, STRAIGHT_THROUGH_X, y)
+    # Chainer's relu gradient, gy * (y > 0): gy times 0 where y is not
+    # above 0 (-0 for a negative gy, NaN for an infinite one), then the
+    # select, +0 where |x| > 1.
+    same_bits(gx, numpy.float32([2, -0.0, 0, 0, -0.0, 0, 0, 0, numpy.nan,
+                                 numpy.nan, 0, -0.0, 0, 0]))
+
+
+@pytest.mark.parametrize('name', ['numpy', 'reference', 'numba'])
+def test_a_rectified_quantizer_is_numpys_maximum_of_it(name):
+    if name not in kernels.usable_cpu_kernels():
+        pytest.skip('numba is not installed')
+    x = kernel_inputs()
+    with kernels.using_cpu_kernels(name):
+        for spec in ('seed', 'sign', 'linear:2', 'log:4', 'stochastic'):
+            quantizer = quantizers.parse(spec)
+            numpy.random.seed(1)
+            y = quantizer.activation(x, rectified=True)
+            numpy.random.seed(1)
+            expected = numpy.maximum(quantizer.activation(x), 0,
+                                     dtype=numpy.float32)
+            identical_bits(y, expected)
+    # -0 becomes +0, NaN stays as it was.
+    y = kernels.log_quant(numpy.float32([-0.0, -0.3, 0.3, -numpy.nan]), 1.0,
+                          rectified=True)
+    assert y.view(numpy.uint32).tolist()[:3] == [0, 0, 0x3E800000]
+    identical_bits(y[3:], numpy.float32([-numpy.nan]))
+    assert quantizers.parse('none').activation(
+        numpy.float32([-1, 2]), rectified=True).tolist() == [0, 2]
+
+
+def test_rectified_straight_through_gradient_takes_one_shape():
+    with pytest.raises(ValueError, match=r'gy has shape \(2,\), x \(2,\), '
+                       r'y \(3,\)'):
+        kernels.rectified_straight_through_gradient(
+            numpy.zeros(2, numpy.float32), numpy.zeros(2, numpy.float32),
+            numpy.zeros(3, numpy.float32))
 
 
 def test_straight_through_gradient_takes_one_shape():
