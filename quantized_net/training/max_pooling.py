@@ -132,6 +132,46 @@ if numba is not None:
                     y[i, ch, oy, ox] = top
                     indexes[i, ch, oy, ox] = index
 
+    @kernel_cache.njit
+    def rows_forward_kernel(rows, y, indexes):
+        """:func:`forward_kernel` of 2 x 2 windows of stride 2 that tile
+        an image laid out channels last, as a convolution leaves it:
+        ``rows`` ``(n, h, w, c)`` C-contiguous, ``y`` and ``indexes`` ``(n,
+        c, h / 2, w / 2)`` C-contiguous. A window position at a time, its
+        channels along the rows (a channel's window at a time, each value
+        would be on a cache line of its own), each window's choices as
+        :func:`pair_windows` makes them; whether a NaN is among the
+        values, in which case what ``y`` and ``indexes`` hold is not the
+        pooling's (the caller redoes them)."""
+        n, h, w, c = rows.shape
+        out_h, out_w = h // 2, w // 2
+        # Flat and unsigned: numba tests a signed index for a negative
+        # value at every access.
+        source, tops, taps = (rows.reshape(-1), y.reshape(-1),
+                              indexes.reshape(-1))
+        channels, row_step = numpy.uint64(c), numpy.uint64(w * c)
+        plane = numpy.uint64(out_h * out_w)
+        nan = False
+        for i in range(n):
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    out = numpy.uint64((i * c * out_h + oy) * out_w + ox)
+                    corner = numpy.uint64(((i * h + 2 * oy) * w + 2 * ox) * c)
+                    for ch in range(c):
+                        at = corner + numpy.uint64(ch)
+                        a, b = source[at], source[at + channels]
+                        cc = source[at + row_step]
+                        d = source[at + row_step + channels]
+                        top_ab = b if b >= a else a
+                        index_ab = 1 if b > a else 0
+                        top_cd = d if d >= cc else cc
+                        index_cd = 3 if d > cc else 2
+                        at = out + numpy.uint64(ch) * plane
+                        tops[at] = top_cd if top_cd >= top_ab else top_ab
+                        taps[at] = index_cd if top_cd > top_ab else index_ab
+                        nan |= (a != a) | (b != b) | (cc != cc) | (d != d)
+        return nan
+
     @kernel_cache.njit(parallel=True)
     def backward_kernel(gy, indexes, kw, sh, sw, ph, pw, gx):
         """Adds each output's gradient ``gy`` to the input of ``gx``
@@ -202,10 +242,16 @@ class MaxPooling2D(max_pooling_nd.MaxPoolingND):
         y = numpy.empty((n, c, out_h, out_w), x.dtype)
         indexes = numpy.empty((n, c, out_h, out_w), numpy.intp)
         # x as it is laid out: a convolution's output, channels last, is
-        # read in place rather than copied first.
-        with kernel_cache.calling_thread_only():
-            forward_kernel(x, kh, kw, sh, sw, ph, pw,
-                           x.dtype.type(-numpy.inf), y, indexes)
+        # read in place rather than copied first, along its rows where
+        # the windows tile it.
+        rows = x.transpose(0, 2, 3, 1)
+        if not (c > 1 and rows.flags.c_contiguous and
+                (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and
+                (out_h, out_w) == (h // 2, w // 2) and
+                not rows_forward_kernel(rows, y, indexes)):
+            with kernel_cache.calling_thread_only():
+                forward_kernel(x, kh, kw, sh, sw, ph, pw,
+                               x.dtype.type(-numpy.inf), y, indexes)
         # What Chainer's backward and double backward read.
         self._in_shape, self._in_dtype = x.shape, x.dtype
         self.indexes = indexes

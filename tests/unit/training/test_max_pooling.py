@@ -29,16 +29,19 @@ def _pool(function, x, gy, **options):
     return y.array, variable.grad
 
 
+@pytest.mark.parametrize('nan', [True, False])
 @pytest.mark.parametrize('channels_last', [False, True])
 @pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
 @pytest.mark.parametrize('shape,ksize,stride,pad,cover_all', CASES)
 def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
-                                           cover_all, dtype, channels_last):
+                                           cover_all, dtype, channels_last,
+                                           nan):
     rng = numpy.random.RandomState(sum(shape))
     # Ties (a few values), negative zeros, infinities and NaNs among them.
     x = rng.choice([-2., -0., 0., 1., 1.5, numpy.inf, -numpy.inf],
                    shape).astype(dtype)
-    x.ravel()[::17] = numpy.nan
+    if nan:
+        x.ravel()[::17] = numpy.nan
     if channels_last:  # as a convolution leaves its output
         x = laid_out(x, CHANNELS_LAST)
     options = dict(ksize=ksize, stride=stride, pad=pad, cover_all=cover_all)
@@ -50,6 +53,26 @@ def test_forward_and_backward_are_chainers(shape, ksize, stride, pad,
     for e, a in zip(expected, actual):
         identical_bits(e, a)
         assert e.strides == a.strides  # what sums of them add in turn
+
+
+@pytest.mark.parametrize('nan', [False, True])
+def test_a_convolutions_output_is_pooled_along_its_rows(nan, monkeypatch):
+    # Channels last, 2 x 2 windows tiling it: the rows' pass, unless a
+    # NaN sends it back to the pass by channel.
+    x = laid_out(numpy.random.RandomState(3).standard_normal(
+        (3, 5, 8, 6)).astype(numpy.float32), CHANNELS_LAST)
+    if nan:
+        x[1, 2, 3, 4] = numpy.nan
+    by_channel = []
+    kernel = max_pooling.forward_kernel
+
+    def counted(*args):
+        by_channel.append(args)
+        return kernel(*args)
+    monkeypatch.setattr(max_pooling, 'forward_kernel', counted)
+    y = max_pooling.max_pooling_2d(x, 2).array
+    identical_bits(y, F.max_pooling_2d(x, 2).array)
+    assert len(by_channel) == nan
 
 
 def test_the_indexes_are_chainers_and_so_is_the_double_backward():
