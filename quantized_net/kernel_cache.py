@@ -29,7 +29,8 @@ HAVE_NUMBA = numba is not None
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 #: The files and folders, relative to the package, that hold the kernels
 #: and what they compile in.
-KERNEL_SOURCES = ('kernel_cache.py', 'quantization', 'packed', 'benchmarks',
+KERNEL_SOURCES = ('kernel_cache.py', 'c_order.py', 'quantization', 'packed',
+                  'benchmarks',
                   os.path.join('training', 'fused_adam.py'),
                   os.path.join('training', 'binary_products.py'),
                   os.path.join('training', 'columns.py'),

@@ -26,6 +26,7 @@ import numpy
 
 from chainer.backends import cuda
 
+from quantized_net.c_order import c_contiguous
 from quantized_net.quantization import cuda_forms
 from quantized_net.quantization import numba_forms
 from quantized_net.quantization import numpy_forms
@@ -120,10 +121,11 @@ def _apply(name, x, *args, **kwargs):
         return getattr(cuda_forms, name)(x, *args, **kwargs)
     form = _CPU_FORMS[_cpu_kernels].get(name) or getattr(numpy_forms, name)
     # The CPU forms take 1-d arrays: NumPy would turn 0-d results into
-    # scalars, and numba's loops index one axis.
-    args = [a.reshape(-1) if isinstance(a, numpy.ndarray) else a
-            for a in args]
-    y = form(x.reshape(-1), *args).reshape(x.shape)
+    # scalars, and numba's loops index one axis. In C order, whatever the
+    # layout (a convolution's output is channels last).
+    args = [c_contiguous(a).reshape(-1) if isinstance(a, numpy.ndarray)
+            else a for a in args]
+    y = form(c_contiguous(x).reshape(-1), *args).reshape(x.shape)
     if kwargs.get('rectified'):
         numpy.maximum(y, 0, out=y)
     return y

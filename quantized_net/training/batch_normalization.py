@@ -58,6 +58,7 @@ from chainer.functions.normalization import batch_normalization as bn
 import chainer.links
 
 from quantized_net import kernel_cache
+from quantized_net.c_order import c_contiguous
 from quantized_net.training import clip, layouts
 
 numba = kernel_cache.numba  # None where numba does not import
@@ -343,7 +344,7 @@ def sums_along(a):
 
 def _images(a):
     """``a`` ``(N, C, ...)`` as ``(N, C, size)``, C-contiguous."""
-    return numpy.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+    return c_contiguous(a).reshape(a.shape[0], a.shape[1], -1)
 
 
 def _rows(a):

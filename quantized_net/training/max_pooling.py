@@ -30,6 +30,7 @@ from chainer.functions.pooling import max_pooling_nd
 from chainer.utils import conv
 
 from quantized_net import kernel_cache
+from quantized_net.c_order import c_contiguous
 
 numba = kernel_cache.numba  # None where numba does not import
 
@@ -270,7 +271,7 @@ class MaxPooling2DGrad(max_pooling_nd.MaxPoolingNDGrad):
         func = self.func
         if not (isinstance(func, MaxPooling2D) and func.fused):
             return super(MaxPooling2DGrad, self).forward_cpu(inputs)
-        gy = numpy.ascontiguousarray(inputs[0])
+        gy = c_contiguous(inputs[0])
         (kh, kw), (sh, sw), (ph, pw) = func.ksize, func.stride, func.pad
         n, c, h, w = func._in_shape
         tiled = ((kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and
