@@ -17,6 +17,7 @@ from chainer.optimizers import adam
 from quantized_net.benchmarks import timing
 from quantized_net.quantization import kernels as quantization_kernels
 from quantized_net.training import datasets, presets
+from quantized_net.training import trainer as training_trainer
 
 QUANTIZERS_NONE = {role: 'none' for role in presets.QUANTIZER_KEYS}
 QUANTIZERS_SEED = {role: 'seed' for role in presets.QUANTIZER_KEYS}
@@ -82,10 +83,14 @@ class Trainer(object):
             self.optimizer.add_hook(self.optimizer.clip)
         self.x, self.t = x, t
         self.kernels = kernels or quantization_kernels.cpu_kernels()
+        self.type_checks = training_trainer.TypesCheckedOnce()
 
     def forward_backward(self):
-        """The loss of the batch and the parameters' gradients."""
-        with quantization_kernels.using_cpu_kernels(self.kernels):
+        """The loss of the batch and the parameters' gradients; the
+        functions' argument types checked the first time, as training
+        checks them."""
+        with quantization_kernels.using_cpu_kernels(self.kernels), \
+                self.type_checks.scope():
             self.model.cleargrads()
             loss = self.model(self.x, self.t)
             loss.backward()

@@ -5,6 +5,7 @@ The trainer is the same however many processes train: what a process of a
 data-parallel run does differently comes from the object it plugs in (see
 :mod:`processes`).
 """
+import contextlib
 import sys
 
 import numpy
@@ -19,6 +20,45 @@ from quantized_net.training import presets
 from quantized_net.training import processes as processes_module
 from quantized_net.training import result_dir
 from quantized_net.training import snapshot
+
+
+class TypesCheckedOnce(object):
+    """Chainer's checks of every function's argument types (its
+    ``type_check``) in the first training iteration, not in the ones
+    after: they are the same functions of arrays of the same types and
+    shapes (a repeating ``SerialIterator``'s batches are all full), and
+    the checks are Python on every function each time (docs/speed.md).
+    A network that is wrong still fails in its first iteration with
+    Chainer's message. Where the checks are off already
+    (``CHAINER_TYPE_CHECK=0``), they stay off.
+    """
+
+    def __init__(self):
+        self.checked = False
+
+    @contextlib.contextmanager
+    def scope(self):
+        """An iteration: checked if it is the first."""
+        if self.checked:
+            with chainer.using_config('type_check', False):
+                yield
+        else:
+            yield
+            self.checked = True
+
+
+class Updater(training.updaters.StandardUpdater):
+    """Chainer's ``StandardUpdater``, the types of its functions'
+    arguments checked in its first iteration only
+    (:class:`TypesCheckedOnce`)."""
+
+    def __init__(self, *args, **kwargs):
+        super(Updater, self).__init__(*args, **kwargs)
+        self.type_checks = TypesCheckedOnce()
+
+    def update_core(self):
+        with self.type_checks.scope():
+            super(Updater, self).update_core()
 
 
 def build_trainer(run, model, optimizer, train_set, val_set, test_set,
@@ -44,9 +84,10 @@ def build_trainer(run, model, optimizer, train_set, val_set, test_set,
     config = run.config
     batchsize = processes.batch(config['batchsize'])
     train_iter = chainer.iterators.SerialIterator(train_set, batchsize)
-    updater = training.updaters.StandardUpdater(
-        train_iter, optimizer, device=device,
-        loss_func=processes.loss(model))
+    # Chainer's updater, that checks its functions' argument types in its
+    # first iteration and not in every one.
+    updater = Updater(train_iter, optimizer, device=device,
+                      loss_func=processes.loss(model))
     trainer = training.Trainer(updater, (config['epoch'], 'epoch'),
                                out=run.out)
     processes.extend(trainer)

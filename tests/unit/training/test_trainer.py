@@ -152,3 +152,68 @@ def test_the_snapshot_records_the_run(describe_run, tmp_path):
             record)
         name = 'Kept' if plugged else 'Snapshot'
         assert trainer.get_extension(name).record is record
+
+
+class _Counted(chainer.function_node.FunctionNode):
+    """The identity, counting its type checks."""
+    checks = 0
+
+    def check_type_forward(self, in_types):
+        _Counted.checks += 1
+        chainer.utils.type_check.expect(in_types[0].dtype == numpy.float32)
+
+    def forward(self, inputs):
+        return inputs[0].copy(),
+
+    def backward(self, indexes, grad_outputs):
+        return grad_outputs
+
+
+def test_types_are_checked_in_the_first_iteration_only(monkeypatch):
+    monkeypatch.setattr(_Counted, 'checks', 0)
+    once = trainer_module.TypesCheckedOnce()
+    x = numpy.ones(3, numpy.float32)
+    for _ in range(3):
+        with once.scope():
+            y, = _Counted().apply((x,))
+    assert _Counted.checks == 1
+    numpy.testing.assert_array_equal(y.array, x)
+    # Checked after, as before: the scope changes only its iterations.
+    _Counted().apply((x,))
+    assert _Counted.checks == 2
+    # Off where the user turned them off.
+    monkeypatch.setattr(_Counted, 'checks', 0)
+    with chainer.using_config('type_check', False):
+        with trainer_module.TypesCheckedOnce().scope():
+            _Counted().apply((x,))
+    assert _Counted.checks == 0
+
+
+def test_a_wrong_type_fails_the_first_iteration_with_chainers_message():
+    once = trainer_module.TypesCheckedOnce()
+    with pytest.raises(chainer.utils.type_check.InvalidType,
+                       match='float32'):
+        with once.scope():
+            _Counted().apply((numpy.ones(3, numpy.float64),))
+    assert not once.checked  # the next iteration checks again
+
+
+def test_the_updater_checks_the_first_iteration_only(describe_run, tmp_path,
+                                                     monkeypatch):
+    run = describe_run('--unit', 8, '--batchsize', 10, '--out', tmp_path)
+    trainer, model = build(run)
+    counted = []
+    check = chainer.function_node.FunctionNode._check_data_type_forward
+
+    def counting(self, in_data):
+        counted.append(type(self).__name__)
+        return check(self, in_data)
+    monkeypatch.setattr(chainer.function_node.FunctionNode,
+                        '_check_data_type_forward', counting)
+    trainer.updater.update()
+    first = len(counted)
+    assert first > 0 and 'QuantizedLinearFunction' in counted
+    trainer.updater.update()
+    trainer.updater.update()
+    assert len(counted) == first
+    assert trainer.updater.iteration == 3
