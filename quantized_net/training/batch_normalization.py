@@ -6,9 +6,9 @@ and a temporary array for each operation: the mean, the variance (a
 difference, a square, a sum), the normalised values, their scale and
 shift; the backward as many again. :class:`BatchNormalization`, the link,
 computes the same float32 operations in the same order, each sum in the
-order NumPy adds it (:func:`channel_sum`), in one numba kernel a
-direction, so a run gives the same bits as with Chainer's link and its
-snapshots are the same. It runs where Chainer would run its own NumPy
+order NumPy adds it (:func:`image_kernels`, :func:`rows_forward_kernel`),
+in one numba kernel a direction, so a run gives the same bits as with
+Chainer's link and its snapshots are the same. It runs where Chainer would run its own NumPy
 code on float32: a batch of vectors ``(N, C)`` or of images ``(N, C, H,
 W)``, normalised per channel, laid out C-contiguous or (images) channels
 last, as a convolution leaves them: NumPy's sums follow the layout, and
@@ -66,8 +66,6 @@ numba = kernel_cache.numba  # None where numba does not import
 #: NumPy's unrolling of a pairwise sum, and the most values it adds one
 #: after another before it splits them in two.
 UNROLL, PAIRWISE_BLOCK = 8, 128
-#: The terms a channel's sums add (:func:`channel_sum`).
-VALUES, SQUARES, PRODUCTS, GRADIENTS = range(4)
 #: The activations the kernels apply to what they normalise
 #: (:class:`Relu`, :class:`HardTanh`), none for :data:`IDENTITY`.
 IDENTITY, RELU, CLIP = range(3)
@@ -153,63 +151,13 @@ if numba is not None:
         return gy * (numpy.float32(1) if passes else numpy.float32(0))
 
     @kernel_cache.njit
-    def terms_of(term, x, gy, n, c, mu, scale, activation, g, b, out,
-                 start):
-        """Writes to ``out``, from ``start`` on, the terms ``term`` of image
-        ``n``, channel ``c``: of :data:`SQUARES`, ``(x - mu)^2``; of
-        :data:`GRADIENTS`, ``gy`` as ``activation`` passes it
-        (:func:`passed`, ``g`` and ``b`` the channel's scale and shift);
-        of :data:`PRODUCTS`, that times ``(x - mu) scale``."""
-        size = x.shape[2]
-        if term == SQUARES:
-            for s in range(size):
-                d = x[n, c, s] - mu
-                out[start + s] = d * d
-        elif term == GRADIENTS:
-            for s in range(size):
-                out[start + s] = passed(activation, gy[n, c, s], x[n, c, s],
-                                        mu, scale, g, b)
-        else:
-            for s in range(size):
-                out[start + s] = passed(
-                    activation, gy[n, c, s], x[n, c, s], mu, scale, g,
-                    b) * ((x[n, c, s] - mu) * scale)
-
-    @kernel_cache.njit
-    def channel_sum(term, x, gy, c, mu, scale, activation, g, b, buffer):
-        """The float32 sum of the terms ``term`` (:func:`terms_of`, or
-        :data:`VALUES`, ``x`` itself) of channel ``c`` of ``x`` ``(images,
-        channels, size)``, as NumPy's ``sum(axis=(0, 2, 3))`` adds a
-        channel of ``(images, channels, height, width)`` (``size``
-        ``height * width``): each image's terms pairwise, then the images
-        one after another; of a single channel, all its terms pairwise.
-        ``buffer`` holds the terms of an image, of all of them for a single
-        channel."""
-        images, channels, size = x.shape
-        if channels == 1:
-            if term == VALUES:
-                return pairwise_sum(x.reshape(-1), 0, images * size)
-            for n in range(images):
-                terms_of(term, x, gy, n, c, mu, scale, activation, g, b,
-                         buffer, n * size)
-            return pairwise_sum(buffer, 0, images * size)
-        total = numpy.float32(0)
-        for n in range(images):
-            if term == VALUES:
-                total += pairwise_sum(x[n, c], 0, size)
-            else:
-                terms_of(term, x, gy, n, c, mu, scale, activation, g, b,
-                         buffer, 0)
-                total += pairwise_sum(buffer, 0, size)
-        return total
-
-    @kernel_cache.njit
     def rows_forward_kernel(x, gamma, beta, eps, activation, y, mean, var,
                             inv_std):
-        """:func:`forward_kernel` of rows ``(positions, channels)``, two
-        or more channels (a batch of vectors, or images laid out channels
-        last): NumPy adds each channel's values one after another, so the
-        sums run along the rows, as contiguous as ``x``."""
+        """The forward of :func:`image_kernels` of rows ``(positions,
+        channels)``, two or more channels (a batch of vectors, or images
+        laid out channels last): NumPy adds each channel's values one
+        after another, so the sums run along the rows, as contiguous as
+        ``x``."""
         positions, channels = x.shape
         total = numpy.zeros(channels, numpy.float32)
         for n in range(positions):
@@ -233,7 +181,7 @@ if numba is not None:
     @kernel_cache.njit
     def rows_backward_kernel(x, gy, gamma, beta, mean, inv_std, inv_m,
                              activation, gx, ggamma, gbeta):
-        """:func:`backward_kernel` of rows, as
+        """The backward of :func:`image_kernels` of rows, as
         :func:`rows_forward_kernel`."""
         positions, channels = x.shape
         gbeta[:] = 0
@@ -253,62 +201,129 @@ if numba is not None:
                 gx[n, c] = factor[c] * (g - (
                     x_hat * ggamma[c] + gbeta[c]) * inv_m)
 
-    @kernel_cache.njit(parallel=True)
-    def forward_kernel(x, gamma, beta, eps, activation, y, mean, var,
-                       inv_std):
-        """Normalises ``x`` ``(images, channels, size)`` into ``y``, after
-        ``activation`` (:func:`activated`), and writes each channel's mean,
-        variance and inverse deviation (the module's forward formulas;
-        ``eps`` a float32)."""
-        images, channels, size = x.shape
-        count = images * size
-        for c in numba.prange(channels):
-            buffer = numpy.empty(count if channels == 1 else size,
-                                 numpy.float32)
-            # NumPy divides a float32 sum by the integer count in float64.
-            g, b = gamma[c], beta[c]
-            mu = numpy.float32(channel_sum(
-                VALUES, x, x, c, 0, 0, activation, g, b, buffer) / count)
-            sigma2 = numpy.float32(channel_sum(
-                SQUARES, x, x, c, mu, 0, activation, g, b, buffer) / count)
-            scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
-            for n in range(images):
-                for s in range(size):
-                    y[n, c, s] = activated(activation, normalised_value(
-                        x[n, c, s], mu, scale, g, b))
-            mean[c] = mu
-            var[c] = sigma2
-            inv_std[c] = scale
+    def _image_kernels_of(kind):
+        # The activation's kind a constant: its tests leave the loops.
+        # numba caches a closure under the values of its cells.
+        @kernel_cache.njit
+        def passed_of(gy, v, mu, scale, g, b, low, high):
+            # passed() of this kind.
+            if kind == IDENTITY:
+                return gy
+            pre = normalised_value(v, mu, scale, g, b)
+            passes = pre > 0 if kind == RELU else low <= pre <= high
+            return gy * (numpy.float32(1) if passes else numpy.float32(0))
 
-    @kernel_cache.njit(parallel=True)
-    def backward_kernel(x, gy, gamma, beta, mean, inv_std, inv_m,
-                        activation, gx, ggamma, gbeta):
-        """The gradients of ``x`` (into ``gx``), ``gamma`` and ``beta``
-        for ``gy``, all ``(images, channels, size)`` (the module's
-        backward formulas; ``inv_m`` the float32 ``1 / count``), ``gy``
-        the gradient of ``activation``'s output (:func:`passed`)."""
-        images, channels, size = x.shape
-        for c in numba.prange(channels):
-            buffer = numpy.empty(images * size if channels == 1 else size,
-                                 numpy.float32)
-            mu, scale, g, b = mean[c], inv_std[c], gamma[c], beta[c]
-            if activation[0] == IDENTITY:
-                beta_grad = channel_sum(VALUES, gy, gy, c, mu, scale,
-                                        activation, g, b, buffer)
-            else:
-                beta_grad = channel_sum(GRADIENTS, x, gy, c, mu, scale,
-                                        activation, g, b, buffer)
-            gamma_grad = channel_sum(PRODUCTS, x, gy, c, mu, scale,
-                                     activation, g, b, buffer)
-            factor = g * scale
-            for n in range(images):
-                for s in range(size):
-                    x_hat = (x[n, c, s] - mu) * scale
-                    gx[n, c, s] = factor * (passed(
-                        activation, gy[n, c, s], x[n, c, s], mu, scale, g,
-                        b) - (x_hat * gamma_grad + beta_grad) * inv_m)
-            ggamma[c] = gamma_grad
-            gbeta[c] = beta_grad
+        @kernel_cache.njit
+        def forward(x, gamma, beta, eps, low, high, y, mean, var, inv_std):
+            """Normalises ``x`` ``(images, channels, size)``, C-contiguous,
+            into ``y``, after the activation (:func:`activated`), and
+            writes each channel's mean, variance and inverse deviation (the
+            module's forward formulas; ``eps`` a float32). Each sum as
+            NumPy's ``sum(axis=(0, 2, 3))`` adds a channel of ``(images,
+            channels, height, width)``: each image's values pairwise, then
+            the images one after another; of a single channel, all its
+            values pairwise."""
+            images, channels, size = x.shape
+            count = images * size
+            values, out = x.reshape(-1), y.reshape(-1)
+            single = channels == 1
+            buffer = numpy.empty(count if single else size, numpy.float32)
+            activation = (kind, low, high)
+            for c in range(channels):
+                total = numpy.float32(0)
+                if single:
+                    total = pairwise_sum(values, 0, count)
+                else:
+                    for n in range(images):
+                        total += pairwise_sum(values, (n * channels + c) *
+                                              size, size)
+                # NumPy divides a float32 sum by the integer count in
+                # float64.
+                mu = numpy.float32(total / count)
+                total = numpy.float32(0)
+                for n in range(images):
+                    base = numpy.uint64((n * channels + c) * size)
+                    at = numpy.uint64(n * size if single else 0)
+                    for s in range(size):
+                        d = values[base + numpy.uint64(s)] - mu
+                        buffer[at + numpy.uint64(s)] = d * d
+                    if not single:
+                        total += pairwise_sum(buffer, 0, size)
+                if single:
+                    total = pairwise_sum(buffer, 0, count)
+                sigma2 = numpy.float32(total / count)
+                scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
+                g, b = gamma[c], beta[c]
+                for n in range(images):
+                    base = numpy.uint64((n * channels + c) * size)
+                    for s in range(size):
+                        at = base + numpy.uint64(s)
+                        out[at] = activated(activation, normalised_value(
+                            values[at], mu, scale, g, b))
+                mean[c] = mu
+                var[c] = sigma2
+                inv_std[c] = scale
+
+        @kernel_cache.njit
+        def backward(x, gy, gamma, beta, mean, inv_std, inv_m, low, high,
+                     gx, ggamma, gbeta):
+            """The gradients of ``x`` (into ``gx``), ``gamma`` and
+            ``beta`` for ``gy``, all ``(images, channels, size)``
+            C-contiguous (the module's backward formulas; ``inv_m`` the
+            float32 ``1 / count``), ``gy`` the gradient of the
+            activation's output (:func:`passed`). The sums as the
+            forward's, of the terms of both in one pass."""
+            images, channels, size = x.shape
+            count = images * size
+            values, grads, out = x.reshape(-1), gy.reshape(-1), gx.reshape(-1)
+            single = channels == 1
+            terms = count if single else size
+            passed_terms = numpy.empty(terms, numpy.float32)
+            products = numpy.empty(terms, numpy.float32)
+            for c in range(channels):
+                mu, scale, g, b = mean[c], inv_std[c], gamma[c], beta[c]
+                beta_grad = gamma_grad = numpy.float32(0)
+                for n in range(images):
+                    base = numpy.uint64((n * channels + c) * size)
+                    at = numpy.uint64(n * size if single else 0)
+                    for s in range(size):
+                        v = values[base + numpy.uint64(s)]
+                        p = passed_of(grads[base + numpy.uint64(s)], v, mu,
+                                      scale, g, b, low, high)
+                        passed_terms[at + numpy.uint64(s)] = p
+                        products[at + numpy.uint64(s)] = p * ((v - mu) *
+                                                              scale)
+                    if not single:
+                        beta_grad += pairwise_sum(passed_terms, 0, size)
+                        gamma_grad += pairwise_sum(products, 0, size)
+                if single:
+                    beta_grad = pairwise_sum(passed_terms, 0, count)
+                    gamma_grad = pairwise_sum(products, 0, count)
+                factor = g * scale
+                for n in range(images):
+                    base = numpy.uint64((n * channels + c) * size)
+                    for s in range(size):
+                        at = base + numpy.uint64(s)
+                        v = values[at]
+                        x_hat = (v - mu) * scale
+                        out[at] = factor * (passed_of(
+                            grads[at], v, mu, scale, g, b, low, high) -
+                            (x_hat * gamma_grad + beta_grad) * inv_m)
+                ggamma[c] = gamma_grad
+                gbeta[c] = beta_grad
+
+        return forward, backward
+
+    _IMAGE_KERNELS = {}
+
+    def image_kernels(activation):
+        """The forward and backward kernels of images for ``activation``
+        ``(kind, low, high)``, each compiled once a kind."""
+        kind = int(activation[0])
+        kernels = _IMAGE_KERNELS.get(kind)
+        if kernels is None:
+            kernels = _IMAGE_KERNELS[kind] = _image_kernels_of(kind)
+        return kernels
 
 
 def fuses(x, gamma, axis):
@@ -444,9 +459,9 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
             rows_forward_kernel(_rows(x), *arguments, _rows(y), mean, var,
                                 inv_std)
         else:
-            with kernel_cache.calling_thread_only():
-                forward_kernel(_images(x), *arguments, _images(y), mean,
-                               var, inv_std)
+            forward = image_kernels(arguments[-1])[0]
+            forward(_images(x), *arguments[:-1], *arguments[-1][1:],
+                    _images(y), mean, var, inv_std)
         if running_mean is not None:  # Chainer's update, as it makes it
             m = x.size // gamma.size
             adjust = m / max(m - 1., 1.)
@@ -486,9 +501,9 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
                 numpy.ascontiguousarray(_rows(x)), _rows(gy), *arguments,
                 _rows(gx), ggamma, gbeta)
         else:
-            with kernel_cache.calling_thread_only():
-                backward_kernel(_images(x), _images(gy), *arguments,
-                                _images(gx), ggamma, gbeta)
+            backward = image_kernels(arguments[-1])[1]
+            backward(_images(x), _images(gy), *arguments[:-1],
+                     *arguments[-1][1:], _images(gx), ggamma, gbeta)
         return gx, x_layout, ggamma, gbeta
 
 
