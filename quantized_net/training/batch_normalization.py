@@ -12,9 +12,9 @@ Chainer's link and its snapshots are the same. It runs where Chainer
 would run its own NumPy code on float32: a batch of vectors ``(N, C)`` or
 of images ``(N, C, H, W)``, normalised per channel, laid out C-contiguous
 or (images) channels last, as a convolution leaves them: NumPy's sums
-follow the layout, and so do the kernels' (:func:`sums_along`). Elsewhere (the GPU, iDeep,
-other shapes, layouts or dtypes, no numba, test mode) it is Chainer's
-code. Where a gradient is infinite or NaN, the gradients' NaNs are where
+follow the layout, and so do the kernels' (:func:`sums_along`).
+Elsewhere (the GPU, iDeep, other shapes, layouts or dtypes, no numba,
+test mode) it is Chainer's code. Where a gradient is infinite or NaN, the gradients' NaNs are where
 Chainer's are, their sign bits as the order of operations on two NaNs
 makes them.
 
