@@ -1,22 +1,22 @@
 """Chainer's batch normalisation in training, its CPU forward and backward
 each one compiled call.
 
-Chainer's CPU code (``GeneralBatchNormalizationImpl``) makes a NumPy pass
-and a temporary array for each operation: the mean, the variance (a
+Chainer's CPU code (``GeneralBatchNormalizationImpl``) makes a NumPy
+pass and a temporary array for each operation: the mean, the variance (a
 difference, a square, a sum), the normalised values, their scale and
-shift; the backward as many again. :class:`BatchNormalization`, the link,
-computes the same float32 operations in the same order, each sum in the
-order NumPy adds it (:func:`image_kernels`, :func:`rows_forward_kernel`),
-in one numba kernel a direction, so a run gives the same bits as with
-Chainer's link and its snapshots are the same. It runs where Chainer
-would run its own NumPy code on float32: a batch of vectors ``(N, C)`` or
-of images ``(N, C, H, W)``, normalised per channel, laid out C-contiguous
-or (images) channels last, as a convolution leaves them: NumPy's sums
-follow the layout, and so do the kernels' (:func:`sums_along`).
-Elsewhere (the GPU, iDeep, other shapes, layouts or dtypes, no numba,
-test mode) it is Chainer's code. Where a gradient is infinite or NaN, the gradients' NaNs are where
-Chainer's are, their sign bits as the order of operations on two NaNs
-makes them.
+shift; the backward as many again. :class:`BatchNormalization`, the
+link, computes the same float32 operations in the same order, each sum
+in the order NumPy adds it (:func:`image_kernels`,
+:func:`rows_forward_kernel`), in one numba kernel a direction, so a run
+gives the same bits as with Chainer's link and its snapshots are the
+same. It runs where Chainer would run its own NumPy code on float32: a
+batch of vectors ``(N, C)`` or of images ``(N, C, H, W)``, normalised
+per channel, laid out C-contiguous or (images) channels last, as a
+convolution leaves them: NumPy's sums follow the layout, and so do the
+kernels' (:func:`sums_along`). Elsewhere (the GPU, iDeep, other shapes,
+layouts or dtypes, no numba, test mode) it is Chainer's code. Where a
+gradient is infinite or NaN, the gradients' NaNs are where Chainer's
+are, their sign bits as the order of operations on two NaNs makes them.
 
 The link applies the activation that follows it in the networks, the
 rectifier or the hard tanh (:class:`Relu`, :class:`HardTanh`), in the
