@@ -206,12 +206,7 @@ if numba is not None:
         # numba caches a closure under the values of its cells.
         @kernel_cache.njit
         def passed_of(gy, v, mu, scale, g, b, low, high):
-            # passed() of this kind.
-            if kind == IDENTITY:
-                return gy
-            pre = normalised_value(v, mu, scale, g, b)
-            passes = pre > 0 if kind == RELU else low <= pre <= high
-            return gy * (numpy.float32(1) if passes else numpy.float32(0))
+            return passed((kind, low, high), gy, v, mu, scale, g, b)
 
         @kernel_cache.njit
         def forward(x, gamma, beta, eps, low, high, y, mean, var, inv_std):
