@@ -83,26 +83,34 @@ if numba is not None:
         return top, index
 
     @kernel_cache.njit
+    def window_choice(a, b, c, d):
+        """The maximum of a 2 x 2 window ``a b / c d`` without NaN, as
+        :func:`next_tap` takes it tap by tap (of equal values the later),
+        and the index of its first maximum: compares whose results
+        select, no branch."""
+        top_ab = b if b >= a else a
+        index_ab = 1 if b > a else 0
+        top_cd = d if d >= c else c
+        index_cd = 3 if d > c else 2
+        return (top_cd if top_cd >= top_ab else top_ab,
+                index_cd if top_cd > top_ab else index_ab)
+
+    @kernel_cache.njit
     def pair_windows(r0, r1, y, indexes, windows):
         """The first ``windows`` 2 x 2 windows (stride 2) across the rows
         ``r0`` and ``r1``, all inside the image, into ``y`` and
         ``indexes``; whether a NaN is among their values, in which case
         what they hold is not the pooling's (the caller redoes them).
 
-        Without NaN, :func:`next_tap`'s choices are compares whose result
-        selects, a window's four values taken in two pairs: the row's
-        loop then has no branch to mispredict (tap by tap, the branches
-        made it four times as slow)."""
+        Without NaN, a window's choice is :func:`window_choice`'s, its
+        four values taken in two pairs: the row's loop then has no branch
+        to mispredict (tap by tap, the branches made it four times as
+        slow)."""
         nan = False
         for ox in range(windows):
             a, b = r0[2 * ox], r0[2 * ox + 1]
             c, d = r1[2 * ox], r1[2 * ox + 1]
-            top_ab = b if b >= a else a  # of equal values, the later
-            index_ab = 1 if b > a else 0  # the first maximum
-            top_cd = d if d >= c else c
-            index_cd = 3 if d > c else 2
-            y[ox] = top_cd if top_cd >= top_ab else top_ab
-            indexes[ox] = index_cd if top_cd > top_ab else index_ab
+            y[ox], indexes[ox] = window_choice(a, b, c, d)
             nan |= (a != a) | (b != b) | (c != c) | (d != d)
         return nan
 
@@ -140,8 +148,8 @@ if numba is not None:
         ``rows`` ``(n, h, w, c)`` C-contiguous, ``y`` and ``indexes`` ``(n,
         c, h / 2, w / 2)`` C-contiguous. A window position at a time, its
         channels along the rows (a channel's window at a time, each value
-        would be on a cache line of its own), each window's choices as
-        :func:`pair_windows` makes them; whether a NaN is among the
+        would be on a cache line of its own), each window's choice by
+        :func:`window_choice`; whether a NaN is among the
         values, in which case what ``y`` and ``indexes`` hold is not the
         pooling's (the caller redoes them)."""
         n, h, w, c = rows.shape
@@ -163,13 +171,8 @@ if numba is not None:
                         a, b = source[at], source[at + channels]
                         cc = source[at + row_step]
                         d = source[at + row_step + channels]
-                        top_ab = b if b >= a else a
-                        index_ab = 1 if b > a else 0
-                        top_cd = d if d >= cc else cc
-                        index_cd = 3 if d > cc else 2
                         at = out + numpy.uint64(ch) * plane
-                        tops[at] = top_cd if top_cd >= top_ab else top_ab
-                        taps[at] = index_cd if top_cd > top_ab else index_ab
+                        tops[at], taps[at] = window_choice(a, b, cc, d)
                         nan |= (a != a) | (b != b) | (cc != cc) | (d != d)
         return nan
 
