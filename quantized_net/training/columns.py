@@ -105,6 +105,7 @@ if AVAILABLE:
             source, rows = padded.reshape(-1), out.reshape(-1)
             row_step = numpy.uint64(width)
             plane = numpy.uint64(height * width)
+            one, two = numpy.uint64(1), numpy.uint64(2)
             at = numpy.uint64(0)
             for n in range(n_images):
                 image = numpy.uint64(n * channels) * plane
@@ -114,6 +115,34 @@ if AVAILABLE:
                         corner = top + numpy.uint64(ox * sx)
                         for c in range(channels):
                             window = corner + numpy.uint64(c) * plane
+                            if kh == 3 and kw == 3:
+                                # A window's nine loads, then its nine
+                                # stores. Interleaved, each store keeps the
+                                # next load after it (numba's arrays may
+                                # overlap, for all LLVM knows), and the
+                                # copies go a value at a time.
+                                middle = window + row_step
+                                bottom = middle + row_step
+                                a0, a1, a2 = (source[window],
+                                              source[window + one],
+                                              source[window + two])
+                                b0, b1, b2 = (source[middle],
+                                              source[middle + one],
+                                              source[middle + two])
+                                c0, c1, c2 = (source[bottom],
+                                              source[bottom + one],
+                                              source[bottom + two])
+                                rows[at] = a0
+                                rows[at + one] = a1
+                                rows[at + two] = a2
+                                rows[at + numpy.uint64(3)] = b0
+                                rows[at + numpy.uint64(4)] = b1
+                                rows[at + numpy.uint64(5)] = b2
+                                rows[at + numpy.uint64(6)] = c0
+                                rows[at + numpy.uint64(7)] = c1
+                                rows[at + numpy.uint64(8)] = c2
+                                at += numpy.uint64(9)
+                                continue
                             for i in range(kh):
                                 line = window + numpy.uint64(i) * row_step
                                 for j in range(kw):
@@ -121,47 +150,7 @@ if AVAILABLE:
                                     at += numpy.uint64(1)
         return columns_by_position
 
-    @kernel_cache.njit
-    def _columns_by_position_3x3(padded, sy, sx, out):
-        # columns_by_position of 3 x 3 filters, the ConvNets': a window's
-        # nine loads, then its nine stores. Interleaved, each store keeps
-        # the next load after it (numba's arrays may overlap, for all
-        # LLVM knows), and the copies go a value at a time.
-        n_images, channels, height, width = padded.shape
-        out_h, out_w = out.shape[1:3]
-        source, rows = padded.reshape(-1), out.reshape(-1)
-        row_step = numpy.uint64(width)
-        plane = numpy.uint64(height * width)
-        one, two = numpy.uint64(1), numpy.uint64(2)
-        at = numpy.uint64(0)
-        for n in range(n_images):
-            image = numpy.uint64(n * channels) * plane
-            for oy in range(out_h):
-                top = image + numpy.uint64(oy * sy) * row_step
-                for ox in range(out_w):
-                    window = top + numpy.uint64(ox * sx)
-                    for c in range(channels):
-                        middle = window + row_step
-                        bottom = middle + row_step
-                        a0, a1, a2 = (source[window], source[window + one],
-                                      source[window + two])
-                        b0, b1, b2 = (source[middle], source[middle + one],
-                                      source[middle + two])
-                        c0, c1, c2 = (source[bottom], source[bottom + one],
-                                      source[bottom + two])
-                        rows[at] = a0
-                        rows[at + one] = a1
-                        rows[at + two] = a2
-                        rows[at + numpy.uint64(3)] = b0
-                        rows[at + numpy.uint64(4)] = b1
-                        rows[at + numpy.uint64(5)] = b2
-                        rows[at + numpy.uint64(6)] = c0
-                        rows[at + numpy.uint64(7)] = c1
-                        rows[at + numpy.uint64(8)] = c2
-                        at += numpy.uint64(9)
-                        window += plane
-
-    _COLUMNS_BY_POSITION = {(3, 3): _columns_by_position_3x3}
+    _COLUMNS_BY_POSITION = {}
 
     def _columns_by_position(padded, kh, kw, sy, sx, out):
         kernel = _COLUMNS_BY_POSITION.get((kh, kw))
