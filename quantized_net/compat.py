@@ -72,6 +72,15 @@ def _provide_distutils_system_info():
 
 
 def _import_chainer():
+    try:
+        _import_chainer_quietly()
+    except ImportError as error:
+        _refuse('Chainer does not import ({}): install the requirements '
+                '(make setup, see the README) and run the command with that '
+                "environment's Python (.venv/bin/python)".format(error))
+
+
+def _import_chainer_quietly():
     with warnings.catch_warnings():
         warnings.filterwarnings(
             'ignore', message='pkg_resources is deprecated',
@@ -103,14 +112,19 @@ def unsupported_dtype():
             'unset CHAINER_DTYPE, or set it to float32.'.format(value))
 
 
-def _check_dtype():
+def _refuse(why):
+    """Ends a command with ``why`` as its one line of error; in a program
+    that imports the package, raises ImportError."""
     from quantized_net import signals
-    wrong = unsupported_dtype()
-    if wrong is None:
-        return
     if signals.running_a_command():
-        sys.exit('{}: error: {}'.format(signals.prog(), wrong))
-    raise ImportError(wrong)
+        sys.exit('{}: error: {}'.format(signals.prog(), why))
+    raise ImportError(why)
+
+
+def _check_dtype():
+    wrong = unsupported_dtype()
+    if wrong is not None:
+        _refuse(wrong)
 
 
 _check_dtype()

@@ -446,6 +446,27 @@ def test_a_chainer_dtype_other_than_float32_is_one_line(tmp_path, value):
         "to float32.".format(value))
 
 
+@pytest.mark.parametrize('name', ['train_mnist.py', 'bench.py',
+                                  'evaluate.py'])
+def test_a_missing_chainer_is_one_line(tmp_path, name):
+    # A Python without the requirements: a chainer that does not import
+    # first on the path.
+    fake = tmp_path / 'site' / 'chainer'
+    fake.mkdir(parents=True)
+    (fake / '__init__.py').write_text(
+        'raise ModuleNotFoundError("No module named \'chainer\'")\n')
+    env = dict(helpers.SCRIPT_ENV, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path / 'site'), helpers.SCRIPT_ENV['PYTHONPATH']]))
+    result = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, name), '--help'],
+        capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert_one_line_error(
+        result, "{}: error: Chainer does not import (No module named "
+        "'chainer'): install the requirements (make setup, see the "
+        "README)".format(name), ".venv/bin/python")
+    assert result.stdout == ''
+
+
 def test_a_huge_integer_in_a_log_is_one_line(tmp_path):
     pytest.importorskip('matplotlib')
     (tmp_path / 'log').write_text(
