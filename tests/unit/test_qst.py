@@ -138,9 +138,11 @@ def _relu_after(x, spec, gy, rectified):
     else:
         y = chainer.functions.relu(qst(v, spec))
     g = chainer.Variable(gy)
-    gx, = chainer.grad([y], [v], grad_outputs=[g],
-                       enable_double_backprop=True)
-    ggy, = chainer.grad([gx], [g], grad_outputs=[xp.ones_like(gy)])
+    # An infinite gy that the rectifier cancels is NaN, as intended.
+    with numpy.errstate(invalid='ignore'):
+        gx, = chainer.grad([y], [v], grad_outputs=[g],
+                           enable_double_backprop=True)
+        ggy, = chainer.grad([gx], [g], grad_outputs=[xp.ones_like(gy)])
     return y.array, gx.array, ggy.array
 
 
