@@ -202,14 +202,11 @@ if numba is not None:
                     x_hat * ggamma[c] + gbeta[c]) * inv_m)
 
     def _image_kernels_of(kind):
-        # The activation's kind a constant: its tests leave the loops.
-        # numba caches a closure under the values of its cells.
+        # The activation's kind a constant, in place of the argument's:
+        # its tests leave the loops. numba caches a closure under the
+        # values of its cells.
         @kernel_cache.njit
-        def passed_of(gy, v, mu, scale, g, b, low, high):
-            return passed((kind, low, high), gy, v, mu, scale, g, b)
-
-        @kernel_cache.njit
-        def forward(x, gamma, beta, eps, low, high, y, mean, var, inv_std):
+        def forward(x, gamma, beta, eps, activation, y, mean, var, inv_std):
             """Normalises ``x`` ``(images, channels, size)``, C-contiguous,
             into ``y``, after the activation (:func:`activated`), and
             writes each channel's mean, variance and inverse deviation (the
@@ -223,7 +220,7 @@ if numba is not None:
             values, out = x.reshape(-1), y.reshape(-1)
             single = channels == 1
             buffer = numpy.empty(count if single else size, numpy.float32)
-            activation = (kind, low, high)
+            activation = (kind, activation[1], activation[2])
             for c in range(channels):
                 total = numpy.float32(0)
                 if single:
@@ -260,7 +257,7 @@ if numba is not None:
                 inv_std[c] = scale
 
         @kernel_cache.njit
-        def backward(x, gy, gamma, beta, mean, inv_std, inv_m, low, high,
+        def backward(x, gy, gamma, beta, mean, inv_std, inv_m, activation,
                      gx, ggamma, gbeta):
             """The gradients of ``x`` (into ``gx``), ``gamma`` and
             ``beta`` for ``gy``, all ``(images, channels, size)``
@@ -273,6 +270,7 @@ if numba is not None:
             values, grads, out = x.reshape(-1), gy.reshape(-1), gx.reshape(-1)
             single = channels == 1
             terms = count if single else size
+            activation = (kind, activation[1], activation[2])
             passed_terms = numpy.empty(terms, numpy.float32)
             products = numpy.empty(terms, numpy.float32)
             for c in range(channels):
@@ -283,8 +281,8 @@ if numba is not None:
                     at = numpy.uint64(n * size if single else 0)
                     for s in range(size):
                         v = values[base + numpy.uint64(s)]
-                        p = passed_of(grads[base + numpy.uint64(s)], v, mu,
-                                      scale, g, b, low, high)
+                        p = passed(activation, grads[base + numpy.uint64(s)],
+                                   v, mu, scale, g, b)
                         passed_terms[at + numpy.uint64(s)] = p
                         products[at + numpy.uint64(s)] = p * ((v - mu) *
                                                               scale)
@@ -301,8 +299,8 @@ if numba is not None:
                         at = base + numpy.uint64(s)
                         v = values[at]
                         x_hat = (v - mu) * scale
-                        out[at] = factor * (passed_of(
-                            grads[at], v, mu, scale, g, b, low, high) -
+                        out[at] = factor * (passed(
+                            activation, grads[at], v, mu, scale, g, b) -
                             (x_hat * gamma_grad + beta_grad) * inv_m)
                 ggamma[c] = gamma_grad
                 gbeta[c] = beta_grad
@@ -455,8 +453,7 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
                                 inv_std)
         else:
             forward = image_kernels(arguments[-1])[0]
-            forward(_images(x), *arguments[:-1], *arguments[-1][1:],
-                    _images(y), mean, var, inv_std)
+            forward(_images(x), *arguments, _images(y), mean, var, inv_std)
         if running_mean is not None:  # Chainer's update, as it makes it
             m = x.size // gamma.size
             adjust = m / max(m - 1., 1.)
@@ -497,8 +494,8 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
                 _rows(gx), ggamma, gbeta)
         else:
             backward = image_kernels(arguments[-1])[1]
-            backward(_images(x), _images(gy), *arguments[:-1],
-                     *arguments[-1][1:], _images(gx), ggamma, gbeta)
+            backward(_images(x), _images(gy), *arguments, _images(gx),
+                     ggamma, gbeta)
         return gx, x_layout, ggamma, gbeta
 
 
