@@ -30,7 +30,7 @@ from chainer.functions.pooling import max_pooling_nd
 from chainer.utils import conv
 
 from quantized_net import kernel_cache
-from quantized_net.c_order import c_contiguous
+from quantized_net import c_order
 
 numba = kernel_cache.numba  # None where numba does not import
 
@@ -149,9 +149,9 @@ if numba is not None:
         c, h / 2, w / 2)`` C-contiguous. A window position at a time, its
         channels along the rows (a channel's window at a time, each value
         would be on a cache line of its own), each window's choice by
-        :func:`window_choice`; whether a NaN is among the
-        values, in which case what ``y`` and ``indexes`` hold is not the
-        pooling's (the caller redoes them)."""
+        :func:`window_choice`; whether a NaN is among the values, in
+        which case what ``y`` and ``indexes`` hold is not the pooling's
+        (the caller redoes them)."""
         n, h, w, c = rows.shape
         out_h, out_w = h // 2, w // 2
         # Flat and unsigned: numba tests a signed index for a negative
@@ -248,11 +248,11 @@ class MaxPooling2D(max_pooling_nd.MaxPoolingND):
         # x as it is laid out: a convolution's output, channels last, is
         # read in place rather than copied first, along its rows where
         # the windows tile it.
-        rows = x.transpose(0, 2, 3, 1)
-        if not (c > 1 and rows.flags.c_contiguous and
+        if not (c_order.channels_last(x) and
                 (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and
                 (out_h, out_w) == (h // 2, w // 2) and
-                not rows_forward_kernel(rows, y, indexes)):
+                not rows_forward_kernel(x.transpose(0, 2, 3, 1), y,
+                                        indexes)):
             with kernel_cache.calling_thread_only():
                 forward_kernel(x, kh, kw, sh, sw, ph, pw,
                                x.dtype.type(-numpy.inf), y, indexes)
@@ -274,7 +274,7 @@ class MaxPooling2DGrad(max_pooling_nd.MaxPoolingNDGrad):
         func = self.func
         if not (isinstance(func, MaxPooling2D) and func.fused):
             return super(MaxPooling2DGrad, self).forward_cpu(inputs)
-        gy = c_contiguous(inputs[0])
+        gy = c_order.c_contiguous(inputs[0])
         (kh, kw), (sh, sw), (ph, pw) = func.ksize, func.stride, func.pad
         n, c, h, w = func._in_shape
         tiled = ((kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and
