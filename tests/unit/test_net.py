@@ -206,7 +206,6 @@ class _ChainersBatchNormalization(L.BatchNormalization):
     project's link to apply in its pass, as Chainer's function."""
 
     def forward(self, x, activation=None, **kwargs):
-        from quantized_net.training import batch_normalization
         y = super(_ChainersBatchNormalization, self).forward(x, **kwargs)
         if isinstance(activation, batch_normalization.Relu):
             return F.relu(y)
