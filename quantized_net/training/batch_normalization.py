@@ -71,48 +71,145 @@ UNROLL, PAIRWISE_BLOCK = 8, 128
 IDENTITY, RELU, CLIP = range(3)
 
 
+def pairwise_plan(n):
+    """NumPy's pairwise sum of ``n`` float32 values as a plan that a loop
+    follows, where the recursion NumPy makes costs a call for each block:
+    NumPy adds fewer than 8 values one after another, up to 128 in 8
+    running sums, and splits more in two halves, the first a multiple of
+    8 values, adding the halves' sums.
+
+    Returns:
+        tuple: ``(leaves, joins)``, int64 arrays: each block of at most
+        :data:`PAIRWISE_BLOCK` values, ``(start, length)``, in order; then
+        each addition of two partial sums, ``(i, j)``, indexes into the
+        leaves' sums followed by the joins' own, the last join (or the one
+        leaf) the total. Read-only, cached for each ``n``.
+    """
+    plan = _PLANS.get(n)
+    if plan is None:
+        leaves, joins = [], []
+
+        def node(start, length):
+            # The partial sum of values[start:start + length]: (kind, index).
+            if length <= PAIRWISE_BLOCK:
+                leaves.append((start, length))
+                return 0, len(leaves) - 1
+            half = length // 2
+            half -= half % UNROLL
+            pair = node(start, half), node(start + half, length - half)
+            joins.append(pair)
+            return 1, len(joins) - 1
+
+        node(0, n)
+        offsets = (0, len(leaves))
+        plan = (numpy.array(leaves, numpy.int64).reshape(-1, 2),
+                numpy.array([[offsets[k] + i for k, i in pair]
+                             for pair in joins], numpy.int64).reshape(-1, 2))
+        for a in plan:
+            a.flags.writeable = False
+        _PLANS[n] = plan
+    return plan
+
+
+_PLANS = {}
+
+
+def _planned_sums_of(term):
+    # A loop over a pairwise plan's blocks, each block's values made by
+    # ``term`` as it reads them: two sums of one pass, NumPy's order each.
+    # numba caches a closure under the values of its cells.
+    @kernel_cache.njit
+    def planned_sums(values, others, base, leaves, joins, context, partials):
+        """The pairwise sums (:func:`pairwise_plan`'s ``leaves`` and
+        ``joins``) of the two terms ``term(values, others, at, context)``
+        makes for each ``at`` of ``base + [0, n)``, ``partials`` float32
+        ``(2, leaves + joins)`` scratch."""
+        for k in range(leaves.shape[0]):
+            start = numpy.uint64(base + leaves[k, 0])
+            n = leaves[k, 1]
+            a = b = numpy.float32(0)
+            if n < UNROLL:
+                for i in range(n):
+                    ta, tb = term(values, others, start + numpy.uint64(i),
+                                  context)
+                    a += ta
+                    b += tb
+            else:
+                a0, b0 = term(values, others, start, context)
+                a1, b1 = term(values, others, start + numpy.uint64(1), context)
+                a2, b2 = term(values, others, start + numpy.uint64(2), context)
+                a3, b3 = term(values, others, start + numpy.uint64(3), context)
+                a4, b4 = term(values, others, start + numpy.uint64(4), context)
+                a5, b5 = term(values, others, start + numpy.uint64(5), context)
+                a6, b6 = term(values, others, start + numpy.uint64(6), context)
+                a7, b7 = term(values, others, start + numpy.uint64(7), context)
+                whole = n - n % UNROLL
+                for i in range(UNROLL, whole, UNROLL):
+                    at = start + numpy.uint64(i)
+                    t, u = term(values, others, at, context)
+                    a0 += t
+                    b0 += u
+                    t, u = term(values, others, at + numpy.uint64(1), context)
+                    a1 += t
+                    b1 += u
+                    t, u = term(values, others, at + numpy.uint64(2), context)
+                    a2 += t
+                    b2 += u
+                    t, u = term(values, others, at + numpy.uint64(3), context)
+                    a3 += t
+                    b3 += u
+                    t, u = term(values, others, at + numpy.uint64(4), context)
+                    a4 += t
+                    b4 += u
+                    t, u = term(values, others, at + numpy.uint64(5), context)
+                    a5 += t
+                    b5 += u
+                    t, u = term(values, others, at + numpy.uint64(6), context)
+                    a6 += t
+                    b6 += u
+                    t, u = term(values, others, at + numpy.uint64(7), context)
+                    a7 += t
+                    b7 += u
+                a = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+                b = ((b0 + b1) + (b2 + b3)) + ((b4 + b5) + (b6 + b7))
+                for i in range(whole, n):
+                    t, u = term(values, others, start + numpy.uint64(i),
+                                context)
+                    a += t
+                    b += u
+            partials[0, k] = a
+            partials[1, k] = b
+        first = leaves.shape[0]
+        for j in range(joins.shape[0]):
+            partials[0, first + j] = (partials[0, joins[j, 0]] +
+                                      partials[0, joins[j, 1]])
+            partials[1, first + j] = (partials[1, joins[j, 0]] +
+                                      partials[1, joins[j, 1]])
+        last = first + joins.shape[0] - 1
+        return partials[0, last], partials[1, last]
+    return planned_sums
+
+
 if numba is not None:
     @kernel_cache.njit
-    def pairwise_sum(values, start, n):
-        """NumPy's float32 sum of ``values[start:start + n]`` in its order:
-        fewer than 8 values one after another, up to 128 in 8 running
-        sums, more split in two halves (the first a multiple of 8
-        values). Indices, not slices: a slice counts references."""
-        # One signature for the recursion: numba compiles a recursive
-        # call of other argument types (a literal 0) as a symbol it does
-        # not resolve.
-        return _pairwise_sum(values, numpy.int64(start), numpy.int64(n))
+    def _value(values, others, at, context):
+        return values[at], numpy.float32(0)
 
     @kernel_cache.njit
-    def _pairwise_sum(values, start, n):
-        if n < UNROLL:
-            total = numpy.float32(0)
-            for i in range(start, start + n):
-                total += values[i]
-            return total
-        if n <= PAIRWISE_BLOCK:
-            r0, r1, r2, r3 = (values[start], values[start + 1],
-                              values[start + 2], values[start + 3])
-            r4, r5, r6, r7 = (values[start + 4], values[start + 5],
-                              values[start + 6], values[start + 7])
-            end = start + n - n % UNROLL
-            for i in range(start + UNROLL, end, UNROLL):
-                r0 += values[i]
-                r1 += values[i + 1]
-                r2 += values[i + 2]
-                r3 += values[i + 3]
-                r4 += values[i + 4]
-                r5 += values[i + 5]
-                r6 += values[i + 6]
-                r7 += values[i + 7]
-            total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-            for i in range(end, start + n):
-                total += values[i]
-            return total
-        half = n // 2
-        half -= half % UNROLL
-        return (_pairwise_sum(values, start, half) +
-                _pairwise_sum(values, start + half, n - half))
+    def _pair(values, others, at, context):
+        return values[at], others[at]
+
+    @kernel_cache.njit
+    def _squared_deviation(values, others, at, context):
+        d = values[at] - context
+        return d * d, numpy.float32(0)
+
+    #: The planned sums of the values; of the values and the ``others``,
+    #: each; of the values' squared deviations from the mean
+    #: (``context``).
+    value_sums = _planned_sums_of(_value)
+    pair_sums = _planned_sums_of(_pair)
+    squared_deviation_sums = _planned_sums_of(_squared_deviation)
 
     @kernel_cache.njit
     def normalised_value(x, mu, scale, g, b):
@@ -206,7 +303,8 @@ if numba is not None:
         # its tests leave the loops. numba caches a closure under the
         # values of its cells.
         @kernel_cache.njit
-        def forward(x, gamma, beta, eps, activation, y, mean, var, inv_std):
+        def forward(x, gamma, beta, eps, activation, leaves, joins, y, mean,
+                    var, inv_std):
             """Normalises ``x`` ``(images, channels, size)``, C-contiguous,
             into ``y``, after the activation (:func:`activated`), and
             writes each channel's mean, variance and inverse deviation (the
@@ -214,35 +312,32 @@ if numba is not None:
             NumPy's ``sum(axis=(0, 2, 3))`` adds a channel of ``(images,
             channels, height, width)``: each image's values pairwise, then
             the images one after another; of a single channel, all its
-            values pairwise."""
+            values pairwise. ``leaves`` and ``joins``: the
+            :func:`pairwise_plan` of ``size`` values, of all for a single
+            channel."""
             images, channels, size = x.shape
             count = images * size
             values, out = x.reshape(-1), y.reshape(-1)
             single = channels == 1
-            buffer = numpy.empty(count if single else size, numpy.float32)
+            blocks = 1 if single else images
+            partials = numpy.empty((2, leaves.shape[0] + joins.shape[0]),
+                                   numpy.float32)
             activation = (kind, activation[1], activation[2])
             for c in range(channels):
                 total = numpy.float32(0)
-                if single:
-                    total = pairwise_sum(values, 0, count)
-                else:
-                    for n in range(images):
-                        total += pairwise_sum(values, (n * channels + c) *
-                                              size, size)
+                for n in range(blocks):
+                    block = value_sums(values, values, (n * channels + c) *
+                                       size, leaves, joins, 0, partials)[0]
+                    total = block if single else total + block
                 # NumPy divides a float32 sum by the integer count in
                 # float64.
                 mu = numpy.float32(total / count)
                 total = numpy.float32(0)
-                for n in range(images):
-                    base = numpy.uint64((n * channels + c) * size)
-                    at = numpy.uint64(n * size if single else 0)
-                    for s in range(size):
-                        d = values[base + numpy.uint64(s)] - mu
-                        buffer[at + numpy.uint64(s)] = d * d
-                    if not single:
-                        total += pairwise_sum(buffer, 0, size)
-                if single:
-                    total = pairwise_sum(buffer, 0, count)
+                for n in range(blocks):
+                    block = squared_deviation_sums(
+                        values, values, (n * channels + c) * size, leaves,
+                        joins, mu, partials)[0]
+                    total = block if single else total + block
                 sigma2 = numpy.float32(total / count)
                 scale = numpy.float32(1) / numpy.sqrt(sigma2 + eps)
                 g, b = gamma[c], beta[c]
@@ -258,7 +353,7 @@ if numba is not None:
 
         @kernel_cache.njit
         def backward(x, gy, gamma, beta, mean, inv_std, inv_m, activation,
-                     gx, ggamma, gbeta):
+                     leaves, joins, gx, ggamma, gbeta):
             """The gradients of ``x`` (into ``gx``), ``gamma`` and
             ``beta`` for ``gy``, all ``(images, channels, size)``
             C-contiguous (the module's backward formulas; ``inv_m`` the
@@ -268,9 +363,10 @@ if numba is not None:
             images, channels, size = x.shape
             count = images * size
             values, grads, out = x.reshape(-1), gy.reshape(-1), gx.reshape(-1)
-            single = channels == 1
-            terms = count if single else size
+            partials = numpy.empty((2, leaves.shape[0] + joins.shape[0]),
+                                   numpy.float32)
             activation = (kind, activation[1], activation[2])
+            terms = count if channels == 1 else size
             passed_terms = numpy.empty(terms, numpy.float32)
             products = numpy.empty(terms, numpy.float32)
             for c in range(channels):
@@ -278,7 +374,7 @@ if numba is not None:
                 beta_grad = gamma_grad = numpy.float32(0)
                 for n in range(images):
                     base = numpy.uint64((n * channels + c) * size)
-                    at = numpy.uint64(n * size if single else 0)
+                    at = numpy.uint64(n * size if channels == 1 else 0)
                     for s in range(size):
                         v = values[base + numpy.uint64(s)]
                         p = passed(activation, grads[base + numpy.uint64(s)],
@@ -286,12 +382,14 @@ if numba is not None:
                         passed_terms[at + numpy.uint64(s)] = p
                         products[at + numpy.uint64(s)] = p * ((v - mu) *
                                                               scale)
-                    if not single:
-                        beta_grad += pairwise_sum(passed_terms, 0, size)
-                        gamma_grad += pairwise_sum(products, 0, size)
-                if single:
-                    beta_grad = pairwise_sum(passed_terms, 0, count)
-                    gamma_grad = pairwise_sum(products, 0, count)
+                    if channels > 1:
+                        sums = pair_sums(passed_terms, products, 0, leaves,
+                                         joins, 0, partials)
+                        beta_grad += sums[0]
+                        gamma_grad += sums[1]
+                if channels == 1:
+                    beta_grad, gamma_grad = pair_sums(
+                        passed_terms, products, 0, leaves, joins, 0, partials)
                 factor = g * scale
                 for n in range(images):
                     base = numpy.uint64((n * channels + c) * size)
@@ -348,6 +446,14 @@ def sums_along(a):
             a.transpose(0, 2, 3, 1).flags.c_contiguous):
         return 'rows'
     return None
+
+
+def image_plan(x):
+    """The :func:`pairwise_plan` of a channel's sums of ``x`` ``(N, C,
+    ...)`` in the image kernels: of an image's values, of all for a single
+    channel."""
+    size = x.size // (x.shape[0] * x.shape[1])
+    return pairwise_plan(size * (x.shape[0] if x.shape[1] == 1 else 1))
 
 
 def _images(a):
@@ -453,7 +559,8 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
                                 inv_std)
         else:
             forward = image_kernels(arguments[-1])[0]
-            forward(_images(x), *arguments, _images(y), mean, var, inv_std)
+            forward(_images(x), *arguments, *image_plan(x), _images(y),
+                    mean, var, inv_std)
         if running_mean is not None:  # Chainer's update, as it makes it
             m = x.size // gamma.size
             adjust = m / max(m - 1., 1.)
@@ -494,8 +601,8 @@ class FusedImpl(bn.GeneralBatchNormalizationImpl):
                 _rows(gx), ggamma, gbeta)
         else:
             backward = image_kernels(arguments[-1])[1]
-            backward(_images(x), _images(gy), *arguments, _images(gx),
-                     ggamma, gbeta)
+            backward(_images(x), _images(gy), *arguments, *image_plan(x),
+                     _images(gx), ggamma, gbeta)
         return gx, x_layout, ggamma, gbeta
 
 

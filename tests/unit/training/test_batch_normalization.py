@@ -292,10 +292,34 @@ def test_which_inputs_it_fuses():
 def test_pairwise_sums_are_numpys(n):
     values = numpy.random.RandomState(n).standard_normal(n).astype(
         numpy.float32) * numpy.float32(1e4)
-    total = numpy.float32(batch_normalization.pairwise_sum(
-        numpy.concatenate([values, values[:5]]), 0, n))
-    assert total.view(numpy.uint32) == values.sum(
+    leaves, joins = batch_normalization.pairwise_plan(n)
+    partials = numpy.empty((2, len(leaves) + len(joins)), numpy.float32)
+    # Values around the block that must not enter the sum.
+    padded = numpy.concatenate([numpy.full(3, 7, numpy.float32), values,
+                                numpy.full(5, 9, numpy.float32)])
+    total, none = batch_normalization.value_sums(
+        padded, padded, 3, leaves, joins, 0, partials)
+    assert numpy.float32(total).view(numpy.uint32) == values.sum(
         dtype=numpy.float32).view(numpy.uint32)
+    assert none == 0
+    # Both sums of a pass: the values and the gradients, each NumPy's.
+    grads = values[::-1].copy() * numpy.float32(1e-3)
+    sums = batch_normalization.pair_sums(values, grads, 0, leaves, joins, 0,
+                                         partials)
+    assert [numpy.float32(t).view(numpy.uint32) for t in sums] == [
+        a.sum(dtype=numpy.float32).view(numpy.uint32)
+        for a in (values, grads)]
+
+
+def test_a_pairwise_plan_is_numpys_recursion_unrolled():
+    leaves, joins = batch_normalization.pairwise_plan(300)
+    # 300 splits into 144 and 156; 144 into 72 and 72; 156 into 72 and 84.
+    assert leaves.tolist() == [[0, 72], [72, 72], [144, 72], [216, 84]]
+    assert joins.tolist() == [[0, 1], [2, 3], [4, 5]]
+    assert batch_normalization.pairwise_plan(128)[0].tolist() == [[0, 128]]
+    assert batch_normalization.pairwise_plan(0)[0].tolist() == [[0, 0]]
+    assert batch_normalization.pairwise_plan(300)[0] is leaves
+    assert not leaves.flags.writeable
 
 
 def test_it_saves_what_chainers_link_saves():
