@@ -135,6 +135,9 @@ def _planned_sums_of(term):
                     a += ta
                     b += tb
             else:
+                # NumPy's eight running sums, written out as its C code
+                # has them: scalars stay in registers, where an array of
+                # eight would make every addition a load and a store.
                 a0, b0 = term(values, others, start, context)
                 a1, b1 = term(values, others, start + numpy.uint64(1), context)
                 a2, b2 = term(values, others, start + numpy.uint64(2), context)
