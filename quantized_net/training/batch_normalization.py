@@ -369,7 +369,8 @@ if numba is not None:
             partials = numpy.empty((2, leaves.shape[0] + joins.shape[0]),
                                    numpy.float32)
             activation = (kind, activation[1], activation[2])
-            terms = count if channels == 1 else size
+            single = channels == 1
+            terms = count if single else size
             passed_terms = numpy.empty(terms, numpy.float32)
             products = numpy.empty(terms, numpy.float32)
             for c in range(channels):
@@ -377,7 +378,7 @@ if numba is not None:
                 beta_grad = gamma_grad = numpy.float32(0)
                 for n in range(images):
                     base = numpy.uint64((n * channels + c) * size)
-                    at = numpy.uint64(n * size if channels == 1 else 0)
+                    at = numpy.uint64(n * size if single else 0)
                     for s in range(size):
                         v = values[base + numpy.uint64(s)]
                         p = passed(activation, grads[base + numpy.uint64(s)],
@@ -385,12 +386,12 @@ if numba is not None:
                         passed_terms[at + numpy.uint64(s)] = p
                         products[at + numpy.uint64(s)] = p * ((v - mu) *
                                                               scale)
-                    if channels > 1:
+                    if not single:
                         sums = pair_sums(passed_terms, products, 0, leaves,
                                          joins, 0, partials)
                         beta_grad += sums[0]
                         gamma_grad += sums[1]
-                if channels == 1:
+                if single:
                     beta_grad, gamma_grad = pair_sums(
                         passed_terms, products, 0, leaves, joins, 0, partials)
                 factor = g * scale
